@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy"
+)
+
+// serveOptions are the flags of `airlock serve`.
+type serveOptions struct {
+	listen     string
+	admin      string
+	policyPath string
+	logFormat  string
+	drain      time.Duration
+}
+
+func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
+	o := &serveOptions{}
+	fs := newFlagSet("serve", "airlock serve [--listen ADDR] [--admin ADDR|off] [--policy FILE] [--log-format json|console]")
+	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen address (agents connect here)")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:7700", "admin listener (/healthz, /readyz, /metrics), or off")
+	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy file")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long shutdown waits for in-flight requests")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError(fmt.Sprintf("serve takes no arguments, got %q", fs.Args()))
+	}
+	if o.logFormat != "json" && o.logFormat != "console" {
+		return nil, usageError("--log-format must be json or console")
+	}
+	return o, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// newLogger writes zap lines to w: JSON for machines, or one plain line per
+// event for humans.
+func newLogger(format string, w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "time", zapcore.RFC3339NanoTimeEncoder
+	var e zapcore.Encoder = zapcore.NewJSONEncoder(enc)
+	if format == "console" {
+		enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		e = zapcore.NewConsoleEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(e, zapcore.AddSync(w), zapcore.InfoLevel))
+}
+
+func cmdServe(g *globals, args []string) error {
+	o, err := parseServeFlags(g, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(o.logFormat, Stderr)
+	defer func() { _ = log.Sync() }()
+	srv, err := buildServer(g, o, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, srv, o, log)
+}
+
+// buildServer unlocks the vault, loads the CA and the policy: everything
+// that can fail before a port opens.
+func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, error) {
+	v, err := openVault(g.home)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := loadCA(g.home, v)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Load(o.policyPath)
+	if err != nil {
+		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
+	}
+	return proxy.New(proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 10000), Log: log})
+}
+
+// run opens the ports (admin first: an open proxy port means ready), serves
+// until ctx ends, then drains.
+func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
+	var admin *http.Server
+	adminAddr := "off"
+	if o.admin != "off" {
+		al, err := net.Listen("tcp", o.admin)
+		if err != nil {
+			return withHint(fmt.Errorf("admin listener: %w", err), "pick another address with --admin, or --admin off")
+		}
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(al) }()
+		adminAddr = al.Addr().String()
+	}
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return withHint(fmt.Errorf("proxy listener: %w", err), "is another airlock running? pick another address with --listen")
+	}
+	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
+		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("drain", o.drain))
+	sctx, cancel := context.WithTimeout(context.Background(), o.drain)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if admin != nil {
+		_ = admin.Shutdown(sctx)
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// forbidden lists the networks the dial guard refuses unless a policy's
+// egress.allow_networks exempts them: an agent must not reach the machine's
+// own services or the private network through airlock (SSRF).
+var forbidden = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),      // "this network", unspecified
+	netip.MustParsePrefix("10.0.0.0/8"),     // private
+	netip.MustParsePrefix("100.64.0.0/10"),  // CGNAT
+	netip.MustParsePrefix("127.0.0.0/8"),    // loopback
+	netip.MustParsePrefix("169.254.0.0/16"), // link-local, cloud metadata
+	netip.MustParsePrefix("172.16.0.0/12"),  // private
+	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
+	netip.MustParsePrefix("192.168.0.0/16"), // private
+	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
+	netip.MustParsePrefix("224.0.0.0/4"),    // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, broadcast
+	netip.MustParsePrefix("::/128"),         // unspecified
+	netip.MustParsePrefix("::1/128"),        // loopback
+	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64 (embeds v4)
+	netip.MustParsePrefix("64:ff9b:1::/48"), // local NAT64
+	netip.MustParsePrefix("2002::/16"),      // 6to4 (embeds v4)
+	netip.MustParsePrefix("fc00::/7"),       // unique local
+	netip.MustParsePrefix("fe80::/10"),      // link-local
+	netip.MustParsePrefix("ff00::/8"),       // multicast
+}
+
+// errEgressBlocked is returned (wrapped) when no address of a destination
+// may be dialled.
+var errEgressBlocked = errors.New("destination resolves only to forbidden networks")
+
+// Forbidden reports whether ip is in a network the guard refuses, ignoring
+// exemptions. v4-mapped v6 addresses are judged as v4.
+func Forbidden(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range forbidden {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func allowedIP(ip netip.Addr, allow []netip.Prefix) bool {
+	ip = ip.Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return !Forbidden(ip)
+}
+
+// dialer resolves a name once, drops forbidden addresses and dials only the
+// checked ones, in resolver order: there is no second lookup a DNS rebinding
+// attack could change.
+type dialer struct {
+	net      net.Dialer
+	resolver *net.Resolver
+	allow    func() []netip.Prefix // current egress.allow_networks
+}
+
+func newDialer(allow func() []netip.Prefix) *dialer {
+	return &dialer{
+		net:      net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		resolver: net.DefaultResolver,
+		allow:    allow,
+	}
+}
+
+// checkedAddrs resolves host and returns the addresses the guard allows.
+func (d *dialer) checkedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	var ips []netip.Addr
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = []netip.Addr{ip}
+	} else {
+		ips, err = d.resolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+	}
+	allow := d.allow()
+	ok := ips[:0:0]
+	for _, ip := range ips {
+		if allowedIP(ip, allow) {
+			ok = append(ok, ip.Unmap())
+		}
+	}
+	if len(ok) == 0 {
+		return nil, egressBlocked(host)
+	}
+	return ok, nil
+}
+
+func egressBlocked(host string) *Error {
+	e := newError(http.StatusForbidden, CodeEgressBlocked,
+		fmt.Sprintf("%s: %v", host, errEgressBlocked),
+		"loopback, private, link-local and CGNAT addresses are refused; list the network in egress.allow_networks if this is intended")
+	return e
+}
+
+// DialContext is an http.Transport dial function with the SSRF guard.
+func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	ips, err := d.checkedAddrs(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var firstErr error
+	for _, ip := range ips {
+		c, err := d.net.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("dial %s: %w", net.JoinHostPort(host, port), firstErr)
+}
+
+// hostPort splits "host:port" with a default port.
+func hostPort(hostport string, defPort int) (string, int) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return trimBrackets(hostport), defPort
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n <= 0 || n > 65535 {
+		return host, -1
+	}
+	return host, n
+}
+
+func trimBrackets(h string) string {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		return h[1 : len(h)-1]
+	}
+	return h
+}

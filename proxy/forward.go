@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// defaultTimeout bounds the wait for response headers, and the idle time
+// between body bytes, when a rule sets no timeout.
+const defaultTimeout = 60 * time.Second
+
+// newTransport is the one upstream transport every request shares: many
+// idle connections per host, HTTP/2 where the upstream offers it, never a
+// proxy of its own (airlock must not chain to its own HTTPS_PROXY), and the
+// agent's Accept-Encoding passed through untouched.
+func newTransport(d *dialer, roots *x509.CertPool) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 0, // send bodies at once: 100-continue adds no wait
+		DisableCompression:    true,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, ClientSessionCache: tls.NewLRUClientSessionCache(1024)},
+	}
+}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+// newForwarder builds the reverse proxy that sends a judged request
+// upstream and streams the answer back (SSE and unknown-length bodies are
+// flushed on every write; WebSocket upgrades are spliced).
+func (s *Server) newForwarder() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      s.rewrite,
+		Transport:    &upstream{base: s.transport},
+		BufferPool:   bufferPool{},
+		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
+		ErrorHandler: s.upstreamError,
+	}
+}
+
+// rewrite shapes the outbound request: the pinned destination, no proxy
+// headers, and the credential.
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {
+	d := decisionFrom(pr.In.Context())
+	out := pr.Out
+	out.URL.Scheme = d.scheme
+	out.URL.Host = d.host
+	if strings.IndexByte(d.host, ':') >= 0 {
+		out.URL.Host = "[" + d.host + "]"
+	}
+	if d.port != defaultPort(d.scheme) {
+		out.URL.Host += ":" + itoa(d.port)
+	}
+	out.Host = ""
+	for k := range out.Header {
+		if strings.HasPrefix(k, "Proxy-") {
+			delete(out.Header, k)
+		}
+	}
+	if d.rule != nil {
+		for k, v := range d.rule.Headers {
+			out.Header.Set(k, v)
+		}
+	}
+	if d.cred == nil {
+		return
+	}
+	inj, err := injectorFor(d.rule)
+	if err == nil {
+		err = inj(out, d.rule, d.cred)
+	}
+	if err != nil {
+		d.injectErr = err
+	}
+}
+
+// upstream applies the rule's timeout: to the response headers, then to
+// each idle gap in the body (a stream may last as long as it keeps talking).
+type upstream struct{ base http.RoundTripper }
+
+var errUpstreamTimeout = errors.New("upstream timed out")
+
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	d := decisionFrom(req.Context())
+	if d.injectErr != nil {
+		return nil, d.injectErr
+	}
+	timeout := defaultTimeout
+	if d.rule != nil && d.rule.Timeout > 0 {
+		timeout = d.rule.Timeout
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
+	start := time.Now()
+	resp, err := u.base.RoundTrip(req.WithContext(ctx))
+	d.ev.upstream = time.Since(start)
+	if err != nil {
+		timer.Stop()
+		cancel()
+		if timedOut.Load() {
+			return nil, errUpstreamTimeout
+		}
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		timer.Stop() // the upgraded stream is spliced until either side closes
+		return resp, nil
+	}
+	timer.Reset(timeout)
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, timeout: timeout, cancel: cancel}
+	return resp, nil
+}
+
+// idleBody re-arms the idle timer on every read and cancels the upstream
+// request when the body goes quiet for too long.
+type idleBody struct {
+	io.ReadCloser
+	timer   *time.Timer
+	timeout time.Duration
+	cancel  context.CancelFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.timeout)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	b.cancel()
+	return b.ReadCloser.Close()
+}
+
+// upstreamError answers for a request the upstream could not serve.
+func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	d := decisionFrom(r.Context())
+	e := classify(err, d)
+	if d != nil {
+		d.ev.fail(e)
+		s.log.Debug("upstream failed", fieldAgent(d.agent), fieldHost(d.host), zap.String("error", scrubError(err, d)))
+	}
+	e.write(w)
+}
+
+// classify maps a transport error to airlock's error codes. Messages name
+// the host and the kind of failure, never the raw error (which could carry
+// a URL with an injected query parameter).
+func classify(err error, d *decision) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	host := ""
+	if d != nil {
+		host = d.host + ":" + itoa(d.port)
+	}
+	var (
+		unknownAuth x509.UnknownAuthorityError
+		hostErr     x509.HostnameError
+		certErr     *tls.CertificateVerificationError
+		netErr      net.Error
+		dnsErr      *net.DNSError
+	)
+	switch {
+	case errors.Is(err, errUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusGatewayTimeout, CodeUpstreamError, "upstream "+host+" did not answer in time",
+			"raise the rule's timeout if the upstream is slow, or check that it is up")
+	case errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr):
+		return newError(http.StatusBadGateway, CodeUpstreamError, "upstream "+host+" presented a certificate airlock does not trust",
+			"airlock verifies upstream TLS against the system roots (SSL_CERT_FILE overrides them)")
+	case errors.As(err, &dnsErr):
+		return newError(http.StatusBadGateway, CodeUpstreamError, "cannot resolve "+host, "check the host name")
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return newError(http.StatusGatewayTimeout, CodeUpstreamError, "upstream "+host+" timed out", "check that the upstream is up")
+	case d != nil && d.injectErr != nil && errors.Is(err, d.injectErr):
+		return newError(http.StatusBadGateway, CodeCredentialInvalid, d.injectErr.Error(), "check the credential's value and the rule's inject settings")
+	}
+	return newError(http.StatusBadGateway, CodeUpstreamError, "cannot reach upstream "+host,
+		"check that the upstream is up and reachable from airlock")
+}
+
+// scrubError renders err for logs with the request's secret masked.
+func scrubError(err error, d *decision) string {
+	msg := err.Error()
+	if d != nil && d.cred != nil && d.cred.Value.Len() > 0 {
+		msg = strings.ReplaceAll(msg, string(d.cred.Value.Bytes()), "[REDACTED]")
+	}
+	return msg
+}

@@ -1,0 +1,198 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/airlock/airlock/policy"
+)
+
+// newGoproxy configures goproxy as the CONNECT front door: it reads the
+// CONNECT, asks handleConnect for a verdict and splices tunnels. MITM'd
+// connections are hijacked and served by the inner HTTP server, not by
+// goproxy's own MITM loop: that loop routes by the inner Host header and
+// sets no deadlines, and airlock needs both under its control.
+func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = log.New(io.Discard, "", 0)
+	gp.Tr = s.transport
+	gp.ConnectDialWithReq = s.dialTunnel
+	gp.ConnectionErrHandler = s.tunnelError
+	gp.OnRequest().HandleConnectFunc(s.handleConnect)
+	return gp
+}
+
+// serveFront is the handler of agent connections: CONNECT goes to goproxy,
+// absolute-form plain http:// requests straight to the pipeline.
+func (s *Server) serveFront(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		s.goproxy.ServeHTTP(w, r)
+		return
+	}
+	s.servePipeline(w, r)
+}
+
+// authenticate identifies the agent from Proxy-Authorization: Basic.
+func (s *Server) authenticate(r *http.Request) (string, *Error) {
+	name, token, ok := parseProxyAuth(r.Header.Get("Proxy-Authorization"))
+	if !ok {
+		return "", newError(http.StatusProxyAuthRequired, CodeAuthFailed,
+			"proxy authentication required",
+			"set HTTPS_PROXY=http://AGENT:TOKEN@host:port; `airlock env --agent NAME` prints it")
+	}
+	v := s.Vault()
+	if v == nil {
+		return "", vaultLocked()
+	}
+	if _, ok := v.Snapshot().AuthenticateToken(name, token); !ok {
+		return "", newError(http.StatusProxyAuthRequired, CodeAuthFailed,
+			"unknown agent or wrong token",
+			"check the agent name and token; `airlock agent list` shows agents, `airlock agent rotate NAME` issues a new token")
+	}
+	return name, nil
+}
+
+func parseProxyAuth(h string) (name, token string, ok bool) {
+	const prefix = "basic "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	name, token, ok = strings.Cut(string(raw), ":")
+	return name, token, ok && name != ""
+}
+
+func vaultLocked() *Error {
+	return newError(http.StatusServiceUnavailable, CodeVaultLocked, "the vault is sealed",
+		"restart `airlock serve` with the passphrase or key file to unseal it")
+}
+
+// handleConnect judges CONNECT host:port: tunnel, deny, or MITM.
+func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := ctx.Req
+	start := time.Now()
+	agent, aerr := s.authenticate(r)
+	host, port := hostPort(target, 443)
+	ev := &event{start: start, agent: agent, method: http.MethodConnect, host: host, port: port}
+	if aerr != nil {
+		return s.rejectConnect(ctx, ev, aerr), target
+	}
+	if port < 0 {
+		return s.rejectConnect(ctx, ev, newError(http.StatusBadRequest, CodeBadRequest, "bad CONNECT target "+target, "")), target
+	}
+	action, rule := s.Policy().ConnectDecision(agent, host, port)
+	if rule != nil {
+		ev.rule = rule.Name
+	}
+	switch action {
+	case policy.ActionDeny:
+		return s.rejectConnect(ctx, ev, denied(host, rule)), target
+	case policy.ActionTunnel:
+		ev.decision, ev.status = decisionTunnel, http.StatusOK
+		s.record(ev)
+		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, net.JoinHostPort(host, itoa(port))
+	}
+	t := &tunnel{agent: agent, host: host, port: port}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
+		s.mitm(c, t)
+	}}, target
+}
+
+func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
+	ev.fail(e)
+	s.record(ev)
+	ctx.Resp = e.response(ctx.Req)
+	return &goproxy.ConnectAction{Action: goproxy.ConnectReject}
+}
+
+func denied(host string, rule *policy.Rule) *Error {
+	msg := "no rule allows " + host
+	if rule != nil {
+		msg = "rule " + rule.Name + " denies " + host
+	}
+	return newError(http.StatusForbidden, CodeAccessDenied, msg,
+		"add a rule for this agent and host to the policy; `airlock policy explain` shows which rule applies")
+}
+
+// tunnel is what the CONNECT established for a MITM'd connection.
+type tunnel struct {
+	agent  string
+	host   string
+	port   int
+	scheme string // "https", or "http" when the agent spoke plain HTTP inside
+}
+
+// mitmConn carries the tunnel to the inner server's ConnContext.
+type mitmConn struct {
+	net.Conn
+	t *tunnel
+}
+
+type tunnelKey struct{}
+
+func tunnelContext(ctx context.Context, c net.Conn) context.Context {
+	if mc, ok := c.(*mitmConn); ok {
+		return context.WithValue(ctx, tunnelKey{}, mc.t)
+	}
+	return ctx
+}
+
+func tunnelFrom(ctx context.Context) *tunnel {
+	t, _ := ctx.Value(tunnelKey{}).(*tunnel)
+	return t
+}
+
+// mitm answers the CONNECT, terminates the agent's TLS with a leaf for the
+// CONNECT host and hands the connection to the inner server.
+func (s *Server) mitm(c net.Conn, t *tunnel) {
+	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		_ = c.Close()
+		return
+	}
+	first, pc, err := sniff(c, 10*time.Second)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	if first != 0x16 { // not a TLS handshake: plain HTTP inside the tunnel
+		t.scheme = "http"
+		s.innerL.push(&mitmConn{Conn: pc, t: t})
+		return
+	}
+	t.scheme = "https"
+	tc := tls.Server(pc, s.certs.TLSConfig(t.host))
+	hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		s.log.Debug("mitm handshake failed", fieldAgent(t.agent), fieldHost(t.host), fieldErr(err))
+		_ = c.Close()
+		return
+	}
+	s.innerL.push(&mitmConn{Conn: tc, t: t})
+}
+
+// dialTunnel dials the target of a tunnel rule through the dial guard.
+func (s *Server) dialTunnel(r *http.Request, network, addr string) (net.Conn, error) {
+	return s.dialer.DialContext(r.Context(), network, addr)
+}
+
+// tunnelError answers a CONNECT whose tunnel dial failed.
+func (s *Server) tunnelError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
+	e := asError(err)
+	if e.Code == CodeUpstreamError {
+		e.Message = "cannot reach " + ctx.Req.URL.Host
+	}
+	_ = e.response(ctx.Req).Write(w)
+}

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// connListener is a net.Listener fed by hand: the accept loop sniffs each
+// connection and pushes it to the listener of the door it belongs to, and
+// MITM'd TLS connections are pushed to the inner HTTP server the same way.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// push hands c to the server; it closes c if the listener is closed.
+func (l *connListener) push(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// peekedConn replays the bytes read while sniffing.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// sniff reads the first byte of c (waiting at most timeout) without
+// consuming it.
+func sniff(c net.Conn, timeout time.Duration) (first byte, pc net.Conn, err error) {
+	br := bufio.NewReaderSize(c, 4096)
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	b, err := br.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	if err != nil {
+		return 0, nil, err
+	}
+	return b[0], &peekedConn{Conn: c, r: br}, nil
+}
+
+// trackedConn decrements the open-connection count once on Close.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	onClose func()
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(c.onClose)
+	return c.Conn.Close()
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
