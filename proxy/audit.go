@@ -35,6 +35,7 @@ type event struct {
 	status     int
 	bytes      int64
 	upstream   time.Duration
+	door       string // "rpc" for the SanctumAI door, empty for the proxy
 }
 
 // fail marks the event as refused or failed with e.
@@ -63,6 +64,7 @@ func (s *Server) record(ev *event) {
 		code = "OK"
 	}
 	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code).Inc()
+	s.auditFile(ev, agent, code) // hash-chained file, when configured (auditlog.go)
 	if ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "") {
 		s.metrics.Denials.WithLabelValues(agent, code).Inc()
 	}
@@ -96,6 +98,7 @@ func (s *Server) record(ev *event) {
 		zap.Int64("bytes", ev.bytes),
 		zap.Float64("duration_ms", float64(time.Since(ev.start).Microseconds())/1000),
 		zap.String("code", code),
+		zap.String("door", orString(ev.door, "proxy")),
 	)
 }
 

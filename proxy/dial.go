@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -68,7 +69,9 @@ func allowedIP(ip netip.Addr, allow []netip.Prefix) bool {
 type dialer struct {
 	net      net.Dialer
 	resolver *net.Resolver
-	allow    func() []netip.Prefix // current egress.allow_networks
+	allow    func() []netip.Prefix                 // current egress.allow_networks
+	self     func(ip netip.Addr, port uint16) bool // airlock's own listeners (hygiene.go)
+	via      func() (*upstreamProxy, error)        // egress.upstream_proxy (upstreamproxy.go)
 }
 
 func newDialer(allow func() []netip.Prefix) *dialer {
@@ -119,6 +122,15 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	ips, err := d.checkedAddrs(ctx, host)
 	if err != nil {
 		return nil, err
+	}
+	if d.self != nil && slices.ContainsFunc(ips, func(ip netip.Addr) bool { n, _ := strconv.Atoi(port); return d.self(ip, uint16(n)) }) {
+		return nil, selfDialError(addr)
+	}
+	if up, err := d.viaProxy(); err != nil || up != nil { // egress.upstream_proxy (upstreamproxy.go)
+		if err != nil {
+			return nil, err
+		}
+		return up.dial(ctx, &d.net, ips, port)
 	}
 	var firstErr error
 	for _, ip := range ips {

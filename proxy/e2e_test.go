@@ -69,6 +69,10 @@ rules:
     host: "{{UP}}"
     paths: ["/forbidden/**"]
     action: deny
+  - name: ws
+    host: "{{UP}}"
+    paths: ["/x/ws"]
+    credential: test/bearer
   - name: open
     host: "{{UP}}"
     paths: ["/open/**", "/x/**"]

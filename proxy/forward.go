@@ -53,10 +53,12 @@ func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 func (s *Server) newForwarder() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
-		Transport:    &upstream{base: s.transport},
+		Transport:    &retryUnauthorized{base: &upstream{base: s.transport}, s: s},
 		BufferPool:   bufferPool{},
 		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
 		ErrorHandler: s.upstreamError,
+		// ModifyResponse scrubs echoes of the injected secret (scrubresp.go).
+		ModifyResponse: s.scrubResponse,
 	}
 }
 
@@ -84,14 +86,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 			out.Header.Set(k, v)
 		}
 	}
+	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
 	if d.cred == nil {
 		return
 	}
-	inj, err := injectorFor(d.rule)
-	if err == nil {
-		err = inj(out, d.rule, d.cred)
-	}
-	if err != nil {
+	if err := s.inject(out, d.rule, d.cred); err != nil {
 		d.injectErr = err
 	}
 }

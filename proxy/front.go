@@ -98,16 +98,22 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	}
 	switch action {
 	case policy.ActionDeny:
+		if a, t, ok := s.reportConnect(ev, host, port); ok { // report mode: report.go
+			return a, t
+		}
 		return s.rejectConnect(ctx, ev, denied(host, rule)), target
 	case policy.ActionTunnel:
+		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (conncap.go)
+			return reject, target
+		}
 		ev.decision, ev.status = decisionTunnel, http.StatusOK
 		s.record(ev)
 		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, net.JoinHostPort(host, itoa(port))
 	}
 	t := &tunnel{agent: agent, host: host, port: port}
-	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
+	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
 		s.mitm(c, t)
-	}}, target
+	}}), target
 }
 
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
@@ -168,7 +174,7 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 	}
 	if first != 0x16 { // not a TLS handshake: plain HTTP inside the tunnel
 		t.scheme = "http"
-		s.innerL.push(&mitmConn{Conn: pc, t: t})
+		s.innerL.push(&mitmConn{Conn: s.guardHeads(pc, t.agent), t: t})
 		return
 	}
 	t.scheme = "https"
@@ -180,12 +186,13 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		_ = c.Close()
 		return
 	}
-	s.innerL.push(&mitmConn{Conn: tc, t: t})
+	s.innerL.push(&mitmConn{Conn: s.guardHeads(tc, t.agent), t: t})
 }
 
 // dialTunnel dials the target of a tunnel rule through the dial guard.
 func (s *Server) dialTunnel(r *http.Request, network, addr string) (net.Conn, error) {
-	return s.dialer.DialContext(r.Context(), network, addr)
+	c, err := s.dialer.DialContext(r.Context(), network, addr)
+	return heldConn(r, c, err) // the tunnel's connection slot (conncap.go)
 }
 
 // tunnelError answers a CONNECT whose tunnel dial failed.

@@ -16,8 +16,19 @@ type Metrics struct {
 	UpstreamSeconds *prometheus.HistogramVec // rule
 	Denials         *prometheus.CounterVec   // agent, reason
 	CertCache       *prometheus.CounterVec   // result
+	SecretEchoes    *prometheus.CounterVec   // credential
 	OpenConns       prometheus.Gauge
 	VaultSealed     prometheus.Gauge
+
+	OAuth2TokenRequests *prometheus.CounterVec // credential, result (ok, rejected, error, malformed, unreachable)
+	OAuth2TokenExpiry   *prometheus.GaugeVec   // credential
+
+	PolicyReloads       *prometheus.CounterVec // result (success, error)
+	VaultReloads        *prometheus.CounterVec // result (success, error)
+	LastReloadSuccess   prometheus.Gauge       // unix seconds
+	CredentialsExpiring prometheus.Gauge       // expiring within 7 days (or expired)
+	AuditDropped        prometheus.Counter     // audit file lines dropped (queue full)
+	LogDropped          prometheus.Counter     // log lines dropped by the AsyncWriter (queue full)
 }
 
 // NewMetrics creates the collectors on a fresh registry that also carries
@@ -43,17 +54,32 @@ func NewMetrics() *Metrics {
 		CertCache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_cert_cache_total", Help: "Leaf certificate cache lookups by result (hit, miss).",
 		}, []string{"result"}),
+		SecretEchoes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_secret_echoes_scrubbed_total", Help: "Echoes of an injected secret replaced in upstream responses, by credential path.",
+		}, []string{"credential"}),
 		OpenConns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_open_connections", Help: "Agent connections currently open on the proxy port.",
 		}),
 		VaultSealed: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_vault_sealed", Help: "1 when the vault is sealed (credentials unavailable).",
 		}),
+		OAuth2TokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_oauth2_token_requests_total", Help: "OAuth2 token endpoint requests by credential and result (ok, rejected, error, malformed, unreachable).",
+		}, []string{"credential", "result"}),
+		OAuth2TokenExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "airlock_oauth2_token_expiry_seconds", Help: "Unix time at which the cached OAuth2 access token of a credential expires.",
+		}, []string{"credential"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Requests, m.CredentialUses, m.UpstreamSeconds, m.Denials, m.CertCache, m.OpenConns, m.VaultSealed,
+		m.Requests, m.CredentialUses, m.UpstreamSeconds, m.Denials, m.CertCache, m.SecretEchoes, m.OpenConns, m.VaultSealed,
+		m.OAuth2TokenRequests, m.OAuth2TokenExpiry,
 	)
+	m.LogDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "airlock_log_dropped_total", Help: "Log lines dropped because the asynchronous log queue was full or the sink failed.",
+	})
+	reg.MustRegister(m.LogDropped)
+	m.registerOps(reg) // reloads, expiring credentials, audit file (opsmetrics.go)
 	return m
 }

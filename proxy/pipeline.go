@@ -55,33 +55,50 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request) {
 // target, match the rule and resolve the credential.
 func (s *Server) decide(r *http.Request, ev *event) (*decision, *Error) {
 	d := &decision{ev: ev}
+	if e := loopDetected(r); e != nil { // Via: airlock (hygiene.go)
+		return nil, e
+	}
 	if e := s.target(r, d); e != nil {
 		return nil, e
 	}
+	if e := s.judge(d, r.Method, r.URL.Path); e != nil {
+		return nil, e
+	}
+	return d, nil
+}
+
+// judge matches the policy rule for d's agent and destination and resolves
+// the credential. Both doors call it: nothing else decides whether a
+// credential is used.
+func (s *Server) judge(d *decision, method, rawPath string) *Error {
+	ev := d.ev
 	ev.agent, ev.host, ev.port = d.agent, d.host, d.port
-	ev.path = policy.CleanPath(r.URL.Path)
+	ev.path = policy.CleanPath(rawPath)
 	pol := s.Policy()
-	rule := pol.Match(d.agent, r.Method, d.host, d.port, ev.path)
+	rule := pol.Match(d.agent, method, d.host, d.port, ev.path)
 	if rule == nil {
 		if d.scheme == "http" && pol.Egress.Unmatched == policy.ActionTunnel {
 			ev.decision = decisionAllow
-			return d, nil
+			return nil
 		}
-		return nil, denied(d.host, nil)
+		return s.denyOrReport(d, pol, denied(d.host, nil)) // report mode: report.go
 	}
 	d.rule, ev.rule = rule, rule.Name
+	if e := s.rateLimit(d.agent, rule); e != nil { // per agent × rule (ratelimit.go)
+		return e
+	}
 	switch rule.Action {
 	case policy.ActionDeny:
-		return nil, denied(d.host, rule)
+		return s.denyOrReport(d, pol, denied(d.host, rule))
 	case policy.ActionInject:
 		if e := s.resolve(d, rule); e != nil {
-			return nil, e
+			return e
 		}
 		ev.decision, ev.credential, ev.inject = decisionInject, rule.Credential, rule.Inject.Type
 	default: // allow, or a tunnel rule met by plain http
 		ev.decision = decisionAllow
 	}
-	return d, nil
+	return nil
 }
 
 // target identifies the agent and the destination of r.

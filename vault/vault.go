@@ -1,33 +1,14 @@
 package vault
 
 import (
-	"errors"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 )
-
-// STUB: the vault helper replaces this file's bodies; signatures are the contract.
-
-var errTODO = errors.New("vault: not implemented")
-
-// KDFParams are the Argon2id parameters recorded in the header.
-type KDFParams struct {
-	MemoryKiB   uint32
-	Time        uint32
-	Parallelism uint8
-}
-
-// DefaultKDF is used by Create unless overridden.
-var DefaultKDF = KDFParams{MemoryKiB: 64 * 1024, Time: 3, Parallelism: 4}
-
-// FastKDF is for tests only (AIRLOCK_TEST_FAST_KDF=1 in the CLI).
-var FastKDF = KDFParams{MemoryKiB: 8 * 1024, Time: 1, Parallelism: 1}
-
-// Unlock names how to unwrap the data key: a passphrase, a key file, or both
-// (either one that works is enough).
-type Unlock struct {
-	Passphrase []byte
-	KeyFile    string
-}
 
 // CreateOptions configure a new vault.
 type CreateOptions struct {
@@ -35,44 +16,185 @@ type CreateOptions struct {
 	KeyFile string    // when set, also wrap the data key with this key file (created if missing)
 }
 
-// Data is an immutable snapshot of the decrypted payload. Do not modify it;
-// use Vault.Update.
-type Data struct {
-	Credentials map[string]*Credential
-	Agents      map[string]*Agent
-	System      map[string]Secret // airlock's own keys: "ca.key" (PEM), "audit.hmac"
+// Vault is an open vault file. It is safe for concurrent use.
+type Vault struct {
+	path string
+	key  []byte // the data key; set once, never changes
+
+	// mu serializes Update, Reload, ChangePassphrase and AddKeyFile in this
+	// process (the file lock serializes processes) and guards hdr, fileSum
+	// and dataSum.
+	mu      sync.Mutex
+	hdr     *header  // header of the last file read or written
+	fileSum [32]byte // SHA-256 of that file
+	dataSum [32]byte // SHA-256 of its plaintext payload
+
+	snap   atomic.Pointer[Data]
+	loaded atomic.Int64 // unix nanoseconds of the last successful read
 }
 
-// Credential returns the credential at path or an error wrapping ErrNotFound.
-func (d *Data) Credential(path string) (*Credential, error) { return nil, errTODO }
+// Create writes a new, empty vault at path (mode 0600) unlocked by
+// passphrase and, when opts.KeyFile is set, by that key file too. It fails
+// with ErrExists if anything is at path, ErrNoUnlock if passphrase is empty.
+func Create(path string, passphrase []byte, opts CreateOptions) (*Vault, error) {
+	if len(passphrase) == 0 {
+		return nil, fmt.Errorf("create vault %s: %w", path, ErrNoUnlock)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("create vault %s: %w", path, ErrExists)
+	}
+	p := opts.KDF
+	if p == (KDFParams{}) {
+		p = DefaultKDF
+	}
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("create vault %s: %w", path, err)
+	}
+	key, err := randomBytes(dataKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("create vault %s: %w", path, err)
+	}
+	hdr, err := newPassphraseHeader(nil, p, passphrase, key)
+	if err != nil {
+		return nil, fmt.Errorf("create vault %s: %w", path, err)
+	}
+	if opts.KeyFile != "" {
+		if hdr, err = addKeyFileSlot(hdr, opts.KeyFile, key); err != nil {
+			return nil, fmt.Errorf("create vault %s: %w", path, err)
+		}
+	}
+	v := &Vault{path: path, key: key}
+	pt, raw, d, err := v.seal(hdr, newData())
+	if err != nil {
+		return nil, fmt.Errorf("create vault %s: %w", path, err)
+	}
+	unlock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := createExclusive(path, raw); err != nil {
+		return nil, err
+	}
+	v.adopt(hdr, d, raw, pt)
+	return v, nil
+}
 
-// Agent returns the agent or an error wrapping ErrNotFound.
-func (d *Data) Agent(name string) (*Agent, error) { return nil, errTODO }
+func addKeyFileSlot(hdr *header, keyFile string, dataKey []byte) (*header, error) {
+	kf, err := loadOrCreateKeyFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	s, err := keyFileSlot(kf, dataKey)
+	if err != nil {
+		return nil, err
+	}
+	return hdr.withSlot(s), nil
+}
 
-// Vault is an open vault file.
-type Vault struct{}
+// Open reads and decrypts the vault at path. Errors wrap ErrNoUnlock,
+// ErrWrongPassphrase (intact file, wrong secret), ErrCorrupt, or
+// fs.ErrNotExist; a directory at path is refused.
+func Open(path string, u Unlock) (*Vault, error) {
+	if len(u.Passphrase) == 0 && u.KeyFile == "" {
+		return nil, fmt.Errorf("open vault %s: %w", path, ErrNoUnlock)
+	}
+	raw, err := readVaultFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open vault: %w", err)
+	}
+	v, err := openRaw(path, raw, u)
+	if err != nil {
+		return nil, fmt.Errorf("open vault %s: %w", path, err)
+	}
+	return v, nil
+}
 
-// Create writes a new vault at path; fails with ErrExists if one is there.
-func Create(path string, passphrase []byte, opts CreateOptions) (*Vault, error) { return nil, errTODO }
-
-// Open reads and decrypts the vault at path.
-func Open(path string, u Unlock) (*Vault, error) { return nil, errTODO }
+// openRaw is Open on file bytes already read from path.
+func openRaw(path string, raw []byte, u Unlock) (*Vault, error) {
+	s, err := parseFile(raw)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.hdr.unlock(u)
+	if err != nil {
+		return nil, err
+	}
+	v := &Vault{path: path, key: key}
+	pt, d, err := v.decrypt(s)
+	if err != nil {
+		return nil, err
+	}
+	v.adopt(s.hdr, d, raw, pt)
+	return v, nil
+}
 
 // Path is the vault file path.
-func (v *Vault) Path() string { return "" }
+func (v *Vault) Path() string { return v.path }
 
-// Snapshot returns the current decrypted data (immutable).
-func (v *Vault) Snapshot() *Data { return nil }
+// Snapshot returns the current decrypted data. It is shared: do not modify.
+func (v *Vault) Snapshot() *Data { return v.snap.Load() }
 
-// LoadedAt is when the current snapshot was read from disk.
-func (v *Vault) LoadedAt() time.Time { return time.Time{} }
+// LoadedAt is when the file was last read and verified (Open, Reload,
+// Update) or written.
+func (v *Vault) LoadedAt() time.Time { return time.Unix(0, v.loaded.Load()) }
 
-// Update locks the file, re-reads it, applies fn to a deep copy and saves.
-func (v *Vault) Update(fn func(d *Data) error) error { return errTODO }
+func (v *Vault) decrypt(s *sealed) (pt []byte, d *Data, err error) {
+	if pt, err = s.open(v.key); err != nil {
+		return nil, nil, err
+	}
+	if d, err = decodePayload(pt); err != nil {
+		return nil, nil, err
+	}
+	return pt, d, nil
+}
 
-// Reload re-reads the file with the in-memory data key; changed reports
-// whether the content differs from the current snapshot.
-func (v *Vault) Reload() (changed bool, err error) { return false, errTODO }
+// seal encodes d under hdr and returns the plaintext, the file bytes and
+// the canonical decoded copy that becomes the snapshot once saved.
+func (v *Vault) seal(hdr *header, d *Data) (pt, raw []byte, saved *Data, err error) {
+	if pt, err = encodePayload(d); err != nil {
+		return nil, nil, nil, err
+	}
+	if raw, err = sealFile(hdr, v.key, pt); err != nil {
+		return nil, nil, nil, err
+	}
+	if saved, err = decodePayload(pt); err != nil {
+		return nil, nil, nil, fmt.Errorf("re-read own payload: %w", err)
+	}
+	return pt, raw, saved, nil
+}
 
-// ChangePassphrase re-wraps the data key under a new passphrase.
-func (v *Vault) ChangePassphrase(newPassphrase []byte) error { return errTODO }
+// adopt publishes a file just read or written. Callers hold mu (or own v
+// exclusively).
+func (v *Vault) adopt(hdr *header, d *Data, raw, pt []byte) {
+	v.hdr = hdr
+	v.fileSum = sha256.Sum256(raw)
+	v.dataSum = sha256.Sum256(pt)
+	v.snap.Store(d)
+	v.loaded.Store(time.Now().UnixNano())
+}
+
+// readCurrent reads and decrypts the file with the in-memory data key and
+// adopts it. It reports whether the plaintext differs from the previous one.
+// Callers hold mu.
+func (v *Vault) readCurrent() (changed bool, err error) {
+	raw, err := readVaultFile(v.path)
+	if err != nil {
+		return false, err
+	}
+	if sha256.Sum256(raw) == v.fileSum {
+		v.loaded.Store(time.Now().UnixNano())
+		return false, nil
+	}
+	s, err := parseFile(raw)
+	if err != nil {
+		return false, err
+	}
+	pt, d, err := v.decrypt(s)
+	if err != nil {
+		return false, fmt.Errorf("does not decrypt with the unlocked data key (replaced or damaged): %w", err)
+	}
+	prev := v.dataSum
+	v.adopt(s.hdr, d, raw, pt)
+	return !bytes.Equal(prev[:], v.dataSum[:]), nil
+}

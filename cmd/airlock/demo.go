@@ -70,6 +70,7 @@ func cmdDemo(g *globals, args []string) error {
 		}
 	}
 	d.printAudit()
+	d.cleanup()
 	if d.failed {
 		return withHint(fmt.Errorf("demo failed"), "the ✗ line above says which step; please report it with the output")
 	}
@@ -237,6 +238,7 @@ func (d *demo) printAudit() {
 }
 
 func (d *demo) cleanup() {
+	defer func() { d.srv, d.api, d.dir = nil, nil, "" }()
 	if d.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = d.srv.Shutdown(ctx)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +27,8 @@ type serveOptions struct {
 	policyPath string
 	logFormat  string
 	drain      time.Duration
+	ops        opsFlags  // audit log, pprof (serveops.go)
+	hard       hardFlags // timeouts, per-agent caps (servehard.go)
 }
 
 func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
@@ -38,6 +39,8 @@ func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
 	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy file")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long shutdown waits for in-flight requests")
+	o.ops.register(fs)
+	o.hard.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -101,12 +104,19 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	return proxy.New(proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 10000), Log: log})
+	cfg := proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 10000), Log: log}
+	o.hard.apply(&cfg) // servehard.go
+	return proxy.New(cfg)
 }
 
 // run opens the ports (admin first: an open proxy port means ready), serves
 // until ctx ends, then drains.
 func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
+	stopOps, err := startOps(srv, o, log) // audit file, hot reload, SIGHUP (serveops.go)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	var admin *http.Server
 	adminAddr := "off"
 	if o.admin != "off" {
@@ -114,9 +124,10 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		if err != nil {
 			return withHint(fmt.Errorf("admin listener: %w", err), "pick another address with --admin, or --admin off")
 		}
-		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: o.ops.adminHandler(srv), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(al) }()
 		adminAddr = al.Addr().String()
+		srv.ProtectAddr(al.Addr()) // never proxy to our own admin port
 	}
 	l, err := net.Listen("tcp", o.listen)
 	if err != nil {

@@ -1,0 +1,122 @@
+package certs
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+// handshake runs one TLS handshake over loopback: the server uses
+// c.TLSConfig(fallback), the client trusts only ca and verifies name.
+func handshake(t *testing.T, network, addr string, c *Cache, fallback, name string) (tls.ConnectionState, error) {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Skipf("listen %s %s: %v", network, addr, err)
+	}
+	defer ln.Close()
+	serverErr := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			serverErr <- err
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		srv := tls.Server(conn, c.TLSConfig(fallback))
+		serverErr <- srv.Handshake()
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(c.ca.Cert)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, network, ln.Addr().String(), &tls.Config{
+		RootCAs:    roots,
+		ServerName: name,
+		NextProtos: []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		<-serverErr
+		return tls.ConnectionState{}, err
+	}
+	defer conn.Close()
+	if err := <-serverErr; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	return conn.ConnectionState(), nil
+}
+
+func TestTLSHandshake(t *testing.T) {
+	cases := map[string]struct {
+		network, addr  string
+		fallback, name string // name: the client's ServerName (SNI unless an IP)
+		wantErr        bool
+	}{
+		"sni localhost":         {network: "tcp4", addr: "127.0.0.1:0", fallback: "ignored.example", name: "localhost"},
+		"no sni, fallback ipv4": {network: "tcp4", addr: "127.0.0.1:0", fallback: "127.0.0.1:443", name: "127.0.0.1"},
+		"no sni, fallback ipv6": {network: "tcp6", addr: "[::1]:0", fallback: "[::1]:443", name: "::1"},
+		"sni wins over host":    {network: "tcp4", addr: "127.0.0.1:0", fallback: "127.0.0.1", name: "LocalHost"},
+		"fallback wrong name":   {network: "tcp4", addr: "127.0.0.1:0", fallback: "localhost", name: "127.0.0.1", wantErr: true},
+	}
+	c := NewCache(testCA(t), 10)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			state, err := handshake(t, tc.network, tc.addr, c, tc.fallback, tc.name)
+			if tc.wantErr {
+				var hostErr x509.HostnameError
+				if !errors.As(err, &hostErr) {
+					t.Fatalf("handshake error = %v, want a hostname mismatch", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			if state.NegotiatedProtocol != "http/1.1" {
+				t.Errorf("ALPN = %q, want http/1.1", state.NegotiatedProtocol)
+			}
+			if len(state.PeerCertificates) != 2 {
+				t.Errorf("peer sent %d certificates, want leaf and CA", len(state.PeerCertificates))
+			}
+		})
+	}
+}
+
+func TestTLSConfigRefusesOldTLS(t *testing.T) {
+	c := NewCache(testCA(t), 10)
+	cfg := c.TLSConfig("localhost")
+	if cfg.MinVersion != tls.VersionTLS12 {
+		t.Fatalf("MinVersion = %x, want TLS 1.2", cfg.MinVersion)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		done <- tls.Server(conn, cfg).Handshake()
+	}()
+	conn, err := tls.Dial("tcp4", ln.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, // only the version matters here
+		MaxVersion:         tls.VersionTLS11,
+		ServerName:         "localhost",
+	})
+	if err == nil {
+		conn.Close()
+		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+	if <-done == nil {
+		t.Fatal("server accepted TLS 1.1")
+	}
+}

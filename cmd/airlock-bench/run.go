@@ -1,0 +1,225 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// bench runs the whole measurement and returns the report.
+func bench(o *options) (*report, error) {
+	dir, err := os.MkdirTemp("", "airlock-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	up, err := startUpstream(dir, o.newHosts)
+	if err != nil {
+		return nil, err
+	}
+	defer up.close()
+	targets, stop, err := startTargets(o, dir, up)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	rep := &report{Machine: machine(), Requests: o.requests, AuditChain: o.auditChain}
+	base := "https://" + up.hosts[0]
+	maxConc := slices.Max(o.concurrency)
+	for _, c := range o.concurrency {
+		lv, err := runLevel(o, targets, base, c, c == maxConc)
+		if err != nil {
+			return nil, err
+		}
+		rep.Levels = append(rep.Levels, lv)
+	}
+	if err := rep.probe(o, targets, base, up.hosts[1:]); err != nil {
+		return nil, err
+	}
+	for _, t := range targets[1:] {
+		st, err := t.child.stats()
+		if err != nil {
+			return nil, err
+		}
+		rep.proxy(t.name).PeakRSSMiB = float64(st.VmHWMKiB) / 1024
+	}
+	return rep, nil
+}
+
+// startTargets starts the two proxy children; targets are direct,
+// baseline, airlock in that order.
+func startTargets(o *options, dir string, up *upstream) ([]*target, func(), error) {
+	upRoots, err := loadRoots(up.caFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	targets := []*target{{name: "direct", roots: upRoots}}
+	stop := func() {
+		for _, t := range targets[1:] {
+			t.child.stop()
+		}
+	}
+	for _, role := range []string{"baseline", "airlock"} {
+		co := childOptions{dir: filepath.Join(dir, role), upstreamCA: up.caFile, hosts: strings.Join(up.hosts, ","), auditChain: o.auditChain}
+		if err := os.MkdirAll(co.dir, 0o700); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		if o.profileDir != "" {
+			co.cpuProfile = filepath.Join(o.profileDir, role+".cpu.pprof")
+			co.memProfile = filepath.Join(o.profileDir, role+".allocs.pprof")
+		}
+		c, err := spawn(role, co)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		t, err := proxiedTarget(role, c)
+		if err != nil {
+			c.stop()
+			stop()
+			return nil, nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, stop, nil
+}
+
+func proxiedTarget(role string, c *child) (*target, error) {
+	u, err := url.Parse(c.hello.ProxyURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s child: bad proxy URL", role)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(c.hello.CAPEM)) {
+		return nil, fmt.Errorf("%s child: bad CA", role)
+	}
+	return &target{name: role, proxyURL: u, roots: roots, child: c, wantAuth: role == "airlock"}, nil
+}
+
+// rounds splits each measured run so the targets take turns: on a shared
+// machine background load then hits all three alike, and the ratios stay
+// fair even when absolute numbers move.
+const rounds = 4
+
+// runLevel measures every target at concurrency c: warm-up (connections
+// opened, leaves minted), then the measured requests in turns. At the
+// highest level the proxies' peak-RSS mark is reset first, so it covers
+// that level only.
+func runLevel(o *options, targets []*target, base string, c int, isMax bool) (level, error) {
+	lv := level{Concurrency: c, Results: map[string]latencies{}, Allocs: map[string]allocStats{}}
+	warm := max(4*c, min(2000, o.requests/10))
+	clients := make([]*http.Client, len(targets))
+	for i, t := range targets {
+		progress("c=%d %s: %d warm-up requests", c, t.name, warm)
+		clients[i] = t.newClient(c)
+		defer clients[i].CloseIdleConnections()
+		if t.child != nil && isMax {
+			t.child.resetHWM()
+		}
+		if _, _, _, err := t.load(clients[i], base+"/small", warm, c); err != nil {
+			return lv, fmt.Errorf("%s warm-up at c=%d: %w", t.name, c, err)
+		}
+	}
+	progress("c=%d: %d measured requests per target, in %d turns", c, o.requests, rounds)
+	runs := make([]measured, len(targets))
+	for r := range rounds {
+		n := o.requests / rounds
+		if r == rounds-1 {
+			n = o.requests - n*(rounds-1)
+		}
+		for i, t := range targets {
+			if err := runs[i].add(t, clients[i], base+"/small", n, c); err != nil {
+				return lv, err
+			}
+		}
+	}
+	for i, t := range targets {
+		lv.Results[t.name] = summarise(runs[i].lat, runs[i].elapsed, runs[i].errs)
+		if t.child != nil {
+			lv.Allocs[t.name] = runs[i].allocs(o.requests)
+		}
+	}
+	lv.AirlockVsDirect = ratio(lv.Results["airlock"].RPS, lv.Results["direct"].RPS)
+	lv.AirlockVsBaseline = ratio(lv.Results["airlock"].RPS, lv.Results["baseline"].RPS)
+	return lv, nil
+}
+
+// measured accumulates one target's turns at one level.
+type measured struct {
+	lat     []time.Duration
+	elapsed time.Duration
+	errs    int64
+	mallocs uint64
+	bytes   uint64
+	hwmKiB  int64
+}
+
+func (m *measured) add(t *target, cl *http.Client, u string, n, c int) error {
+	var before childStats
+	if t.child != nil {
+		before, _ = t.child.stats()
+	}
+	lat, elapsed, errs, err := t.load(cl, u, n, c)
+	if errs > 0 {
+		progress("c=%d %s: %d errors, first: %v", c, t.name, errs, err)
+	}
+	m.lat, m.elapsed, m.errs = append(m.lat, lat...), m.elapsed+elapsed, m.errs+errs
+	if t.child == nil {
+		return nil
+	}
+	after, err := t.child.stats()
+	if err != nil {
+		return err
+	}
+	m.mallocs += after.Mallocs - before.Mallocs
+	m.bytes += after.TotalAlloc - before.TotalAlloc
+	m.hwmKiB = after.VmHWMKiB
+	return nil
+}
+
+func (m *measured) allocs(requests int) allocStats {
+	return allocStats{
+		AllocsPerReq: float64(m.mallocs) / float64(requests),
+		BytesPerReq:  float64(m.bytes) / float64(requests),
+		PeakRSSMiB:   float64(m.hwmKiB) / 1024,
+	}
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// probe measures new-host latency, SSE first event and 1 MiB throughput.
+func (r *report) probe(o *options, targets []*target, base string, newHosts []string) error {
+	r.NewHost, r.SSE, r.MiBps = map[string]latencies{}, map[string]latencies{}, map[string]float64{}
+	var errs []error
+	for _, t := range targets {
+		if len(newHosts) > 0 {
+			progress("%s: first request to %d new hosts", t.name, len(newHosts))
+			l, err := t.newHostLatency(newHosts)
+			errs = append(errs, err)
+			r.NewHost[t.name] = l
+		}
+		cl := t.newClient(1)
+		progress("%s: SSE first event x%d, 1 MiB x%d", t.name, o.sseSamples, o.mibDownloads)
+		l, err := t.sseFirstEvent(cl, base, o.sseSamples)
+		errs = append(errs, err)
+		r.SSE[t.name] = l
+		mbps, err := t.throughput(cl, base, o.mibDownloads)
+		errs = append(errs, err)
+		r.MiBps[t.name] = mbps
+		cl.CloseIdleConnections()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/airlock/airlock/vault"
+)
+
+const (
+	usageEnv = "airlock env [--agent NAME] [--shell sh|fish]"
+	usageRun = "airlock run [--agent NAME] -- CMD [ARGS...]"
+)
+
+// envVar is one variable airlock sets for an agent.
+type envVar struct{ Key, Value string }
+
+// agentEnv computes the variables that route an agent through airlock and
+// make it trust airlock's CA. The token is rebuilt from keys/NAME.key; no
+// vault unlock is needed.
+func agentEnv(h home, agent string) ([]envVar, error) {
+	name, err := pickAgent(h, agent)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := readAgentSeed(h, name)
+	if err != nil {
+		return nil, err
+	}
+	proxy := proxyURL(name, vault.ProxyToken(seed))
+	const noProxy = "localhost,127.0.0.1,::1"
+	bundle, ca := h.BundlePath(), h.CAPath()
+	return []envVar{
+		{"HTTPS_PROXY", proxy}, {"https_proxy", proxy},
+		{"HTTP_PROXY", proxy}, {"http_proxy", proxy},
+		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
+		{"SSL_CERT_FILE", bundle}, {"CURL_CA_BUNDLE", bundle},
+		{"REQUESTS_CA_BUNDLE", bundle}, {"GIT_SSL_CAINFO", bundle},
+		{"AWS_CA_BUNDLE", bundle},
+		{"NODE_EXTRA_CA_CERTS", ca}, {"NODE_USE_ENV_PROXY", "1"},
+	}, nil
+}
+
+// pickAgent returns name, or the only agent with a key file.
+func pickAgent(h home, name string) (string, error) {
+	if name != "" {
+		return name, checkAgentName(name)
+	}
+	files, _ := filepath.Glob(filepath.Join(h.KeysDir(), "*.key"))
+	var names []string
+	for _, f := range files {
+		n := strings.TrimSuffix(filepath.Base(f), ".key")
+		if agentNameRE.MatchString(n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	switch len(names) {
+	case 1:
+		return names[0], nil
+	case 0:
+		return "", withHint(fmt.Errorf("no agent key files in %s", h.KeysDir()), "`airlock agent add NAME` creates an agent")
+	}
+	return "", withHint(usageErrorf("several agents: %s", strings.Join(names, ", ")), "pass --agent NAME")
+}
+
+func cmdEnv(g *globals, args []string) error {
+	fs := newFlagSet("env", usageEnv)
+	agent := fs.String("agent", "", "agent name (default: the only agent)")
+	shell := fs.String("shell", "sh", "output syntax: sh or fish")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, 0); err != nil {
+		return err
+	}
+	if *shell != "sh" && *shell != "fish" {
+		return usageErrorf("--shell %q: want sh or fish", *shell)
+	}
+	vars, err := agentEnv(g.home, *agent)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, v := range vars {
+		if *shell == "fish" {
+			fmt.Fprintf(&b, "set -gx %s %s;\n", v.Key, fishQuote(v.Value))
+		} else {
+			fmt.Fprintf(&b, "export %s=%s\n", v.Key, shQuote(v.Value))
+		}
+	}
+	_, err = fmt.Fprint(Stdout, b.String())
+	return err
+}
+
+// shQuote quotes s for POSIX shells.
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// fishQuote quotes s for fish.
+func fishQuote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func cmdRun(g *globals, args []string) error {
+	fs := newFlagSet("run", usageRun)
+	fs.interspersed = false
+	agent := fs.String("agent", "", "agent name (default: the only agent)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(1, -1); err != nil {
+		return err
+	}
+	vars, err := agentEnv(g.home, *agent)
+	if err != nil {
+		return err
+	}
+	return runChild(fs.Args(), vars)
+}
+
+// runChild runs argv with vars added to the environment, forwarding
+// SIGINT and SIGTERM, and returns its exit status as an exitCodeError.
+func runChild(argv []string, vars []envVar) error {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = Stdin, Stdout, Stderr
+	cmd.Env = os.Environ()
+	for _, v := range vars {
+		cmd.Env = append(cmd.Env, v.Key+"="+v.Value)
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return withHint(fmt.Errorf("run %s: %w", argv[0], err), "check the command name and your PATH")
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go forwardSignals(cmd.Process, sigs, done)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return &exitCodeError{code: 128 + int(ws.Signal())}
+		}
+		return &exitCodeError{code: ee.ExitCode()}
+	}
+	if err != nil {
+		return fmt.Errorf("run %s: %w", argv[0], err)
+	}
+	return nil
+}
+
+// forwardSignals relays signals to the child until done closes.
+func forwardSignals(p *os.Process, sigs <-chan os.Signal, done <-chan struct{}) {
+	for {
+		select {
+		case s := <-sigs:
+			_ = p.Signal(s)
+		case <-done:
+			return
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// systemRootFiles are where Linux distributions and macOS keep the system
+// trust store as one PEM file (the list crypto/x509 reads).
+var systemRootFiles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",
+	"/etc/pki/tls/certs/ca-bundle.crt",
+	"/etc/ssl/ca-bundle.pem",
+	"/etc/pki/tls/cacert.pem",
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+	"/etc/ssl/cert.pem",
+}
+
+func cmdInit(g *globals, args []string) error {
+	fs := newFlagSet("init", "airlock init")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := fs.wantArgs(0, 0); err != nil {
+		return err
+	}
+	h := g.home
+	if _, err := os.Lstat(h.VaultPath()); err == nil {
+		return withHint(fmt.Errorf("a vault already exists at %s", h.VaultPath()),
+			"airlock init never overwrites a vault; use another --home, or move the old vault away if you really mean to start over")
+	}
+	if err := h.ensureDirs(); err != nil {
+		return err
+	}
+	pass, ok, err := g.passphrase(true)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return withHint(errors.New("no passphrase given for the new vault"),
+			"set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal")
+	}
+	if err := createVault(h, pass); err != nil {
+		return err
+	}
+	policyNote, err := writePolicy(h)
+	if err != nil {
+		return err
+	}
+	printNextSteps(h, policyNote)
+	return nil
+}
+
+// createVault writes the vault with the CA key and audit key sealed in it,
+// then ca.pem and ca-bundle.pem. A failure removes the new vault.
+func createVault(h home, pass []byte) (err error) {
+	ca, err := certs.NewCA(hostname(), time.Now())
+	if err != nil {
+		return fmt.Errorf("create CA: %w", err)
+	}
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return fmt.Errorf("encode CA key: %w", err)
+	}
+	hmacKey := make([]byte, 32)
+	if _, err := rand.Read(hmacKey); err != nil {
+		return fmt.Errorf("generate audit key: %w", err)
+	}
+	opts := vault.CreateOptions{KeyFile: os.Getenv("AIRLOCK_KEY_FILE")}
+	if os.Getenv("AIRLOCK_INSECURE_FAST_KDF") == "1" {
+		opts.KDF = vault.FastKDF
+	}
+	v, err := vault.Create(h.VaultPath(), pass, opts)
+	if err != nil {
+		if errors.Is(err, vault.ErrExists) {
+			return withHint(fmt.Errorf("create vault: %w", err), "another airlock init created it a moment ago; use that vault")
+		}
+		return withHint(fmt.Errorf("create vault: %w", err), "check that "+h.Dir()+" is writable")
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(h.VaultPath())
+		}
+	}()
+	err = v.Update(func(d *vault.Data) error {
+		if d.System == nil {
+			d.System = map[string]vault.Secret{}
+		}
+		d.System[sysCAKey] = vault.NewSecret(keyPEM)
+		d.System[sysAuditHMAC] = vault.NewSecret(hmacKey)
+		return nil
+	})
+	if err != nil {
+		return updateError("seal CA key", err)
+	}
+	if err := writeFileAtomic(h.CAPath(), ca.CertPEM, 0o644); err != nil {
+		return err
+	}
+	return writeBundle(h, ca.CertPEM)
+}
+
+// writeBundle writes ca-bundle.pem: the system roots (when found) plus
+// airlock's CA, so SSL_CERT_FILE pointing at it keeps other hosts working.
+func writeBundle(h home, caPEM []byte) error {
+	var b []byte
+	for _, f := range systemRootFiles {
+		roots, err := os.ReadFile(f)
+		if err == nil && len(roots) > 0 {
+			b = append(roots, '\n')
+			break
+		}
+	}
+	b = append(b, caPEM...)
+	return writeFileAtomic(h.BundlePath(), b, 0o644)
+}
+
+// writePolicy writes the default policy unless one is already there.
+func writePolicy(h home) (string, error) {
+	_, err := os.Stat(h.PolicyPath())
+	if err == nil {
+		return "kept the existing " + h.PolicyPath(), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("policy %s: %w", h.PolicyPath(), err)
+	}
+	if err := writeFileAtomic(h.PolicyPath(), policy.DefaultYAML, 0o644); err != nil {
+		return "", err
+	}
+	return "wrote the example policy " + h.PolicyPath(), nil
+}
+
+func hostname() string {
+	n, err := os.Hostname()
+	if err != nil || n == "" {
+		return "localhost"
+	}
+	return n
+}
+
+func printNextSteps(h home, policyNote string) {
+	lines := []string{
+		"airlock: created " + h.Dir() + " (vault, CA, keys/); " + policyNote,
+		"next steps:",
+		"  1. store a credential:   printf %s \"$OPENAI_API_KEY\" | airlock vault set openai/api-key",
+		"  2. allow its use:        edit " + h.PolicyPath() + ", then `airlock policy check`",
+		"  3. add an agent:         airlock agent add bot",
+		"  4. start the proxy:      airlock serve",
+		"  5. run the agent:        airlock run --agent bot -- python agent.py",
+	}
+	fmt.Fprintln(Stderr, strings.Join(lines, "\n"))
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/proxy"
+)
+
+// opsFlags are the operations flags of `airlock serve`: audit file,
+// profiling, and (always on) hot reload of the policy and the vault.
+type opsFlags struct {
+	auditLog     string
+	auditMaxSize int64
+	pprof        bool
+}
+
+func (o *opsFlags) register(fs *flagSet) {
+	fs.StringVar(&o.auditLog, "audit-log", "", "also write hash-chained audit lines to FILE (check with `airlock audit verify`)")
+	fs.Int64Var(&o.auditMaxSize, "audit-log-max-size", 100<<20, "rotate the audit log at this many bytes (0: never)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+}
+
+// adminHandler is the admin mux, with pprof when asked for.
+func (o *opsFlags) adminHandler(srv *proxy.Server) http.Handler {
+	if o.pprof {
+		return proxy.WithPprof(srv.AdminHandler())
+	}
+	return srv.AdminHandler()
+}
+
+// startOps opens the audit file and starts the reload watcher (polling
+// plus SIGHUP). The returned stop ends the watcher and flushes the audit
+// file; call it after the server has drained.
+func startOps(srv *proxy.Server, o *serveOptions, log *zap.Logger) (stop func(), err error) {
+	srv.SetVersion(version)
+	var audit *proxy.AuditLog
+	if o.ops.auditLog != "" {
+		key, err := auditKey(srv.Vault())
+		if err != nil {
+			return nil, err
+		}
+		audit, err = proxy.OpenAuditLog(proxy.AuditOptions{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log})
+		if err != nil {
+			return nil, withHint(err, "pick a writable file with --audit-log")
+		}
+		srv.SetAuditLog(audit)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := srv.NewWatcher(o.policyPath)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				w.Reload()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+		if audit != nil {
+			if err := audit.Close(); err != nil {
+				log.Error("audit log close", zap.Error(err))
+			}
+		}
+	}, nil
+}

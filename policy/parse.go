@@ -1,0 +1,218 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Parse parses and validates a policy. file is used in error messages.
+// On failure the error is an ErrorList (errors.As) of every problem found.
+func Parse(file string, data []byte) (pol *Policy, err error) {
+	p := &parser{file: file}
+	defer func() {
+		if r := recover(); r != nil {
+			if r != errBudget { //nolint:errorlint // sentinel identity
+				panic(r)
+			}
+			p.errf(nil, "", "policy too complex (over %d YAML nodes after aliases)", maxNodes)
+			pol, err = nil, p.errs.sorted()
+		}
+	}()
+	root := p.document(data)
+	if root == nil {
+		return nil, p.errs.sorted()
+	}
+	pol = &Policy{File: file, Hash: hash(data)}
+	p.policy(root, pol)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	pol.idx = buildIndex(pol.Rules)
+	return pol, nil
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return Parse(path, data)
+}
+
+func hash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// yamlLine finds the line number in a yaml.v3 syntax error.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// document decodes data into a node tree: exactly one non-empty document.
+func (p *parser) document(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.errf(nil, "", "empty policy (want at least \"version: 1\")")
+		} else {
+			p.syntaxError(err)
+		}
+		return nil
+	}
+	if len(doc.Content) == 0 || doc.Content[0].ShortTag() == "!!null" {
+		p.errf(&doc, "", "empty policy (want at least \"version: 1\")")
+		return nil
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		p.syntaxError(err)
+		return nil
+	default:
+		p.errf(&next, "", "a second YAML document; a policy is one document")
+		return nil
+	}
+	return doc.Content[0]
+}
+
+// syntaxError turns a yaml.v3 error into a positioned one.
+func (p *parser) syntaxError(err error) {
+	msg := err.Error()
+	line := 1
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	} else if len(msg) > 6 && msg[:6] == "yaml: " {
+		msg = msg[6:]
+	}
+	p.errs = append(p.errs, &Error{File: p.file, Line: max(line, 1), Column: 1, Msg: "invalid YAML: " + msg})
+}
+
+// policy walks the top-level mapping.
+func (p *parser) policy(root *yaml.Node, pol *Policy) {
+	m, ok := p.mapping("", root, "version", "egress", "rules", "grants")
+	if !ok {
+		return
+	}
+	if e, ok := m["version"]; !ok {
+		p.errf(root, "", "missing required key \"version\" (want version: 1)")
+	} else if v, ok := p.integer("version", e.val); ok {
+		if v != 1 {
+			p.errf(e.val, "version", "unsupported version %d (want 1)", v)
+		}
+		pol.Version = v
+	}
+	pol.Egress = Egress{Unmatched: ActionDeny, Mode: ModeEnforce}
+	// A section left empty ("rules:" with every rule commented out) is an
+	// empty section.
+	if e, ok := m["egress"]; ok && !p.isNull(e.val) {
+		p.egress(e.val, &pol.Egress)
+	}
+	if e, ok := m["rules"]; ok && !p.isNull(e.val) {
+		pol.Rules = p.rules(e.val)
+	}
+	if e, ok := m["grants"]; ok && !p.isNull(e.val) {
+		pol.Grants = p.grants(e.val)
+	}
+}
+
+// egress walks the egress section into eg, which holds the defaults.
+func (p *parser) egress(n *yaml.Node, eg *Egress) {
+	m, ok := p.mapping("egress", n, "unmatched", "allow_networks", "mode", "upstream_proxy")
+	if !ok {
+		return
+	}
+	if e, ok := m["unmatched"]; ok {
+		if s, ok := p.str("egress.unmatched", e.val); ok {
+			if s != ActionDeny && s != ActionTunnel {
+				p.errf(e.val, "egress.unmatched", "unknown value %q (want deny or tunnel)", s)
+			}
+			eg.Unmatched = s
+		}
+	}
+	if e, ok := m["mode"]; ok {
+		if s, ok := p.str("egress.mode", e.val); ok {
+			if s != ModeEnforce && s != ModeReport {
+				p.errf(e.val, "egress.mode", "unknown value %q (want enforce or report)", s)
+			}
+			eg.Mode = s
+		}
+	}
+	if e, ok := m["allow_networks"]; ok && !p.isNull(e.val) {
+		eg.AllowNetworks = p.networks(e.val)
+	}
+	if e, ok := m["upstream_proxy"]; ok {
+		if s, ok := p.str("egress.upstream_proxy", e.val); ok && s != "" {
+			if msg := checkUpstreamProxy(s); msg != "" {
+				p.errf(e.val, "egress.upstream_proxy", "%s", msg)
+			}
+			eg.UpstreamProxy = s
+		}
+	}
+}
+
+// networks parses allow_networks: CIDRs or single addresses. An empty list
+// is fine here (nothing exempt).
+func (p *parser) networks(n *yaml.Node) []netip.Prefix {
+	n = p.deref(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, "egress.allow_networks", "want a list, got %s", kind(n))
+		return nil
+	}
+	var out []netip.Prefix
+	for i, item := range n.Content {
+		ctx := "egress.allow_networks[" + strconv.Itoa(i) + "]"
+		s, ok := p.str(ctx, item)
+		if !ok {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil || addr.Zone() != "" {
+				p.errf(p.deref(item), ctx, "bad network %q (want a CIDR such as \"127.0.0.0/8\" or an address)", s)
+				continue
+			}
+			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out
+}
+
+// checkUpstreamProxy validates an upstream proxy URL. The message never
+// repeats the URL: it may carry a password.
+func checkUpstreamProxy(s string) string {
+	const want = "want http://[user:pass@]host:port"
+	u, err := url.Parse(s)
+	if err != nil {
+		return "not a URL; " + want
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "scheme must be http or https; " + want
+	case u.Hostname() == "":
+		return "no host; " + want
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+		return "no path, query or fragment allowed; " + want
+	}
+	if ps := u.Port(); ps != "" {
+		if n, err := strconv.Atoi(ps); err != nil || n < 1 || n > 65535 {
+			return "bad port; " + want
+		}
+	}
+	return ""
+}

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// Benchmarks of the request path, in-process on loopback. The full picture
+// (a bare goproxy baseline, concurrency levels, RSS, SSE, 1 MiB, new hosts)
+// is `go run ./cmd/airlock-bench`.
+//
+//	go test -run '^$' -bench . -benchmem ./proxy/
+
+var benchBody = []byte(strings.Repeat("x", 180) + "\n")
+
+// benchUpstream is an HTTP/1.1 TLS upstream answering 181 bytes.
+func benchUpstream(b *testing.B) *httptest.Server {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(benchBody)
+	}))
+	up.StartTLS()
+	b.Cleanup(up.Close)
+	return up
+}
+
+// benchAirlock starts a Server injecting a bearer credential for up and
+// returns a client that uses it as its proxy.
+func benchAirlock(b *testing.B, up *httptest.Server, conns int) *http.Client {
+	b.Helper()
+	v, err := vault.Create(filepath.Join(b.TempDir(), "v"), []byte("bench"), vault.CreateOptions{KDF: vault.FastKDF})
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = v.Update(func(d *vault.Data) error {
+		d.SetCredential(&vault.Credential{Path: "bench/key", Value: vault.NewSecret([]byte("sk-bench-0123456789"))})
+		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken("tok")})
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := strings.TrimPrefix(up.URL, "https://")
+	pol, err := policy.Parse("bench.yaml", []byte(fmt.Sprintf(
+		"version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n  - name: up\n    host: %q\n    credential: bench/key\n", host)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca, err := certs.NewCA("bench", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	aw := NewAsyncWriter(io.Discard, 0)
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.InfoLevel))
+	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100), Log: log, UpstreamRoots: roots})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = s.Serve(l) }()
+	b.Cleanup(func() {
+		shutdownQuietly(s)
+		_ = aw.Close()
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	proxyURL := &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}
+	return benchClient(pool, http.ProxyURL(proxyURL), conns)
+}
+
+func shutdownQuietly(s *Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+}
+
+func benchClient(roots *x509.CertPool, proxy func(*http.Request) (*url.URL, error), conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               proxy,
+		TLSClientConfig:     &tls.Config{RootCAs: roots},
+		MaxIdleConnsPerHost: conns,
+		DisableCompression:  true,
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}}
+}
+
+func benchGet(b *testing.B, c *http.Client, u string) {
+	resp, err := c.Get(u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("status %d (%s)", resp.StatusCode, resp.Header.Get("X-Airlock-Error"))
+	}
+}
+
+func runRequests(b *testing.B, c *http.Client, u string) {
+	benchGet(b, c, u) // warm: connection, leaf
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			benchGet(b, c, u)
+		}
+	})
+}
+
+// BenchmarkRequestDirect is the floor: the client talks to the upstream.
+func BenchmarkRequestDirect(b *testing.B) {
+	up := benchUpstream(b)
+	roots := x509.NewCertPool()
+	roots.AddCert(up.Certificate())
+	runRequests(b, benchClient(roots, nil, 64), up.URL+"/v1/x")
+}
+
+// BenchmarkRequestAirlock is the same request through airlock with a
+// bearer credential injected, a log line and metrics per request. The
+// allocations reported include the client's and the upstream's.
+func BenchmarkRequestAirlock(b *testing.B) {
+	up := benchUpstream(b)
+	runRequests(b, benchAirlock(b, up, 64), up.URL+"/v1/x")
+}
+
+// BenchmarkRecord is the per-request audit cost: metrics and the zap line.
+func BenchmarkRecord(b *testing.B) {
+	aw := NewAsyncWriter(io.Discard, 0)
+	defer aw.Close()
+	s := &Server{metrics: NewMetrics(), log: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.InfoLevel))}
+	ev := event{agent: "bot", rule: "openai", credential: "openai/key", inject: "bearer", method: "POST",
+		host: "api.openai.com", port: 443, path: "/v1/chat/completions", decision: decisionInject, status: 200, bytes: 181, upstream: time.Millisecond}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e := ev
+		e.start = time.Now()
+		s.record(&e)
+	}
+}
+
+// BenchmarkInjectBearer is one header injection into an outbound request.
+func BenchmarkInjectBearer(b *testing.B) {
+	rule := &policy.Rule{Name: "r", Inject: policy.Inject{Type: policy.InjectBearer}}
+	cred := &vault.Credential{Path: "p", Value: vault.NewSecret([]byte("sk-0123456789abcdef0123456789abcdef"))}
+	req := httptest.NewRequest(http.MethodGet, "https://api.example.com/v1/x", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := injectHeader(req, rule, cred); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMatch1000Rules matches against a policy of 1000 rules on 1000
+// hosts, the last one matching.
+func BenchmarkMatch1000Rules(b *testing.B) {
+	var y strings.Builder
+	y.WriteString("version: 1\nrules:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&y, "  - name: r%d\n    host: api%d.example.com\n    methods: [GET, POST]\n    paths: [\"/v1/**\"]\n    credential: c/%d\n", i, i, i)
+	}
+	pol, err := policy.Parse("bench.yaml", []byte(y.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := pol.Match("bot", "POST", "api999.example.com", 443, "/v1/chat/completions"); r == nil || r.Name != "r999" {
+			b.Fatalf("matched %v", r)
+		}
+	}
+}
+
+// BenchmarkAsyncWriter is the cost a log line adds to the request path.
+func BenchmarkAsyncWriter(b *testing.B) {
+	aw := NewAsyncWriter(io.Discard, 1<<16)
+	defer aw.Close()
+	line := []byte(`{"level":"info","msg":"request","agent":"bot","rule":"openai","status":200}` + "\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_, _ = aw.Write(line)
+		}
+	})
+}

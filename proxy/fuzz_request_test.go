@@ -1,0 +1,141 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+const fuzzToken = "fuzz-token-1234"
+
+// fuzzServer builds an in-process Server over a real vault (FastKDF, in a
+// temp dir) holding testSecret, with rules sending it to a plain-http
+// upstream on loopback that echoes every request header and the body back:
+// whatever raw bytes an agent sends, the secret must not come back.
+func fuzzServer(f *testing.F) *Server {
+	dir := f.TempDir()
+	v, err := vault.Create(filepath.Join(dir, "vault"), []byte("pw"), vault.CreateOptions{KDF: vault.FastKDF})
+	if err != nil {
+		f.Skipf("vault not available: %v", err)
+	}
+	err = v.Update(func(d *vault.Data) error {
+		d.SetCredential(&vault.Credential{Path: "test/key", Value: vault.NewSecret([]byte(testSecret))})
+		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken(fuzzToken)})
+		return nil
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, vs := range r.Header {
+			w.Header()[k] = vs
+			for _, v := range vs {
+				_, _ = io.WriteString(w, k+": "+v+"\n")
+			}
+		}
+		_, _ = io.WriteString(w, r.URL.String()+"\n")
+		_, _ = io.Copy(w, io.LimitReader(r.Body, 1<<16))
+	}))
+	f.Cleanup(up.Close)
+	upHost := strings.TrimPrefix(up.URL, "http://")
+	pol, err := policy.Parse("fuzz.yaml", []byte(`version: 1
+egress:
+  allow_networks: ["127.0.0.0/8"]
+rules:
+  - name: bearer
+    host: "`+upHost+`"
+    paths: ["/b/**"]
+    credential: test/key
+    insecure_http: true
+  - name: query
+    host: "`+upHost+`"
+    paths: ["/q/**"]
+    credential: test/key
+    insecure_http: true
+    inject: {type: query, param: key}
+  - name: open
+    host: "`+upHost+`"
+`))
+	if err != nil {
+		f.Skipf("policy not available: %v", err)
+	}
+	ca, err := certs.NewCA("airlock fuzz", time.Now())
+	if err != nil {
+		f.Skipf("certs not available: %v", err)
+	}
+	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 16), Log: zap.NewNop(),
+		ReadHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 100 * time.Millisecond})
+	if err != nil {
+		f.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0") // Serve starts the inner servers
+	if err != nil {
+		f.Fatal(err)
+	}
+	go func() { _ = s.Serve(l) }()
+	f.Cleanup(func() { _ = l.Close() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		ready := s.frontL != nil
+		s.mu.Unlock()
+		if ready {
+			return s
+		}
+		if time.Now().After(deadline) {
+			f.Fatal("Serve did not start")
+		}
+	}
+}
+
+// FuzzProxyRequest drives raw bytes into the listener's dispatch over
+// net.Pipe: no panic, and no form of the secret in what comes back.
+func FuzzProxyRequest(f *testing.F) {
+	s := fuzzServer(f)
+	auth := "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("bot:"+fuzzToken)) + "\r\n"
+	host := "" // filled from the policy's first rule
+	if rules := s.Policy().Rules; len(rules) > 0 {
+		host = rules[0].Host
+		if rules[0].Port != 0 {
+			host += ":" + itoa(rules[0].Port)
+		}
+	}
+	for _, seed := range []string{
+		"GET http://" + host + "/b/echo HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\n",
+		"GET http://" + host + "/q/echo?key=x&a=1 HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Accept-Encoding: gzip\r\n\r\n",
+		"POST http://" + host + "/b/x HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST http://" + host + "/b/x HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET http://" + host + "/b/y HTTP/1.1\r\n" + auth + "\r\n",
+		"GET http://" + host + "/b/loop HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Via: 1.1 airlock\r\n\r\n",
+		"CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\nGET /b/x HTTP/1.1\r\nHost: " + host + "\r\n\r\n",
+		"\x00\x00\x00\x05hello",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	forms := secretForms([]byte(testSecret))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		client, server := net.Pipe()
+		go s.dispatch(server)
+		_ = client.SetDeadline(time.Now().Add(2 * time.Second))
+		go func() { _, _ = client.Write(raw) }()
+		out, _ := io.ReadAll(client)
+		_ = client.Close()
+		for _, form := range forms {
+			if bytes.Contains(out, form) {
+				t.Fatalf("response contains a form of the secret:\n%s", out)
+			}
+		}
+	})
+}

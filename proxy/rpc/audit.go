@@ -1,0 +1,95 @@
+package rpc
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// metrics are the door's Prometheus collectors.
+type metrics struct {
+	requests *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "airlock_rpc_requests_total",
+		Help: "SanctumAI RPC requests by agent, method and result code (OK on success).",
+	}, []string{"agent", "method", "code"})}
+	if reg != nil {
+		if err := reg.Register(m.requests); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+					m.requests = existing
+				}
+			}
+		}
+	}
+	return m
+}
+
+// count increments the requests metric with bounded labels: agent only when
+// registered in the vault, method from the known set, code from the known
+// codes.
+func (s *Server) count(agent, method, code string) {
+	if d := s.b.Snapshot(); agent == "" || d == nil || d.Agents[agent] == nil {
+		agent = "unknown"
+	}
+	if _, ok := methods[method]; !ok {
+		method = "invalid"
+	}
+	if !knownCodes[code] && code != "OK" {
+		code = CodeInternal
+	}
+	s.metrics.requests.WithLabelValues(agent, method, code).Inc()
+}
+
+// record writes the audit line of c and counts it. Success is Info, a
+// refusal Warn, an internal failure Error; handing out a secret is Warn.
+func (s *Server) record(c *call, e *Error) {
+	code := "OK"
+	action := "allow"
+	level := zapcore.InfoLevel
+	if c.sensitive {
+		level = zapcore.WarnLevel
+	}
+	if e != nil {
+		code, action, level = e.Code, "deny", zapcore.WarnLevel
+		if e.Code == CodeInternal || e.Code == CodeUpstreamError {
+			action, level = "error", zapcore.ErrorLevel
+		}
+	}
+	s.count(c.agent, c.method, code)
+	ce := s.log.Check(level, "rpc")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("agent", clip(c.agent)),
+		zap.String("action", action),
+		zap.String("method", c.method),
+		zap.String("operation", c.operation),
+		zap.String("credential", c.credential),
+		zap.Float64("duration_ms", float64(time.Since(c.start).Microseconds())/1000),
+		zap.String("code", code),
+		zap.String("door", "rpc"),
+	}
+	if c.host != "" {
+		fields = append(fields, zap.String("host", c.host), zap.Int("status", c.status))
+	}
+	ce.Write(fields...)
+}
+
+// clip bounds a client-chosen name (an unknown agent_name) in log lines.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "..."
+}

@@ -1,0 +1,66 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// refusingBackend wraps fakeBackend with HTTPRequest refusing as told.
+type refusingBackend struct {
+	*fakeBackend
+	err error
+}
+
+func (b refusingBackend) HTTPRequest(context.Context, string, string, *http.Request) (*http.Response, error) {
+	return nil, b.err
+}
+
+type codeOnly struct{ code string }
+
+func (e codeOnly) Error() string { return "refused" }
+func (e codeOnly) Code() string  { return e.code }
+
+func TestBackendErrors(t *testing.T) {
+	cases := map[string]struct {
+		err  error
+		code string
+	}{
+		"ErrorCode method":    {&codedError{"EGRESS_BLOCKED", "10.0.0.1 is private"}, CodeEgressBlocked},
+		"Code method":         {codeOnly{"RATE_LIMITED"}, CodeRateLimited},
+		"wrapped":             {errors.Join(errors.New("ctx"), &codedError{"CREDENTIAL_EXPIRED", "x"}), CodeCredentialExpired},
+		"bad request renamed": {&codedError{"BAD_REQUEST", "x"}, CodeInvalidRequest},
+		"plain error":         {errors.New("dial tcp: refused"), CodeUpstreamError},
+		"secret in message":   {&codedError{"UPSTREAM_ERROR", "GET https://h/?key=" + tokenSecret + ": refused"}, CodeUpstreamError},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			h.srv.b = refusingBackend{h.b, tc.err}
+			fc := h.bot()
+			e := fc.fail("use", useParamsFor(fc, "api/token", "http_request",
+				map[string]any{"url": h.upstream.URL + "/v1/x"}), tc.code)
+			if strings.Contains(e.Message, tokenSecret) {
+				t.Fatalf("secret in error: %q", e.Message)
+			}
+			h.assertNoSecretsLogged()
+		})
+	}
+}
+
+type panickingBackend struct{ *fakeBackend }
+
+func (panickingBackend) HTTPRequest(context.Context, string, string, *http.Request) (*http.Response, error) {
+	panic("boom " + tokenSecret)
+}
+
+func TestHandlerPanicIsContained(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.srv.b = panickingBackend{h.b}
+	fc := h.bot()
+	fc.fail("use", useParamsFor(fc, "api/token", "http_request", map[string]any{"url": h.upstream.URL + "/v1/x"}), CodeInternal)
+	fc.ok("list", fc.with(nil), nil) // the connection survives
+	h.assertNoSecretsLogged()
+}

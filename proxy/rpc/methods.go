@@ -1,0 +1,183 @@
+package rpc
+
+import (
+	"context"
+	"encoding/hex"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// allowed returns the first grant letting agent perform any of actions on
+// path. A nil policy grants nothing.
+func (s *Server) allowed(agent, path string, actions ...string) (*policy.Grant, bool) {
+	p := s.b.Policy()
+	if p == nil {
+		return nil, false
+	}
+	for _, a := range actions {
+		if g, ok := p.Allowed(agent, path, a); ok {
+			return g, true
+		}
+	}
+	return nil, false
+}
+
+// credential checks the grant for action, then that the vault holds a live
+// credential at path. The grant comes first so that an agent without one
+// learns nothing about which paths exist.
+func (s *Server) credential(d *vault.Data, c *call, path string, actions ...string) (*vault.Credential, *policy.Grant, *Error) {
+	c.credential = path
+	if path == "" {
+		return nil, nil, invalid("path is required")
+	}
+	g, ok := s.allowed(c.agent, path, actions...)
+	if !ok {
+		return nil, nil, denied(c.agent, path, actions[0])
+	}
+	cred := d.Credentials[path]
+	if cred == nil {
+		return nil, nil, newError(CodeCredentialNotFound, "the vault holds no credential "+path,
+			"add it with: airlock vault set "+path)
+	}
+	if cred.Expired(s.now()) {
+		e := newError(CodeCredentialExpired, "credential "+path+" has expired",
+			"set a new value with: airlock vault set "+path)
+		e.Context["expires_at"] = cred.ExpiresAt.UTC().Format(time.RFC3339)
+		return nil, nil, e
+	}
+	return cred, g, nil
+}
+
+// listHandler returns metadata of the credentials the agent may list.
+func listHandler(s *Server, _ context.Context, d *vault.Data, c *call) (any, *Error) {
+	paths := make([]string, 0, len(d.Credentials))
+	for path := range d.Credentials {
+		if _, ok := s.allowed(c.agent, path, "list"); ok {
+			paths = append(paths, path)
+		}
+	}
+	slices.Sort(paths)
+	out := make([]map[string]any, 0, len(paths))
+	for _, path := range paths {
+		out = append(out, credentialInfo(d.Credentials[path]))
+	}
+	return map[string]any{"credentials": out}, nil
+}
+
+// credentialInfo is the metadata of cred that list shows: never the value,
+// never metadata other than tags.
+func credentialInfo(cred *vault.Credential) map[string]any {
+	kind := cred.Kind
+	if kind == "" {
+		kind = vault.KindStatic
+	}
+	tags := []string{}
+	for t := range strings.SplitSeq(cred.Metadata["tags"], ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tags = append(tags, t)
+		}
+	}
+	return map[string]any{
+		"path":       cred.Path,
+		"type":       kind,
+		"created_at": timeOrNil(cred.CreatedAt),
+		"updated_at": timeOrNil(cred.UpdatedAt),
+		"expires_at": timeOrNil(cred.ExpiresAt),
+		"tags":       tags,
+	}
+}
+
+func timeOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+type retrieveParams struct {
+	Path string   `json:"path"`
+	TTL  *float64 `json:"ttl"`
+}
+
+// retrieveHandler hands out the value under a lease: ttl is the requested
+// one (default the grant's cap) capped by the grant's MaxTTL and by the
+// credential's own expiry.
+func retrieveHandler(s *Server, _ context.Context, d *vault.Data, c *call) (any, *Error) {
+	var p retrieveParams
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	cred, g, e := s.credential(d, c, p.Path, "retrieve")
+	if e != nil {
+		return nil, e
+	}
+	maxTTL := g.MaxTTL
+	if maxTTL <= 0 {
+		maxTTL = defaultMaxTTL
+	}
+	ttl := maxTTL
+	if p.TTL != nil {
+		if *p.TTL < 1 || math.IsNaN(*p.TTL) {
+			return nil, invalid("ttl must be a positive number of seconds")
+		}
+		if req := *p.TTL; req < maxTTL.Seconds() {
+			ttl = time.Duration(req) * time.Second
+		}
+	}
+	now := s.now()
+	if !cred.ExpiresAt.IsZero() && cred.ExpiresAt.Sub(now) < ttl {
+		ttl = cred.ExpiresAt.Sub(now).Truncate(time.Second)
+	}
+	id := randomHex(16)
+	expires := now.Add(ttl)
+	if !s.leases.add(id, &lease{agent: c.agent, path: p.Path, expires: expires}, now) {
+		return nil, rateLimited("active leases", 1)
+	}
+	c.sensitive = true
+	return map[string]any{
+		"value":      hex.EncodeToString(cred.Value.Bytes()),
+		"lease_id":   id,
+		"ttl":        int(ttl / time.Second),
+		"expires_at": expires.UTC().Format(time.RFC3339),
+	}, nil
+}
+
+type releaseParams struct {
+	LeaseID string `json:"lease_id"`
+}
+
+// releaseLease ends a lease of an agent authenticated on this connection.
+// Releasing a released lease is fine; an unknown or expired one is
+// LEASE_EXPIRED.
+func (s *Server) releaseLease(cs *connState, c *call) (any, *Error) {
+	var p releaseParams
+	if e := decodeParams(c.params, &p); e != nil {
+		return nil, e
+	}
+	if s.b.Snapshot() == nil {
+		return nil, vaultLocked()
+	}
+	agents := s.connAgents(cs)
+	if len(agents) == 0 {
+		return nil, sessionExpired()
+	}
+	for a := range agents {
+		c.agent = a
+		break
+	}
+	l, ok := s.leases.release(p.LeaseID, agents, s.now())
+	if !ok {
+		return nil, newError(CodeLeaseExpired, "unknown or expired lease", "retrieve the credential again")
+	}
+	c.agent, c.credential = l.agent, l.path
+	return struct{}{}, nil
+}
+
+// defaultMaxTTL caps leases of a grant without max_ttl (the policy package
+// normally fills in the same 300s).
+const defaultMaxTTL = 300 * time.Second

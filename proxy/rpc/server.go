@@ -1,0 +1,198 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// Backend is what the RPC door needs from the rest of airlock.
+// *proxy.Server implements it.
+type Backend interface {
+	// Snapshot is the current vault data, or nil while the vault is sealed.
+	Snapshot() *vault.Data
+	// Policy is the policy in force; nil denies everything.
+	Policy() *policy.Policy
+	// HTTPRequest sends req through the egress pipeline as agent using
+	// credential: the policy rule must bind that credential for that agent;
+	// the rule injects, the dial guard, scrubbing and audit apply. Refusals
+	// carry their code in an ErrorCode() string method.
+	HTTPRequest(ctx context.Context, agent, credential string, req *http.Request) (*http.Response, error)
+	// CredentialHeader returns the header the policy's rule for credential
+	// would inject for agent.
+	CredentialHeader(agent, credential string) (name, value string, err error)
+}
+
+// Options tune a Server. Zero values take the defaults.
+type Options struct {
+	SessionTTL     time.Duration // default 1h
+	ChallengeTTL   time.Duration // time to answer a challenge; default 1m
+	IdleTimeout    time.Duration // a connection silent this long is closed; default 5m
+	WriteTimeout   time.Duration // default 30s
+	RequestTimeout time.Duration // cap on one http_request; default 2m
+	MaxFrame       int           // default DefaultMaxFrame (4 MiB)
+	MaxLeases      int           // live leases kept; default 65536
+	Logger         *zap.Logger   // default zap.NewNop()
+	Registerer     prometheus.Registerer
+	Now            func() time.Time // default time.Now
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.SessionTTL, time.Hour)
+	def(&o.ChallengeTTL, time.Minute)
+	def(&o.IdleTimeout, 5*time.Minute)
+	def(&o.WriteTimeout, 30*time.Second)
+	def(&o.RequestTimeout, 2*time.Minute)
+	if o.MaxFrame <= 0 || o.MaxFrame > DefaultMaxFrame {
+		o.MaxFrame = DefaultMaxFrame
+	}
+	if o.MaxLeases <= 0 {
+		o.MaxLeases = 65536
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Server serves the SanctumAI protocol. It is safe for concurrent use.
+type Server struct {
+	b       Backend
+	opts    Options
+	log     *zap.Logger
+	metrics *metrics
+	leases  *leaseTable
+	limits  *authLimits
+}
+
+// New returns a Server answering from b.
+func New(b Backend, opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{
+		b:       b,
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: newMetrics(opts.Registerer),
+		leases:  newLeaseTable(opts.MaxLeases),
+		limits:  newAuthLimits(),
+	}
+}
+
+func (s *Server) now() time.Time { return s.opts.Now() }
+
+// ServeConn serves one connection until the client closes it, it stays idle
+// past the idle timeout, a frame is too large, or ctx is done. It closes c.
+// The caller may already have peeked at the first byte, as long as c replays
+// it.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	cs := newConnState()
+	r := bufio.NewReader(c)
+	for {
+		if err := c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout)); err != nil {
+			return
+		}
+		frame, err := readFrame(r, s.opts.MaxFrame)
+		if errors.Is(err, ErrFrameTooLarge) {
+			s.write(c, response{ID: nullID, Error: invalid("frame exceeds the 4 MiB limit")})
+			s.count("", "invalid", CodeInvalidRequest)
+			lingerClose(c)
+			return
+		}
+		if err != nil {
+			return
+		}
+		resp := s.handle(ctx, cs, frame)
+		if !s.write(c, resp) {
+			return
+		}
+	}
+}
+
+// write sends resp; false means the connection is gone.
+func (s *Server) write(c net.Conn, resp response) bool {
+	if err := c.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout)); err != nil {
+		return false
+	}
+	_, err := c.Write(encodeResponse(resp, s.opts.MaxFrame))
+	return err == nil
+}
+
+// lingerClose half-closes c and drains what the client is still sending for
+// a moment, so the answer already written is not lost to a reset.
+func lingerClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.Copy(io.Discard, io.LimitReader(c, 1<<20))
+}
+
+// ServeListener accepts connections on l and serves each with ServeConn
+// until ctx is done or Accept fails. It closes l, waits for the connections
+// it started, and returns nil after ctx is done.
+func (s *Server) ServeListener(ctx context.Context, l net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			l.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("rpc accept on %s: %w", l.Addr(), err)
+		}
+		wg.Go(func() { s.ServeConn(ctx, c) })
+	}
+}
+
+// ListenUnix listens on a Unix socket at path with mode 0600, replacing a
+// stale socket file left by an earlier run (never a regular file).
+func ListenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen %s: exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod socket %s: %w", path, err)
+	}
+	return l, nil
+}

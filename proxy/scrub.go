@@ -1,0 +1,205 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// minScrubLen is the shortest form of a secret the scrubber replaces:
+// replacing every occurrence of a 3-byte string would corrupt bodies and
+// protect nothing (such a secret is guessable anyway).
+const minScrubLen = 6
+
+// secretForms returns the forms of secret an upstream may echo: raw;
+// base64 (standard and URL alphabets, padded and not, and the two
+// alignment-shifted encodings that appear when the secret sits inside a
+// longer base64 payload); query- and path-escaped. extra values (e.g. the
+// full injected basic-auth value) are added raw and in base64. Forms shorter
+// than minScrubLen are dropped; the result is deduplicated.
+func secretForms(secret []byte, extra ...[]byte) [][]byte {
+	var forms [][]byte
+	add := func(f []byte) {
+		if len(f) >= minScrubLen && !slices.ContainsFunc(forms, func(g []byte) bool { return bytes.Equal(f, g) }) {
+			forms = append(forms, f)
+		}
+	}
+	for _, v := range append([][]byte{secret}, extra...) {
+		if len(v) < minScrubLen {
+			continue
+		}
+		add(v)
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			add([]byte(enc.EncodeToString(v)))
+		}
+		for shift := 1; shift <= 2; shift++ {
+			add(shiftedBase64(base64.RawStdEncoding, v, shift))
+			add(shiftedBase64(base64.RawURLEncoding, v, shift))
+		}
+		add([]byte(url.QueryEscape(string(v))))
+		add([]byte(url.PathEscape(string(v))))
+	}
+	return forms
+}
+
+// shiftedBase64 is the part of the base64 encoding of v that does not
+// depend on the shift bytes before it or the bytes after it, when v starts
+// shift bytes (1 or 2) into a 3-byte group.
+func shiftedBase64(enc *base64.Encoding, v []byte, shift int) []byte {
+	buf := append(make([]byte, shift, shift+len(v)), v...)
+	s := enc.EncodeToString(buf)
+	skip := shift + 1 // chars mixing shift bytes with v's first byte
+	end := len(s)
+	if len(buf)%3 != 0 {
+		end-- // the last char mixes v's end with what follows
+	}
+	if end <= skip {
+		return nil
+	}
+	return []byte(s[skip:end])
+}
+
+// replacer replaces every occurrence of its forms, leftmost first and the
+// longest form at a position, with repl. It is immutable and shared by the
+// readers of one response.
+type replacer struct {
+	forms  [][]byte // longest first
+	first  [256]bool
+	maxLen int
+	repl   []byte
+}
+
+func newReplacer(forms [][]byte, repl []byte) *replacer {
+	r := &replacer{forms: slices.Clone(forms), repl: repl}
+	slices.SortStableFunc(r.forms, func(a, b []byte) int { return len(b) - len(a) })
+	for _, f := range r.forms {
+		r.first[f[0]] = true
+		r.maxLen = max(r.maxLen, len(f))
+	}
+	return r
+}
+
+// scan appends the scrubbed form of buf to out. Unless final, it stops
+// before a suffix of buf that could still grow into a (longer) match; that
+// suffix, buf[used:], is shorter than the longest form and must be scanned
+// again with the bytes that follow it. n counts replacements.
+func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
+	start, i := 0, 0
+	for i < len(buf) {
+		if !r.first[buf[i]] {
+			i++
+			continue
+		}
+		rest := buf[i:]
+		if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
+			break
+		}
+		if m := r.matchAt(rest); m > 0 {
+			out = append(append(out, buf[start:i]...), r.repl...)
+			i += m
+			start, n = i, n+1
+			continue
+		}
+		i++
+	}
+	return append(out, buf[start:i]...), i, n
+}
+
+// couldGrow reports whether rest is a proper prefix of a form.
+func (r *replacer) couldGrow(rest []byte) bool {
+	for _, f := range r.forms {
+		if len(f) > len(rest) && bytes.HasPrefix(f, rest) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAt returns the length of the longest form at the start of b, or 0.
+func (r *replacer) matchAt(b []byte) int {
+	for _, f := range r.forms {
+		if bytes.HasPrefix(b, f) {
+			return len(f)
+		}
+	}
+	return 0
+}
+
+// replaceString scrubs a complete value (a header).
+func (r *replacer) replaceString(s string) (string, int) {
+	out, _, n := r.scan(nil, []byte(s), true)
+	if n == 0 {
+		return s, 0
+	}
+	return string(out), n
+}
+
+// scrubHeader scrubs every value of h in place and counts replacements.
+func (r *replacer) scrubHeader(h http.Header) int {
+	total := 0
+	for k, vs := range h {
+		for i, v := range vs {
+			if nv, n := r.replaceString(v); n > 0 {
+				vs[i], total = nv, total+n
+			}
+		}
+		h[k] = vs
+	}
+	return total
+}
+
+// scrubReadSize is how much a scrubReader reads from upstream at a time.
+const scrubReadSize = 32 << 10
+
+// scrubReader streams src with every form replaced. Between reads it keeps
+// only the tail that could still become a match (shorter than the longest
+// form), so bodies are never buffered whole and whatever is safe is
+// returned at once (SSE events arrive one by one).
+type scrubReader struct {
+	src    io.Reader
+	r      *replacer
+	in     []byte // the kept tail, then fresh bytes
+	out    []byte // scrubbed bytes not yet returned
+	off    int    // read position in out
+	err    error  // sticky error of src
+	onEcho func(n int)
+}
+
+func newScrubReader(src io.Reader, r *replacer, onEcho func(int)) *scrubReader {
+	need := scrubReadSize + r.maxLen // buffers pooled, released on Close (scrubpool.go)
+	return &scrubReader{src: src, r: r, in: scrubBuffer(need), out: scrubBuffer(need), onEcho: onEcho}
+}
+
+func (s *scrubReader) Read(p []byte) (int, error) {
+	for s.off == len(s.out) {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.fill()
+	}
+	n := copy(p, s.out[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// fill reads once from src and scrubs what can be decided.
+func (s *scrubReader) fill() {
+	s.out, s.off = s.out[:0], 0
+	m, err := s.src.Read(s.in[len(s.in):cap(s.in)])
+	s.in = s.in[:len(s.in)+m]
+	out, used, n := s.r.scan(s.out, s.in, err == io.EOF)
+	s.out = out
+	s.in = s.in[:copy(s.in, s.in[used:])]
+	if err != nil {
+		// A broken stream: drop the undecided tail rather than hand the
+		// agent a partial secret.
+		s.in = s.in[:0]
+	}
+	if n > 0 && s.onEcho != nil {
+		s.onEcho(n)
+	}
+	s.err = err
+}

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/policy"
+)
+
+// Compression and scrubbing
+//
+// The scrubber must see plaintext. On requests that carry an injected
+// credential, rewrite asks the upstream for Accept-Encoding: identity. An
+// upstream that compresses anyway with gzip is decompressed (compress/gzip,
+// streaming) and the agent receives identity; any other Content-Encoding
+// (br, zstd, deflate, ...) cannot be scrubbed, so the response is refused
+// with 502 UPSTREAM_ERROR rather than passed through unchecked.
+
+// scrubResponse is the forwarder's ModifyResponse: on responses to requests
+// with an injected credential it replaces echoes of the secret in headers,
+// wraps the body in a streaming scrubber and drops Content-Length (the
+// scrubbed length differs). 101 upgrades are spliced unscrubbed.
+func (s *Server) scrubResponse(resp *http.Response) error {
+	if resp.Request == nil {
+		return nil
+	}
+	d := decisionFrom(resp.Request.Context())
+	if d == nil || d.cred == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	r := s.cachedReplacer(d) // memoised for static credentials (scrubpool.go)
+	if r == nil {
+		return nil
+	}
+	e := &echoes{s: s, d: d}
+	e.add(r.scrubHeader(resp.Header))
+	if resp.Body == nil || resp.Body == http.NoBody || resp.Request.Method == http.MethodHead ||
+		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		e.report()
+		return nil
+	}
+	body, err := plainBody(resp)
+	if err != nil {
+		e.report()
+		return err
+	}
+	resp.Body = &scrubBody{Reader: newScrubReader(body, r, e.add), closer: resp.Body, e: e, trailer: resp, r: r}
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	return nil
+}
+
+// replacerFor builds the replacer for d's credential, or nil when the
+// secret is too short to scrub.
+func (s *Server) replacerFor(d *decision) *replacer {
+	secret := d.cred.Value.Bytes()
+	var extra [][]byte
+	if d.rule != nil && d.rule.Inject.Type == policy.InjectBasic {
+		if v := basicValue(d.rule, d.cred); len(v) > len("Basic ") {
+			extra = append(extra, []byte(v[len("Basic "):]))
+		}
+	}
+	forms := secretForms(secret, extra...)
+	if len(forms) == 0 {
+		return nil
+	}
+	return newReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
+}
+
+// plainBody returns the identity-encoded body of resp (see the comment at
+// the top of this file), updating its headers.
+func plainBody(resp *http.Response) (io.Reader, error) {
+	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	switch enc {
+	case "", "identity":
+		return resp.Body, nil
+	case "gzip", "x-gzip":
+		resp.Header.Del("Content-Encoding")
+		return &lazyGzip{src: resp.Body}, nil
+	}
+	return nil, newError(http.StatusBadGateway, CodeUpstreamError,
+		fmt.Sprintf("upstream answered with Content-Encoding %q, which airlock cannot scrub for credential echoes", enc),
+		"airlock asks for identity encoding on requests it injects; configure the upstream to honour it")
+}
+
+// lazyGzip opens the gzip stream on first Read, so ModifyResponse never
+// blocks on the upstream.
+type lazyGzip struct {
+	src io.Reader
+	zr  *gzip.Reader
+}
+
+func (g *lazyGzip) Read(p []byte) (int, error) {
+	if g.zr == nil {
+		zr, err := gzip.NewReader(g.src)
+		if err != nil {
+			return 0, fmt.Errorf("gunzip upstream body: %w", err)
+		}
+		g.zr = zr
+	}
+	return g.zr.Read(p)
+}
+
+// scrubBody is the response body handed to the reverse proxy: scrubbed
+// bytes, trailers scrubbed at EOF, one audit warning on Close.
+type scrubBody struct {
+	io.Reader
+	closer  io.Closer
+	e       *echoes
+	trailer *http.Response
+	r       *replacer
+	eof     bool
+}
+
+func (b *scrubBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF && !b.eof {
+		b.eof = true
+		b.e.add(b.r.scrubHeader(b.trailer.Trailer))
+	}
+	return n, err
+}
+
+func (b *scrubBody) Close() error {
+	b.e.report()
+	if sr, ok := b.Reader.(*scrubReader); ok {
+		sr.release()
+	}
+	return b.closer.Close()
+}
+
+// echoes counts the secret echoes of one response: the metric as they are
+// found, one warning line when the response ends.
+type echoes struct {
+	s        *Server
+	d        *decision
+	n        atomic.Int64
+	reported atomic.Bool
+}
+
+func (e *echoes) add(n int) {
+	if n <= 0 {
+		return
+	}
+	e.n.Add(int64(n))
+	e.s.metrics.SecretEchoes.WithLabelValues(e.d.cred.Path).Add(float64(n))
+}
+
+func (e *echoes) report() {
+	n := e.n.Load()
+	if n == 0 || e.reported.Swap(true) {
+		return
+	}
+	rule := ""
+	if e.d.rule != nil {
+		rule = e.d.rule.Name
+	}
+	e.s.log.Warn("secret echo scrubbed from response",
+		fieldAgent(e.d.agent), zap.String("rule", rule), zap.String("credential", e.d.cred.Path),
+		fieldHost(e.d.host), zap.Int64("echoes", n))
+}
