@@ -65,7 +65,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			l[3] = append(l[3][:len(l[3])-4], "\"}\n"...)
 			return l
 		}, wantLine: 4, reason: "altered"},
-		"deleted line": {tamper: func(l [][]byte) [][]byte { return slices.Delete(l, 2, 3) }, wantLine: 3, reason: "chain broken"},
+		"deleted line":       {tamper: func(l [][]byte) [][]byte { return slices.Delete(l, 2, 3) }, wantLine: 3, reason: "chain broken"},
 		"deleted first line": {tamper: func(l [][]byte) [][]byte { return l[1:] }},
 		"swapped lines": {tamper: func(l [][]byte) [][]byte {
 			l[4], l[5] = l[5], l[4]

@@ -1,0 +1,227 @@
+// Package proxy is airlock's egress pipeline and its front doors.
+//
+// One listener serves two doors: a connection whose first byte is 0x00 is a
+// SanctumAI RPC client (package [rpc]); anything else is an HTTP proxy client
+// handled by goproxy (CONNECT) or directly (plain http:// requests). MITM'd
+// TLS connections are served by an inner net/http server whose handler is
+// the pipeline: identify agent ▶ match rule ▶ resolve credential ▶ inject ▶
+// guarded dial ▶ stream the response back ▶ audit and metrics.
+package proxy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// Config wires a Server.
+type Config struct {
+	Vault   *vault.Vault   // unlocked vault
+	Policy  *policy.Policy // initial policy
+	Certs   *certs.Cache   // leaf certificates for MITM
+	Log     *zap.Logger    // audit and operational lines
+	Metrics *Metrics       // nil: NewMetrics()
+
+	UpstreamRoots *x509.CertPool // nil: system roots (SSL_CERT_FILE overrides them)
+
+	ReadHeaderTimeout time.Duration // agent connections; default 10s
+	IdleTimeout       time.Duration // agent connections; default 90s
+	MaxHeaderBytes    int           // default 64 KiB
+	MaxConnsPerAgent  int           // open CONNECT tunnels per agent; default 256, <0 unlimited
+	WriteTimeout      time.Duration // per write to an agent (stalled readers); default 60s
+}
+
+// Server is a running airlock proxy. Its policy and vault can be swapped
+// while it serves; each request uses the versions current when it started.
+type Server struct {
+	log     *zap.Logger
+	metrics *Metrics
+	certs   *certs.Cache
+
+	policy atomic.Pointer[policy.Policy]
+	vault  atomic.Pointer[vault.Vault] // nil: sealed
+
+	dialer    *dialer
+	transport *http.Transport
+	forward   *httputil.ReverseProxy
+	tokens    *tokenCache // oauth2 access tokens (oauth2.go)
+	guard     guards      // rate limits, connection caps, own addresses (hygiene.go)
+	goproxy   *goproxy.ProxyHttpServer
+
+	front, inner   *http.Server
+	frontL, innerL *connListener
+
+	rpc func(ctx context.Context, c net.Conn) // RPC door; nil: refused
+
+	ops opsState // status, reload, audit file, upstream proxy (status.go)
+
+	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
+
+	mu        sync.Mutex // guards listeners
+	listeners []net.Listener
+	closing   atomic.Bool
+	base      context.Context // cancelled by Shutdown: ends RPC connections
+	cancel    context.CancelFunc
+}
+
+// New builds a Server; call Serve to accept connections.
+func New(cfg Config) (*Server, error) {
+	if cfg.Vault == nil || cfg.Policy == nil || cfg.Certs == nil || cfg.Log == nil {
+		return nil, errors.New("proxy: Config needs Vault, Policy, Certs and Log")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	s := &Server{log: cfg.Log, metrics: cfg.Metrics, certs: cfg.Certs}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.policy.Store(cfg.Policy)
+	s.vault.Store(cfg.Vault)
+	s.dialer = newDialer(s.allowNetworks)
+	s.dialer.via = s.viaUpstreamProxy
+	s.dialer.self = s.isSelf
+	s.guard.configure(cfg)
+	s.transport = newTransport(s.dialer, cfg.UpstreamRoots)
+	s.tokens = newTokenCache(s)
+	s.forward = s.newForwarder()
+	s.goproxy = s.newGoproxy()
+	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront), nil)
+	s.inner = s.newHTTPServer(cfg, http.HandlerFunc(s.servePipeline), tunnelContext)
+	cfg.Certs.OnLookup = s.countCertLookup
+	return s, nil
+}
+
+func (s *Server) newHTTPServer(cfg Config, h http.Handler, connCtx func(context.Context, net.Conn) context.Context) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, 10*time.Second),
+		IdleTimeout:       orDefault(cfg.IdleTimeout, 90*time.Second),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ConnContext:       connCtx,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	if srv.MaxHeaderBytes == 0 {
+		srv.MaxHeaderBytes = 64 << 10
+	}
+	return srv
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// SetRPC installs the handler of the RPC door (connections starting 0x00).
+func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) { s.rpc = serve }
+
+// Policy returns the policy in force.
+func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
+
+// SetPolicy swaps in a new policy; requests already judged keep the old one.
+func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+
+// Vault returns the vault, or nil when sealed.
+func (s *Server) Vault() *vault.Vault { return s.vault.Load() }
+
+// Seal drops the vault: every credential use answers VAULT_LOCKED until
+// airlock is restarted and unlocked again.
+func (s *Server) Seal() {
+	s.vault.Store(nil)
+	s.metrics.VaultSealed.Set(1)
+	s.log.Warn("vault sealed")
+}
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+func (s *Server) allowNetworks() []netip.Prefix { return s.policy.Load().Egress.AllowNetworks }
+
+func (s *Server) countCertLookup(hit bool) {
+	if hit {
+		s.metrics.CertCache.WithLabelValues("hit").Inc()
+	} else {
+		s.metrics.CertCache.WithLabelValues("miss").Inc()
+	}
+}
+
+// Serve accepts connections on l until Shutdown. It returns nil after a
+// clean shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.frontL == nil {
+		s.frontL = newConnListener(l.Addr())
+		s.innerL = newConnListener(l.Addr())
+		go func() { _ = s.front.Serve(s.frontL) }()
+		go func() { _ = s.inner.Serve(s.innerL) }()
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() || isClosed(err) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
+		}
+		go s.dispatch(c)
+	}
+}
+
+// dispatch sniffs the first byte and hands the connection to its door.
+func (s *Server) dispatch(raw net.Conn) {
+	s.metrics.OpenConns.Inc()
+	c := net.Conn(&trackedConn{Conn: &writeDeadlineConn{Conn: raw, d: s.guard.writeTimeout}, onClose: s.metrics.OpenConns.Dec})
+	first, pc, err := sniff(c, 10*time.Second)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	if first == 0x00 {
+		if s.rpc == nil {
+			_ = c.Close()
+			return
+		}
+		defer pc.Close()
+		s.rpc(s.base, pc)
+		return
+	}
+	s.frontL.push(s.guardHeads(pc, ""))
+}
+
+// Shutdown stops accepting, then waits for in-flight requests to finish
+// (or ctx to end).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.cancel()
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
+	errFront := s.front.Shutdown(ctx)
+	errInner := s.inner.Shutdown(ctx)
+	s.transport.CloseIdleConnections()
+	return errors.Join(errFront, errInner)
+}

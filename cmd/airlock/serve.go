@@ -29,6 +29,7 @@ type serveOptions struct {
 	drain      time.Duration
 	ops        opsFlags  // audit log, pprof (serveops.go)
 	hard       hardFlags // timeouts, per-agent caps (servehard.go)
+	rpc        rpcFlags  // SanctumAI door (serverpc.go)
 }
 
 func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
@@ -41,6 +42,7 @@ func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long shutdown waits for in-flight requests")
 	o.ops.register(fs)
 	o.hard.register(fs)
+	o.rpc.register(fs, g.home)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,6 +119,11 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		return err
 	}
 	defer stopOps()
+	stopRPC, err := startRPC(ctx, srv, o.rpc, log)
+	if err != nil {
+		return err
+	}
+	defer stopRPC()
 	var admin *http.Server
 	adminAddr := "off"
 	if o.admin != "off" {
