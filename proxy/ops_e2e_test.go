@@ -389,9 +389,9 @@ func TestUpstreamProxyChaining(t *testing.T) {
 	_, port, _ := net.SplitHostPort(up.hostPort())
 	e.writePolicy("version: 1\negress:\n  upstream_proxy: \"http://corp:hunter2@" + corp.l.Addr().String() + "\"\n" +
 		"  allow_networks: [\"127.0.0.0/8\"]\nrules:\n" +
-		"  - name: bearer\n    host: \"localhost:" + port + "\"\n    credential: test/bearer\n")
+		"  - name: bearer\n    host: \"127.0.0.1:" + port + "\"\n    credential: test/bearer\n")
 	e.serve()
-	code, seen, _, body := getJSON(t, e.client(agent), "https://localhost:"+port+"/v1/x", nil)
+	code, seen, _, body := getJSON(t, e.client(agent), up.URL+"/v1/x", nil)
 	if code != 200 || seen.Auth != digest("Bearer "+secrets["test/bearer"]) || seen.ProxyAuth != "" {
 		t.Fatalf("through the corporate proxy: %d %s", code, body)
 	}
@@ -426,12 +426,12 @@ func TestExamplePolicies(t *testing.T) {
 // promNames extracts metric names from PromQL text.
 var promName = regexp.MustCompile(`\b(airlock_[a-z0-9_]+|go_[a-z0-9_]+|process_[a-z0-9_]+)\b`)
 
-// collectExprs walks a decoded JSON document for "expr" strings.
+// collectExprs walks a decoded JSON document for the "expr" of targets.
 func collectExprs(v any, out *[]string) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, val := range x {
-			if s, ok := val.(string); ok && (k == "expr" || k == "query") {
+			if s, ok := val.(string); ok && k == "expr" {
 				*out = append(*out, s)
 			}
 			collectExprs(val, out)

@@ -45,6 +45,9 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		e.report()
 		return nil
 	}
+	if whole, err := scrubWhole(resp, r, e); whole { // short known-length bodies (scrubfast.go)
+		return err
+	}
 	body, err := plainBody(resp)
 	if err != nil {
 		e.report()

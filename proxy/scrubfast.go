@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/vault"
+)
+
+// Scrubbing fast paths. Per-response scrubbing used to cost ~50 KiB and
+// ~60 allocations (the secret's forms and the read buffers), most of what
+// airlock allocated per proxied request: replacers of static credentials
+// are now cached and scrubReader buffers pooled. And a scrubbed body used
+// to lose its Content-Length, which made the reverse proxy flush headers
+// and every write separately and answer chunked: three TLS records and
+// syscalls for a 181-byte answer. Short known-length bodies are now
+// scrubbed whole and keep an exact Content-Length.
+
+// maxWholeScrub is the largest known-length body scrubbed whole in
+// ModifyResponse; longer ones, unknown lengths and SSE stream through a
+// scrubReader.
+const maxWholeScrub = 64 << 10
+
+// pooledScrubCap is the capacity of pooled scrubReader buffers: a read
+// plus the longest form of a secret up to ~3 KiB.
+const pooledScrubCap = scrubReadSize + 4<<10
+
+var scrubBufs = sync.Pool{New: func() any { b := make([]byte, 0, pooledScrubCap); return &b }}
+
+// scrubBuffer returns an empty buffer with room for need bytes, pooled
+// when need fits.
+func scrubBuffer(need int) []byte {
+	if need > pooledScrubCap {
+		return make([]byte, 0, need)
+	}
+	b := scrubBufs.Get().(*[]byte)
+	return (*b)[:0]
+}
+
+func putScrubBuffer(b []byte) {
+	if cap(b) >= pooledScrubCap && cap(b) <= 4*pooledScrubCap {
+		b = b[:0]
+		scrubBufs.Put(&b)
+	}
+}
+
+var errScrubClosed = errors.New("scrubbed body read after close")
+
+// release hands the buffers back to the pool; later Reads fail. Call it
+// once, from the goroutine that reads (the reverse proxy closes the body
+// after its last read, on the same goroutine).
+func (s *scrubReader) release() {
+	if s.in == nil {
+		return
+	}
+	putScrubBuffer(s.in)
+	putScrubBuffer(s.out)
+	s.in, s.out, s.off = nil, nil, 0
+	if s.err == nil {
+		s.err = errScrubClosed
+	}
+}
+
+// maxCachedReplacers bounds the replacer cache; it is cleared when full
+// (policy and vault reloads leave stale keys behind).
+const maxCachedReplacers = 1024
+
+type replacerKey struct {
+	cred *vault.Credential
+	rule *policy.Rule
+}
+
+// replacerCache memoises the replacers of static credentials. A vault
+// snapshot's credentials and a policy's rules are immutable, so the
+// pointers identify the secret and the injection; keys hold them alive, so
+// an address is never reused while cached.
+type replacerCache struct {
+	mu sync.Mutex // guards m
+	m  map[replacerKey]*replacer
+}
+
+// cachedReplacer is replacerFor, memoised for static credentials. Token
+// credentials (oauth2, aws) are built every time: their live tokens
+// change.
+func (s *Server) cachedReplacer(d *decision) *replacer {
+	if kindOf(d.cred) != vault.KindStatic {
+		return s.replacerFor(d)
+	}
+	c := &s.replacers
+	k := replacerKey{cred: d.cred, rule: d.rule}
+	c.mu.Lock()
+	r, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = s.replacerFor(d)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedReplacers {
+		c.m = make(map[replacerKey]*replacer)
+	}
+	c.m[k] = r
+	c.mu.Unlock()
+	return r
+}
+
+// scrubWhole scrubs a short identity-encoded body of known length at once
+// and keeps an exact Content-Length, so the agent gets one plain response
+// written in one piece. It reports false, leaving resp alone, when the
+// body does not qualify. The wait is bounded: the upstream declared the
+// length, and the idle timeout of the upstream body still applies.
+func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
+	if resp.ContentLength < 0 || resp.ContentLength > maxWholeScrub || len(resp.TransferEncoding) > 0 {
+		return false, nil
+	}
+	if enc := strings.TrimSpace(resp.Header.Get("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
+		return false, nil
+	}
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "text/event-stream" {
+		return false, nil
+	}
+	sr := newScrubReader(resp.Body, r, e.add)
+	out, err := readScrubbed(sr, int(resp.ContentLength))
+	sr.release()
+	e.report()
+	_ = resp.Body.Close()
+	if err != nil {
+		return true, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	return true, nil
+}
+
+// readScrubbed reads sr to its end; size is the expected length.
+func readScrubbed(sr *scrubReader, size int) ([]byte, error) {
+	out := make([]byte, 0, size+1)
+	for {
+		if len(out) == cap(out) {
+			out = slices.Grow(out, 4<<10)
+		}
+		n, err := sr.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
