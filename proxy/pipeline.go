@@ -74,6 +74,12 @@ func (s *Server) judge(d *decision, method, rawPath string) *Error {
 	ev := d.ev
 	ev.agent, ev.host, ev.port = d.agent, d.host, d.port
 	ev.path = policy.CleanPath(rawPath)
+	if hasDotSegment(rawPath) {
+		// The rule is judged on the cleaned path; an upstream that resolved
+		// "/a/../b" differently would see a path nobody judged.
+		return newError(http.StatusBadRequest, CodeBadRequest, "path with . or .. segments",
+			"send the normalised path")
+	}
 	pol := s.Policy()
 	rule := pol.Match(d.agent, method, d.host, d.port, ev.path)
 	if rule == nil {
@@ -180,4 +186,16 @@ func (s *Server) resolve(d *decision, rule *policy.Rule) *Error {
 	}
 	d.cred = cred
 	return nil
+}
+
+// hasDotSegment reports whether p has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for p != "" {
+		var seg string
+		seg, p, _ = strings.Cut(p, "/")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

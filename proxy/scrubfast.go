@@ -113,8 +113,8 @@ func (s *Server) cachedReplacer(d *decision) *replacer {
 }
 
 // scrubWhole scrubs a short identity-encoded body of known length at once
-// and keeps an exact Content-Length, so the agent gets one plain response
-// written in one piece. It reports false, leaving resp alone, when the
+// and, when the body held no echo, keeps its Content-Length, so the agent
+// gets one plain response written in one piece. It reports false, leaving resp alone, when the
 // body does not qualify. The wait is bounded: the upstream declared the
 // length, and the idle timeout of the upstream body still applies.
 func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
@@ -127,7 +127,8 @@ func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "text/event-stream" {
 		return false, nil
 	}
-	sr := newScrubReader(resp.Body, r, e.add)
+	bodyEchoes := 0
+	sr := newScrubReader(resp.Body, r, func(n int) { bodyEchoes += n; e.add(n) })
 	out, err := readScrubbed(sr, int(resp.ContentLength))
 	sr.release()
 	e.report()
@@ -136,6 +137,11 @@ func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 		return true, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(out))
+	if bodyEchoes > 0 { // as on the streaming path: a scrubbed body has no length
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		return true, nil
+	}
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return true, nil

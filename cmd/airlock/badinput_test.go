@@ -125,6 +125,36 @@ func TestBadInput(t *testing.T) {
 			args: []string{"env"},
 			code: exitFailure, msg: "no agent key files",
 		},
+		"invalid policy on check": {
+			setup: func(e *tenv) { writeFile(e.t, filepath.Join(e.home, "policy.yaml"), badPolicy) },
+			args:  []string{"policy", "check"},
+			code:  exitFailure, msg: "has 2 problem(s)", unchanged: true,
+		},
+		"invalid policy on serve": {
+			setup: func(e *tenv) { writeFile(e.t, filepath.Join(e.home, "policy.yaml"), badPolicy) },
+			args:  []string{"serve", "--listen", "127.0.0.1:0", "--admin", "off"},
+			code:  exitFailure, msg: "policy.yaml:4:5", unchanged: true,
+		},
+		"wrong passphrase on serve": {
+			setup: func(e *tenv) { e.env["AIRLOCK_PASSPHRASE"] = "not the passphrase" },
+			args:  []string{"serve", "--listen", "127.0.0.1:0", "--admin", "off"},
+			code:  exitFailure, msg: "wrong passphrase", unchanged: true,
+		},
+		"tampered vault on serve": {
+			setup: func(e *tenv) { flipByte(e.t, e.vaultPath(), 0.5) },
+			args:  []string{"serve", "--listen", "127.0.0.1:0", "--admin", "off"},
+			code:  exitFailure, msg: "corrupt", unchanged: true,
+		},
+		"no passphrase on serve": {
+			setup: func(e *tenv) { delete(e.env, "AIRLOCK_PASSPHRASE") },
+			args:  []string{"serve", "--listen", "127.0.0.1:0", "--admin", "off"},
+			code:  exitFailure, msg: "no passphrase given", unchanged: true,
+		},
+		"doctor on a broken home": {
+			setup: func(e *tenv) { writeFile(e.t, filepath.Join(e.home, "policy.yaml"), badPolicy) },
+			args:  []string{"doctor"},
+			code:  exitFailure, msg: "broken check", unchanged: true,
+		},
 		"usage: unknown command": {
 			args: []string{"frobnicate"},
 			code: exitUsage, msg: "unknown command",
@@ -205,6 +235,10 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// badPolicy has two positioned problems: a missing host (3:5) and an
+// unknown key (4:5).
+const badPolicy = "version: 1\nrules:\n  - name: x\n    hots: a.example\n"
 
 // TestMalformedEnvImportsNothing: the good lines before a bad one are not
 // half-imported.

@@ -33,10 +33,11 @@ var commands = []*command{
 	{name: "vault", usage: "airlock vault set|list|get|rm|import-env|passwd", summary: "manage credentials", sub: vaultCommands},
 	{name: "agent", usage: "airlock agent add|list|rm|rotate", summary: "manage agent identities", sub: agentCommands},
 	{name: "policy", usage: "airlock policy check|explain", summary: "validate the policy, explain a decision", sub: policyCommands},
-	{name: "ca", usage: "airlock ca export", summary: "the local CA certificate", sub: caCommands},
+	{name: "ca", usage: "airlock ca export|install", summary: "the local CA certificate", sub: caCommands},
 	{name: "audit", usage: "airlock audit verify FILE...", summary: "verify the hash chain of audit log files", sub: auditCommands},
 	{name: "env", usage: "airlock env [--agent NAME] [--shell sh|fish]", summary: "print shell exports that route an agent through airlock", run: cmdEnv},
 	{name: "run", usage: "airlock run [--agent NAME] -- CMD [ARGS...]", summary: "run CMD with the airlock environment", run: cmdRun},
+	{name: "doctor", usage: usageDoctor, summary: "check the home, vault, policy, CA, port and shell; print a fix for each problem", run: cmdDoctor},
 	{name: "version", usage: "airlock version", summary: "print the version", run: cmdVersion},
 }
 
@@ -57,6 +58,7 @@ environment:
   AIRLOCK_KEY_FILE           key file that unlocks the vault without a passphrase (unattended use)
   AIRLOCK_NEW_PASSPHRASE     new passphrase for 'vault passwd'
   AIRLOCK_LISTEN             proxy address used in agent URLs (default 127.0.0.1:7600)
+  AIRLOCK_ADMIN              admin address of 'serve' (default 127.0.0.1:7700)
   AIRLOCK_INSECURE_FAST_KDF  =1 makes 'init' use a weak key derivation: for tests only
 
 'airlock help COMMAND' or 'airlock COMMAND -h' describes a command.

@@ -96,8 +96,23 @@ func cmdEnv(g *globals, args []string) error {
 			fmt.Fprintf(&b, "export %s=%s\n", v.Key, shQuote(v.Value))
 		}
 	}
+	b.WriteString(envNotes(g.home))
 	_, err = fmt.Fprint(Stdout, b.String())
 	return err
+}
+
+// envNotes are comment lines (valid in sh and fish) for the runtimes that
+// no variable above configures on its own.
+func envNotes(h home) string {
+	return `# curl, git, Python (requests, httpx, urllib), the AWS CLI and Go programs use the
+# variables above (Go reads SSL_CERT_FILE on Linux and BSD).
+# Node: NODE_EXTRA_CA_CERTS works everywhere; fetch honours HTTPS_PROXY only on
+# Node >= 24 or 22.21 with NODE_USE_ENV_PROXY=1; older Node needs undici's
+# EnvHttpProxyAgent (see examples/agents/agent.mjs).
+# Java ignores these variables: import the CA into a trust store, then
+#   JAVA_TOOL_OPTIONS="-Djavax.net.ssl.trustStore=` + h.Dir() + `/truststore.p12 -Djavax.net.ssl.trustStorePassword=changeit"
+# (` + "`airlock ca install`" + ` prints the keytool command).
+`
 }
 
 // shQuote quotes s for POSIX shells.

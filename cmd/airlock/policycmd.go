@@ -21,6 +21,7 @@ var policyCommands = []*command{
 
 var caCommands = []*command{
 	{name: "export", usage: usageCAExport, summary: "print the CA certificate (PEM)", run: cmdCAExport},
+	{name: "install", usage: usageCAInstall, summary: "print (or with --system perform) the steps that make programs trust the CA", run: cmdCAInstall},
 }
 
 func cmdPolicyCheck(g *globals, args []string) error {

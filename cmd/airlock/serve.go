@@ -36,7 +36,7 @@ func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
 	o := &serveOptions{}
 	fs := newFlagSet("serve", "airlock serve [--listen ADDR] [--admin ADDR|off] [--policy FILE] [--log-format json|console]")
 	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen address (agents connect here)")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:7700", "admin listener (/healthz, /readyz, /metrics), or off")
+	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener (/healthz, /readyz, /metrics), or off")
 	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy file")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long shutdown waits for in-flight requests")
@@ -67,12 +67,10 @@ func envOr(key, def string) string {
 func newLogger(format string, w io.Writer) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey, enc.EncodeTime = "time", zapcore.RFC3339NanoTimeEncoder
-	var e zapcore.Encoder = zapcore.NewJSONEncoder(enc)
 	if format == "console" {
-		enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-		e = zapcore.NewConsoleEncoder(enc)
+		return zap.New(newConsoleCore(zapcore.AddSync(w), zapcore.InfoLevel)) // consolelog.go
 	}
-	return zap.New(zapcore.NewCore(e, zapcore.AddSync(w), zapcore.InfoLevel))
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zapcore.InfoLevel))
 }
 
 func cmdServe(g *globals, args []string) error {
@@ -80,12 +78,15 @@ func cmdServe(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(o.logFormat, Stderr)
+	logw := proxy.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
+	defer func() { _ = logw.Close() }()
+	log := newLogger(o.logFormat, logw)
 	defer func() { _ = log.Sync() }()
 	srv, err := buildServer(g, o, log)
 	if err != nil {
 		return err
 	}
+	logw.OnDrop(srv.Metrics().LogDropped.Inc)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, srv, o, log)
