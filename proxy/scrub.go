@@ -68,6 +68,7 @@ func shiftedBase64(enc *base64.Encoding, v []byte, shift int) []byte {
 type replacer struct {
 	forms  [][]byte // longest first
 	first  [256]bool
+	pairs  pairSet // the first two bytes of each form (scrubfast.go)
 	maxLen int
 	repl   []byte
 }
@@ -77,6 +78,7 @@ func newReplacer(forms [][]byte, repl []byte) *replacer {
 	slices.SortStableFunc(r.forms, func(a, b []byte) int { return len(b) - len(a) })
 	for _, f := range r.forms {
 		r.first[f[0]] = true
+		r.pairs.add(f[0], f[1])
 		r.maxLen = max(r.maxLen, len(f))
 	}
 	return r
@@ -89,7 +91,7 @@ func newReplacer(forms [][]byte, repl []byte) *replacer {
 func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 	start, i := 0, 0
 	for i < len(buf) {
-		if !r.first[buf[i]] {
+		if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
 			i++
 			continue
 		}

@@ -164,3 +164,19 @@ func readScrubbed(sr *scrubReader, size int) ([]byte, error) {
 		}
 	}
 }
+
+// pairSet is a bitset of two-byte sequences: the replacer's quick filter,
+// so that a byte that merely starts a form (a letter, in text) costs one
+// lookup instead of a comparison with every form. Forms are at least
+// minScrubLen bytes long, so every match starts with a pair in the set.
+type pairSet [1 << 16 / 64]uint64
+
+func (p *pairSet) add(a, b byte) {
+	i := uint(a)<<8 | uint(b)
+	p[i/64] |= 1 << (i % 64)
+}
+
+func (p *pairSet) has(a, b byte) bool {
+	i := uint(a)<<8 | uint(b)
+	return p[i/64]&(1<<(i%64)) != 0
+}

@@ -101,6 +101,11 @@ func cmdVaultSet(g *globals, args []string) error {
 		now := time.Now().UTC()
 		c := &vault.Credential{Path: path, Kind: vault.KindStatic, CreatedAt: now, Metadata: map[string]string{}}
 		if old, ok := d.Credentials[path]; ok {
+			if k := kindOf(old); k != vault.KindStatic {
+				// A raw value would break an oauth2/aws credential's JSON document.
+				return withHint(fmt.Errorf("%s is a %s credential", path, k),
+					"update it with `airlock vault set-oauth2` or `airlock vault set-aws`, or `airlock vault rm "+path+"` first")
+			}
 			c.Kind, c.CreatedAt, c.Username, c.ExpiresAt = old.Kind, old.CreatedAt, old.Username, old.ExpiresAt
 			c.Metadata = maps.Clone(old.Metadata)
 		}

@@ -1,17 +1,26 @@
 // List OpenAI models through airlock. No API key here: airlock injects it.
 //
-// Run: NODE_USE_ENV_PROXY=1 airlock run --agent research-bot -- node agent.mjs
+// Run: airlock run --agent research-bot -- node agent.mjs
 //
-// Node's built-in fetch ignores HTTPS_PROXY unless NODE_USE_ENV_PROXY=1
-// (Node >= 22.21 / 24.5). On older Node, install undici and this script
-// routes fetch through EnvHttpProxyAgent, which reads HTTPS_PROXY/NO_PROXY.
-// NODE_EXTRA_CA_CERTS (set by airlock run) makes Node trust airlock's CA.
-if (!process.env.NODE_USE_ENV_PROXY) {
+// airlock run sets HTTPS_PROXY, NODE_EXTRA_CA_CERTS (Node trusts airlock's
+// CA) and NODE_USE_ENV_PROXY=1. Node's built-in fetch honours HTTPS_PROXY
+// only from Node 22.21 / 24.5 on, and only with NODE_USE_ENV_PROXY=1; on
+// older Node this script routes fetch through undici's EnvHttpProxyAgent
+// (`npm install undici`), which reads HTTPS_PROXY and NO_PROXY.
+import { createRequire } from "node:module";
+
+function fetchHonoursProxy() {
+  const [major, minor] = process.versions.node.split(".").map(Number);
+  return process.env.NODE_USE_ENV_PROXY === "1" && (major > 24 || (major === 24 && minor >= 5) || (major === 22 && minor >= 21));
+}
+
+if (!fetchHonoursProxy()) {
   try {
-    const { setGlobalDispatcher, EnvHttpProxyAgent } = await import("undici");
+    // createRequire honours NODE_PATH, which a dynamic import() ignores.
+    const { setGlobalDispatcher, EnvHttpProxyAgent } = createRequire(import.meta.url)("undici");
     setGlobalDispatcher(new EnvHttpProxyAgent());
   } catch {
-    console.error("set NODE_USE_ENV_PROXY=1 (Node >= 22.21) or `npm install undici`");
+    console.error(`Node ${process.versions.node}: built-in fetch ignores HTTPS_PROXY; run \`npm install undici\` (or use Node >= 22.21)`);
     process.exit(2);
   }
 }
