@@ -18,6 +18,11 @@ import (
 func (s *Server) HTTPRequest(ctx context.Context, agent, credential string, req *http.Request) (*http.Response, error) {
 	ev := &event{start: time.Now(), method: req.Method, door: "rpc"}
 	d := &decision{ev: ev, agent: agent, scheme: req.URL.Scheme}
+	fail := func(e *Error) (*http.Response, error) {
+		ev.fail(e)
+		s.record(ev)
+		return nil, e
+	}
 	e := s.rpcTarget(d, req)
 	if e == nil {
 		e = s.judge(d, req.Method, req.URL.Path)
@@ -28,9 +33,7 @@ func (s *Server) HTTPRequest(ctx context.Context, agent, credential string, req 
 			"add a rule with this host and credential for the agent to the policy")
 	}
 	if e != nil {
-		ev.fail(e)
-		s.record(ev)
-		return nil, e
+		return fail(e)
 	}
 	out := req.Clone(context.WithValue(ctx, decisionKey{}, d))
 	out.RequestURI = ""
@@ -40,10 +43,11 @@ func (s *Server) HTTPRequest(ctx context.Context, agent, credential string, req 
 	s.rewrite(&httputil.ProxyRequest{In: out, Out: out})
 	resp, err := s.forward.Transport.RoundTrip(out)
 	if err != nil {
-		e = classify(err, d)
-		ev.fail(e)
-		s.record(ev)
-		return nil, e
+		return fail(classify(err, d))
+	}
+	if err := s.scrubResponse(resp); err != nil { // the same scrubbing as proxied responses
+		resp.Body.Close()
+		return fail(classify(err, d))
 	}
 	ev.status = resp.StatusCode
 	s.record(ev)

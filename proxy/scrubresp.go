@@ -69,6 +69,9 @@ func (s *Server) replacerFor(d *decision) *replacer {
 			extra = append(extra, []byte(v[len("Basic "):]))
 		}
 	}
+	for _, t := range s.tokenSecrets(d.cred) { // oauth2 tokens and client secrets, aws keys
+		extra = append(extra, []byte(t))
+	}
 	forms := secretForms(secret, extra...)
 	if len(forms) == 0 {
 		return nil

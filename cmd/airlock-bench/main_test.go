@@ -1,0 +1,79 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/policy"
+)
+
+func TestParseFlags(t *testing.T) {
+	cases := map[string]struct {
+		args    []string
+		wantErr bool
+		conc    []int
+	}{
+		"defaults":       {args: nil, conc: []int{1, 10, 50, 200}},
+		"levels":         {args: []string{"--concurrency", "2, 4"}, conc: []int{2, 4}},
+		"bad level":      {args: []string{"--concurrency", "1,x"}, wantErr: true},
+		"zero level":     {args: []string{"--concurrency", "0"}, wantErr: true},
+		"zero requests":  {args: []string{"--requests", "0"}, wantErr: true},
+		"stray argument": {args: []string{"extra"}, wantErr: true},
+		"too many hosts": {args: []string{"--new-hosts", "100000"}, wantErr: true},
+		"unknown flag":   {args: []string{"--nope"}, wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			stderr = &strings.Builder{}
+			o, err := parseFlags(tc.args)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err == nil && !slices.Equal(o.concurrency, tc.conc) {
+				t.Fatalf("concurrency %v, want %v", o.concurrency, tc.conc)
+			}
+		})
+	}
+}
+
+func TestBenchPolicyParses(t *testing.T) {
+	hosts := []string{"127.0.0.1:8443", loopbackIP(1) + ":8443", loopbackIP(300) + ":8443"}
+	pol, err := policy.Parse("bench.yaml", []byte(benchPolicy(hosts)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, h := range []string{"127.0.0.1", "127.0.0.2", "127.0.1.51"} {
+		r := pol.Match(benchAgent, "GET", h, 8443, "/small")
+		if r == nil || r.Credential != benchCredential || r.Name != "bench-"+string(rune('0'+i)) {
+			t.Fatalf("host %s matched %+v", h, r)
+		}
+	}
+	if r := pol.Match("someone-else", "GET", "127.0.0.1", 8443, "/small"); r != nil {
+		t.Fatalf("another agent matched %s", r.Name)
+	}
+}
+
+func TestSummarise(t *testing.T) {
+	lat := make([]time.Duration, 100)
+	for i := range lat {
+		lat[i] = time.Duration(100-i) * time.Millisecond // reverse order: summarise sorts
+	}
+	s := summarise(lat, time.Second, 2)
+	if s.RPS != 100 || s.P50ms != 51 || s.P99ms != 100 || s.Errors != 2 {
+		t.Fatalf("summary %+v", s)
+	}
+	if z := summarise(nil, time.Second, 0); z.RPS != 0 || z.Requests != 0 {
+		t.Fatalf("empty summary %+v", z)
+	}
+}
+
+func TestLoopbackIP(t *testing.T) {
+	cases := map[int]string{1: "127.0.0.2", 249: "127.0.0.250", 250: "127.0.1.1", 300: "127.0.1.51"}
+	for i, want := range cases {
+		if got := loopbackIP(i); got != want {
+			t.Errorf("loopbackIP(%d) = %s, want %s", i, got, want)
+		}
+	}
+}
