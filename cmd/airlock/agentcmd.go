@@ -140,13 +140,7 @@ func cmdAgentRotate(g *globals, args []string) error {
 
 func agentNameArg(cmd, usage string, args []string) (string, error) {
 	fs := newFlagSet(cmd, usage)
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return "", err
-	}
-	return fs.Arg(0), checkAgentName(fs.Arg(0))
+	return fs.parseOne(args, checkAgentName)
 }
 
 // setAgentKey registers a new agent (rotate=false) or replaces the key of
@@ -241,14 +235,8 @@ func yesNo(b bool) string {
 func cmdAgentRm(g *globals, args []string) error {
 	fs := newFlagSet("agent rm", usageAgentRm)
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	name := fs.Arg(0)
-	if err := checkAgentName(name); err != nil {
+	name, err := fs.parseOne(args, checkAgentName)
+	if err != nil {
 		return err
 	}
 	v, err := openVault(g.home)

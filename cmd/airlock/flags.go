@@ -82,6 +82,22 @@ func (fs *flagSet) wantArgs(min, max int) error {
 	return nil
 }
 
+// parseOne parses args, which must hold exactly one positional argument,
+// and returns it after check (nil: no check) accepts it.
+func (fs *flagSet) parseOne(args []string, check func(string) error) (string, error) {
+	if err := fs.Parse(args); err != nil {
+		return "", err
+	}
+	if err := fs.wantArgs(1, 1); err != nil {
+		return "", err
+	}
+	arg := fs.Arg(0)
+	if check == nil {
+		return arg, nil
+	}
+	return arg, check(arg)
+}
+
 func (fs *flagSet) printUsage() {
 	fmt.Fprintf(Stderr, "usage: %s\n", fs.usage)
 	var b strings.Builder

@@ -53,14 +53,8 @@ func cmdVaultSetOAuth2(g *globals, args []string) error {
 	fs.StringVar(&set.AuthMethod, "auth-method", proxy.AuthMethodBasic, "client authentication: basic or post")
 	fs.StringVar(&set.Grant, "grant", proxy.GrantClientCredentials, "grant: client_credentials or refresh_token")
 	secretFile := fs.String("client-secret-file", "", "refresh_token grant: read the client secret from FILE")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	path := fs.Arg(0)
-	if err := checkCredPath(path); err != nil {
+	path, err := fs.parseOne(args, checkCredPath)
+	if err != nil {
 		return err
 	}
 	set.Scopes = scopes
@@ -106,14 +100,8 @@ func cmdVaultSetAWS(g *globals, args []string) error {
 	fs := newFlagSet("vault set-aws", usageVaultSetAWS)
 	keyID := fs.String("access-key-id", "", "AWS access key id (AKIA..., ASIA...)")
 	withToken := fs.Bool("session-token-stdin", false, "also read a session token: the second line of stdin (or a second prompt)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	path := fs.Arg(0)
-	if err := checkCredPath(path); err != nil {
+	path, err := fs.parseOne(args, checkCredPath)
+	if err != nil {
 		return err
 	}
 	if *keyID == "" {

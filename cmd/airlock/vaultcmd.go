@@ -72,14 +72,8 @@ func cmdVaultSet(g *globals, args []string) error {
 	username := fs.String("username", "", "user name (basic auth)")
 	meta := mapFlag{}
 	fs.Var(meta, "meta", "metadata key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	path := fs.Arg(0)
-	if err := checkCredPath(path); err != nil {
+	path, err := fs.parseOne(args, checkCredPath)
+	if err != nil {
 		return err
 	}
 	exp, err := parseExpires(*expires, time.Now())
@@ -226,22 +220,17 @@ func writeJSON(v any) error {
 
 func cmdVaultGet(g *globals, args []string) error {
 	fs := newFlagSet("vault get", usageVaultGet)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	if err := checkCredPath(fs.Arg(0)); err != nil {
+	path, err := fs.parseOne(args, checkCredPath)
+	if err != nil {
 		return err
 	}
 	v, err := openVault(g.home)
 	if err != nil {
 		return err
 	}
-	c, err := v.Snapshot().Credential(fs.Arg(0))
+	c, err := v.Snapshot().Credential(path)
 	if err != nil {
-		return notFoundHint(fmt.Errorf("credential %s: %w", fs.Arg(0), vault.ErrNotFound))
+		return notFoundHint(fmt.Errorf("credential %s: %w", path, vault.ErrNotFound))
 	}
 	if _, err := Stdout.Write(append(append([]byte{}, c.Value.Bytes()...), '\n')); err != nil {
 		return fmt.Errorf("write value: %w", err)
@@ -252,14 +241,8 @@ func cmdVaultGet(g *globals, args []string) error {
 func cmdVaultRm(g *globals, args []string) error {
 	fs := newFlagSet("vault rm", usageVaultRm)
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	path := fs.Arg(0)
-	if err := checkCredPath(path); err != nil {
+	path, err := fs.parseOne(args, checkCredPath)
+	if err != nil {
 		return err
 	}
 	v, err := openVault(g.home)
