@@ -62,7 +62,7 @@ func cmdDemo(g *globals, args []string) error {
 	d := &demo{out: Stdout}
 	fmt.Fprintln(d.out, "airlock demo: an agent calls an API that needs a key, without ever holding the key")
 	defer d.cleanup()
-	steps := []func() error{d.setup, d.startAPI, d.startAirlock, d.callAllowed, d.callDenied, d.checkLeaks}
+	steps := []func() error{d.setup, d.startAPI, d.startAirlock, d.callAllowed, d.callEcho, d.callDenied, d.checkLeaks}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			d.step(false, "%v", err)
@@ -121,6 +121,10 @@ func (d *demo) startAPI() error {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+d.key)) != 1 {
 			w.WriteHeader(http.StatusUnauthorized)
 			io.WriteString(w, `{"error":"missing or wrong API key"}`+"\n")
+			return
+		}
+		if r.URL.Path == "/v1/whoami" { // a careless debug endpoint that echoes the key
+			fmt.Fprintf(w, `{"you_sent":%q}`+"\n", r.Header.Get("Authorization"))
 			return
 		}
 		io.WriteString(w, `{"models":["demo-1"],"authorized":true}`+"\n")
@@ -205,6 +209,19 @@ func (d *demo) callAllowed() error {
 		return fmt.Errorf("GET /v1/models with no key → %d %s", status, strings.TrimSpace(body))
 	}
 	d.step(true, "agent GET /v1/models with no key → 200: the API received the key airlock injected")
+	return nil
+}
+
+// callEcho asks an endpoint that echoes the key back: airlock scrubs it.
+func (d *demo) callEcho() error {
+	status, _, body, err := d.get("GET", "/v1/whoami")
+	if err != nil {
+		return fmt.Errorf("agent request failed: %w", err)
+	}
+	if status != http.StatusOK || strings.Contains(body, d.key) || !strings.Contains(body, "[REDACTED:demo/api-key]") {
+		return fmt.Errorf("GET /v1/whoami → %d: the echo was not scrubbed", status)
+	}
+	d.step(true, "agent GET /v1/whoami, which echoes the key → the agent sees %s", strings.TrimSpace(body))
 	return nil
 }
 
