@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,11 +14,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/airlock/airlock/proxy"
 )
 
 // adminGet fetches a path from the running serve's admin listener.
@@ -326,68 +326,15 @@ func TestReportMode(t *testing.T) {
 	}
 }
 
-// corpProxy is a tiny CONNECT proxy with Basic auth, as a corporate proxy.
-type corpProxy struct {
-	l       net.Listener
-	mu      sync.Mutex
-	targets []string
-	auths   []string
-}
-
-func newCorpProxy(t *testing.T) *corpProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &corpProxy{l: l}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go p.handle(c)
-		}
-	}()
-	return p
-}
-
-func (p *corpProxy) handle(c net.Conn) {
-	defer c.Close()
-	br := bufio.NewReader(c)
-	req, err := http.ReadRequest(br)
-	if err != nil || req.Method != http.MethodConnect {
-		return
-	}
-	p.mu.Lock()
-	p.targets = append(p.targets, req.RequestURI)
-	p.auths = append(p.auths, req.Header.Get("Proxy-Authorization"))
-	p.mu.Unlock()
-	if req.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("corp:hunter2")) {
-		io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	up, err := net.Dial("tcp", req.RequestURI)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	defer up.Close()
-	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-	go io.Copy(up, br)
-	io.Copy(c, up)
-}
-
 func TestUpstreamProxyChaining(t *testing.T) {
 	up := newUpstream(t, nil)
-	corp := newCorpProxy(t)
+	corp := proxy.NewTestConnectProxy(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("corp:hunter2")))
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)
 	e.setSecret("test/bearer", secrets["test/bearer"])
 	agent := e.addAgent("bot")
 	_, port, _ := net.SplitHostPort(up.hostPort())
-	e.writePolicy("version: 1\negress:\n  upstream_proxy: \"http://corp:hunter2@" + corp.l.Addr().String() + "\"\n" +
+	e.writePolicy("version: 1\negress:\n  upstream_proxy: \"http://corp:hunter2@" + corp.Addr() + "\"\n" +
 		"  allow_networks: [\"127.0.0.0/8\"]\nrules:\n" +
 		"  - name: bearer\n    host: \"127.0.0.1:" + port + "\"\n    credential: test/bearer\n")
 	e.serve()
@@ -395,10 +342,8 @@ func TestUpstreamProxyChaining(t *testing.T) {
 	if code != 200 || seen.Auth != digest("Bearer "+secrets["test/bearer"]) || seen.ProxyAuth != "" {
 		t.Fatalf("through the corporate proxy: %d %s", code, body)
 	}
-	corp.mu.Lock()
-	defer corp.mu.Unlock()
-	if len(corp.targets) == 0 || corp.targets[0] != "127.0.0.1:"+port {
-		t.Errorf("CONNECT targets %v, want the checked address 127.0.0.1:%s", corp.targets, port)
+	if targets := corp.Seen(); len(targets) == 0 || targets[0] != "127.0.0.1:"+port {
+		t.Errorf("CONNECT targets %v, want the checked address 127.0.0.1:%s", targets, port)
 	}
 	if strings.Contains(e.logs.String(), "hunter2") {
 		t.Errorf("the upstream proxy password appears in the logs")
