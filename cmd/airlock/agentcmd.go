@@ -197,10 +197,7 @@ type agentJSON struct {
 func cmdAgentList(g *globals, args []string) error {
 	fs := newFlagSet("agent list", usageAgentList)
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	v, err := openVault(g.home)

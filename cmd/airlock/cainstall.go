@@ -50,10 +50,7 @@ export JAVA_TOOL_OPTIONS="-Djavax.net.ssl.trustStore=%[2]s/truststore.p12 -Djava
 func cmdCAInstall(g *globals, args []string) error {
 	fs := newFlagSet("ca install", usageCAInstall)
 	system := fs.Bool("system", false, "add the CA to the system store now (Debian/Ubuntu, macOS; needs root)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	ca := g.home.CAPath()

@@ -160,10 +160,7 @@ func cmdHelp(g *globals, args []string) error {
 
 func cmdVersion(g *globals, args []string) error {
 	fs := newFlagSet("version", "airlock version")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	fmt.Fprintf(Stdout, "airlock %s\n", version)

@@ -61,10 +61,7 @@ func (d *doctor) add(name, status, detail, fix string) {
 func cmdDoctor(g *globals, args []string) error {
 	fs := newFlagSet("doctor", usageDoctor)
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	d := &doctor{h: g.home, g: g, now: time.Now()}

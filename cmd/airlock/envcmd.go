@@ -75,10 +75,7 @@ func cmdEnv(g *globals, args []string) error {
 	fs := newFlagSet("env", usageEnv)
 	agent := fs.String("agent", "", "agent name (default: the only agent)")
 	shell := fs.String("shell", "sh", "output syntax: sh or fish")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	if *shell != "sh" && *shell != "fish" {

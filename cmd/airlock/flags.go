@@ -82,6 +82,14 @@ func (fs *flagSet) wantArgs(min, max int) error {
 	return nil
 }
 
+// parseNone parses args, which must hold no positional argument.
+func (fs *flagSet) parseNone(args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return fs.wantArgs(0, 0)
+}
+
 // parseOne parses args, which must hold exactly one positional argument,
 // and returns it after check (nil: no check) accepts it.
 func (fs *flagSet) parseOne(args []string, check func(string) error) (string, error) {

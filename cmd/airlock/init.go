@@ -27,10 +27,7 @@ var systemRootFiles = []string{
 
 func cmdInit(g *globals, args []string) error {
 	fs := newFlagSet("init", "airlock init")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	h := g.home

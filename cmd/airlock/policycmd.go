@@ -145,10 +145,7 @@ func cmdPolicyExplain(g *globals, args []string) error {
 
 func cmdCAExport(g *globals, args []string) error {
 	fs := newFlagSet("ca export", usageCAExport)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(g.home.CAPath())

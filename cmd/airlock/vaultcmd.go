@@ -145,10 +145,7 @@ type credJSON struct {
 func cmdVaultList(g *globals, args []string) error {
 	fs := newFlagSet("vault list", usageVaultList)
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	v, err := openVault(g.home)
@@ -278,10 +275,7 @@ func cmdVaultRm(g *globals, args []string) error {
 func cmdVaultPasswd(g *globals, args []string) error {
 	fs := newFlagSet("vault passwd", usageVaultPasswd)
 	newFile := fs.String("new-passphrase-file", "", "read the new passphrase from FILE")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
+	if err := fs.parseNone(args); err != nil {
 		return err
 	}
 	v, err := openVault(g.home)
