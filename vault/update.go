@@ -8,6 +8,19 @@ import "fmt"
 // same vault never lose each other's change. On a save error the old file
 // stays in place and the snapshot is unchanged.
 func (v *Vault) Update(fn func(d *Data) error) error {
+	return v.modify(func() (*header, *Data, error) {
+		d := v.Snapshot().Clone()
+		if err := fn(d); err != nil {
+			return nil, nil, err
+		}
+		return v.hdr, d, nil
+	})
+}
+
+// modify holds mu and the file lock, re-reads the file, and saves the
+// header and data change returns; an error from change is returned as is
+// and nothing is saved. Update and rewrap are its two callers.
+func (v *Vault) modify(change func() (*header, *Data, error)) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	unlock, err := lockFile(v.path)
@@ -18,11 +31,11 @@ func (v *Vault) Update(fn func(d *Data) error) error {
 	if _, err := v.readCurrent(); err != nil {
 		return fmt.Errorf("update vault %s: %w", v.path, err)
 	}
-	d := v.Snapshot().Clone()
-	if err := fn(d); err != nil {
+	hdr, d, err := change()
+	if err != nil {
 		return err
 	}
-	return v.saveLocked(v.hdr, d)
+	return v.saveLocked(hdr, d)
 }
 
 // saveLocked seals d under hdr and replaces the file. Callers hold mu and
@@ -83,19 +96,11 @@ func (v *Vault) AddKeyFile(path string) error {
 // rewrap re-reads the file under the lock, replaces its header with
 // edit(header) and saves the unchanged data.
 func (v *Vault) rewrap(edit func(h *header) (*header, error)) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	unlock, err := lockFile(v.path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, err := v.readCurrent(); err != nil {
-		return fmt.Errorf("update vault %s: %w", v.path, err)
-	}
-	hdr, err := edit(v.hdr)
-	if err != nil {
-		return fmt.Errorf("rewrap vault %s: %w", v.path, err)
-	}
-	return v.saveLocked(hdr, v.Snapshot())
+	return v.modify(func() (*header, *Data, error) {
+		hdr, err := edit(v.hdr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rewrap vault %s: %w", v.path, err)
+		}
+		return hdr, v.Snapshot(), nil
+	})
 }
