@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // DefaultLogQueue is the number of log lines an [AsyncWriter] holds before
@@ -19,8 +20,8 @@ var errWriterClosed = errors.New("async log writer closed")
 
 // AsyncWriter is a zapcore.WriteSyncer that takes log lines off the request
 // path: Write copies the line into a bounded queue and returns at once; one
-// goroutine writes the lines through a buffer and flushes whenever the queue
-// runs empty. When the queue is full the line is dropped and counted, so a
+// goroutine writes the lines through a buffer in batches, flushed at most
+// logBatchDelay after the first line of a batch. When the queue is full the line is dropped and counted, so a
 // slow log sink (a blocked terminal, a full pipe) never stalls a request.
 // Sync waits for the lines queued so far; Close drains the queue, flushes
 // and stops the goroutine. Writes after Close go straight to the sink.
@@ -120,17 +121,32 @@ func (a *AsyncWriter) Close() error {
 	return a.err
 }
 
-// run is the writer goroutine: it drains the queue and flushes whenever
-// the queue runs empty.
+// logBatchDelay is how long the writer goroutine gathers lines after the
+// first one before writing them together: under load a line costs neither
+// a goroutine wake-up nor a write(2) of its own; idle, nothing ticks.
+const logBatchDelay = 5 * time.Millisecond
+
+// run is the writer goroutine: woken by the first line after a quiet
+// spell, it waits logBatchDelay (senders do not wake it meanwhile), then
+// drains the queue and flushes.
 func (a *AsyncWriter) run() {
 	defer close(a.done)
+	batch := time.NewTimer(logBatchDelay)
+	batch.Stop()
 	for {
 		select {
 		case line := <-a.queue:
 			a.write(line)
-			if len(a.queue) == 0 {
-				a.flush()
+			batch.Reset(logBatchDelay)
+			select {
+			case <-batch.C:
+			case <-a.stop:
+			case reply := <-a.syncs:
+				a.drain()
+				reply <- a.syncErr()
 			}
+			batch.Stop()
+			a.drain()
 		case reply := <-a.syncs:
 			a.drain()
 			reply <- a.syncErr()

@@ -36,6 +36,7 @@ type event struct {
 	bytes      int64
 	upstream   time.Duration
 	door       string // "rpc" for the SanctumAI door, empty for the proxy
+	aborted    bool   // the response stream was cut mid-body
 }
 
 // fail marks the event as refused or failed with e.
@@ -85,7 +86,7 @@ func (s *Server) record(ev *event) {
 	if ce == nil {
 		return
 	}
-	ce.Write(
+	fields := [14]zap.Field{
 		zap.String("agent", agent),
 		zap.String("rule", ev.rule),
 		zap.String("action", ev.decision),
@@ -99,7 +100,12 @@ func (s *Server) record(ev *event) {
 		zap.Float64("duration_ms", float64(time.Since(ev.start).Microseconds())/1000),
 		zap.String("code", code),
 		zap.String("door", orString(ev.door, "proxy")),
-	)
+	}
+	n := len(fields) - 1
+	if ev.aborted {
+		fields[n], n = zap.Bool("aborted", true), n+1
+	}
+	ce.Write(fields[:n]...)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

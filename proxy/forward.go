@@ -47,9 +47,9 @@ type bufferPool struct{}
 func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
-// newForwarder builds the reverse proxy that sends a judged request
-// upstream and streams the answer back (SSE and unknown-length bodies are
-// flushed on every write; WebSocket upgrades are spliced).
+// newForwarder builds the reverse proxy that forwards upgrade requests
+// (WebSockets, spliced) and holds the upstream transport chain that
+// relay (relay.go) uses for every other request.
 func (s *Server) newForwarder() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
@@ -62,11 +62,14 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite shapes the outbound request: the pinned destination, no proxy
-// headers, and the credential.
+// rewrite is the ReverseProxy's hook (upgrades): see rewriteOut.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	d := decisionFrom(pr.In.Context())
-	out := pr.Out
+	s.rewriteOut(pr.Out, decisionFrom(pr.In.Context()))
+}
+
+// rewriteOut shapes the outbound request: the pinned destination, no proxy
+// headers, and the credential.
+func (s *Server) rewriteOut(out *http.Request, d *decision) {
 	out.URL.Scheme = d.scheme
 	out.URL.Host = d.host
 	if strings.IndexByte(d.host, ':') >= 0 {
@@ -129,23 +132,28 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	timer.Reset(timeout)
-	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, timeout: timeout, cancel: cancel}
+	resp.Body = &idleBody{ReadCloser: resp.Body, timer: timer, timeout: timeout, cancel: cancel, d: d}
 	return resp, nil
 }
 
 // idleBody re-arms the idle timer on every read and cancels the upstream
-// request when the body goes quiet for too long.
+// request when the body goes quiet for too long. A read error other than
+// EOF marks the stream aborted.
 type idleBody struct {
 	io.ReadCloser
 	timer   *time.Timer
 	timeout time.Duration
 	cancel  context.CancelFunc
+	d       *decision
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.timer.Reset(b.timeout)
+	}
+	if err != nil && err != io.EOF {
+		b.d.aborted = true
 	}
 	return n, err
 }
@@ -156,9 +164,13 @@ func (b *idleBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
-// upstreamError answers for a request the upstream could not serve.
+// upstreamError is the ReverseProxy's error handler (upgrades).
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	d := decisionFrom(r.Context())
+	s.failUpstream(w, decisionFrom(r.Context()), err)
+}
+
+// failUpstream answers for a request the upstream could not serve.
+func (s *Server) failUpstream(w http.ResponseWriter, d *decision, err error) {
 	e := classify(err, d)
 	if d != nil {
 		d.ev.fail(e)

@@ -38,7 +38,7 @@ func (s *Server) serveFront(w http.ResponseWriter, r *http.Request) {
 		s.goproxy.ServeHTTP(w, r)
 		return
 	}
-	s.servePipeline(w, r)
+	s.servePipeline(w, r, nil)
 }
 
 // authenticate identifies the agent from Proxy-Authorization: Basic.
@@ -140,28 +140,8 @@ type tunnel struct {
 	scheme string // "https", or "http" when the agent spoke plain HTTP inside
 }
 
-// mitmConn carries the tunnel to the inner server's ConnContext.
-type mitmConn struct {
-	net.Conn
-	t *tunnel
-}
-
-type tunnelKey struct{}
-
-func tunnelContext(ctx context.Context, c net.Conn) context.Context {
-	if mc, ok := c.(*mitmConn); ok {
-		return context.WithValue(ctx, tunnelKey{}, mc.t)
-	}
-	return ctx
-}
-
-func tunnelFrom(ctx context.Context) *tunnel {
-	t, _ := ctx.Value(tunnelKey{}).(*tunnel)
-	return t
-}
-
 // mitm answers the CONNECT, terminates the agent's TLS with a leaf for the
-// CONNECT host and hands the connection to the inner server.
+// CONNECT host and serves the requests inside (inner.go).
 func (s *Server) mitm(c net.Conn, t *tunnel) {
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		_ = c.Close()
@@ -174,7 +154,7 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 	}
 	if first != 0x16 { // not a TLS handshake: plain HTTP inside the tunnel
 		t.scheme = "http"
-		s.innerL.push(&mitmConn{Conn: s.guardHeads(pc, t.agent), t: t})
+		s.serveInner(s.guardHeads(pc, t.agent), t)
 		return
 	}
 	t.scheme = "https"
@@ -186,7 +166,8 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		_ = c.Close()
 		return
 	}
-	s.innerL.push(&mitmConn{Conn: s.guardHeads(tc, t.agent), t: t})
+	cancel()
+	s.serveInner(s.guardHeads(tc, t.agent), t)
 }
 
 // dialTunnel dials the target of a tunnel rule through the dial guard.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -150,17 +151,32 @@ func selfDialError(addr string) *Error {
 	return loopError("destination " + addr + " is airlock's own listener")
 }
 
-// writeDeadlineConn gives every Write on an agent connection its own
-// deadline: an agent that stops reading a response fails the write after
-// d instead of pinning the forwarding goroutine and its buffers, while a
-// long stream that keeps moving is never cut (unlike http.Server's
-// WriteTimeout, which bounds the whole response).
+// writeDeadlineConn bounds every Write on an agent connection: an agent
+// that stops reading a response fails the write after at most d instead
+// of pinning the forwarding goroutine and its buffers, while a long stream
+// that keeps moving is never cut (unlike http.Server's WriteTimeout, which
+// bounds the whole response). The deadline is pushed forward only once
+// less than d/2 of it is left, so a busy connection does not reset a timer
+// on every write; a stalled write fails after between d/2 and d.
 type writeDeadlineConn struct {
 	net.Conn
-	d time.Duration
+	d     time.Duration
+	until atomic.Int64 // the deadline set, in Unix nanoseconds
 }
 
 func (c *writeDeadlineConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.d))
+	now := time.Now()
+	if c.until.Load()-now.UnixNano() < int64(c.d/2) {
+		deadline := now.Add(c.d)
+		c.until.Store(deadline.UnixNano())
+		_ = c.Conn.SetWriteDeadline(deadline)
+	}
 	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline sets a deadline of the caller's (a refusal's short
+// one); the next Write replaces it once it is near.
+func (c *writeDeadlineConn) SetWriteDeadline(t time.Time) error {
+	c.until.Store(t.UnixNano())
+	return c.Conn.SetWriteDeadline(t)
 }

@@ -22,6 +22,7 @@ type decision struct {
 	cred   *vault.Credential // nil: nothing to inject
 
 	injectErr error // set by the forwarder when injection failed
+	aborted   bool  // the upstream body failed mid-stream
 }
 
 type decisionKey struct{}
@@ -31,11 +32,11 @@ func decisionFrom(ctx context.Context) *decision {
 	return d
 }
 
-// servePipeline judges and forwards one request: a MITM'd request (the
-// tunnel is in the context) or a plain http:// proxy request.
-func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request) {
+// servePipeline judges and forwards one request: a MITM'd request inside
+// tunnel t, or (t nil) a plain http:// proxy request.
+func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel) {
 	ev := &event{start: time.Now(), method: r.Method}
-	d, e := s.decide(r, ev)
+	d, e := s.decide(r, t, ev)
 	if e != nil {
 		ev.fail(e)
 		e.write(w)
@@ -43,22 +44,29 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cw := &countingWriter{ResponseWriter: w}
-	s.forward.ServeHTTP(cw, r.WithContext(context.WithValue(r.Context(), decisionKey{}, d)))
-	if ev.status == 0 {
-		ev.status = cw.status
+	defer func() { // also when the stream is aborted
+		if ev.status == 0 {
+			ev.status = cw.status
+		}
+		ev.bytes, ev.aborted = cw.bytes, d.aborted
+		s.record(ev)
+	}()
+	s.relay(cw, r, d)
+	if d.aborted {
+		// The head is out; only ending the connection tells the agent the
+		// body is incomplete (net/http's convention: ErrAbortHandler).
+		panic(http.ErrAbortHandler)
 	}
-	ev.bytes = cw.bytes
-	s.record(ev)
 }
 
 // decide runs the pipeline up to injection: identify the agent, check the
 // target, match the rule and resolve the credential.
-func (s *Server) decide(r *http.Request, ev *event) (*decision, *Error) {
+func (s *Server) decide(r *http.Request, t *tunnel, ev *event) (*decision, *Error) {
 	d := &decision{ev: ev}
 	if e := loopDetected(r); e != nil { // Via: airlock (hygiene.go)
 		return nil, e
 	}
-	if e := s.target(r, d); e != nil {
+	if e := s.target(r, t, d); e != nil {
 		return nil, e
 	}
 	if e := s.judge(d, r.Method, r.URL.Path); e != nil {
@@ -108,8 +116,8 @@ func (s *Server) judge(d *decision, method, rawPath string) *Error {
 }
 
 // target identifies the agent and the destination of r.
-func (s *Server) target(r *http.Request, d *decision) *Error {
-	if t := tunnelFrom(r.Context()); t != nil {
+func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
+	if t != nil {
 		d.agent, d.scheme, d.host, d.port = t.agent, t.scheme, t.host, t.port
 		// goproxy-style MITM would route by the inner Host; airlock pins the
 		// CONNECT target so an agent cannot have one host's credential sent

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"time"
 
@@ -36,11 +35,8 @@ func (s *Server) HTTPRequest(ctx context.Context, agent, credential string, req 
 		return fail(e)
 	}
 	out := req.Clone(context.WithValue(ctx, decisionKey{}, d))
-	out.RequestURI = ""
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
-	s.rewrite(&httputil.ProxyRequest{In: out, Out: out})
+	prepareOutbound(out, nil)
+	s.rewriteOut(out, d)
 	resp, err := s.forward.Transport.RoundTrip(out)
 	if err != nil {
 		return fail(classify(err, d))
@@ -53,11 +49,6 @@ func (s *Server) HTTPRequest(ctx context.Context, agent, credential string, req 
 	s.record(ev)
 	return resp, nil
 }
-
-// hopHeaders are removed from RPC-built requests (the reverse proxy does
-// the same for proxied ones).
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func (s *Server) rpcTarget(d *decision, req *http.Request) *Error {
 	if d.scheme != "https" && d.scheme != "http" || req.URL.Host == "" {

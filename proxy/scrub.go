@@ -90,27 +90,48 @@ func newReplacer(forms [][]byte, repl []byte) *replacer {
 // again with the bytes that follow it. n counts replacements.
 func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 	start, i := 0, 0
-	for i < len(buf) {
-		if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
-			i++
-			continue
-		}
-		rest := buf[i:]
-		if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
+	for {
+		at, m := r.next(buf, i, final)
+		if m == 0 {
+			i = at
 			break
 		}
-		if m := r.matchAt(rest); m > 0 {
-			out = append(append(out, buf[start:i]...), r.repl...)
-			i += m
-			start, n = i, n+1
-			continue
-		}
-		i++
+		out = append(append(out, buf[start:at]...), r.repl...)
+		i = at + m
+		start, n = i, n+1
 	}
 	return append(out, buf[start:i]...), i, n
 }
 
-// couldGrow reports whether rest is a proper prefix of a form.
+// next finds the first form in buf[i:]: its position and length, or, with
+// length 0, where scanning must stop (the end, or unless final, a tail that
+// more bytes could still turn into a form).
+func (r *replacer) next(buf []byte, i int, final bool) (at, m int) {
+	for ; i < len(buf); i++ {
+		if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
+			continue
+		}
+		rest := buf[i:]
+		if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
+			return i, 0
+		}
+		if m := r.matchAt(rest); m > 0 {
+			return i, m
+		}
+	}
+	return len(buf), 0
+}
+
+// replaceAll scrubs a complete buffer; without an echo it returns buf
+// itself, unallocated.
+func (r *replacer) replaceAll(buf []byte) ([]byte, int) {
+	if _, m := r.next(buf, 0, true); m == 0 {
+		return buf, 0
+	}
+	out, _, n := r.scan(make([]byte, 0, len(buf)+len(r.repl)), buf, true)
+	return out, n
+}
+
 func (r *replacer) couldGrow(rest []byte) bool {
 	for _, f := range r.forms {
 		if len(f) > len(rest) && bytes.HasPrefix(f, rest) {

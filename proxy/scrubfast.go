@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,8 +112,8 @@ func (s *Server) cachedReplacer(d *decision) *replacer {
 
 // scrubWhole scrubs a short identity-encoded body of known length at once
 // and, when the body held no echo, keeps its Content-Length, so the agent
-// gets one plain response written in one piece. It reports false, leaving resp alone, when the
-// body does not qualify. The wait is bounded: the upstream declared the
+// gets one plain response written in one piece. It reports false, leaving
+// resp alone, when the body does not qualify. The wait is bounded: the upstream declared the
 // length, and the idle timeout of the upstream body still applies.
 func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 	if resp.ContentLength < 0 || resp.ContentLength > maxWholeScrub || len(resp.TransferEncoding) > 0 {
@@ -124,45 +122,46 @@ func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 	if enc := strings.TrimSpace(resp.Header.Get("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return false, nil
 	}
-	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "text/event-stream" {
+	if isEventStream(resp.Header) {
 		return false, nil
 	}
-	bodyEchoes := 0
-	sr := newScrubReader(resp.Body, r, func(n int) { bodyEchoes += n; e.add(n) })
-	out, err := readScrubbed(sr, int(resp.ContentLength))
-	sr.release()
-	e.report()
+	body, err := readWhole(resp.Body, resp.ContentLength)
 	_ = resp.Body.Close()
 	if err != nil {
 		return true, err
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(out))
-	if bodyEchoes > 0 { // as on the streaming path: a scrubbed body has no length
+	if scrubbed, n := r.replaceAll(body); n > 0 { // as on the streaming path: a scrubbed body has no length
+		e.add(n)
+		e.report()
+		resp.Body = io.NopCloser(bytes.NewReader(scrubbed))
 		resp.Header.Del("Content-Length")
 		resp.ContentLength = -1
 		return true, nil
 	}
-	resp.ContentLength = int64(len(out))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Body = &wholeBody{Reader: bytes.NewReader(body)}
+	if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body))) // what the agent gets is what was read
+	}
 	return true, nil
 }
 
-// readScrubbed reads sr to its end; size is the expected length.
-func readScrubbed(sr *scrubReader, size int) ([]byte, error) {
-	out := make([]byte, 0, size+1)
-	for {
-		if len(out) == cap(out) {
-			out = slices.Grow(out, 4<<10)
-		}
-		n, err := sr.Read(out[len(out):cap(out)])
-		out = out[:len(out)+n]
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+// wholeBody is a body already read: one allocation for reader and closer.
+type wholeBody struct{ *bytes.Reader }
+
+func (wholeBody) Close() error { return nil }
+
+// readWhole reads a body of the declared size to its end; a body longer
+// than declared is an error (the transport already refuses shorter ones).
+func readWhole(body io.Reader, size int64) ([]byte, error) {
+	buf := make([]byte, size+1)
+	n, err := io.ReadFull(body, buf)
+	switch {
+	case (err == io.ErrUnexpectedEOF || err == io.EOF) && int64(n) == size:
+		return buf[:n], nil
+	case err == nil:
+		return nil, errors.New("upstream body longer than its Content-Length")
 	}
+	return nil, err
 }
 
 // pairSet is a bitset of two-byte sequences: the replacer's quick filter,

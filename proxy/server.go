@@ -63,8 +63,10 @@ type Server struct {
 	guard     guards      // rate limits, connection caps, own addresses (hygiene.go)
 	goproxy   *goproxy.ProxyHttpServer
 
-	front, inner   *http.Server
-	frontL, innerL *connListener
+	front      *http.Server // agent connections: CONNECT and plain http://
+	frontL     *connListener
+	innerConns innerConns // MITM'd connections (inner.go)
+	innerCfg   innerConfig
 
 	rpc func(ctx context.Context, c net.Conn) // RPC door; nil: refused
 
@@ -99,19 +101,29 @@ func New(cfg Config) (*Server, error) {
 	s.tokens = newTokenCache(s)
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
-	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront), nil)
-	s.inner = s.newHTTPServer(cfg, http.HandlerFunc(s.servePipeline), tunnelContext)
+	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
+	s.innerCfg = innerConfig{
+		readHeader: s.front.ReadHeaderTimeout,
+		idle:       s.front.IdleTimeout,
+		maxHeader:  s.front.MaxHeaderBytes,
+	}
 	cfg.Certs.OnLookup = s.countCertLookup
 	return s, nil
 }
 
-func (s *Server) newHTTPServer(cfg Config, h http.Handler, connCtx func(context.Context, net.Conn) context.Context) *http.Server {
+// innerConfig holds the limits the lean MITM loop applies, the same as the
+// front server's.
+type innerConfig struct {
+	readHeader, idle time.Duration
+	maxHeader        int
+}
+
+func (s *Server) newHTTPServer(cfg Config, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, 10*time.Second),
 		IdleTimeout:       orDefault(cfg.IdleTimeout, 90*time.Second),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ConnContext:       connCtx,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
 	if srv.MaxHeaderBytes == 0 {
@@ -166,9 +178,7 @@ func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.frontL == nil {
 		s.frontL = newConnListener(l.Addr())
-		s.innerL = newConnListener(l.Addr())
 		go func() { _ = s.front.Serve(s.frontL) }()
-		go func() { _ = s.inner.Serve(s.innerL) }()
 	}
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
@@ -221,7 +231,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
-	errInner := s.inner.Shutdown(ctx)
+	errInner := s.drainInner(ctx)
 	s.transport.CloseIdleConnections()
 	return errors.Join(errFront, errInner)
+}
+
+// drainInner closes idle MITM'd connections until none is busy or ctx
+// ends; busy ones close after their current response.
+func (s *Server) drainInner(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.innerConns.closeIdle() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }

@@ -1,0 +1,338 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The requests of a MITM'd connection are served by a lean HTTP/1.1 loop
+// instead of a net/http.Server. The connection already belongs to one
+// agent and one destination, so the loop needs none of net/http's
+// per-request machinery (a background reader goroutine and a cancellable
+// context per request, response buffers allocated per request): it reads a
+// request with http.ReadRequest, hands it to the pipeline, and writes the
+// response through innerWriter. Everything net/http enforced is enforced
+// here: a cap on header bytes (431), a deadline on the head (slowloris), an
+// idle timeout between requests, Host required, bodies left unread
+// discarded up to a bound, panics contained, graceful shutdown.
+
+// maxDiscard is how much of a request body left unread by the pipeline is
+// read and dropped to keep the connection; beyond it the connection closes.
+const maxDiscard = 256 << 10
+
+var (
+	errHeadTooLarge = errors.New("request head too large")
+	errBodyClosed   = errors.New("request body read after the response")
+)
+
+// innerConns tracks the MITM'd connections being served, for Shutdown.
+type innerConns struct {
+	mu    sync.Mutex
+	conns map[*innerConn]struct{}
+}
+
+func (ic *innerConns) add(c *innerConn) {
+	ic.mu.Lock()
+	if ic.conns == nil {
+		ic.conns = make(map[*innerConn]struct{})
+	}
+	ic.conns[c] = struct{}{}
+	ic.mu.Unlock()
+}
+
+func (ic *innerConns) remove(c *innerConn) {
+	ic.mu.Lock()
+	delete(ic.conns, c)
+	ic.mu.Unlock()
+}
+
+// closeIdle closes the connections waiting for a request and reports how
+// many connections are still busy.
+func (ic *innerConns) closeIdle() (busy int) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	for c := range ic.conns {
+		if c.active.Load() {
+			busy++
+		} else {
+			_ = c.c.Close()
+		}
+	}
+	return busy
+}
+
+// innerConn is one MITM'd agent connection.
+type innerConn struct {
+	s      *Server
+	c      net.Conn
+	t      *tunnel
+	lim    headLimiter
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	active atomic.Bool // serving a request (Shutdown waits for it)
+	w      innerWriter // reused by each request
+}
+
+// headLimiter caps the bytes read while a request head is parsed.
+type headLimiter struct {
+	r      io.Reader
+	remain int64
+}
+
+func (l *headLimiter) Read(p []byte) (int, error) {
+	if l.remain <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.remain {
+		p = p[:l.remain]
+	}
+	n, err := l.r.Read(p)
+	l.remain -= int64(n)
+	return n, err
+}
+
+var (
+	innerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	innerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
+)
+
+// serveInner serves the requests of a MITM'd connection until the agent
+// closes it, a timeout or a framing error ends it, or the server shuts down.
+func (s *Server) serveInner(c net.Conn, t *tunnel) {
+	ic := &innerConn{s: s, c: c, t: t, remote: c.RemoteAddr().String()}
+	ic.lim.r, ic.lim.remain = c, math.MaxInt64
+	ic.br = innerReaders.Get().(*bufio.Reader)
+	ic.br.Reset(&ic.lim)
+	ic.bw = innerWriters.Get().(*bufio.Writer)
+	ic.bw.Reset(c)
+	ic.w.ic = ic
+	s.innerConns.add(ic)
+	hijacked := false
+	defer func() {
+		s.innerConns.remove(ic)
+		if hijacked {
+			return // the upgraded stream owns the connection and its buffers
+		}
+		_ = c.Close()
+		ic.br.Reset(nil)
+		ic.bw.Reset(nil)
+		innerReaders.Put(ic.br)
+		innerWriters.Put(ic.bw)
+	}()
+	for !s.closing.Load() {
+		req, ok := ic.readRequest()
+		if !ok {
+			return
+		}
+		keep, hj := ic.serve(req)
+		if hj {
+			hijacked = true
+			return
+		}
+		if !keep {
+			return
+		}
+	}
+}
+
+// readRequest waits (idle timeout) for the next request and reads its head
+// (header timeout, header cap). Malformed heads are answered 400/431.
+func (ic *innerConn) readRequest() (*http.Request, bool) {
+	ic.active.Store(false)
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.idle))
+	if _, err := ic.br.Peek(1); err != nil {
+		return nil, false
+	}
+	ic.active.Store(true)
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.readHeader))
+	ic.lim.remain = int64(ic.s.innerCfg.maxHeader) + 4096
+	req, err := http.ReadRequest(ic.br)
+	tooLarge := ic.lim.remain <= 0
+	ic.lim.remain = math.MaxInt64
+	if err != nil {
+		ic.refuseHead(err, tooLarge)
+		return nil, false
+	}
+	if e := checkHead(req); e != nil {
+		ic.refuse(e)
+		return nil, false
+	}
+	req.RemoteAddr = ic.remote
+	if req.Body != http.NoBody {
+		_ = ic.c.SetReadDeadline(time.Time{}) // bodies may stream slowly
+	}
+	return req, true
+}
+
+// checkHead refuses what net/http's server refuses beyond ReadRequest's own
+// checks, and CONNECT inside a tunnel.
+func checkHead(req *http.Request) *Error {
+	switch {
+	case req.ProtoAtLeast(1, 1) && req.Host == "": // ReadRequest moved Host there
+		return badHead("HTTP/1.1 request without a Host header")
+	case req.Method == http.MethodConnect:
+		return badHead("CONNECT inside a tunnel")
+	case req.ProtoMajor != 1:
+		return badHead("unsupported protocol " + req.Proto)
+	}
+	return nil
+}
+
+func badHead(msg string) *Error {
+	return newError(http.StatusBadRequest, CodeBadRequest, msg, "send a well-formed HTTP/1.1 request")
+}
+
+// refuseHead answers a head ReadRequest could not parse. Read errors
+// (agent gone, timeout, the head guard's refusal) end the connection
+// silently, as net/http does.
+func (ic *innerConn) refuseHead(err error, tooLarge bool) {
+	var ne net.Error
+	switch {
+	case tooLarge:
+		ic.refuse(newError(http.StatusRequestHeaderFieldsTooLarge, CodeBadRequest,
+			"request head larger than "+itoa(ic.s.innerCfg.maxHeader)+" bytes", "send smaller headers"))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
+	default:
+		ic.refuse(badHead("malformed request head"))
+	}
+}
+
+// refuse answers e, records it and ends the connection.
+func (ic *innerConn) refuse(e *Error) {
+	ev := &event{start: time.Now(), agent: ic.t.agent, method: "?", host: ic.t.host, port: ic.t.port}
+	ev.fail(e)
+	ic.s.record(ev)
+	_ = ic.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	resp := e.response(nil)
+	_ = resp.Write(ic.bw)
+	_ = ic.bw.Flush()
+}
+
+// serve runs one request through the pipeline and finishes its response;
+// keep reports whether the connection can carry another request.
+func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
+	body := &innerBody{ic: ic, src: req.Body}
+	if req.Body != http.NoBody {
+		if e := body.expect(req); e != nil {
+			ic.refuse(e)
+			return false, false
+		}
+		req.Body = body
+	}
+	w := &ic.w
+	w.reset(req)
+	if !ic.run(w, req) {
+		return false, w.hijacked
+	}
+	if w.hijacked {
+		return false, true
+	}
+	keep = w.finish()
+	if req.Body != http.NoBody {
+		keep = body.finish() && keep
+	}
+	return keep && !req.Close, false
+}
+
+// run calls the pipeline, containing its panics: http.ErrAbortHandler (a
+// stream cut mid-body) ends the connection quietly, anything else is
+// logged without its value (it could hold request data).
+func (ic *innerConn) run(w *innerWriter, req *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			if p != http.ErrAbortHandler {
+				ic.s.log.Error("panic serving a request", fieldAgent(ic.t.agent), fieldHost(ic.t.host))
+			}
+		}
+	}()
+	ic.s.servePipeline(w, req, ic.t)
+	return true
+}
+
+// innerBody is a request body shared, under a lock, between the pipeline's
+// transport (which may still read it after the response) and the loop
+// (which discards what is left before the next request). It sends
+// "100 Continue" on the first read when the agent asked for it.
+type innerBody struct {
+	ic   *innerConn
+	mu   sync.Mutex
+	src  io.ReadCloser
+	cont bool // 100 Continue owed on first read
+	eof  bool
+	done bool
+}
+
+func (b *innerBody) expect(req *http.Request) *Error {
+	ex := req.Header.Get("Expect")
+	switch {
+	case ex == "":
+	case req.ProtoAtLeast(1, 1) && asciiEqualFold(ex, "100-continue"):
+		b.cont = true
+	default:
+		return newError(http.StatusExpectationFailed, CodeBadRequest, "unsupported Expect: "+ex, "send Expect: 100-continue or none")
+	}
+	return nil
+}
+
+func (b *innerBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, errBodyClosed
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.cont {
+		b.cont = false
+		_, _ = b.ic.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		_ = b.ic.bw.Flush()
+	}
+	n, err := b.src.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close is the transport's: the loop decides what happens to the rest.
+func (b *innerBody) Close() error { return nil }
+
+// finish ends the body's use by the pipeline and reads what is left, up to
+// maxDiscard; false means the connection cannot be reused.
+func (b *innerBody) finish() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	if b.eof {
+		return true
+	}
+	if b.cont { // the agent is still waiting for 100 Continue: never sent
+		return false
+	}
+	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.innerCfg.readHeader))
+	n, err := io.CopyN(io.Discard, b.src, maxDiscard+1)
+	return errors.Is(err, io.EOF) && n <= maxDiscard
+}
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

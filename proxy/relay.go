@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// relay sends a judged request upstream and streams the answer back. It
+// does what httputil.ReverseProxy does for a plain request (hop-by-hop
+// headers out both ways, client X-Forwarded-* dropped, trailers passed
+// on, SSE and unknown-length bodies flushed on every write, a stream cut
+// mid-body aborted) without its per-request copies: the inbound request is
+// ours, so the outbound one shares its header map and URL, and the
+// response headers are handed over rather than copied. Upgrades
+// (WebSockets) still go through the ReverseProxy, which splices them.
+// 1xx informational answers other than 100/101 are not relayed.
+func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
+	ctx := context.WithValue(context.Background(), decisionKey{}, d)
+	if r.Header["Upgrade"] != nil {
+		s.forward.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
+	out := r.WithContext(ctx)
+	prepareOutbound(out, r.Header["Te"])
+	if r.ContentLength == 0 {
+		out.Body = nil // lets the transport retry on a dead idle connection
+	}
+	s.rewriteOut(out, d)
+	resp, err := s.forward.Transport.RoundTrip(out)
+	var stream bool
+	if err == nil {
+		// Judged before scrubbing, which drops the length of what it scrubs.
+		stream = resp.ContentLength < 0 || isEventStream(resp.Header)
+		if err = s.scrubResponse(resp); err != nil {
+			_ = resp.Body.Close()
+		}
+	}
+	if err != nil {
+		s.failUpstream(w, d, err)
+		return
+	}
+	s.relayResponse(w, resp, d, stream)
+}
+
+// prepareOutbound turns a server request into a client request: no
+// request URI, no hop-by-hop headers (those named by Connection too), no
+// client-supplied forwarding headers, no Go default User-Agent.
+func prepareOutbound(out *http.Request, te []string) {
+	out.RequestURI, out.Close = "", false
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	h := out.Header
+	removeHopByHop(h)
+	if headerHasToken(te, "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(h, k)
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""}
+	}
+}
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 (and the proxy ones).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+func headerHasToken(values []string, token string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(textproto.TrimString(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// relayResponse writes resp to the agent: headers, body, trailers. A
+// stream (SSE, or a body the upstream sent without a length) is flushed on
+// every write; a body of known length goes out as the buffer fills.
+func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *decision, stream bool) {
+	defer resp.Body.Close()
+	removeHopByHop(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		if dst[k] == nil {
+			dst[k] = vv
+		} else {
+			dst[k] = append(dst[k], vv...)
+		}
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	var flusher http.Flusher
+	if stream {
+		flusher, _ = w.(http.Flusher)
+	}
+	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
+		d.aborted = true
+		s.log.Debug("upstream body failed", fieldAgent(d.agent), fieldHost(d.host), fieldErr(readErr))
+		return
+	}
+	_ = resp.Body.Close() // populates resp.Trailer
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody copies body to w, flushing after each write when flusher is
+// set (SSE, unknown lengths). It returns the read error, if any; a write
+// error (the agent went away) ends the copy silently.
+func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// isEventStream reports whether h declares a text/event-stream body.
+func isEventStream(h http.Header) bool {
+	ct := strings.TrimSpace(h.Get("Content-Type"))
+	const sse = "text/event-stream"
+	return len(ct) >= len(sse) && asciiEqualFold(ct[:len(sse)], sse) &&
+		(len(ct) == len(sse) || ct[len(sse)] == ';' || ct[len(sse)] == ' ')
+}
