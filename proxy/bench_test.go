@@ -46,50 +46,70 @@ func benchUpstream(b *testing.B) *httptest.Server {
 // benchAirlock starts a Server injecting a bearer credential for up and
 // returns a client that uses it as its proxy.
 func benchAirlock(b *testing.B, up *httptest.Server, conns int) *http.Client {
-	b.Helper()
-	v, err := vault.Create(filepath.Join(b.TempDir(), "v"), []byte("bench"), vault.CreateOptions{KDF: vault.FastKDF})
+	ip := startInproc(b, up, io.Discard)
+	return benchClient(ip.roots, http.ProxyURL(ip.proxyURL), conns)
+}
+
+// inproc is an airlock Server running in the test process, injecting the
+// bearer credential "sk-bench-0123456789" for agent bot on every request
+// to one upstream, except paths under /denied/.
+type inproc struct {
+	s        *Server
+	addr     string
+	proxyURL *url.URL
+	roots    *x509.CertPool // airlock's CA
+	upHost   string
+}
+
+const inprocSecret = "sk-bench-0123456789"
+
+func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
+	tb.Helper()
+	v, err := vault.Create(filepath.Join(tb.TempDir(), "v"), []byte("bench"), vault.CreateOptions{KDF: vault.FastKDF})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	err = v.Update(func(d *vault.Data) error {
-		d.SetCredential(&vault.Credential{Path: "bench/key", Value: vault.NewSecret([]byte("sk-bench-0123456789"))})
+		d.SetCredential(&vault.Credential{Path: "bench/key", Value: vault.NewSecret([]byte(inprocSecret))})
 		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken("tok")})
 		return nil
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	host := strings.TrimPrefix(up.URL, "https://")
-	pol, err := policy.Parse("bench.yaml", []byte(fmt.Sprintf(
-		"version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n  - name: up\n    host: %q\n    credential: bench/key\n", host)))
+	pol, err := policy.Parse("bench.yaml", []byte(fmt.Sprintf("version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n"+
+		"  - name: denied\n    host: %q\n    paths: [\"/denied/**\"]\n    action: deny\n"+
+		"  - name: up\n    host: %q\n    credential: bench/key\n", host, host)))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ca, err := certs.NewCA("bench", time.Now())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(up.Certificate())
-	aw := NewAsyncWriter(io.Discard, 0)
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.InfoLevel))
-	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100), Log: log, UpstreamRoots: roots})
+	upRoots := x509.NewCertPool()
+	upRoots.AddCert(up.Certificate())
+	aw := NewAsyncWriter(logs, 0)
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.DebugLevel))
+	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100), Log: log, UpstreamRoots: upRoots,
+		ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	go func() { _ = s.Serve(l) }()
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		shutdownQuietly(s)
 		_ = aw.Close()
 	})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	proxyURL := &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}
-	return benchClient(pool, http.ProxyURL(proxyURL), conns)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &inproc{s: s, addr: l.Addr().String(), roots: roots, upHost: host,
+		proxyURL: &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}}
 }
 
 func shutdownQuietly(s *Server) {
