@@ -18,7 +18,7 @@ import (
 
 // newGoproxy configures goproxy as the CONNECT front door: it reads the
 // CONNECT, asks handleConnect for a verdict and splices tunnels. MITM'd
-// connections are hijacked and served by the inner HTTP server, not by
+// connections are hijacked and served by the lean loop (inner.go), not by
 // goproxy's own MITM loop: that loop routes by the inner Host header and
 // sets no deadlines, and airlock needs both under its control.
 func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {

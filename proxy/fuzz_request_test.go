@@ -119,6 +119,10 @@ func FuzzProxyRequest(f *testing.F) {
 		"POST http://" + host + "/b/x HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET http://" + host + "/b/y HTTP/1.1\r\n" + auth + "\r\n",
 		"GET http://" + host + "/b/loop HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "Via: 1.1 airlock\r\n\r\n",
 		"CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\nGET /b/x HTTP/1.1\r\nHost: " + host + "\r\n\r\n",
+		// Inside a plain-http tunnel: the lean loop (inner.go).
+		"CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\nPOST /b/x HTTP/1.1\r\nHost: " + host + "\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+		"CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\nGET /b/x HTTP/1.0\r\nHost: " + host + "\r\n\r\nGET /q/y HTTP/1.1\r\nHost: " + host + "\r\n\r\n",
+		"CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n" + auth + "\r\nGET /b/ws HTTP/1.1\r\nHost: " + host + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nframes",
 		"\x00\x00\x00\x05hello",
 		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {

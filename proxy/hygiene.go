@@ -48,8 +48,9 @@ func (g *guards) configure(cfg Config) {
 // when a credential is injected, asks for identity encoding so the response
 // scrubber sees plaintext (scrubresp.go explains what happens otherwise).
 // Proxy-* and hop-by-hop headers are already gone: rewrite deletes Proxy-*
-// and httputil.ReverseProxy removes the hop-by-hop set (Connection and the
-// headers it names, Keep-Alive, Te, Trailer, Transfer-Encoding, Upgrade).
+// and prepareOutbound (relay.go; the ReverseProxy for upgrades) removes the
+// hop-by-hop set (Connection and the headers it names, Keep-Alive, Te,
+// Trailer, Transfer-Encoding, Upgrade).
 func outboundHygiene(out *http.Request, d *decision) {
 	out.Header.Add("Via", viaAirlock)
 	if d.cred != nil {

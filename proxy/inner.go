@@ -81,6 +81,16 @@ type innerConn struct {
 	w      innerWriter // reused by each request
 }
 
+// releaseWriter returns the write buffer to the pool (it is empty: every
+// response ends with a flush).
+func (ic *innerConn) releaseWriter() {
+	if ic.bw != nil {
+		ic.bw.Reset(nil)
+		innerWriters.Put(ic.bw)
+		ic.bw = nil
+	}
+}
+
 // headLimiter caps the bytes read while a request head is parsed.
 type headLimiter struct {
 	r      io.Reader
@@ -101,7 +111,7 @@ func (l *headLimiter) Read(p []byte) (int, error) {
 
 var (
 	innerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
-	innerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
+	innerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }} // one full TLS record
 )
 
 // serveInner serves the requests of a MITM'd connection until the agent
@@ -111,8 +121,6 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 	ic.lim.r, ic.lim.remain = c, math.MaxInt64
 	ic.br = innerReaders.Get().(*bufio.Reader)
 	ic.br.Reset(&ic.lim)
-	ic.bw = innerWriters.Get().(*bufio.Writer)
-	ic.bw.Reset(c)
 	ic.w.ic = ic
 	s.innerConns.add(ic)
 	hijacked := false
@@ -123,9 +131,8 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 		}
 		_ = c.Close()
 		ic.br.Reset(nil)
-		ic.bw.Reset(nil)
 		innerReaders.Put(ic.br)
-		innerWriters.Put(ic.bw)
+		ic.releaseWriter()
 	}()
 	for !s.closing.Load() {
 		req, ok := ic.readRequest()
@@ -147,11 +154,14 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 // (header timeout, header cap). Malformed heads are answered 400/431.
 func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.active.Store(false)
+	ic.releaseWriter() // an idle connection holds no write buffer
 	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.idle))
 	if _, err := ic.br.Peek(1); err != nil {
 		return nil, false
 	}
 	ic.active.Store(true)
+	ic.bw = innerWriters.Get().(*bufio.Writer)
+	ic.bw.Reset(ic.c)
 	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.readHeader))
 	ic.lim.remain = int64(ic.s.innerCfg.maxHeader) + 4096
 	req, err := http.ReadRequest(ic.br)

@@ -9,8 +9,8 @@ import (
 )
 
 // connListener is a net.Listener fed by hand: the accept loop sniffs each
-// connection and pushes it to the listener of the door it belongs to, and
-// MITM'd TLS connections are pushed to the inner HTTP server the same way.
+// connection and pushes HTTP proxy clients (CONNECT and plain http://) to
+// the front net/http server through it.
 type connListener struct {
 	addr  net.Addr
 	conns chan net.Conn

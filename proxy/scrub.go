@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -69,17 +70,25 @@ type replacer struct {
 	forms  [][]byte // longest first
 	first  [256]bool
 	pairs  pairSet // the first two bytes of each form (scrubfast.go)
+	inside pairSet // every pair within the first minLen bytes of a form
+	minLen int
 	maxLen int
 	repl   []byte
 }
 
 func newReplacer(forms [][]byte, repl []byte) *replacer {
-	r := &replacer{forms: slices.Clone(forms), repl: repl}
+	r := &replacer{forms: slices.Clone(forms), repl: repl, minLen: math.MaxInt}
 	slices.SortStableFunc(r.forms, func(a, b []byte) int { return len(b) - len(a) })
 	for _, f := range r.forms {
 		r.first[f[0]] = true
 		r.pairs.add(f[0], f[1])
 		r.maxLen = max(r.maxLen, len(f))
+		r.minLen = min(r.minLen, len(f))
+	}
+	for _, f := range r.forms {
+		for j := 1; j < r.minLen; j++ {
+			r.inside.add(f[j-1], f[j])
+		}
 	}
 	return r
 }
@@ -106,20 +115,42 @@ func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 // next finds the first form in buf[i:]: its position and length, or, with
 // length 0, where scanning must stop (the end, or unless final, a tail that
 // more bytes could still turn into a form).
+//
+// It skips like Wu-Manber with a yes/no table: a form starting at s fills
+// buf[s:s+minLen], so when the pair ending that window occurs nowhere in
+// the first minLen bytes of any form, no form starts at s..s+minLen-2 and
+// the scan moves on by minLen-1. In text that shares few pairs with the
+// secret's forms, most bytes are never looked at.
 func (r *replacer) next(buf []byte, i int, final bool) (at, m int) {
-	for ; i < len(buf); i++ {
-		if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
+	for w := r.minLen; i+w <= len(buf); {
+		if !r.inside.has(buf[i+w-2], buf[i+w-1]) {
+			i += w - 1
 			continue
 		}
-		rest := buf[i:]
-		if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
-			return i, 0
+		if m, stop := r.candidate(buf, i, final); m > 0 || stop {
+			return i, m
 		}
-		if m := r.matchAt(rest); m > 0 {
+		i++
+	}
+	for ; i < len(buf); i++ { // the last minLen-1 bytes: only a form's start
+		if m, stop := r.candidate(buf, i, final); m > 0 || stop {
 			return i, m
 		}
 	}
 	return len(buf), 0
+}
+
+// candidate checks for a form at buf[i]: its length, or stop when, unless
+// final, the bytes so far could still grow into a longer form.
+func (r *replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
+	if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
+		return 0, false
+	}
+	rest := buf[i:]
+	if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
+		return 0, true
+	}
+	return r.matchAt(rest), false
 }
 
 // replaceAll scrubs a complete buffer; without an echo it returns buf

@@ -53,6 +53,9 @@ func FuzzScrubber(f *testing.F) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("forms: streaming %q != one-shot %q", got, want)
 		}
+		if naive := naiveScrub(all.forms, body, repl); !bytes.Equal(want, naive) {
+			t.Fatalf("forms: one-shot %q != naive %q", want, naive)
+		}
 		for _, f := range forms {
 			// A form that overlaps the replacement text can be re-created
 			// by it (as with strings.ReplaceAll); real secrets do not.
@@ -66,4 +69,28 @@ func FuzzScrubber(f *testing.F) {
 			}
 		}
 	})
+}
+
+// naiveScrub is the reference for the replacer's skipping scan: at each
+// position, the longest form there (forms are sorted longest first) is
+// replaced; otherwise the byte is kept.
+func naiveScrub(forms [][]byte, body, repl []byte) []byte {
+	var out []byte
+	for i := 0; i < len(body); {
+		m := 0
+		for _, f := range forms {
+			if bytes.HasPrefix(body[i:], f) {
+				m = len(f)
+				break
+			}
+		}
+		if m == 0 {
+			out = append(out, body[i])
+			i++
+			continue
+		}
+		out = append(out, repl...)
+		i += m
+	}
+	return out
 }

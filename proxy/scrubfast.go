@@ -17,7 +17,7 @@ import (
 // ~60 allocations (the secret's forms and the read buffers), most of what
 // airlock allocated per proxied request: replacers of static credentials
 // are now cached and scrubReader buffers pooled. And a scrubbed body used
-// to lose its Content-Length, which made the reverse proxy flush headers
+// to lose its Content-Length, which made the relay flush headers
 // and every write separately and answer chunked: three TLS records and
 // syscalls for a 181-byte answer. Short known-length bodies are now
 // scrubbed whole and keep an exact Content-Length.
@@ -53,7 +53,7 @@ func putScrubBuffer(b []byte) {
 var errScrubClosed = errors.New("scrubbed body read after close")
 
 // release hands the buffers back to the pool; later Reads fail. Call it
-// once, from the goroutine that reads (the reverse proxy closes the body
+// once, from the goroutine that reads (the relay closes the body
 // after its last read, on the same goroutine).
 func (s *scrubReader) release() {
 	if s.in == nil {

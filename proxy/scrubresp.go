@@ -22,7 +22,8 @@ import (
 // (br, zstd, deflate, ...) cannot be scrubbed, so the response is refused
 // with 502 UPSTREAM_ERROR rather than passed through unchecked.
 
-// scrubResponse is the forwarder's ModifyResponse: on responses to requests
+// scrubResponse runs on every upstream response (relay, the RPC door and
+// the ReverseProxy's ModifyResponse for upgrades): on responses to requests
 // with an injected credential it replaces echoes of the secret in headers,
 // wraps the body in a streaming scrubber and drops Content-Length (the
 // scrubbed length differs). 101 upgrades are spliced unscrubbed.
@@ -95,7 +96,7 @@ func plainBody(resp *http.Response) (io.Reader, error) {
 		"airlock asks for identity encoding on requests it injects; configure the upstream to honour it")
 }
 
-// lazyGzip opens the gzip stream on first Read, so ModifyResponse never
+// lazyGzip opens the gzip stream on first Read, so scrubResponse never
 // blocks on the upstream.
 type lazyGzip struct {
 	src io.Reader
@@ -113,7 +114,7 @@ func (g *lazyGzip) Read(p []byte) (int, error) {
 	return g.zr.Read(p)
 }
 
-// scrubBody is the response body handed to the reverse proxy: scrubbed
+// scrubBody is the response body handed to the relay: scrubbed
 // bytes, trailers scrubbed at EOF, one audit warning on Close.
 type scrubBody struct {
 	io.Reader

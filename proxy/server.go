@@ -3,7 +3,7 @@
 // One listener serves two doors: a connection whose first byte is 0x00 is a
 // SanctumAI RPC client (package [rpc]); anything else is an HTTP proxy client
 // handled by goproxy (CONNECT) or directly (plain http:// requests). MITM'd
-// TLS connections are served by an inner net/http server whose handler is
+// TLS connections are served by a lean HTTP/1.1 loop (inner.go) that runs
 // the pipeline: identify agent ▶ match rule ▶ resolve credential ▶ inject ▶
 // guarded dial ▶ stream the response back ▶ audit and metrics.
 package proxy
