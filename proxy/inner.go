@@ -30,6 +30,7 @@ const maxDiscard = 256 << 10
 var (
 	errHeadTooLarge = errors.New("request head too large")
 	errBodyClosed   = errors.New("request body read after the response")
+	errNoContinue   = errors.New("request body not sent: the response came first")
 )
 
 // innerConns tracks the MITM'd connections being served, for Shutdown.
@@ -79,6 +80,30 @@ type innerConn struct {
 	remote string
 	active atomic.Bool // serving a request (Shutdown waits for it)
 	w      innerWriter // reused by each request
+
+	// headMu orders "100 Continue", written by whoever first reads the
+	// body (the transport's goroutine), against the final response head,
+	// written by the pipeline's: whichever comes second sees headOut.
+	headMu  sync.Mutex
+	headOut bool
+}
+
+// sendContinue writes "100 Continue" unless the final head is out.
+func (ic *innerConn) sendContinue() bool {
+	ic.headMu.Lock()
+	defer ic.headMu.Unlock()
+	if ic.headOut {
+		return false
+	}
+	_, _ = ic.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return ic.bw.Flush() == nil
+}
+
+// markHeadOut is called before the final head is written.
+func (ic *innerConn) markHeadOut() {
+	ic.headMu.Lock()
+	ic.headOut = true
+	ic.headMu.Unlock()
 }
 
 // releaseWriter returns the write buffer to the pool (it is empty: every
@@ -160,6 +185,7 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 		return nil, false
 	}
 	ic.active.Store(true)
+	ic.headOut = false // no request is in flight: no reader of the body either
 	ic.bw = innerWriters.Get().(*bufio.Writer)
 	ic.bw.Reset(ic.c)
 	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.readHeader))
@@ -303,9 +329,12 @@ func (b *innerBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if b.cont {
+		if !b.ic.sendContinue() {
+			// The response is out already (the upstream answered without
+			// the body): the agent may never send it, so do not wait.
+			return 0, errNoContinue
+		}
 		b.cont = false
-		_, _ = b.ic.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		_ = b.ic.bw.Flush()
 	}
 	n, err := b.src.Read(p)
 	if err == io.EOF {

@@ -54,6 +54,7 @@ func (w *innerWriter) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader = true
+	w.ic.markHeadOut()
 	w.frame(code)
 	w.writeHead(code)
 }
