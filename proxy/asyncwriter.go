@@ -21,13 +21,14 @@ var errWriterClosed = errors.New("async log writer closed")
 // AsyncWriter is a zapcore.WriteSyncer that takes log lines off the request
 // path: Write copies the line into a bounded queue and returns at once; one
 // goroutine writes the lines through a buffer in batches, flushed at most
-// logBatchDelay after the first line of a batch. When the queue is full the line is dropped and counted, so a
-// slow log sink (a blocked terminal, a full pipe) never stalls a request.
+// logBatchDelay after the first line of a batch. When the queue is full the
+// line is dropped and counted, so a slow log sink (a blocked terminal, a
+// full pipe) never stalls a request.
 // Sync waits for the lines queued so far; Close drains the queue, flushes
 // and stops the goroutine. Writes after Close go straight to the sink.
 type AsyncWriter struct {
 	out   io.Writer
-	queue chan []byte
+	queue chan *[]byte // pooled copies (linePool)
 	syncs chan chan error
 	stop  chan struct{}
 	done  chan struct{}
@@ -52,7 +53,7 @@ func NewAsyncWriter(out io.Writer, queue int) *AsyncWriter {
 	}
 	a := &AsyncWriter{
 		out:   out,
-		queue: make(chan []byte, queue),
+		queue: make(chan *[]byte, queue),
 		syncs: make(chan chan error),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -79,11 +80,12 @@ func (a *AsyncWriter) Write(p []byte) (int, error) {
 		defer a.direct.Unlock()
 		return a.out.Write(p)
 	}
-	line := make([]byte, len(p))
-	copy(line, p)
+	line := linePool.Get().(*[]byte)
+	*line = append((*line)[:0], p...)
 	select {
 	case a.queue <- line:
 	default:
+		putLine(line)
 		a.countDrop()
 	}
 	a.mu.RUnlock()
@@ -179,8 +181,21 @@ func (a *AsyncWriter) drain() {
 	}
 }
 
-func (a *AsyncWriter) write(line []byte) {
-	if _, err := a.w.Write(line); err != nil {
+// linePool recycles the copies of log lines; lines longer than
+// maxPooledLine are left to the collector.
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledLine = 16 << 10
+
+func putLine(line *[]byte) {
+	if cap(*line) <= maxPooledLine {
+		linePool.Put(line)
+	}
+}
+
+func (a *AsyncWriter) write(line *[]byte) {
+	defer putLine(line)
+	if _, err := a.w.Write(*line); err != nil {
 		a.fail(fmt.Errorf("write log: %w", err))
 	}
 }

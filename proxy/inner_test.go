@@ -247,3 +247,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// Hop-by-hop headers stop at airlock in both directions (relay.go).
+func TestRelayHopByHop(t *testing.T) {
+	var seen http.Header
+	var mu sync.Mutex
+	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set("Connection", "X-Resp-Hop")
+		w.Header().Set("X-Resp-Hop", "1")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-End", "kept")
+	})
+	tc, br := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("GET", "/h", "Connection: X-Hop", "X-Hop: 1", "Keep-Alive: 5",
+		"X-Forwarded-For: 203.0.113.9", "Forwarded: for=203.0.113.9", "Te: trailers", "Proxy-Authorization: Basic eDp5", "X-Kept: yes"))
+	resp, _ := readResp(t, br, "GET")
+	mu.Lock()
+	defer mu.Unlock()
+	for _, k := range []string{"X-Hop", "Keep-Alive", "X-Forwarded-For", "Forwarded", "Proxy-Authorization", "Connection"} {
+		if v, ok := seen[k]; ok {
+			t.Errorf("upstream got %s: %q", k, v)
+		}
+	}
+	if seen.Get("Te") != "trailers" || seen.Get("X-Kept") != "yes" || seen.Get("Via") != viaAirlock ||
+		seen.Get("Authorization") != "Bearer "+inprocSecret || seen.Get("User-Agent") != "" {
+		t.Errorf("upstream headers: %v", seen)
+	}
+	for _, k := range []string{"X-Resp-Hop", "Keep-Alive"} {
+		if v, ok := resp.Header[k]; ok {
+			t.Errorf("agent got %s: %q", k, v)
+		}
+	}
+	if resp.Header.Get("X-End") != "kept" {
+		t.Errorf("agent headers: %v", resp.Header)
+	}
+}

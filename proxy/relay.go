@@ -31,6 +31,11 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 	s.rewriteOut(out, d)
 	resp, err := s.forward.Transport.RoundTrip(out)
 	var stream bool
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		_ = resp.Body.Close() // the agent asked for no upgrade: nothing to splice
+		err = newError(http.StatusBadGateway, CodeUpstreamError, "upstream "+d.host+" switched protocols unasked",
+			"send Connection: Upgrade and Upgrade headers to open a WebSocket")
+	}
 	if err == nil {
 		// Judged before scrubbing, which drops the length of what it scrubs.
 		stream = resp.ContentLength < 0 || isEventStream(resp.Header)
