@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -198,7 +199,7 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 		return nil, false
 	}
 	if e := checkHead(req); e != nil {
-		ic.refuse(e)
+		ic.refuse(e, req.Method)
 		return nil, false
 	}
 	req.RemoteAddr = ic.remote
@@ -234,16 +235,17 @@ func (ic *innerConn) refuseHead(err error, tooLarge bool) {
 	switch {
 	case tooLarge:
 		ic.refuse(newError(http.StatusRequestHeaderFieldsTooLarge, CodeBadRequest,
-			"request head larger than "+itoa(ic.s.innerCfg.maxHeader)+" bytes", "send smaller headers"))
+			"request head larger than "+itoa(ic.s.innerCfg.maxHeader)+" bytes", "send smaller headers"), "?")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
 	default:
-		ic.refuse(badHead("malformed request head"))
+		ic.refuse(badHead("malformed request head"), "?")
 	}
 }
 
-// refuse answers e, records it and ends the connection.
-func (ic *innerConn) refuse(e *Error) {
-	ev := &event{start: time.Now(), agent: ic.t.agent, method: "?", host: ic.t.host, port: ic.t.port}
+// refuse answers e, records it and ends the connection. method is "?"
+// when the head could not be parsed.
+func (ic *innerConn) refuse(e *Error, method string) {
+	ev := &event{start: time.Now(), agent: ic.t.agent, method: method, host: ic.t.host, port: ic.t.port}
 	ev.fail(e)
 	ic.s.record(ev)
 	_ = ic.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -258,7 +260,7 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 	body := &innerBody{ic: ic, src: req.Body}
 	if req.Body != http.NoBody {
 		if e := body.expect(req); e != nil {
-			ic.refuse(e)
+			ic.refuse(e, req.Method)
 			return false, false
 		}
 		req.Body = body
@@ -311,7 +313,7 @@ func (b *innerBody) expect(req *http.Request) *Error {
 	ex := req.Header.Get("Expect")
 	switch {
 	case ex == "":
-	case req.ProtoAtLeast(1, 1) && asciiEqualFold(ex, "100-continue"):
+	case req.ProtoAtLeast(1, 1) && strings.EqualFold(ex, "100-continue"):
 		b.cont = true
 	default:
 		return newError(http.StatusExpectationFailed, CodeBadRequest, "unsupported Expect: "+ex, "send Expect: 100-continue or none")
@@ -361,17 +363,4 @@ func (b *innerBody) finish() bool {
 	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.innerCfg.readHeader))
 	n, err := io.CopyN(io.Discard, b.src, maxDiscard+1)
 	return errors.Is(err, io.EOF) && n <= maxDiscard
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

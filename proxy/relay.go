@@ -164,6 +164,6 @@ func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 func isEventStream(h http.Header) bool {
 	ct := strings.TrimSpace(h.Get("Content-Type"))
 	const sse = "text/event-stream"
-	return len(ct) >= len(sse) && asciiEqualFold(ct[:len(sse)], sse) &&
+	return len(ct) >= len(sse) && strings.EqualFold(ct[:len(sse)], sse) &&
 		(len(ct) == len(sse) || ct[len(sse)] == ';' || ct[len(sse)] == ' ')
 }

@@ -17,7 +17,7 @@ import (
 // ~60 allocations (the secret's forms and the read buffers), most of what
 // airlock allocated per proxied request: replacers of static credentials
 // are now cached and scrubReader buffers pooled. And a scrubbed body used
-// to lose its Content-Length, which made the relay flush headers
+// to lose its Content-Length, which made the forwarder flush headers
 // and every write separately and answer chunked: three TLS records and
 // syscalls for a 181-byte answer. Short known-length bodies are now
 // scrubbed whole and keep an exact Content-Length.
@@ -113,8 +113,8 @@ func (s *Server) cachedReplacer(d *decision) *replacer {
 // scrubWhole scrubs a short identity-encoded body of known length at once
 // and, when the body held no echo, keeps its Content-Length, so the agent
 // gets one plain response written in one piece. It reports false, leaving
-// resp alone, when the body does not qualify. The wait is bounded: the upstream declared the
-// length, and the idle timeout of the upstream body still applies.
+// resp alone, when the body does not qualify. The wait is bounded: the
+// upstream declared the length, and the idle timeout of its body applies.
 func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 	if resp.ContentLength < 0 || resp.ContentLength > maxWholeScrub || len(resp.TransferEncoding) > 0 {
 		return false, nil
@@ -138,7 +138,9 @@ func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 		resp.ContentLength = -1
 		return true, nil
 	}
-	resp.Body = &wholeBody{Reader: bytes.NewReader(body)}
+	wb := &wholeBody{}
+	wb.Reset(body)
+	resp.Body = wb
 	if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body))) // what the agent gets is what was read
 	}
@@ -146,7 +148,7 @@ func scrubWhole(resp *http.Response, r *replacer, e *echoes) (bool, error) {
 }
 
 // wholeBody is a body already read: one allocation for reader and closer.
-type wholeBody struct{ *bytes.Reader }
+type wholeBody struct{ bytes.Reader }
 
 func (wholeBody) Close() error { return nil }
 
