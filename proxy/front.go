@@ -138,6 +138,10 @@ type tunnel struct {
 	host   string
 	port   int
 	scheme string // "https", or "http" when the agent spoke plain HTTP inside
+
+	// ctx is the connection's context (inner.go): the parent of the
+	// upstream requests made for it, cancelled when the agent is gone.
+	ctx context.Context
 }
 
 // mitm answers the CONNECT, terminates the agent's TLS with a leaf for the

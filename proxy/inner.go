@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"math"
@@ -75,11 +76,13 @@ type innerConn struct {
 	s      *Server
 	c      net.Conn
 	t      *tunnel
+	cancel context.CancelFunc // ends t.ctx
 	lim    headLimiter
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	remote string
 	active atomic.Bool // serving a request (Shutdown waits for it)
+	watch  watcher     // notices an agent gone during a slow request (innerwatch.go)
 	w      innerWriter // reused by each request
 
 	// headMu orders "100 Continue", written by whoever first reads the
@@ -144,6 +147,10 @@ var (
 // closes it, a timeout or a framing error ends it, or the server shuts down.
 func (s *Server) serveInner(c net.Conn, t *tunnel) {
 	ic := &innerConn{s: s, c: c, t: t, remote: c.RemoteAddr().String()}
+	// The parent of every upstream request made for this connection,
+	// cancelled when the agent is gone or the connection ends.
+	t.ctx, ic.cancel = context.WithCancel(context.Background())
+	defer ic.cancel()
 	ic.lim.r, ic.lim.remain = c, math.MaxInt64
 	ic.br = innerReaders.Get().(*bufio.Reader)
 	ic.br.Reset(&ic.lim)
@@ -267,7 +274,14 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 	}
 	w := &ic.w
 	w.reset(req)
-	if !ic.run(w, req) {
+	if req.Body != http.NoBody {
+		ic.armWatch(body)
+	} else {
+		ic.armWatch(nil)
+	}
+	ok := ic.run(w, req)
+	ic.endWatch()
+	if !ok {
 		return false, w.hijacked
 	}
 	if w.hijacked {

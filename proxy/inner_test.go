@@ -285,3 +285,44 @@ func TestRelayHopByHop(t *testing.T) {
 		t.Errorf("agent headers: %v", resp.Header)
 	}
 }
+
+// An agent that closes its connection while the upstream is still working
+// on a slow request cancels that upstream request (innerwatch.go).
+func TestInnerAgentGoneCancelsUpstream(t *testing.T) {
+	cancelled := make(chan struct{})
+	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(cancelled)
+		case <-time.After(10 * time.Second):
+		}
+	})
+	tc, _ := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("POST", "/slow", "Content-Length: 2")+"hi")
+	time.Sleep(watchDelay + 300*time.Millisecond)
+	_ = tc.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("upstream request still running after the agent left")
+	}
+}
+
+// A request slower than watchDelay completes, and the connection (whose
+// read was interrupted to end the watch) carries the next one.
+func TestInnerSlowRequestKeepsConnection(t *testing.T) {
+	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(watchDelay + 300*time.Millisecond)
+		}
+		_, _ = io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tc, br := e.tunnel(t)
+	_ = tc.SetDeadline(time.Now().Add(20 * time.Second))
+	for _, p := range []string{"/slow", "/fast", "/slow"} {
+		_, _ = io.WriteString(tc, e.head("POST", p, "Content-Length: 2")+"hi")
+		if resp, body := readResp(t, br, "POST"); resp.StatusCode != 200 || body != "ok "+p {
+			t.Fatalf("%s: %d %q", p, resp.StatusCode, body)
+		}
+	}
+}

@@ -206,6 +206,7 @@ func (w *innerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	ic := w.ic
+	ic.endWatch() // the splice reads the connection from now on
 	_ = ic.c.SetReadDeadline(time.Time{})
 	return &peekedConn{Conn: ic.c, r: ic.br}, bufio.NewReadWriter(ic.br, ic.bw), nil
 }

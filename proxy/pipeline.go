@@ -23,6 +23,8 @@ type decision struct {
 
 	injectErr error // set by the forwarder when injection failed
 	aborted   bool  // the upstream body failed mid-stream
+
+	base context.Context // parent of the upstream request: ends with the agent
 }
 
 type decisionKey struct{}
@@ -42,6 +44,10 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 		e.write(w)
 		s.record(ev)
 		return
+	}
+	d.base = r.Context() // net/http's, on the front door
+	if t != nil && t.ctx != nil {
+		d.base = t.ctx
 	}
 	cw := &countingWriter{ResponseWriter: w}
 	defer func() { // also when the stream is aborted

@@ -18,7 +18,7 @@ import (
 // (WebSockets) still go through the ReverseProxy, which splices them.
 // 1xx informational answers other than 100/101 are not relayed.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
-	ctx := context.WithValue(context.Background(), decisionKey{}, d)
+	ctx := context.WithValue(d.base, decisionKey{}, d)
 	if r.Header["Upgrade"] != nil {
 		s.forward.ServeHTTP(w, r.WithContext(ctx))
 		return
