@@ -20,9 +20,9 @@ const watchDelay = time.Second
 type watchState uint8
 
 const (
-	watchIdle     watchState = iota // no request, or the watch ended
-	watchArmed                      // a request runs; the timer may start a watch
-	watchReading                    // the watcher goroutine reads the connection
+	watchIdle    watchState = iota // no request, or the watch ended
+	watchArmed                     // a request runs; the timer may start a watch
+	watchReading                   // the watcher goroutine reads the connection
 )
 
 // watcher is the disconnect watch of one innerConn.
