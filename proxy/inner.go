@@ -264,8 +264,9 @@ func (ic *innerConn) refuse(e *Error, method string) {
 // serve runs one request through the pipeline and finishes its response;
 // keep reports whether the connection can carry another request.
 func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
-	body := &innerBody{ic: ic, src: req.Body}
+	var body *innerBody // nil without a body
 	if req.Body != http.NoBody {
+		body = &innerBody{ic: ic, src: req.Body}
 		if e := body.expect(req); e != nil {
 			ic.refuse(e, req.Method)
 			return false, false
@@ -274,11 +275,7 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 	}
 	w := &ic.w
 	w.reset(req)
-	if req.Body != http.NoBody {
-		ic.armWatch(body)
-	} else {
-		ic.armWatch(nil)
-	}
+	ic.armWatch(body)
 	ok := ic.run(w, req)
 	ic.endWatch()
 	if !ok {
@@ -288,7 +285,7 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 		return false, true
 	}
 	keep = w.finish()
-	if req.Body != http.NoBody {
+	if body != nil {
 		keep = body.finish() && keep
 	}
 	return keep && !req.Close, false

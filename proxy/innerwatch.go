@@ -34,7 +34,8 @@ type watcher struct {
 	done  chan struct{} // closed when the watcher goroutine returns
 }
 
-// arm starts the delay for the request about to run.
+// armWatch starts the delay for the request about to run; body is nil
+// when it has none.
 func (ic *innerConn) armWatch(body *innerBody) {
 	w := &ic.watch
 	w.mu.Lock()
