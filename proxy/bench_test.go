@@ -65,35 +65,50 @@ const inprocSecret = "sk-bench-0123456789"
 
 func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 	tb.Helper()
-	v, err := vault.Create(filepath.Join(tb.TempDir(), "v"), []byte("bench"), vault.CreateOptions{KDF: vault.FastKDF})
+	host := strings.TrimPrefix(up.URL, "https://")
+	upRoots := x509.NewCertPool()
+	upRoots.AddCert(up.Certificate())
+	aw := NewAsyncWriter(logs, 0)
+	tb.Cleanup(func() { _ = aw.Close() }) // runs after the server's shutdown
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.DebugLevel))
+	s, l, ca := inprocServer(tb, "bench/key", inprocSecret, "tok", fmt.Sprintf("version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n"+
+		"  - name: denied\n    host: %q\n    paths: [\"/denied/**\"]\n    action: deny\n"+
+		"  - name: up\n    host: %q\n    credential: bench/key\n", host, host),
+		Config{Log: log, UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	return &inproc{s: s, addr: l.Addr().String(), roots: roots, upHost: host,
+		proxyURL: &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}}
+}
+
+// inprocServer serves a Server on a loopback listener: a real vault
+// (FastKDF, in a temp dir) holding secret at path and agent bot with
+// token, policyYAML, a fresh CA, and cfg for the rest of the Config. It
+// returns once Serve runs; the test's cleanup shuts it down.
+func inprocServer(tb testing.TB, path, secret, token, policyYAML string, cfg Config) (*Server, net.Listener, *certs.CA) {
+	tb.Helper()
+	v, err := vault.Create(filepath.Join(tb.TempDir(), "vault"), []byte("pw"), vault.CreateOptions{KDF: vault.FastKDF})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	err = v.Update(func(d *vault.Data) error {
-		d.SetCredential(&vault.Credential{Path: "bench/key", Value: vault.NewSecret([]byte(inprocSecret))})
-		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken("tok")})
+		d.SetCredential(&vault.Credential{Path: path, Value: vault.NewSecret([]byte(secret))})
+		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken(token)})
 		return nil
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	host := strings.TrimPrefix(up.URL, "https://")
-	pol, err := policy.Parse("bench.yaml", []byte(fmt.Sprintf("version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n"+
-		"  - name: denied\n    host: %q\n    paths: [\"/denied/**\"]\n    action: deny\n"+
-		"  - name: up\n    host: %q\n    credential: bench/key\n", host, host)))
+	pol, err := policy.Parse("inproc.yaml", []byte(policyYAML))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ca, err := certs.NewCA("bench", time.Now())
+	ca, err := certs.NewCA("airlock in-process", time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	upRoots := x509.NewCertPool()
-	upRoots.AddCert(up.Certificate())
-	aw := NewAsyncWriter(logs, 0)
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.DebugLevel))
-	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100), Log: log, UpstreamRoots: upRoots,
-		ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second})
+	cfg.Vault, cfg.Policy, cfg.Certs = v, pol, certs.NewCache(ca, 100)
+	s, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -102,14 +117,18 @@ func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 		tb.Fatal(err)
 	}
 	go func() { _ = s.Serve(l) }()
-	tb.Cleanup(func() {
-		shutdownQuietly(s)
-		_ = aw.Close()
-	})
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Cert)
-	return &inproc{s: s, addr: l.Addr().String(), roots: roots, upHost: host,
-		proxyURL: &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}}
+	tb.Cleanup(func() { shutdownQuietly(s) })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		ready := s.frontL != nil // dispatch can be called directly from here on
+		s.mu.Unlock()
+		if ready {
+			return s, l, ca
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("Serve did not start")
+		}
+	}
 }
 
 func shutdownQuietly(s *Server) {

@@ -7,16 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/airlock/airlock/certs"
-	"github.com/airlock/airlock/policy"
-	"github.com/airlock/airlock/vault"
 )
 
 const fuzzToken = "fuzz-token-1234"
@@ -26,19 +21,6 @@ const fuzzToken = "fuzz-token-1234"
 // upstream on loopback that echoes every request header and the body back:
 // whatever raw bytes an agent sends, the secret must not come back.
 func fuzzServer(f *testing.F) *Server {
-	dir := f.TempDir()
-	v, err := vault.Create(filepath.Join(dir, "vault"), []byte("pw"), vault.CreateOptions{KDF: vault.FastKDF})
-	if err != nil {
-		f.Skipf("vault not available: %v", err)
-	}
-	err = v.Update(func(d *vault.Data) error {
-		d.SetCredential(&vault.Credential{Path: "test/key", Value: vault.NewSecret([]byte(testSecret))})
-		d.SetAgent(&vault.Agent{Name: "bot", TokenHash: vault.HashToken(fuzzToken)})
-		return nil
-	})
-	if err != nil {
-		f.Fatal(err)
-	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, vs := range r.Header {
 			w.Header()[k] = vs
@@ -51,7 +33,7 @@ func fuzzServer(f *testing.F) *Server {
 	}))
 	f.Cleanup(up.Close)
 	upHost := strings.TrimPrefix(up.URL, "http://")
-	pol, err := policy.Parse("fuzz.yaml", []byte(`version: 1
+	s, _, _ := inprocServer(f, "test/key", testSecret, fuzzToken, `version: 1
 egress:
   allow_networks: ["127.0.0.0/8"]
 rules:
@@ -68,36 +50,8 @@ rules:
     inject: {type: query, param: key}
   - name: open
     host: "`+upHost+`"
-`))
-	if err != nil {
-		f.Skipf("policy not available: %v", err)
-	}
-	ca, err := certs.NewCA("airlock fuzz", time.Now())
-	if err != nil {
-		f.Skipf("certs not available: %v", err)
-	}
-	s, err := New(Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 16), Log: zap.NewNop(),
-		ReadHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 100 * time.Millisecond})
-	if err != nil {
-		f.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0") // Serve starts the inner servers
-	if err != nil {
-		f.Fatal(err)
-	}
-	go func() { _ = s.Serve(l) }()
-	f.Cleanup(func() { _ = l.Close() })
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.mu.Lock()
-		ready := s.frontL != nil
-		s.mu.Unlock()
-		if ready {
-			return s
-		}
-		if time.Now().After(deadline) {
-			f.Fatal("Serve did not start")
-		}
-	}
+`, Config{Log: zap.NewNop(), ReadHeaderTimeout: 100 * time.Millisecond, IdleTimeout: 100 * time.Millisecond})
+	return s
 }
 
 // FuzzProxyRequest drives raw bytes into the listener's dispatch over

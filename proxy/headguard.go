@@ -186,9 +186,17 @@ func (g *headGuard) refuse() {
 	g.refused = true
 	e := newError(http.StatusBadRequest, CodeBadRequest, "request has both Content-Length and Transfer-Encoding",
 		"send a body with exactly one of Content-Length or Transfer-Encoding: chunked")
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_ = e.response(nil).Write(g.Conn)
-	ev := &event{start: time.Now(), agent: g.agent, method: "?"}
+	g.s.refuseRaw(g.Conn, e, &event{start: time.Now(), agent: g.agent, method: "?"})
+}
+
+// refuseRaw answers e on an agent connection no HTTP server writes to (a
+// refusal before or instead of parsing) and records ev as failed with e.
+// The caller ends the connection.
+func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
 	ev.fail(e)
-	g.s.record(ev)
+	s.record(ev)
+	var b bytes.Buffer
+	_ = e.response(nil).Write(&b)
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write(b.Bytes())
 }

@@ -252,13 +252,8 @@ func (ic *innerConn) refuseHead(err error, tooLarge bool) {
 // refuse answers e, records it and ends the connection. method is "?"
 // when the head could not be parsed.
 func (ic *innerConn) refuse(e *Error, method string) {
-	ev := &event{start: time.Now(), agent: ic.t.agent, method: method, host: ic.t.host, port: ic.t.port}
-	ev.fail(e)
-	ic.s.record(ev)
-	_ = ic.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	resp := e.response(nil)
-	_ = resp.Write(ic.bw)
-	_ = ic.bw.Flush()
+	// Nothing of a response is in ic.bw yet: the refusal goes straight out.
+	ic.s.refuseRaw(ic.c, e, &event{start: time.Now(), agent: ic.t.agent, method: method, host: ic.t.host, port: ic.t.port})
 }
 
 // serve runs one request through the pipeline and finishes its response;
