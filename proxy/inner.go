@@ -188,7 +188,7 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.active.Store(false)
 	ic.releaseWriter() // an idle connection holds no write buffer
-	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.idle))
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.front.IdleTimeout))
 	if _, err := ic.br.Peek(1); err != nil {
 		return nil, false
 	}
@@ -196,8 +196,8 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.headOut = false // no request is in flight: no reader of the body either
 	ic.bw = innerWriters.Get().(*bufio.Writer)
 	ic.bw.Reset(ic.c)
-	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.innerCfg.readHeader))
-	ic.lim.remain = int64(ic.s.innerCfg.maxHeader) + 4096
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.front.ReadHeaderTimeout))
+	ic.lim.remain = int64(ic.s.front.MaxHeaderBytes) + 4096
 	req, err := http.ReadRequest(ic.br)
 	tooLarge := ic.lim.remain <= 0
 	ic.lim.remain = math.MaxInt64
@@ -242,7 +242,7 @@ func (ic *innerConn) refuseHead(err error, tooLarge bool) {
 	switch {
 	case tooLarge:
 		ic.refuse(newError(http.StatusRequestHeaderFieldsTooLarge, CodeBadRequest,
-			"request head larger than "+itoa(ic.s.innerCfg.maxHeader)+" bytes", "send smaller headers"), "?")
+			"request head larger than "+itoa(ic.s.front.MaxHeaderBytes)+" bytes", "send smaller headers"), "?")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
 	default:
 		ic.refuse(badHead("malformed request head"), "?")
@@ -366,7 +366,7 @@ func (b *innerBody) finish() bool {
 	if b.cont { // the agent is still waiting for 100 Continue: never sent
 		return false
 	}
-	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.innerCfg.readHeader))
+	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.front.ReadHeaderTimeout))
 	n, err := io.CopyN(io.Discard, b.src, maxDiscard+1)
 	return errors.Is(err, io.EOF) && n <= maxDiscard
 }

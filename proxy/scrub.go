@@ -156,10 +156,12 @@ func (r *replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
 // replaceAll scrubs a complete buffer; without an echo it returns buf
 // itself, unallocated.
 func (r *replacer) replaceAll(buf []byte) ([]byte, int) {
-	if _, m := r.next(buf, 0, true); m == 0 {
+	at, m := r.next(buf, 0, true)
+	if m == 0 {
 		return buf, 0
 	}
-	out, _, n := r.scan(make([]byte, 0, len(buf)+len(r.repl)), buf, true)
+	out := append(make([]byte, 0, len(buf)+len(r.repl)), buf[:at]...)
+	out, _, n := r.scan(out, buf[at:], true) // no form before at
 	return out, n
 }
 

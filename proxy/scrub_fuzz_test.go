@@ -56,6 +56,9 @@ func FuzzScrubber(f *testing.F) {
 		if naive := naiveScrub(all.forms, body, repl); !bytes.Equal(want, naive) {
 			t.Fatalf("forms: one-shot %q != naive %q", want, naive)
 		}
+		if whole, _ := all.replaceAll(body); !bytes.Equal(whole, want) {
+			t.Fatalf("forms: replaceAll %q != one-shot %q", whole, want)
+		}
 		for _, f := range forms {
 			// A form that overlaps the replacement text can be re-created
 			// by it (as with strings.ReplaceAll); real secrets do not.

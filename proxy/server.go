@@ -63,10 +63,9 @@ type Server struct {
 	guard     guards      // rate limits, connection caps, own addresses (hygiene.go)
 	goproxy   *goproxy.ProxyHttpServer
 
-	front      *http.Server // agent connections: CONNECT and plain http://
+	front      *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL     *connListener
 	innerConns innerConns // MITM'd connections (inner.go)
-	innerCfg   innerConfig
 
 	rpc func(ctx context.Context, c net.Conn) // RPC door; nil: refused
 
@@ -102,20 +101,8 @@ func New(cfg Config) (*Server, error) {
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
-	s.innerCfg = innerConfig{
-		readHeader: s.front.ReadHeaderTimeout,
-		idle:       s.front.IdleTimeout,
-		maxHeader:  s.front.MaxHeaderBytes,
-	}
 	cfg.Certs.OnLookup = s.countCertLookup
 	return s, nil
-}
-
-// innerConfig holds the limits the lean MITM loop applies, the same as the
-// front server's.
-type innerConfig struct {
-	readHeader, idle time.Duration
-	maxHeader        int
 }
 
 func (s *Server) newHTTPServer(cfg Config, h http.Handler) *http.Server {
