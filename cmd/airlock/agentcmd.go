@@ -19,21 +19,6 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-// Usage lines of the agent commands.
-const (
-	usageAgentAdd    = "airlock agent add NAME"
-	usageAgentList   = "airlock agent list [--json]"
-	usageAgentRm     = "airlock agent rm NAME [--yes]"
-	usageAgentRotate = "airlock agent rotate NAME"
-)
-
-var agentCommands = []*command{
-	{name: "add", usage: usageAgentAdd, summary: "register an agent; prints its proxy URL once", run: cmdAgentAdd},
-	{name: "list", usage: usageAgentList, summary: "list agents", run: cmdAgentList},
-	{name: "rm", usage: usageAgentRm, summary: "remove an agent and its key file", run: cmdAgentRm},
-	{name: "rotate", usage: usageAgentRotate, summary: "new key and token; the old token stops working", run: cmdAgentRotate},
-}
-
 var agentNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 func checkAgentName(name string) error {
@@ -122,25 +107,22 @@ func stageKey(h home, name string, seed []byte) (commit func() error, cleanup fu
 	return commit, cleanup, nil
 }
 
-func cmdAgentAdd(g *globals, args []string) error {
-	name, err := agentNameArg("agent add", usageAgentAdd, args)
-	if err != nil {
-		return err
+func agentAddCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		if err := checkAgentName(args[0]); err != nil {
+			return err
+		}
+		return setAgentKey(g, args[0], false)
 	}
-	return setAgentKey(g, name, false)
 }
 
-func cmdAgentRotate(g *globals, args []string) error {
-	name, err := agentNameArg("agent rotate", usageAgentRotate, args)
-	if err != nil {
-		return err
+func agentRotateCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		if err := checkAgentName(args[0]); err != nil {
+			return err
+		}
+		return setAgentKey(g, args[0], true)
 	}
-	return setAgentKey(g, name, true)
-}
-
-func agentNameArg(cmd, usage string, args []string) (string, error) {
-	fs := newFlagSet(cmd, usage)
-	return fs.parseOne(args, checkAgentName)
 }
 
 // setAgentKey registers a new agent (rotate=false) or replaces the key of
@@ -194,32 +176,30 @@ type agentJSON struct {
 	KeyFile   bool      `json:"key_file"`
 }
 
-func cmdAgentList(g *globals, args []string) error {
-	fs := newFlagSet("agent list", usageAgentList)
+func agentListCmd(g *globals, fs *flagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := fs.parseNone(args); err != nil {
-		return err
+	return func(args []string) error {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		d := v.Snapshot()
+		out := []agentJSON{}
+		for _, name := range slices.Sorted(maps.Keys(d.Agents)) {
+			a := d.Agents[name]
+			_, kerr := os.Stat(g.home.KeyPath(name))
+			out = append(out, agentJSON{Name: name, CreatedAt: a.CreatedAt.UTC(), Disabled: a.Disabled, KeyFile: kerr == nil})
+		}
+		if *asJSON {
+			return writeJSON(out)
+		}
+		tw := tabwriter.NewWriter(Stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tCREATED\tDISABLED\tKEY FILE")
+		for _, a := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", a.Name, fmtTime(a.CreatedAt), a.Disabled, yesNo(a.KeyFile))
+		}
+		return tw.Flush()
 	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	d := v.Snapshot()
-	out := []agentJSON{}
-	for _, name := range slices.Sorted(maps.Keys(d.Agents)) {
-		a := d.Agents[name]
-		_, kerr := os.Stat(g.home.KeyPath(name))
-		out = append(out, agentJSON{Name: name, CreatedAt: a.CreatedAt.UTC(), Disabled: a.Disabled, KeyFile: kerr == nil})
-	}
-	if *asJSON {
-		return writeJSON(out)
-	}
-	tw := tabwriter.NewWriter(Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCREATED\tDISABLED\tKEY FILE")
-	for _, a := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%t\t%s\n", a.Name, fmtTime(a.CreatedAt), a.Disabled, yesNo(a.KeyFile))
-	}
-	return tw.Flush()
 }
 
 func yesNo(b bool) string {
@@ -229,38 +209,39 @@ func yesNo(b bool) string {
 	return "missing"
 }
 
-func cmdAgentRm(g *globals, args []string) error {
-	fs := newFlagSet("agent rm", usageAgentRm)
+func agentRmCmd(g *globals, fs *flagSet) runFunc {
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	name, err := fs.parseOne(args, checkAgentName)
-	if err != nil {
-		return err
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	if _, err := v.Snapshot().Agent(name); err != nil {
-		return withHint(fmt.Errorf("agent %s: %w", name, vault.ErrNotFound), "`airlock agent list` shows the agents")
-	}
-	if !*yes {
-		if ok, err := confirm("remove agent " + name + "?"); err != nil || !ok {
-			return withHint(errors.Join(errors.New("not removed"), err), "answer y to remove, or pass --yes")
+	return func(args []string) error {
+		name, err := args[0], checkAgentName(args[0])
+		if err != nil {
+			return err
 		}
-	}
-	err = v.Update(func(d *vault.Data) error {
-		if _, ok := d.Agents[name]; !ok {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		if _, err := v.Snapshot().Agent(name); err != nil {
 			return withHint(fmt.Errorf("agent %s: %w", name, vault.ErrNotFound), "`airlock agent list` shows the agents")
 		}
-		delete(d.Agents, name)
+		if !*yes {
+			if ok, err := confirm("remove agent " + name + "?"); err != nil || !ok {
+				return withHint(errors.Join(errors.New("not removed"), err), "answer y to remove, or pass --yes")
+			}
+		}
+		err = v.Update(func(d *vault.Data) error {
+			if _, ok := d.Agents[name]; !ok {
+				return withHint(fmt.Errorf("agent %s: %w", name, vault.ErrNotFound), "`airlock agent list` shows the agents")
+			}
+			delete(d.Agents, name)
+			return nil
+		})
+		if err != nil {
+			return updateError("remove agent "+name, err)
+		}
+		if err := os.Remove(g.home.KeyPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return withHint(fmt.Errorf("remove key file: %w", err), "delete "+g.home.KeyPath(name)+" by hand; the agent is already unregistered")
+		}
+		fmt.Fprintf(Stderr, "airlock: removed agent %s\n", name)
 		return nil
-	})
-	if err != nil {
-		return updateError("remove agent "+name, err)
 	}
-	if err := os.Remove(g.home.KeyPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return withHint(fmt.Errorf("remove key file: %w", err), "delete "+g.home.KeyPath(name)+" by hand; the agent is already unregistered")
-	}
-	fmt.Fprintf(Stderr, "airlock: removed agent %s\n", name)
-	return nil
 }

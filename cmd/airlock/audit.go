@@ -8,39 +8,32 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-// auditCommands are `airlock audit ...`.
-var auditCommands = []*command{
-	{name: "verify", usage: "airlock audit verify FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", run: cmdAuditVerify},
-}
-
 // cmdAuditVerify checks audit files with the vault's audit HMAC key and
 // prints "ok N lines", or fails (exit 1) naming the first broken line.
-func cmdAuditVerify(g *globals, args []string) error {
-	fs := newFlagSet("audit verify", "airlock audit verify FILE...")
-	if err := fs.Parse(args); err != nil {
-		return err
+func auditVerifyCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		if len(args) == 0 {
+			return withHint(usageError("audit verify needs at least one FILE"), "usage: airlock audit verify FILE.* FILE")
+		}
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		key, err := auditKey(v)
+		if err != nil {
+			return err
+		}
+		n, err := proxy.VerifyAudit(key, args...)
+		var ce *proxy.ChainError
+		switch {
+		case errors.As(err, &ce):
+			return withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
+		case err != nil:
+			return withHint(err, "check the file names; give rotated files first, oldest first: airlock audit verify FILE.* FILE")
+		}
+		fmt.Fprintf(Stdout, "ok %d lines\n", n)
+		return nil
 	}
-	if fs.NArg() == 0 {
-		return withHint(usageError("audit verify needs at least one FILE"), "usage: airlock audit verify FILE.* FILE")
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	key, err := auditKey(v)
-	if err != nil {
-		return err
-	}
-	n, err := proxy.VerifyAudit(key, fs.Args()...)
-	var ce *proxy.ChainError
-	switch {
-	case errors.As(err, &ce):
-		return withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
-	case err != nil:
-		return withHint(err, "check the file names; give rotated files first, oldest first: airlock audit verify FILE.* FILE")
-	}
-	fmt.Fprintf(Stdout, "ok %d lines\n", n)
-	return nil
 }
 
 // auditKey is the HMAC key of the audit chain, sealed in the vault by

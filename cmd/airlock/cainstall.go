@@ -9,8 +9,6 @@ import (
 	"strings"
 )
 
-const usageCAInstall = "airlock ca install [--system]"
-
 // debianCADir is where update-ca-certificates picks up local CAs.
 const debianCADir = "/usr/local/share/ca-certificates"
 
@@ -47,32 +45,30 @@ export JAVA_TOOL_OPTIONS="-Djavax.net.ssl.trustStore=%[2]s/truststore.p12 -Djava
 # Check with: airlock doctor
 `
 
-func cmdCAInstall(g *globals, args []string) error {
-	fs := newFlagSet("ca install", usageCAInstall)
+func caInstallCmd(g *globals, fs *flagSet) runFunc {
 	system := fs.Bool("system", false, "add the CA to the system store now (Debian/Ubuntu, macOS; needs root)")
-	if err := fs.parseNone(args); err != nil {
-		return err
-	}
-	ca := g.home.CAPath()
-	if _, err := os.Stat(ca); err != nil {
-		return withHint(fmt.Errorf("read CA certificate: %w", err), "run `airlock init` first, or point --home / AIRLOCK_HOME at your airlock home")
-	}
-	if !*system {
-		_, err := fmt.Fprintf(Stdout, caInstallSteps, shQuote(ca), shQuote(g.home.Dir()))
-		return err
-	}
-	steps, err := systemInstallSteps(runtime.GOOS, ca, dirExists(debianCADir))
-	if err != nil {
-		return err
-	}
-	for _, argv := range steps {
-		fmt.Fprintf(Stderr, "airlock: running %s\n", strings.Join(argv, " "))
-		if err := runStep(argv); err != nil {
+	return func(args []string) error {
+		ca := g.home.CAPath()
+		if _, err := os.Stat(ca); err != nil {
+			return withHint(fmt.Errorf("read CA certificate: %w", err), "run `airlock init` first, or point --home / AIRLOCK_HOME at your airlock home")
+		}
+		if !*system {
+			_, err := fmt.Fprintf(Stdout, caInstallSteps, shQuote(ca), shQuote(g.home.Dir()))
 			return err
 		}
+		steps, err := systemInstallSteps(runtime.GOOS, ca, dirExists(debianCADir))
+		if err != nil {
+			return err
+		}
+		for _, argv := range steps {
+			fmt.Fprintf(Stderr, "airlock: running %s\n", strings.Join(argv, " "))
+			if err := runStep(argv); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(Stderr, "airlock: done; `airlock doctor` checks the system store now trusts the CA")
+		return nil
 	}
-	fmt.Fprintln(Stderr, "airlock: done; `airlock doctor` checks the system store now trusts the CA")
-	return nil
 }
 
 // systemInstallSteps returns the commands that add ca to the system store

@@ -6,44 +6,90 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 )
 
-// globals are the flags given before the subcommand.
-type globals struct {
-	home           home
-	passphraseFile string
+// The command table: every subcommand of airlock, declared once, here.
+//
+// # Adding a command
+//
+// Add one entry to [commands] (or to a group's sub list):
+//
+//	{name: "usage", args: "[AGENT]", summary: "show token use and budgets", setup: usageCmd},
+//
+// and write its setup function in the file of its feature:
+//
+//	func usageCmd(g *globals, fs *flagSet) runFunc {
+//		asJSON := fs.Bool("json", false, "print one JSON document")
+//		return func(args []string) error { ... } // args: the positional arguments
+//	}
+//
+// setup declares the flags on fs (put a `NAME` in backquotes in a flag's
+// usage to name its value in the synopsis; start the usage with
+// "(required) " for a flag the command cannot run without) and returns the
+// function that runs the command; it must do nothing else (help calls it
+// to list the flags). Nothing else is needed: the synopsis in
+// `airlock help`, `airlock help CMD`, `airlock CMD --help`, the hint of a
+// usage error and the shell completion scripts are generated from the
+// entry and its flag set. The number of positional arguments is checked
+// from args before run is called: a word is required, [WORD] optional,
+// WORD... or [WORD...] repeatable; a "--" in args is shown, not counted.
+var commands = []*command{
+	{name: "init", summary: "create the vault, the local CA and policy.yaml in the home", setup: initCmd},
+	{name: "serve", summary: "run the proxy on 127.0.0.1:7600", setup: serveCmd},
+	{name: "demo", summary: "self-contained end-to-end demonstration", setup: demoCmd},
+	{name: "vault", summary: "manage credentials", sub: []*command{
+		{name: "set", args: "PATH", summary: "store a credential (value from stdin, or a prompt)", setup: vaultSetCmd},
+		{name: "set-oauth2", args: "PATH", summary: "store an OAuth2 client (secret or refresh token from stdin, or a prompt)", setup: vaultSetOAuth2Cmd},
+		{name: "set-aws", args: "PATH", summary: "store an AWS access key for SigV4 signing (secret from stdin, or a prompt)", setup: vaultSetAWSCmd},
+		{name: "list", summary: "list credentials (metadata only, never values)", setup: vaultListCmd},
+		{name: "get", args: "PATH", summary: "print one credential value", setup: vaultGetCmd},
+		{name: "rm", args: "PATH", summary: "delete a credential", setup: vaultRmCmd},
+		{name: "import-env", args: "FILE", summary: "import KEY=VALUE lines of a .env file as env/KEY", setup: vaultImportEnvCmd},
+		{name: "passwd", summary: "change the vault passphrase", setup: vaultPasswdCmd},
+	}},
+	{name: "agent", summary: "manage agent identities", sub: []*command{
+		{name: "add", args: "NAME", summary: "register an agent; prints its proxy URL once", setup: agentAddCmd},
+		{name: "list", summary: "list agents", setup: agentListCmd},
+		{name: "rm", args: "NAME", summary: "remove an agent and its key file", setup: agentRmCmd},
+		{name: "rotate", args: "NAME", summary: "new key and token; the old token stops working", setup: agentRotateCmd},
+	}},
+	{name: "policy", summary: "validate the policy, explain a decision", sub: []*command{
+		{name: "check", args: "[FILE]", summary: "validate a policy file (default: the home's policy.yaml)", setup: policyCheckCmd},
+		{name: "explain", args: "METHOD URL", summary: "which rule, credential and injection a request gets (never the value)", setup: policyExplainCmd},
+	}},
+	{name: "ca", summary: "the local CA certificate", sub: []*command{
+		{name: "export", summary: "print the CA certificate (PEM)", setup: caExportCmd},
+		{name: "install", summary: "print (or with --system perform) the steps that make programs trust the CA", setup: caInstallCmd},
+	}},
+	{name: "audit", summary: "verify the hash chain of audit log files", sub: []*command{
+		{name: "verify", args: "FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", setup: auditVerifyCmd},
+	}},
+	{name: "env", summary: "print shell exports that route an agent through airlock", setup: envCmd},
+	{name: "run", args: "-- CMD [ARGS...]", summary: "run CMD with the airlock environment (and none of airlock's secrets)", setup: runCmd},
+	{name: "doctor", summary: "check the home, vault, policy, CA, port and shell; print a fix for each problem", setup: doctorCmd},
+	{name: "completion", args: "bash|zsh|fish", summary: "print a shell completion script", setup: completionCmd},
+	{name: "version", summary: "print the version", setup: versionCmd},
+	{name: "help", args: "[COMMAND...]", summary: "show help (also: airlock COMMAND --help)", setup: helpCmd},
 }
 
-// command is one entry of the dispatch table: a leaf with run, or a group
-// with sub-commands.
+// command is one entry of the table: a leaf with setup, or a group with
+// sub-commands.
 type command struct {
 	name    string
-	usage   string // synopsis, without the leading "usage: "
+	args    string // positional arguments in the synopsis, e.g. "PATH", "[FILE]", "-- CMD [ARGS...]"
 	summary string
-	run     func(g *globals, args []string) error
+	setup   func(g *globals, fs *flagSet) runFunc
 	sub     []*command
 }
 
-// commands is the dispatch table (a variable so tests can add entries).
-var commands = []*command{
-	{name: "init", usage: "airlock init", summary: "create the vault, the local CA and policy.yaml in the home", run: cmdInit},
-	{name: "serve", usage: "airlock serve [--listen ADDR] [--admin ADDR|off] [--policy FILE]", summary: "run the proxy on 127.0.0.1:7600", run: cmdServe},
-	{name: "demo", usage: "airlock demo", summary: "self-contained end-to-end demonstration", run: cmdDemo},
-	{name: "vault", usage: "airlock vault set|list|get|rm|import-env|passwd", summary: "manage credentials", sub: vaultCommands},
-	{name: "agent", usage: "airlock agent add|list|rm|rotate", summary: "manage agent identities", sub: agentCommands},
-	{name: "policy", usage: "airlock policy check|explain", summary: "validate the policy, explain a decision", sub: policyCommands},
-	{name: "ca", usage: "airlock ca export|install", summary: "the local CA certificate", sub: caCommands},
-	{name: "audit", usage: "airlock audit verify FILE...", summary: "verify the hash chain of audit log files", sub: auditCommands},
-	{name: "env", usage: "airlock env [--agent NAME] [--shell sh|fish]", summary: "print shell exports that route an agent through airlock", run: cmdEnv},
-	{name: "run", usage: "airlock run [--agent NAME] -- CMD [ARGS...]", summary: "run CMD with the airlock environment", run: cmdRun},
-	{name: "doctor", usage: usageDoctor, summary: "check the home, vault, policy, CA, port and shell; print a fix for each problem", run: cmdDoctor},
-	{name: "version", usage: "airlock version", summary: "print the version", run: cmdVersion},
-}
+// runFunc runs a command with its positional arguments, after its flags
+// were parsed.
+type runFunc func(args []string) error
 
-// help refers to the table itself, so it joins at init time.
-func init() {
-	commands = append(commands, &command{name: "help", usage: "airlock help [COMMAND...]", summary: "show help", run: cmdHelp})
+// globals are what every command gets besides its own flags.
+type globals struct {
+	home  home       // --home, and --passphrase-file for unlocking its vault
+	table []*command // the command table (help and completion list it)
 }
 
 const usageHeader = `airlock: a credential-injecting egress proxy for AI agents
@@ -54,40 +100,40 @@ usage: airlock [--home DIR] [--passphrase-file FILE] COMMAND [ARGS...]
 const usageFooter = `
 environment:
   AIRLOCK_HOME               home directory (default ~/.airlock; --home overrides)
-  AIRLOCK_PASSPHRASE         vault passphrase (or --passphrase-file FILE, or a prompt on a terminal)
+  AIRLOCK_PASSPHRASE         vault passphrase (or --passphrase-file FILE, or a prompt on the terminal)
   AIRLOCK_KEY_FILE           key file that unlocks the vault without a passphrase (unattended use)
   AIRLOCK_NEW_PASSPHRASE     new passphrase for 'vault passwd'
   AIRLOCK_LISTEN             proxy address used in agent URLs (default 127.0.0.1:7600)
   AIRLOCK_ADMIN              admin address of 'serve' (default 127.0.0.1:7700)
   AIRLOCK_INSECURE_FAST_KDF  =1 makes 'init' use a weak key derivation: for tests only
 
-'airlock help COMMAND' or 'airlock COMMAND -h' describes a command.
+'airlock help COMMAND' or 'airlock COMMAND --help' describes a command.
 `
 
 // dispatch parses the global flags and runs the subcommand.
 func dispatch(args []string) error {
-	g := &globals{}
-	fs := newFlagSet("airlock", "airlock [--home DIR] [--passphrase-file FILE] COMMAND [ARGS...]")
+	fs := newFlagSet("airlock")
 	fs.interspersed = false
-	homeFlag := fs.String("home", "", "home directory (default $AIRLOCK_HOME or ~/.airlock)")
-	fs.StringVar(&g.passphraseFile, "passphrase-file", "", "read the vault passphrase from FILE")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, errHelpShown) {
-			printUsage(commands)
-		}
-		return err
-	}
-	if fs.NArg() == 0 {
-		printUsage(commands)
-		return &exitCodeError{code: exitUsage}
-	}
+	homeFlag := fs.String("home", "", "home `DIR` (default $AIRLOCK_HOME or ~/.airlock)")
+	passFile := fs.String("passphrase-file", "", "read the vault passphrase from `FILE`")
+	g := &globals{table: commands}
+	perr := fs.Parse(args)
 	h, err := resolveHome(*homeFlag)
-	if err != nil {
+	h.passphraseFile = *passFile
+	g.home = h
+	switch {
+	case errors.Is(perr, errHelpShown):
+		printTopUsage(g)
+		return perr
+	case perr != nil:
+		return withHint(perr, "usage: airlock [--home DIR] [--passphrase-file FILE] COMMAND [ARGS...]; `airlock --help` lists the commands")
+	case fs.NArg() == 0:
+		printTopUsageTo(g, Stderr)
+		return &exitCodeError{code: exitUsage}
+	case err != nil:
 		return err
 	}
-	g.home = h
-	gflags = g
-	return runCommand(g, commands, fs.Args(), "airlock")
+	return runCommand(g, g.table, fs.Args(), "airlock")
 }
 
 // runCommand finds args[0] in table and runs it (recursing into groups).
@@ -95,25 +141,44 @@ func runCommand(g *globals, table []*command, args []string, prefix string) erro
 	c := lookup(table, args[0])
 	if c == nil {
 		return withHint(usageErrorf("unknown command %q", strings.TrimSpace(prefix+" "+args[0])),
-			"run `"+prefix+" -h` to list the commands")
+			"run `"+prefix+" --help` to list the commands")
 	}
+	path := prefix + " " + c.name
 	if c.sub != nil {
 		if len(args) < 2 {
-			printUsage(c.sub)
+			printGroupUsage(Stderr, g, path, c.sub)
 			return &exitCodeError{code: exitUsage}
 		}
 		if args[1] == "-h" || args[1] == "--help" || args[1] == "help" {
-			printUsage(c.sub)
+			printGroupUsage(Stdout, g, path, c.sub)
 			return errHelpShown
 		}
-		return runCommand(g, c.sub, args[1:], prefix+" "+c.name)
+		return runCommand(g, c.sub, args[1:], path)
 	}
-	err := c.run(g, args[1:])
+	fs, run := c.flags(g, path)
+	err := fs.Parse(args[1:])
+	if errors.Is(err, errHelpShown) {
+		printLeafUsage(Stdout, c, fs)
+		return err
+	}
+	if err == nil {
+		err = c.checkArgs(fs.Args())
+	}
+	if err == nil {
+		err = run(fs.Args())
+	}
 	var ue *usageErr
 	if errors.As(err, &ue) && hintOf(err) == "" {
-		err = withHint(err, "usage: "+c.usage)
+		err = withHint(err, "usage: "+c.synopsis(fs))
 	}
 	return err
+}
+
+// flags builds c's flag set (named by its full path, "airlock vault set")
+// and the function that runs it.
+func (c *command) flags(g *globals, path string) (*flagSet, runFunc) {
+	fs := newFlagSet(path)
+	return fs, c.setup(g, fs)
 }
 
 func lookup(table []*command, name string) *command {
@@ -125,46 +190,37 @@ func lookup(table []*command, name string) *command {
 	return nil
 }
 
-func printUsage(table []*command) {
-	if len(table) > 0 && table[0] == commands[0] {
-		fmt.Fprint(Stderr, usageHeader)
-	}
-	fmt.Fprintln(Stderr, "\ncommands:")
-	tw := tabwriter.NewWriter(Stderr, 2, 8, 2, ' ', 0)
-	for _, c := range table {
-		fmt.Fprintf(tw, "  %s\t%s\n", c.usage, c.summary)
-	}
-	_ = tw.Flush()
-	if len(table) > 0 && table[0] == commands[0] {
-		fmt.Fprint(Stderr, usageFooter)
+// helpCmd prints the usage of the whole tool or of one command, on stdout.
+func helpCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		table, path := g.table, "airlock"
+		for i, name := range args {
+			c := lookup(table, name)
+			if c == nil {
+				return withHint(usageErrorf("unknown command %q", strings.Join(args[:i+1], " ")), "run `airlock help` to list the commands")
+			}
+			path += " " + c.name
+			if c.sub == nil {
+				cfs, _ := c.flags(g, path)
+				printLeafUsage(Stdout, c, cfs)
+				return nil
+			}
+			table = c.sub
+		}
+		if len(args) == 0 {
+			printTopUsage(g)
+		} else {
+			printGroupUsage(Stdout, g, path, table)
+		}
+		return nil
 	}
 }
 
-// cmdHelp prints the usage of the whole tool or of one command.
-func cmdHelp(g *globals, args []string) error {
-	table := commands
-	for i, name := range args {
-		c := lookup(table, name)
-		if c == nil {
-			return withHint(usageErrorf("unknown command %q", strings.Join(args[:i+1], " ")), "run `airlock help` to list the commands")
-		}
-		if c.sub == nil {
-			fmt.Fprintf(Stderr, "usage: %s\n\n%s\n", c.usage, c.summary)
-			return nil
-		}
-		table = c.sub
+func versionCmd(g *globals, fs *flagSet) runFunc {
+	return func([]string) error {
+		fmt.Fprintf(Stdout, "airlock %s\n", version)
+		return nil
 	}
-	printUsage(table)
-	return nil
-}
-
-func cmdVersion(g *globals, args []string) error {
-	fs := newFlagSet("version", "airlock version")
-	if err := fs.parseNone(args); err != nil {
-		return err
-	}
-	fmt.Fprintf(Stdout, "airlock %s\n", version)
-	return nil
 }
 
 // resolveHome picks --home, then $AIRLOCK_HOME, then ~/.airlock, as an

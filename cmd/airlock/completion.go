@@ -5,43 +5,22 @@ import (
 	"strings"
 )
 
-const usageCompletion = "airlock completion bash|zsh|fish"
-
-// completion refers to the commands table, so it joins at init time.
-func init() {
-	commands = append(commands, &command{name: "completion", usage: usageCompletion,
-		summary: "print a shell completion script", run: cmdCompletion})
-}
-
-func cmdCompletion(g *globals, args []string) error {
-	fs := newFlagSet("completion", usageCompletion)
-	if err := fs.Parse(args); err != nil {
+func completionCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		var script string
+		switch args[0] {
+		case "bash":
+			script = bashCompletion(g.table)
+		case "zsh":
+			script = "#compdef airlock\n\nautoload -U +X bashcompinit && bashcompinit\n" + bashCompletion(g.table)
+		case "fish":
+			script = fishCompletion(g.table)
+		default:
+			return withHint(usageErrorf("completion: unknown shell %q", args[0]), "want bash, zsh or fish")
+		}
+		_, err := fmt.Fprint(Stdout, script)
 		return err
 	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	var script string
-	switch fs.Arg(0) {
-	case "bash":
-		script = bashCompletion(commands)
-	case "zsh":
-		script = "#compdef airlock\n\nautoload -U +X bashcompinit && bashcompinit\n" + bashCompletion(commands)
-	case "fish":
-		script = fishCompletion(commands)
-	default:
-		return withHint(usageErrorf("completion: unknown shell %q", fs.Arg(0)), "want bash, zsh or fish")
-	}
-	_, err := fmt.Fprint(Stdout, script)
-	return err
-}
-
-func names(table []*command) string {
-	n := make([]string, len(table))
-	for i, c := range table {
-		n[i] = c.name
-	}
-	return strings.Join(n, " ")
 }
 
 // bashCompletion completes the command, then the sub-command of a group,
@@ -60,7 +39,7 @@ _airlock() {
 		esac
 	done
 	if [[ -z "$cmd" ]]; then
-		COMPREPLY=($(compgen -W "` + names(table) + `" -- "$cur"))
+		COMPREPLY=($(compgen -W "` + names(table, " ") + `" -- "$cur"))
 		return
 	fi
 	local subs=""
@@ -68,7 +47,7 @@ _airlock() {
 `)
 	for _, c := range table {
 		if c.sub != nil {
-			fmt.Fprintf(&b, "\t%s) subs=%q ;;\n", c.name, names(c.sub))
+			fmt.Fprintf(&b, "\t%s) subs=%q ;;\n", c.name, names(c.sub, " "))
 		}
 	}
 	b.WriteString(`	esac
@@ -92,7 +71,7 @@ func fishCompletion(table []*command) string {
 		fmt.Fprintf(&b, "complete -c airlock -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.summary))
 		for _, s := range c.sub {
 			fmt.Fprintf(&b, "complete -c airlock -n '__fish_seen_subcommand_from %s; and not __fish_seen_subcommand_from %s' -a %s -d %s\n",
-				c.name, names(c.sub), s.name, fishQuote(s.summary))
+				c.name, names(c.sub, " "), s.name, fishQuote(s.summary))
 		}
 	}
 	return b.String()

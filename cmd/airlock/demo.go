@@ -54,28 +54,26 @@ type demo struct {
 	agent    *http.Client
 }
 
-func cmdDemo(g *globals, args []string) error {
-	fs := newFlagSet("demo", "airlock demo")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	d := &demo{out: Stdout}
-	fmt.Fprintln(d.out, "airlock demo: an agent calls an API that needs a key, without ever holding the key")
-	defer d.cleanup()
-	steps := []func() error{d.setup, d.startAPI, d.startAirlock, d.callAllowed, d.callEcho, d.callDenied, d.checkLeaks}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			d.step(false, "%v", err)
-			break
+func demoCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		d := &demo{out: Stdout}
+		fmt.Fprintln(d.out, "airlock demo: an agent calls an API that needs a key, without ever holding the key")
+		defer d.cleanup()
+		steps := []func() error{d.setup, d.startAPI, d.startAirlock, d.callAllowed, d.callEcho, d.callDenied, d.checkLeaks}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				d.step(false, "%v", err)
+				break
+			}
 		}
+		d.printAudit()
+		d.cleanup()
+		if d.failed {
+			return withHint(fmt.Errorf("demo failed"), "the ✗ line above says which step; please report it with the output")
+		}
+		fmt.Fprintln(d.out, "done. Next: `airlock init`, then README's \"Protect your first agent\".")
+		return nil
 	}
-	d.printAudit()
-	d.cleanup()
-	if d.failed {
-		return withHint(fmt.Errorf("demo failed"), "the ✗ line above says which step; please report it with the output")
-	}
-	fmt.Fprintln(d.out, "done. Next: `airlock init`, then README's \"Protect your first agent\".")
-	return nil
 }
 
 func (d *demo) step(ok bool, format string, a ...any) {

@@ -10,8 +10,6 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-const usageDoctor = "airlock doctor [--json]"
-
 // Check outcomes. Only statusBroken makes doctor exit 1.
 const (
 	statusOK      = "ok"
@@ -58,29 +56,27 @@ func (d *doctor) add(name, status, detail, fix string) {
 	d.checks = append(d.checks, checkResult{Name: name, Status: status, Detail: detail, Fix: fix})
 }
 
-func cmdDoctor(g *globals, args []string) error {
-	fs := newFlagSet("doctor", usageDoctor)
+func doctorCmd(g *globals, fs *flagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	if err := fs.parseNone(args); err != nil {
-		return err
-	}
-	d := &doctor{h: g.home, g: g, now: time.Now()}
-	d.run()
-	rep := d.report()
-	if *asJSON {
-		if err := writeJSON(rep); err != nil {
-			return err
+	return func(args []string) error {
+		d := &doctor{h: g.home, g: g, now: time.Now()}
+		d.run()
+		rep := d.report()
+		if *asJSON {
+			if err := writeJSON(rep); err != nil {
+				return err
+			}
+			if !rep.OK {
+				return &exitCodeError{code: exitFailure}
+			}
+			return nil
 		}
+		printDoctor(rep)
 		if !rep.OK {
-			return &exitCodeError{code: exitFailure}
+			return withHint(fmt.Errorf("doctor found %d broken check(s)", rep.Broken), "apply the fixes above, then run `airlock doctor` again")
 		}
 		return nil
 	}
-	printDoctor(rep)
-	if !rep.OK {
-		return withHint(fmt.Errorf("doctor found %d broken check(s)", rep.Broken), "apply the fixes above, then run `airlock doctor` again")
-	}
-	return nil
 }
 
 // run performs every check in order.
@@ -134,8 +130,8 @@ func printDoctor(rep doctorReport) {
 // hasUnlock reports whether the vault can be opened without asking: a
 // passphrase source, a key file, or a terminal to prompt on.
 func (d *doctor) hasUnlock() bool {
-	return d.g.passphraseFile != "" || os.Getenv("AIRLOCK_PASSPHRASE") != "" ||
-		os.Getenv("AIRLOCK_KEY_FILE") != "" || isTerminal(Stdin)
+	return d.h.passphraseFile != "" || os.Getenv("AIRLOCK_PASSPHRASE") != "" ||
+		os.Getenv("AIRLOCK_KEY_FILE") != "" || canPrompt()
 }
 
 func (d *doctor) checkVault() {

@@ -14,11 +14,6 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-const (
-	usageEnv = "airlock env [--agent NAME] [--shell sh|fish]"
-	usageRun = "airlock run [--agent NAME] -- CMD [ARGS...]"
-)
-
 // envVar is one variable airlock sets for an agent.
 type envVar struct{ Key, Value string }
 
@@ -71,31 +66,29 @@ func pickAgent(h home, name string) (string, error) {
 	return "", withHint(usageErrorf("several agents: %s", strings.Join(names, ", ")), "pass --agent NAME")
 }
 
-func cmdEnv(g *globals, args []string) error {
-	fs := newFlagSet("env", usageEnv)
-	agent := fs.String("agent", "", "agent name (default: the only agent)")
-	shell := fs.String("shell", "sh", "output syntax: sh or fish")
-	if err := fs.parseNone(args); err != nil {
-		return err
-	}
-	if *shell != "sh" && *shell != "fish" {
-		return usageErrorf("--shell %q: want sh or fish", *shell)
-	}
-	vars, err := agentEnv(g.home, *agent)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	for _, v := range vars {
-		if *shell == "fish" {
-			fmt.Fprintf(&b, "set -gx %s %s;\n", v.Key, fishQuote(v.Value))
-		} else {
-			fmt.Fprintf(&b, "export %s=%s\n", v.Key, shQuote(v.Value))
+func envCmd(g *globals, fs *flagSet) runFunc {
+	agent := fs.String("agent", "", "agent `NAME` (default: the only agent)")
+	shell := fs.String("shell", "sh", "output syntax: `sh|fish`")
+	return func(args []string) error {
+		if *shell != "sh" && *shell != "fish" {
+			return usageErrorf("--shell %q: want sh or fish", *shell)
 		}
+		vars, err := agentEnv(g.home, *agent)
+		if err != nil {
+			return err
+		}
+		var b strings.Builder
+		for _, v := range vars {
+			if *shell == "fish" {
+				fmt.Fprintf(&b, "set -gx %s %s;\n", v.Key, fishQuote(v.Value))
+			} else {
+				fmt.Fprintf(&b, "export %s=%s\n", v.Key, shQuote(v.Value))
+			}
+		}
+		b.WriteString(envNotes(g.home))
+		_, err = fmt.Fprint(Stdout, b.String())
+		return err
 	}
-	b.WriteString(envNotes(g.home))
-	_, err = fmt.Fprint(Stdout, b.String())
-	return err
 }
 
 // envNotes are comment lines (valid in sh and fish) for the runtimes that
@@ -120,21 +113,16 @@ func fishQuote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-func cmdRun(g *globals, args []string) error {
-	fs := newFlagSet("run", usageRun)
+func runCmd(g *globals, fs *flagSet) runFunc {
 	fs.interspersed = false
-	agent := fs.String("agent", "", "agent name (default: the only agent)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	agent := fs.String("agent", "", "agent `NAME` (default: the only agent)")
+	return func(args []string) error {
+		vars, err := agentEnv(g.home, *agent)
+		if err != nil {
+			return err
+		}
+		return runChild(args, vars)
 	}
-	if err := fs.wantArgs(1, -1); err != nil {
-		return err
-	}
-	vars, err := agentEnv(g.home, *agent)
-	if err != nil {
-		return err
-	}
-	return runChild(fs.Args(), vars)
 }
 
 // runChild runs argv with vars added to the environment, forwarding

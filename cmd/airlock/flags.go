@@ -11,20 +11,19 @@ import (
 
 // flagSet is a stdlib flag.FlagSet that accepts flags after positional
 // arguments too (`vault set PATH --expires 30d`), turns parse errors into
-// usage errors (exit 2) and -h into errHelpShown (exit 0).
+// usage errors (exit 2) and -h into errHelpShown (exit 0). It prints
+// nothing itself: the caller prints the usage generated from it (usage.go).
 type flagSet struct {
 	*flag.FlagSet
-	usage string
 	// interspersed: keep parsing flags after the first positional argument
 	// (until "--"). Off for `run`, whose arguments belong to the child.
 	interspersed bool
 	args         []string
 }
 
-// newFlagSet returns a flag set for the command name with the one-line
-// usage synopsis shown by -h and in hints.
-func newFlagSet(name, usage string) *flagSet {
-	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), usage: usage, interspersed: true}
+// newFlagSet returns a flag set for the command path ("airlock vault set").
+func newFlagSet(name string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), interspersed: true}
 	fs.SetOutput(io.Discard)
 	fs.FlagSet.Usage = func() {}
 	return fs
@@ -36,11 +35,10 @@ func (fs *flagSet) Parse(args []string) error {
 	for {
 		err := fs.FlagSet.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
-			fs.printUsage()
 			return errHelpShown
 		}
 		if err != nil {
-			return withHint(usageError(err.Error()), "usage: "+fs.usage)
+			return usageError(err.Error())
 		}
 		rest := fs.FlagSet.Args()
 		if len(rest) == 0 {
@@ -62,59 +60,11 @@ func (fs *flagSet) Args() []string { return fs.args }
 // NArg is the number of positional arguments.
 func (fs *flagSet) NArg() int { return len(fs.args) }
 
-// Arg returns positional argument i, or "".
-func (fs *flagSet) Arg(i int) string {
-	if i < 0 || i >= len(fs.args) {
-		return ""
-	}
-	return fs.args[i]
-}
-
-// wantArgs checks the number of positional arguments.
-func (fs *flagSet) wantArgs(min, max int) error {
-	n := len(fs.args)
-	switch {
-	case n < min:
-		return withHint(usageErrorf("%s: missing argument", fs.Name()), "usage: "+fs.usage)
-	case max >= 0 && n > max:
-		return withHint(usageErrorf("%s: unexpected argument %q", fs.Name(), fs.args[max]), "usage: "+fs.usage)
-	}
-	return nil
-}
-
-// parseNone parses args, which must hold no positional argument.
-func (fs *flagSet) parseNone(args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return fs.wantArgs(0, 0)
-}
-
-// parseOne parses args, which must hold exactly one positional argument,
-// and returns it after check (nil: no check) accepts it.
-func (fs *flagSet) parseOne(args []string, check func(string) error) (string, error) {
-	if err := fs.Parse(args); err != nil {
-		return "", err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return "", err
-	}
-	arg := fs.Arg(0)
-	if check == nil {
-		return arg, nil
-	}
-	return arg, check(arg)
-}
-
-func (fs *flagSet) printUsage() {
-	fmt.Fprintf(Stderr, "usage: %s\n", fs.usage)
-	var b strings.Builder
-	fs.SetOutput(&b)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-	if b.Len() > 0 {
-		fmt.Fprintf(Stderr, "\nflags:\n%s", b.String())
-	}
+// given reports whether the flag name was set on the command line.
+func (fs *flagSet) given(name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // mapFlag collects repeated k=v flags (--meta k=v).

@@ -361,24 +361,40 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	cases := map[string]struct {
-		args []string
-		code int
-		want string
+		args   []string
+		code   int
+		stdout string // help asked for: once, on stdout
+		stderr string // usage error: on stderr
 	}{
-		"-h":             {[]string{"-h"}, 0, "AIRLOCK_INSECURE_FAST_KDF"},
-		"--help":         {[]string{"--help"}, 0, "commands:"},
-		"help":           {[]string{"help"}, 0, "airlock vault set|"},
-		"help vault set": {[]string{"help", "vault", "set"}, 0, "usage: airlock vault set PATH"},
-		"vault -h":       {[]string{"vault", "-h"}, 0, "airlock vault import-env FILE"},
-		"vault set -h":   {[]string{"vault", "set", "-h"}, 0, "-expires"},
-		"no command":     {nil, exitUsage, "commands:"},
-		"group only":     {[]string{"agent"}, exitUsage, "airlock agent rotate NAME"},
+		"-h":                {args: []string{"-h"}, stdout: "AIRLOCK_INSECURE_FAST_KDF"},
+		"--help":            {args: []string{"--help"}, stdout: "commands:"},
+		"help":              {args: []string{"help"}, stdout: "airlock vault set|set-oauth2|set-aws|"},
+		"help lists flags":  {args: []string{"help"}, stdout: "airlock vault set PATH [--expires WHEN]"},
+		"help vault set":    {args: []string{"help", "vault", "set"}, stdout: "usage: airlock vault set PATH"},
+		"help serve":        {args: []string{"help", "serve"}, stdout: "-log-format FORMAT"},
+		"serve --help":      {args: []string{"serve", "--help"}, stdout: "-log-format FORMAT"},
+		"help vault":        {args: []string{"help", "vault"}, stdout: "airlock vault import-env FILE"},
+		"vault -h":          {args: []string{"vault", "-h"}, stdout: "airlock vault import-env FILE"},
+		"vault set -h":      {args: []string{"vault", "set", "-h"}, stdout: "-expires"},
+		"explain required":  {args: []string{"policy", "explain", "--help"}, stdout: "airlock policy explain METHOD URL --agent NAME"},
+		"run synopsis":      {args: []string{"run", "--help"}, stdout: "airlock run [--agent NAME] -- CMD [ARGS...]"},
+		"no command":        {args: nil, code: exitUsage, stderr: "commands:"},
+		"group only":        {args: []string{"agent"}, code: exitUsage, stderr: "airlock agent rotate NAME"},
+		"bad global flag":   {args: []string{"--nope"}, code: exitUsage, stderr: "airlock: hint: usage: airlock [--home DIR]"},
+		"hint has synopsis": {args: []string{"vault", "get"}, code: exitUsage, stderr: "airlock: hint: usage: airlock vault get PATH\n"},
+		"help unknown":      {args: []string{"help", "nope"}, code: exitUsage, stderr: "unknown command"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			r := e.run("", tc.args...)
-			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("want exit %d and %q on stderr\n%s", tc.code, tc.want, r)
+			if r.code != tc.code || !strings.Contains(r.stdout, tc.stdout) || !strings.Contains(r.stderr, tc.stderr) {
+				t.Fatalf("want exit %d, %q on stdout, %q on stderr\n%s", tc.code, tc.stdout, tc.stderr, r)
+			}
+			if tc.code == 0 && r.stderr != "" {
+				t.Errorf("help wrote to stderr\n%s", r)
+			}
+			if tc.code == 0 && strings.Count(r.stdout, "usage: ") > 1 && !strings.Contains(name, "help") {
+				t.Errorf("usage printed more than once\n%s", r)
 			}
 		})
 	}

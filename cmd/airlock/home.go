@@ -6,8 +6,12 @@ import (
 	"path/filepath"
 )
 
-// home is airlock's home directory and the files in it.
-type home struct{ dir string }
+// home is airlock's home directory and the files in it, and how this
+// invocation unlocks its vault.
+type home struct {
+	dir            string
+	passphraseFile string // --passphrase-file; else AIRLOCK_PASSPHRASE, AIRLOCK_KEY_FILE or a prompt
+}
 
 // Dir is the home directory itself.
 func (h home) Dir() string { return h.dir }

@@ -12,44 +12,39 @@ import (
 // maxEnvFileBytes bounds a .env file.
 const maxEnvFileBytes = 4 << 20
 
-func cmdVaultImportEnv(g *globals, args []string) error {
-	fs := newFlagSet("vault import-env", usageVaultImportEnv)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	file := fs.Arg(0)
-	entries, err := readEnvFile(file)
-	if err != nil {
-		return err
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	err = v.Update(func(d *vault.Data) error {
-		if d.Credentials == nil {
-			d.Credentials = map[string]*vault.Credential{}
+func vaultImportEnvCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		file := args[0]
+		entries, err := readEnvFile(file)
+		if err != nil {
+			return err
 		}
-		now := time.Now().UTC()
-		for _, e := range entries {
-			path := "env/" + e.Key
-			c := &vault.Credential{Path: path, Kind: vault.KindStatic, Value: vault.NewSecret([]byte(e.Value)),
-				CreatedAt: now, UpdatedAt: now, Metadata: map[string]string{"source": file}}
-			if old, ok := d.Credentials[path]; ok {
-				c.CreatedAt = old.CreatedAt
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		err = v.Update(func(d *vault.Data) error {
+			if d.Credentials == nil {
+				d.Credentials = map[string]*vault.Credential{}
 			}
-			d.Credentials[path] = c
+			now := time.Now().UTC()
+			for _, e := range entries {
+				path := "env/" + e.Key
+				c := &vault.Credential{Path: path, Kind: vault.KindStatic, Value: vault.NewSecret([]byte(e.Value)),
+					CreatedAt: now, UpdatedAt: now, Metadata: map[string]string{"source": file}}
+				if old, ok := d.Credentials[path]; ok {
+					c.CreatedAt = old.CreatedAt
+				}
+				d.Credentials[path] = c
+			}
+			return nil
+		})
+		if err != nil {
+			return updateError("import "+file, err)
 		}
+		fmt.Fprintf(Stderr, "airlock: imported %d credentials from %s (as env/KEY)\n", len(entries), file)
 		return nil
-	})
-	if err != nil {
-		return updateError("import "+file, err)
 	}
-	fmt.Fprintf(Stderr, "airlock: imported %d credentials from %s (as env/KEY)\n", len(entries), file)
-	return nil
 }
 
 // readEnvFile reads and validates the whole file before anything is

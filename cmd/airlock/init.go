@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,26 +26,46 @@ var systemRootFiles = []string{
 	"/etc/ssl/cert.pem",
 }
 
-func cmdInit(g *globals, args []string) error {
-	fs := newFlagSet("init", "airlock init")
-	if err := fs.parseNone(args); err != nil {
-		return err
+func initCmd(g *globals, fs *flagSet) runFunc {
+	return func([]string) error {
+		h := g.home
+		if _, err := os.Lstat(h.VaultPath()); err == nil {
+			return withHint(fmt.Errorf("a vault already exists at %s", h.VaultPath()),
+				"airlock init never overwrites a vault; use another --home, or move the old vault away if you really mean to start over")
+		}
+		// The passphrase first: without one, nothing is created.
+		pass, ok, _, err := h.passphrase(true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return withHint(errors.New("no passphrase given for the new vault"),
+				"set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal")
+		}
+		warnShortPassphrase(pass)
+		return initHome(h, pass)
 	}
-	h := g.home
-	if _, err := os.Lstat(h.VaultPath()); err == nil {
-		return withHint(fmt.Errorf("a vault already exists at %s", h.VaultPath()),
-			"airlock init never overwrites a vault; use another --home, or move the old vault away if you really mean to start over")
-	}
+}
+
+// initHome creates the home's directories and files. A failure removes
+// everything it created, so a failed init leaves nothing behind.
+func initHome(h home, pass []byte) (err error) {
+	var created []string // removed in reverse order on failure
+	defer func() {
+		if err != nil {
+			for i := len(created) - 1; i >= 0; i-- {
+				_ = os.Remove(created[i]) // directories only when empty
+			}
+		}
+	}()
+	created = append(missingDirs(h.Dir()), missingDirs(h.KeysDir())...)
 	if err := h.ensureDirs(); err != nil {
 		return err
 	}
-	pass, ok, err := g.passphrase(true)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return withHint(errors.New("no passphrase given for the new vault"),
-			"set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal")
+	for _, f := range []string{h.VaultPath(), h.CAPath(), h.BundlePath()} {
+		if _, serr := os.Lstat(f); errors.Is(serr, fs.ErrNotExist) {
+			created = append(created, f)
+		}
 	}
 	if err := createVault(h, pass); err != nil {
 		return err
@@ -55,6 +76,19 @@ func cmdInit(g *globals, args []string) error {
 	}
 	printNextSteps(h, policyNote)
 	return nil
+}
+
+// missingDirs lists dir and those of its parents that do not exist yet,
+// outermost first.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		out = append([]string{d}, out...)
+	}
+	return out
 }
 
 // createVault writes the vault with the CA key and audit key sealed in it,
@@ -151,7 +185,7 @@ func printNextSteps(h home, policyNote string) {
 		"  2. allow its use:        edit " + h.PolicyPath() + ", then `airlock policy check`",
 		"  3. add an agent:         airlock agent add bot",
 		"  4. start the proxy:      airlock serve",
-		"  5. run the agent:        airlock run --agent bot -- python agent.py",
+		"  5. run the agent:        airlock run --agent bot -- python3 examples/agents/agent.py  (from a clone of the airlock repository)",
 	}
 	fmt.Fprintln(Stderr, strings.Join(lines, "\n"))
 }

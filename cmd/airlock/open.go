@@ -17,26 +17,28 @@ const (
 	sysAuditHMAC = "audit.hmac"
 )
 
-// gflags are the global flags of the running invocation. openVault's
-// signature takes only the home (serve and demo call it that way).
-var gflags = &globals{}
-
 // openVault unlocks the vault in h with the passphrase / key file of this
-// invocation. Errors carry a hint for the user.
+// invocation. A person at a terminal gets passphraseTries tries. Errors
+// carry a hint for the user.
 func openVault(h home) (*vault.Vault, error) {
 	path := h.VaultPath()
 	if err := checkVaultFile(path); err != nil {
 		return nil, err
 	}
-	u, err := gflags.unlock()
-	if err != nil {
-		return nil, err
+	for try := 1; ; try++ {
+		u, prompted, err := h.unlock()
+		if err != nil {
+			return nil, err
+		}
+		v, err := vault.Open(path, u)
+		if err == nil {
+			return v, nil
+		}
+		if !prompted || !errors.Is(err, vault.ErrWrongPassphrase) || try == passphraseTries {
+			return nil, vaultError(path, err)
+		}
+		fmt.Fprintf(Stderr, "airlock: wrong passphrase, try again (%d of %d)\n", try+1, passphraseTries)
 	}
-	v, err := vault.Open(path, u)
-	if err != nil {
-		return nil, vaultError(path, err)
-	}
-	return v, nil
 }
 
 // checkVaultFile turns a missing vault or a directory in its place into an

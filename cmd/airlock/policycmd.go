@@ -8,40 +8,19 @@ import (
 	"github.com/airlock/airlock/policy"
 )
 
-const (
-	usagePolicyCheck   = "airlock policy check [FILE]"
-	usagePolicyExplain = "airlock policy explain --agent NAME [--json] METHOD URL"
-	usageCAExport      = "airlock ca export"
-)
-
-var policyCommands = []*command{
-	{name: "check", usage: usagePolicyCheck, summary: "validate a policy file (default: the home's policy.yaml)", run: cmdPolicyCheck},
-	{name: "explain", usage: usagePolicyExplain, summary: "which rule, credential and injection a request gets (never the value)", run: cmdPolicyExplain},
-}
-
-var caCommands = []*command{
-	{name: "export", usage: usageCAExport, summary: "print the CA certificate (PEM)", run: cmdCAExport},
-	{name: "install", usage: usageCAInstall, summary: "print (or with --system perform) the steps that make programs trust the CA", run: cmdCAInstall},
-}
-
-func cmdPolicyCheck(g *globals, args []string) error {
-	fs := newFlagSet("policy check", usagePolicyCheck)
-	if err := fs.Parse(args); err != nil {
-		return err
+func policyCheckCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		file := g.home.PolicyPath()
+		if len(args) == 1 {
+			file = args[0]
+		}
+		p, err := loadPolicy(file)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants)\n", file, len(p.Rules), len(p.Grants))
+		return nil
 	}
-	if err := fs.wantArgs(0, 1); err != nil {
-		return err
-	}
-	file := g.home.PolicyPath()
-	if fs.NArg() == 1 {
-		file = fs.Arg(0)
-	}
-	p, err := loadPolicy(file)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants)\n", file, len(p.Rules), len(p.Grants))
-	return nil
 }
 
 // loadPolicy loads file; on failure every positioned problem is printed
@@ -106,52 +85,45 @@ type explanationJSON struct {
 	Report       bool   `json:"report_mode"`
 }
 
-func cmdPolicyExplain(g *globals, args []string) error {
-	fs := newFlagSet("policy explain", usagePolicyExplain)
-	agent := fs.String("agent", "", "agent name (required)")
-	file := fs.String("policy", g.home.PolicyPath(), "policy file")
+func policyExplainCmd(g *globals, fs *flagSet) runFunc {
+	agent := fs.String("agent", "", "(required) agent `NAME`")
+	file := fs.String("policy", g.home.PolicyPath(), "policy `FILE`")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(args []string) error {
+		if *agent == "" {
+			return usageError("--agent NAME is required")
+		}
+		p, err := loadPolicy(*file)
+		if err != nil {
+			return err
+		}
+		ex := p.Explain(*agent, args[0], args[1])
+		if ex.Err != nil {
+			return withHint(usageErrorf("invalid URL %q: %v", args[1], ex.Err), "give a full URL such as https://api.openai.com/v1/models")
+		}
+		if !*asJSON {
+			_, err := fmt.Fprint(Stdout, ex.String())
+			return err
+		}
+		j := explanationJSON{Agent: ex.Agent, Method: ex.Method, Scheme: ex.Scheme, Host: ex.Host, Port: ex.Port,
+			Path: ex.Path, Decision: ex.Action, Rule: ex.Rule, Credential: ex.Credential, Reason: ex.Reason, Report: ex.Report}
+		if ex.Rule != "" {
+			j.RuleAt = fmt.Sprintf("%s:%d:%d", ex.File, ex.Line, ex.Col)
+		}
+		if ex.Credential != "" {
+			j.InjectType, j.InjectHeader = ex.Inject.Type, ex.Inject.Header
+		}
+		return writeJSON(j)
 	}
-	if err := fs.wantArgs(2, 2); err != nil {
-		return err
-	}
-	if *agent == "" {
-		return usageError("--agent NAME is required")
-	}
-	p, err := loadPolicy(*file)
-	if err != nil {
-		return err
-	}
-	ex := p.Explain(*agent, fs.Arg(0), fs.Arg(1))
-	if ex.Err != nil {
-		return withHint(usageErrorf("invalid URL %q: %v", fs.Arg(1), ex.Err), "give a full URL such as https://api.openai.com/v1/models")
-	}
-	if !*asJSON {
-		_, err := fmt.Fprint(Stdout, ex.String())
-		return err
-	}
-	j := explanationJSON{Agent: ex.Agent, Method: ex.Method, Scheme: ex.Scheme, Host: ex.Host, Port: ex.Port,
-		Path: ex.Path, Decision: ex.Action, Rule: ex.Rule, Credential: ex.Credential, Reason: ex.Reason, Report: ex.Report}
-	if ex.Rule != "" {
-		j.RuleAt = fmt.Sprintf("%s:%d:%d", ex.File, ex.Line, ex.Col)
-	}
-	if ex.Credential != "" {
-		j.InjectType, j.InjectHeader = ex.Inject.Type, ex.Inject.Header
-	}
-	return writeJSON(j)
 }
 
-func cmdCAExport(g *globals, args []string) error {
-	fs := newFlagSet("ca export", usageCAExport)
-	if err := fs.parseNone(args); err != nil {
+func caExportCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		b, err := os.ReadFile(g.home.CAPath())
+		if err != nil {
+			return withHint(fmt.Errorf("read CA certificate: %w", err), "run `airlock init` first, or point --home / AIRLOCK_HOME at your airlock home")
+		}
+		_, err = Stdout.Write(b)
 		return err
 	}
-	b, err := os.ReadFile(g.home.CAPath())
-	if err != nil {
-		return withHint(fmt.Errorf("read CA certificate: %w", err), "run `airlock init` first, or point --home / AIRLOCK_HOME at your airlock home")
-	}
-	_, err = Stdout.Write(b)
-	return err
 }

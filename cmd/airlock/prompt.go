@@ -17,24 +17,67 @@ import (
 // maxValueBytes bounds a credential value read from stdin.
 const maxValueBytes = 1 << 20
 
-var errNoPassphrase = withHint(fmt.Errorf("no passphrase given: %w", vault.ErrNoUnlock),
+// errNoPassphrase: nothing can unlock the vault and no terminal can ask.
+var errNoPassphrase = withHint(noPassphraseError{},
 	"set AIRLOCK_PASSPHRASE or AIRLOCK_KEY_FILE, pass --passphrase-file, or run in a terminal")
 
-// isTerminal reports whether r is a terminal (prompts are possible).
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
+// noPassphraseError is vault.ErrNoUnlock said once, in the user's words.
+type noPassphraseError struct{}
+
+func (noPassphraseError) Error() string { return "the vault is locked and no passphrase was given" }
+func (noPassphraseError) Unwrap() error { return vault.ErrNoUnlock }
+
+// passphraseTries is how often a person at a terminal may retype a wrong
+// vault passphrase.
+const passphraseTries = 3
+
+// minPassphraseLen: shorter new passphrases get a warning (not a refusal).
+const minPassphraseLen = 12
+
+// isTerminal reports whether s (Stdin, Stderr) is a terminal.
+func isTerminal(s any) bool {
+	f, ok := s.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// readHidden prompts on stderr and reads a line without echo.
-func readHidden(prompt string) ([]byte, error) {
-	f, ok := Stdin.(*os.File)
-	if !ok {
-		return nil, errors.New("stdin is not a terminal")
+// openTTY returns the terminal to prompt on: stdin when it is one, else
+// the controlling terminal /dev/tty (as ssh and gpg do, so
+// `printf KEY | airlock vault set P` can still ask for the passphrase).
+// Prompts go to w. ok is false without any terminal.
+func openTTY() (in *os.File, w io.Writer, done func(), ok bool) {
+	if f, isFile := Stdin.(*os.File); isFile && term.IsTerminal(int(f.Fd())) {
+		return f, Stderr, func() {}, true
 	}
-	fmt.Fprint(Stderr, prompt)
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(Stderr)
+	t, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, nil, false
+	}
+	if !term.IsTerminal(int(t.Fd())) {
+		t.Close()
+		return nil, nil, nil, false
+	}
+	return t, t, func() { t.Close() }, true
+}
+
+// canPrompt reports whether a passphrase prompt is possible.
+func canPrompt() bool {
+	_, _, done, ok := openTTY()
+	if ok {
+		done()
+	}
+	return ok
+}
+
+// readHidden prompts on the terminal and reads a line without echo.
+func readHidden(prompt string) ([]byte, error) {
+	in, w, done, ok := openTTY()
+	if !ok {
+		return nil, errors.New("no terminal to prompt on")
+	}
+	defer done()
+	fmt.Fprint(w, prompt)
+	b, err := term.ReadPassword(int(in.Fd()))
+	fmt.Fprintln(w)
 	if err != nil {
 		return nil, fmt.Errorf("read from terminal: %w", err)
 	}
@@ -55,6 +98,13 @@ func promptTwice(what string) ([]byte, error) {
 		return nil, withHint(errors.New("the two entries do not match"), "run the command again and type the same text twice")
 	}
 	return a, nil
+}
+
+// warnShortPassphrase warns (never refuses) about a short new passphrase.
+func warnShortPassphrase(p []byte) {
+	if len(p) < minPassphraseLen {
+		fmt.Fprintf(Stderr, "airlock: warning: the passphrase is shorter than %d characters; anyone who gets a copy of the vault file can try to guess it offline\n", minPassphraseLen)
+	}
 }
 
 // stripNewline removes exactly one trailing "\n" or "\r\n".
@@ -79,17 +129,18 @@ func readSecretFile(path, what string) ([]byte, error) {
 }
 
 // passphrase returns the vault passphrase from --passphrase-file,
-// AIRLOCK_PASSPHRASE or a prompt; confirm asks twice (init). ok is false
-// when none is available and no terminal can ask.
-func (g *globals) passphrase(confirm bool) (p []byte, ok bool, err error) {
+// AIRLOCK_PASSPHRASE or a prompt on the terminal; confirm asks twice
+// (init). ok is false when none is available and no terminal can ask;
+// prompted says a person typed it (a wrong one may be retyped).
+func (h home) passphrase(confirm bool) (p []byte, ok, prompted bool, err error) {
 	switch {
-	case g.passphraseFile != "":
-		p, err = readSecretFile(g.passphraseFile, "passphrase")
-		return p, err == nil, err
+	case h.passphraseFile != "":
+		p, err = readSecretFile(h.passphraseFile, "passphrase")
+		return p, err == nil, false, err
 	case os.Getenv("AIRLOCK_PASSPHRASE") != "":
-		return []byte(os.Getenv("AIRLOCK_PASSPHRASE")), true, nil
-	case !isTerminal(Stdin):
-		return nil, false, nil
+		return []byte(os.Getenv("AIRLOCK_PASSPHRASE")), true, false, nil
+	case !canPrompt():
+		return nil, false, false, nil
 	case confirm:
 		p, err = promptTwice("new vault passphrase")
 	default:
@@ -98,24 +149,24 @@ func (g *globals) passphrase(confirm bool) (p []byte, ok bool, err error) {
 	if err == nil && len(p) == 0 {
 		err = withHint(errors.New("empty passphrase"), "type a passphrase, or set AIRLOCK_PASSPHRASE")
 	}
-	return p, err == nil, err
+	return p, err == nil, true, err
 }
 
 // unlock says how to open the vault: passphrase and/or AIRLOCK_KEY_FILE.
-func (g *globals) unlock() (vault.Unlock, error) {
-	u := vault.Unlock{KeyFile: os.Getenv("AIRLOCK_KEY_FILE")}
-	if u.KeyFile != "" && g.passphraseFile == "" && os.Getenv("AIRLOCK_PASSPHRASE") == "" {
-		return u, nil // unattended: never prompt
+func (h home) unlock() (u vault.Unlock, prompted bool, err error) {
+	u = vault.Unlock{KeyFile: os.Getenv("AIRLOCK_KEY_FILE")}
+	if u.KeyFile != "" && h.passphraseFile == "" && os.Getenv("AIRLOCK_PASSPHRASE") == "" {
+		return u, false, nil // unattended: never prompt
 	}
-	p, ok, err := g.passphrase(false)
+	p, ok, prompted, err := h.passphrase(false)
 	if err != nil {
-		return u, err
+		return u, false, err
 	}
 	if !ok {
-		return u, errNoPassphrase
+		return u, false, errNoPassphrase
 	}
 	u.Passphrase = p
-	return u, nil
+	return u, prompted, nil
 }
 
 // readValue reads a credential value: stdin when it is not a terminal

@@ -32,27 +32,23 @@ type serveOptions struct {
 	rpc        rpcFlags  // SanctumAI door (serverpc.go)
 }
 
-func parseServeFlags(g *globals, args []string) (*serveOptions, error) {
+// serveCmd declares the flags of `airlock serve`.
+func serveCmd(g *globals, fs *flagSet) runFunc {
 	o := &serveOptions{}
-	fs := newFlagSet("serve", "airlock serve [--listen ADDR] [--admin ADDR|off] [--policy FILE] [--log-format json|console]")
-	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen address (agents connect here)")
-	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener (/healthz, /readyz, /metrics), or off")
-	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy file")
-	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen `ADDR` (agents connect here)")
+	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener `ADDR` (/healthz, /readyz, /metrics), or off")
+	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy `FILE`")
+	fs.StringVar(&o.logFormat, "log-format", "auto", "log `FORMAT`: json, console, or auto (console when stderr is a terminal, else json)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long shutdown waits for in-flight requests")
 	o.ops.register(fs)
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	return func([]string) error {
+		if err := o.resolveLogFormat(Stderr); err != nil {
+			return err
+		}
+		return cmdServe(g, o)
 	}
-	if fs.NArg() > 0 {
-		return nil, usageError(fmt.Sprintf("serve takes no arguments, got %q", fs.Args()))
-	}
-	if o.logFormat != "json" && o.logFormat != "console" {
-		return nil, usageError("--log-format must be json or console")
-	}
-	return o, nil
 }
 
 func envOr(key, def string) string {
@@ -73,11 +69,7 @@ func newLogger(format string, w io.Writer) *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), zapcore.InfoLevel))
 }
 
-func cmdServe(g *globals, args []string) error {
-	o, err := parseServeFlags(g, args)
-	if err != nil {
-		return err
-	}
+func cmdServe(g *globals, o *serveOptions) error {
 	logw := proxy.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
 	defer func() { _ = logw.Close() }()
 	log := newLogger(o.logFormat, logw)

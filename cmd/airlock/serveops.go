@@ -21,7 +21,7 @@ type opsFlags struct {
 }
 
 func (o *opsFlags) register(fs *flagSet) {
-	fs.StringVar(&o.auditLog, "audit-log", "", "also write hash-chained audit lines to FILE (check with `airlock audit verify`)")
+	fs.StringVar(&o.auditLog, "audit-log", "", "also write hash-chained audit lines to `FILE` (check with `airlock audit verify`)")
 	fs.Int64Var(&o.auditMaxSize, "audit-log-max-size", 100<<20, "rotate the audit log at this many bytes (0: never)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
 }

@@ -20,7 +20,7 @@ type rpcFlags struct {
 
 func (f *rpcFlags) register(fs *flagSet, h home) {
 	fs.StringVar(&f.socket, "socket", filepath.Join(h.Dir(), "airlock.sock"),
-		"Unix socket for SanctumAI SDK clients (mode 0600), or off")
+		"Unix socket `PATH` for SanctumAI SDK clients (mode 0600), or off")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", time.Hour, "SanctumAI session lifetime")
 }
 

@@ -163,7 +163,7 @@ func TestFlagSetInterspersed(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			fs := newFlagSet("t", "t")
+			fs := newFlagSet("t")
 			fs.interspersed = tc.interspersed
 			exp := fs.String("expires", "", "")
 			yes := fs.Bool("yes", false, "")
@@ -176,7 +176,7 @@ func TestFlagSetInterspersed(t *testing.T) {
 		})
 	}
 	var ue *usageErr
-	if err := newFlagSet("t", "t").Parse([]string{"--nope"}); !errors.As(err, &ue) {
+	if err := newFlagSet("t").Parse([]string{"--nope"}); !errors.As(err, &ue) {
 		t.Fatalf("unknown flag: %v, want a usage error", err)
 	}
 }
@@ -214,8 +214,8 @@ func TestShellQuoting(t *testing.T) {
 func TestPanicRecovered(t *testing.T) {
 	saved, savedOut, savedErr := commands, Stdout, Stderr
 	defer func() { commands, Stdout, Stderr = saved, savedOut, savedErr }()
-	commands = append(append([]*command{}, saved...), &command{name: "boom", usage: "airlock boom",
-		run: func(*globals, []string) error { panic("secret sk-boom") }})
+	commands = append(append([]*command{}, saved...), &command{name: "boom",
+		setup: func(*globals, *flagSet) runFunc { return func([]string) error { panic("secret sk-boom") } }})
 	var out, errb bytes.Buffer
 	Stdout, Stderr = &out, &errb
 	t.Setenv("AIRLOCK_HOME", t.TempDir())

@@ -16,25 +16,6 @@ import (
 // go to the credential's metadata, their secrets to its value (a JSON
 // document, see proxy/tokens.go).
 
-const (
-	usageVaultSetOAuth2 = "airlock vault set-oauth2 PATH --token-url URL --client-id ID [--scope S]... [--audience A] " +
-		"[--auth-method basic|post] [--grant client_credentials|refresh_token] [--client-secret-file FILE]"
-	usageVaultSetAWS = "airlock vault set-aws PATH --access-key-id ID [--session-token-stdin]"
-)
-
-// The two commands join the vault group of the dispatch table.
-func init() {
-	for _, c := range commands {
-		if c.name == "vault" {
-			c.sub = append(c.sub,
-				&command{name: "set-oauth2", usage: usageVaultSetOAuth2, summary: "store an OAuth2 client (secret or refresh token from stdin, or a prompt)", run: cmdVaultSetOAuth2},
-				&command{name: "set-aws", usage: usageVaultSetAWS, summary: "store an AWS access key for SigV4 signing (secret from stdin, or a prompt)", run: cmdVaultSetAWS},
-			)
-			c.usage = strings.Replace(c.usage, "set|", "set|set-oauth2|set-aws|", 1)
-		}
-	}
-}
-
 // listFlag collects a repeatable flag; each use may hold several
 // space-separated values.
 type listFlag []string
@@ -42,84 +23,86 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(s string) error { *l = append(*l, strings.Fields(s)...); return nil }
 
-func cmdVaultSetOAuth2(g *globals, args []string) error {
-	fs := newFlagSet("vault set-oauth2", usageVaultSetOAuth2)
+func vaultSetOAuth2Cmd(g *globals, fs *flagSet) runFunc {
 	var set proxy.OAuth2Settings
 	var scopes listFlag
-	fs.StringVar(&set.TokenURL, "token-url", "", "token endpoint (https://)")
-	fs.StringVar(&set.ClientID, "client-id", "", "OAuth2 client id")
-	fs.Var(&scopes, "scope", "scope to request (repeatable)")
-	fs.StringVar(&set.Audience, "audience", "", "audience parameter (Auth0-style APIs)")
-	fs.StringVar(&set.AuthMethod, "auth-method", proxy.AuthMethodBasic, "client authentication: basic or post")
-	fs.StringVar(&set.Grant, "grant", proxy.GrantClientCredentials, "grant: client_credentials or refresh_token")
-	secretFile := fs.String("client-secret-file", "", "refresh_token grant: read the client secret from FILE")
-	path, err := fs.parseOne(args, checkCredPath)
-	if err != nil {
-		return err
-	}
-	set.Scopes = scopes
-	var sec proxy.OAuth2Secret
-	if set.Grant == proxy.GrantRefreshToken && *secretFile != "" {
-		b, err := readSecretFile(*secretFile, "client-secret")
+	fs.StringVar(&set.TokenURL, "token-url", "", "(required) token endpoint `URL` (https://)")
+	fs.StringVar(&set.ClientID, "client-id", "", "(required) OAuth2 client `ID`")
+	fs.Var(&scopes, "scope", "scope `S` to request (repeatable)")
+	fs.StringVar(&set.Audience, "audience", "", "audience `A` (Auth0-style APIs)")
+	fs.StringVar(&set.AuthMethod, "auth-method", proxy.AuthMethodBasic, "client authentication: `basic|post`")
+	fs.StringVar(&set.Grant, "grant", proxy.GrantClientCredentials, "`grant`: client_credentials or refresh_token")
+	secretFile := fs.String("client-secret-file", "", "refresh_token grant: read the client secret from `FILE`")
+	return func(args []string) error {
+		path, err := args[0], checkCredPath(args[0])
 		if err != nil {
 			return err
 		}
-		sec.ClientSecret = string(b)
+		set.Scopes = scopes
+		var sec proxy.OAuth2Secret
+		if set.Grant == proxy.GrantRefreshToken && *secretFile != "" {
+			b, err := readSecretFile(*secretFile, "client-secret")
+			if err != nil {
+				return err
+			}
+			sec.ClientSecret = string(b)
+		}
+		// Validate the flags before opening the vault or reading the secret.
+		probe := sec
+		probe.ClientSecret, probe.RefreshToken = "x", "x"
+		if _, err := proxy.NewOAuth2Credential(path, set, probe); err != nil {
+			return usageError(err.Error())
+		}
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		what := "client secret"
+		if set.Grant == proxy.GrantRefreshToken {
+			what = "refresh token"
+		}
+		value, err := readValue(what + " for " + path + ": ")
+		if err != nil {
+			return err
+		}
+		if set.Grant == proxy.GrantRefreshToken {
+			sec.RefreshToken = string(value)
+		} else {
+			sec.ClientSecret = string(value)
+		}
+		c, err := proxy.NewOAuth2Credential(path, set, sec)
+		if err != nil {
+			return usageError(err.Error())
+		}
+		return storeTokenCredential(v, c)
 	}
-	// Validate the flags before opening the vault or reading the secret.
-	probe := sec
-	probe.ClientSecret, probe.RefreshToken = "x", "x"
-	if _, err := proxy.NewOAuth2Credential(path, set, probe); err != nil {
-		return withHint(usageError(err.Error()), "usage: "+usageVaultSetOAuth2)
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	what := "client secret"
-	if set.Grant == proxy.GrantRefreshToken {
-		what = "refresh token"
-	}
-	value, err := readValue(what + " for " + path + ": ")
-	if err != nil {
-		return err
-	}
-	if set.Grant == proxy.GrantRefreshToken {
-		sec.RefreshToken = string(value)
-	} else {
-		sec.ClientSecret = string(value)
-	}
-	c, err := proxy.NewOAuth2Credential(path, set, sec)
-	if err != nil {
-		return withHint(usageError(err.Error()), "usage: "+usageVaultSetOAuth2)
-	}
-	return storeTokenCredential(v, c)
 }
 
-func cmdVaultSetAWS(g *globals, args []string) error {
-	fs := newFlagSet("vault set-aws", usageVaultSetAWS)
-	keyID := fs.String("access-key-id", "", "AWS access key id (AKIA..., ASIA...)")
+func vaultSetAWSCmd(g *globals, fs *flagSet) runFunc {
+	keyID := fs.String("access-key-id", "", "(required) AWS access key `ID` (AKIA..., ASIA...)")
 	withToken := fs.Bool("session-token-stdin", false, "also read a session token: the second line of stdin (or a second prompt)")
-	path, err := fs.parseOne(args, checkCredPath)
-	if err != nil {
-		return err
+	return func(args []string) error {
+		path, err := args[0], checkCredPath(args[0])
+		if err != nil {
+			return err
+		}
+		if *keyID == "" {
+			return usageError("vault set-aws: --access-key-id is required")
+		}
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		secret, token, err := readAWSSecrets(path, *withToken)
+		if err != nil {
+			return err
+		}
+		c, err := proxy.NewAWSCredential(path, sigv4.Credentials{AccessKeyID: *keyID, SecretAccessKey: secret, SessionToken: token})
+		if err != nil {
+			return usageError(err.Error())
+		}
+		return storeTokenCredential(v, c)
 	}
-	if *keyID == "" {
-		return withHint(usageError("vault set-aws: --access-key-id is required"), "usage: "+usageVaultSetAWS)
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	secret, token, err := readAWSSecrets(path, *withToken)
-	if err != nil {
-		return err
-	}
-	c, err := proxy.NewAWSCredential(path, sigv4.Credentials{AccessKeyID: *keyID, SecretAccessKey: secret, SessionToken: token})
-	if err != nil {
-		return withHint(usageError(err.Error()), "usage: "+usageVaultSetAWS)
-	}
-	return storeTokenCredential(v, c)
 }
 
 // readAWSSecrets reads the secret access key and, when asked, the session

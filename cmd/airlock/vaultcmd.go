@@ -15,25 +15,6 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-// Usage lines of the vault commands.
-const (
-	usageVaultSet       = "airlock vault set PATH [--expires 30d|12h|RFC3339|never] [--username U] [--meta k=v]..."
-	usageVaultList      = "airlock vault list [--json]"
-	usageVaultGet       = "airlock vault get PATH"
-	usageVaultRm        = "airlock vault rm PATH [--yes]"
-	usageVaultImportEnv = "airlock vault import-env FILE"
-	usageVaultPasswd    = "airlock vault passwd [--new-passphrase-file FILE]"
-)
-
-var vaultCommands = []*command{
-	{name: "set", usage: usageVaultSet, summary: "store a credential (value from stdin, or a prompt)", run: cmdVaultSet},
-	{name: "list", usage: usageVaultList, summary: "list credentials (metadata only, never values)", run: cmdVaultList},
-	{name: "get", usage: usageVaultGet, summary: "print one credential value", run: cmdVaultGet},
-	{name: "rm", usage: usageVaultRm, summary: "delete a credential", run: cmdVaultRm},
-	{name: "import-env", usage: usageVaultImportEnv, summary: "import KEY=VALUE lines of a .env file as env/KEY", run: cmdVaultImportEnv},
-	{name: "passwd", usage: usageVaultPasswd, summary: "change the vault passphrase", run: cmdVaultPasswd},
-}
-
 // credPathRE: segments of [A-Za-z0-9_.-] joined by "/".
 var credPathRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$`)
 
@@ -66,69 +47,70 @@ func notFoundHint(err error) error {
 	return withHint(err, "`airlock vault list` shows the stored credentials")
 }
 
-func cmdVaultSet(g *globals, args []string) error {
-	fs := newFlagSet("vault set", usageVaultSet)
-	expires := fs.String("expires", "", "expiry: 30d, 12h, an RFC 3339 time, or never")
-	username := fs.String("username", "", "user name (basic auth)")
+func vaultSetCmd(g *globals, fs *flagSet) runFunc {
+	expires := fs.String("expires", "", "expiry `WHEN`: 30d, 12h, an RFC 3339 time, or never")
+	username := fs.String("username", "", "user name `U` (basic auth)")
 	meta := mapFlag{}
-	fs.Var(meta, "meta", "metadata key=value (repeatable)")
-	path, err := fs.parseOne(args, checkCredPath)
-	if err != nil {
-		return err
-	}
-	exp, err := parseExpires(*expires, time.Now())
-	if err != nil {
-		return usageErrorf("--expires %q: %v", *expires, err)
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	value, err := readValue("value for " + path + ": ")
-	if err != nil {
-		return err
-	}
-	created := false
-	err = v.Update(func(d *vault.Data) error {
-		now := time.Now().UTC()
-		c := &vault.Credential{Path: path, Kind: vault.KindStatic, CreatedAt: now, Metadata: map[string]string{}}
-		if old, ok := d.Credentials[path]; ok {
-			if k := kindOf(old); k != vault.KindStatic {
-				// A raw value would break an oauth2/aws credential's JSON document.
-				return withHint(fmt.Errorf("%s is a %s credential", path, k),
-					"update it with `airlock vault set-oauth2` or `airlock vault set-aws`, or `airlock vault rm "+path+"` first")
+	fs.Var(meta, "meta", "metadata `k=v` (repeatable)")
+	return func(args []string) error {
+		path, err := args[0], checkCredPath(args[0])
+		if err != nil {
+			return err
+		}
+		exp, err := parseExpires(*expires, time.Now())
+		if err != nil {
+			return usageErrorf("--expires %q: %v", *expires, err)
+		}
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		value, err := readValue("value for " + path + ": ")
+		if err != nil {
+			return err
+		}
+		created := false
+		err = v.Update(func(d *vault.Data) error {
+			now := time.Now().UTC()
+			c := &vault.Credential{Path: path, Kind: vault.KindStatic, CreatedAt: now, Metadata: map[string]string{}}
+			if old, ok := d.Credentials[path]; ok {
+				if k := kindOf(old); k != vault.KindStatic {
+					// A raw value would break an oauth2/aws credential's JSON document.
+					return withHint(fmt.Errorf("%s is a %s credential", path, k),
+						"update it with `airlock vault set-oauth2` or `airlock vault set-aws`, or `airlock vault rm "+path+"` first")
+				}
+				c.Kind, c.CreatedAt, c.Username, c.ExpiresAt = old.Kind, old.CreatedAt, old.Username, old.ExpiresAt
+				c.Metadata = maps.Clone(old.Metadata)
 			}
-			c.Kind, c.CreatedAt, c.Username, c.ExpiresAt = old.Kind, old.CreatedAt, old.Username, old.ExpiresAt
-			c.Metadata = maps.Clone(old.Metadata)
+			created = c.CreatedAt.Equal(now)
+			c.Value, c.UpdatedAt = vault.NewSecret(value), now
+			if given["username"] {
+				c.Username = *username
+			}
+			if given["meta"] {
+				c.Metadata = maps.Clone(map[string]string(meta))
+			}
+			if given["expires"] {
+				c.ExpiresAt = exp
+			}
+			if d.Credentials == nil {
+				d.Credentials = map[string]*vault.Credential{}
+			}
+			d.Credentials[path] = c
+			return nil
+		})
+		if err != nil {
+			return updateError("store "+path, err)
 		}
-		created = c.CreatedAt.Equal(now)
-		c.Value, c.UpdatedAt = vault.NewSecret(value), now
-		if given["username"] {
-			c.Username = *username
+		verb := "updated"
+		if created {
+			verb = "stored"
 		}
-		if given["meta"] {
-			c.Metadata = maps.Clone(map[string]string(meta))
-		}
-		if given["expires"] {
-			c.ExpiresAt = exp
-		}
-		if d.Credentials == nil {
-			d.Credentials = map[string]*vault.Credential{}
-		}
-		d.Credentials[path] = c
+		fmt.Fprintf(Stderr, "airlock: %s %s\n", verb, path)
 		return nil
-	})
-	if err != nil {
-		return updateError("store "+path, err)
 	}
-	verb := "updated"
-	if created {
-		verb = "stored"
-	}
-	fmt.Fprintf(Stderr, "airlock: %s %s\n", verb, path)
-	return nil
 }
 
 // credJSON is one `vault list --json` entry: metadata, never the value.
@@ -142,33 +124,31 @@ type credJSON struct {
 	Metadata  map[string]string `json:"metadata"`
 }
 
-func cmdVaultList(g *globals, args []string) error {
-	fs := newFlagSet("vault list", usageVaultList)
+func vaultListCmd(g *globals, fs *flagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print a JSON array")
-	if err := fs.parseNone(args); err != nil {
-		return err
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	d := v.Snapshot()
-	paths := slices.Sorted(maps.Keys(d.Credentials))
-	if *asJSON {
-		out := make([]credJSON, 0, len(paths))
-		for _, p := range paths {
-			out = append(out, toCredJSON(d.Credentials[p]))
+	return func(args []string) error {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
 		}
-		return writeJSON(out)
+		d := v.Snapshot()
+		paths := slices.Sorted(maps.Keys(d.Credentials))
+		if *asJSON {
+			out := make([]credJSON, 0, len(paths))
+			for _, p := range paths {
+				out = append(out, toCredJSON(d.Credentials[p]))
+			}
+			return writeJSON(out)
+		}
+		tw := tabwriter.NewWriter(Stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tKIND\tCREATED\tUPDATED\tEXPIRES")
+		now := time.Now()
+		for _, p := range paths {
+			c := d.Credentials[p]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Path, kindOf(c), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt), fmtExpires(c, now))
+		}
+		return tw.Flush()
 	}
-	tw := tabwriter.NewWriter(Stdout, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tKIND\tCREATED\tUPDATED\tEXPIRES")
-	now := time.Now()
-	for _, p := range paths {
-		c := d.Credentials[p]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Path, kindOf(c), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt), fmtExpires(c, now))
-	}
-	return tw.Flush()
 }
 
 func toCredJSON(c *vault.Credential) credJSON {
@@ -215,93 +195,94 @@ func writeJSON(v any) error {
 	return nil
 }
 
-func cmdVaultGet(g *globals, args []string) error {
-	fs := newFlagSet("vault get", usageVaultGet)
-	path, err := fs.parseOne(args, checkCredPath)
-	if err != nil {
-		return err
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	c, err := v.Snapshot().Credential(path)
-	if err != nil {
-		return notFoundHint(fmt.Errorf("credential %s: %w", path, vault.ErrNotFound))
-	}
-	if _, err := Stdout.Write(append(append([]byte{}, c.Value.Bytes()...), '\n')); err != nil {
-		return fmt.Errorf("write value: %w", err)
-	}
-	return nil
-}
-
-func cmdVaultRm(g *globals, args []string) error {
-	fs := newFlagSet("vault rm", usageVaultRm)
-	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	path, err := fs.parseOne(args, checkCredPath)
-	if err != nil {
-		return err
-	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
-	}
-	if _, err := v.Snapshot().Credential(path); err != nil {
-		return notFoundHint(fmt.Errorf("credential %s: %w", path, vault.ErrNotFound))
-	}
-	if !*yes {
-		ok, err := confirm("delete credential " + path + "?")
-		if err != nil || !ok {
-			return withHint(errors.Join(errors.New("not deleted"), err), "answer y to delete, or pass --yes")
+func vaultGetCmd(g *globals, fs *flagSet) runFunc {
+	return func(args []string) error {
+		path, err := args[0], checkCredPath(args[0])
+		if err != nil {
+			return err
 		}
-	}
-	err = v.Update(func(d *vault.Data) error {
-		if _, ok := d.Credentials[path]; !ok {
-			return fmt.Errorf("credential %s: %w", path, vault.ErrNotFound)
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
 		}
-		delete(d.Credentials, path)
+		c, err := v.Snapshot().Credential(path)
+		if err != nil {
+			return notFoundHint(fmt.Errorf("credential %s: %w", path, vault.ErrNotFound))
+		}
+		if _, err := Stdout.Write(append(append([]byte{}, c.Value.Bytes()...), '\n')); err != nil {
+			return fmt.Errorf("write value: %w", err)
+		}
 		return nil
-	})
-	if errors.Is(err, vault.ErrNotFound) {
-		return notFoundHint(err)
 	}
-	if err != nil {
-		return updateError("delete "+path, err)
-	}
-	fmt.Fprintf(Stderr, "airlock: deleted %s\n", path)
-	return nil
 }
 
-func cmdVaultPasswd(g *globals, args []string) error {
-	fs := newFlagSet("vault passwd", usageVaultPasswd)
-	newFile := fs.String("new-passphrase-file", "", "read the new passphrase from FILE")
-	if err := fs.parseNone(args); err != nil {
-		return err
+func vaultRmCmd(g *globals, fs *flagSet) runFunc {
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	return func(args []string) error {
+		path, err := args[0], checkCredPath(args[0])
+		if err != nil {
+			return err
+		}
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		if _, err := v.Snapshot().Credential(path); err != nil {
+			return notFoundHint(fmt.Errorf("credential %s: %w", path, vault.ErrNotFound))
+		}
+		if !*yes {
+			ok, err := confirm("delete credential " + path + "?")
+			if err != nil || !ok {
+				return withHint(errors.Join(errors.New("not deleted"), err), "answer y to delete, or pass --yes")
+			}
+		}
+		err = v.Update(func(d *vault.Data) error {
+			if _, ok := d.Credentials[path]; !ok {
+				return fmt.Errorf("credential %s: %w", path, vault.ErrNotFound)
+			}
+			delete(d.Credentials, path)
+			return nil
+		})
+		if errors.Is(err, vault.ErrNotFound) {
+			return notFoundHint(err)
+		}
+		if err != nil {
+			return updateError("delete "+path, err)
+		}
+		fmt.Fprintf(Stderr, "airlock: deleted %s\n", path)
+		return nil
 	}
-	v, err := openVault(g.home)
-	if err != nil {
-		return err
+}
+
+func vaultPasswdCmd(g *globals, fs *flagSet) runFunc {
+	newFile := fs.String("new-passphrase-file", "", "read the new passphrase from `FILE`")
+	return func(args []string) error {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		var p []byte
+		switch {
+		case *newFile != "":
+			p, err = readSecretFile(*newFile, "new-passphrase")
+		case os.Getenv("AIRLOCK_NEW_PASSPHRASE") != "":
+			p = []byte(os.Getenv("AIRLOCK_NEW_PASSPHRASE"))
+		case isTerminal(Stdin):
+			p, err = promptTwice("new vault passphrase")
+		default:
+			err = withHint(errors.New("no new passphrase given"), "set AIRLOCK_NEW_PASSPHRASE, pass --new-passphrase-file, or run in a terminal")
+		}
+		if err != nil {
+			return err
+		}
+		if len(p) == 0 {
+			return withHint(errors.New("empty passphrase"), "choose a non-empty passphrase")
+		}
+		warnShortPassphrase(p)
+		if err := v.ChangePassphrase(p); err != nil {
+			return updateError("change passphrase", err)
+		}
+		fmt.Fprintln(Stderr, "airlock: passphrase changed")
+		return nil
 	}
-	var p []byte
-	switch {
-	case *newFile != "":
-		p, err = readSecretFile(*newFile, "new-passphrase")
-	case os.Getenv("AIRLOCK_NEW_PASSPHRASE") != "":
-		p = []byte(os.Getenv("AIRLOCK_NEW_PASSPHRASE"))
-	case isTerminal(Stdin):
-		p, err = promptTwice("new vault passphrase")
-	default:
-		err = withHint(errors.New("no new passphrase given"), "set AIRLOCK_NEW_PASSPHRASE, pass --new-passphrase-file, or run in a terminal")
-	}
-	if err != nil {
-		return err
-	}
-	if len(p) == 0 {
-		return withHint(errors.New("empty passphrase"), "choose a non-empty passphrase")
-	}
-	if err := v.ChangePassphrase(p); err != nil {
-		return updateError("change passphrase", err)
-	}
-	fmt.Fprintln(Stderr, "airlock: passphrase changed")
-	return nil
 }
