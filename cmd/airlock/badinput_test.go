@@ -96,13 +96,13 @@ func TestBadInput(t *testing.T) {
 		"no passphrase and no tty": {
 			setup: func(e *tenv) { delete(e.env, "AIRLOCK_PASSPHRASE") },
 			args:  []string{"vault", "list"},
-			code:  exitFailure, msg: "no passphrase given", unchanged: true,
+			code:  exitFailure, msg: "no passphrase was given", unchanged: true,
 		},
 		"no passphrase on init": {
 			noInit: true,
 			setup:  func(e *tenv) { delete(e.env, "AIRLOCK_PASSPHRASE") },
 			args:   []string{"init"},
-			code:   exitFailure, msg: "no passphrase given",
+			code:   exitFailure, msg: "no passphrase was given",
 		},
 		"missing passphrase file": {
 			args: []string{"--passphrase-file", "/nonexistent/pass", "vault", "list"},
@@ -148,7 +148,7 @@ func TestBadInput(t *testing.T) {
 		"no passphrase on serve": {
 			setup: func(e *tenv) { delete(e.env, "AIRLOCK_PASSPHRASE") },
 			args:  []string{"serve", "--listen", "127.0.0.1:0", "--admin", "off"},
-			code:  exitFailure, msg: "no passphrase given", unchanged: true,
+			code:  exitFailure, msg: "no passphrase was given", unchanged: true,
 		},
 		"doctor on a broken home": {
 			setup: func(e *tenv) { writeFile(e.t, filepath.Join(e.home, "policy.yaml"), badPolicy) },

@@ -369,7 +369,7 @@ func TestHelp(t *testing.T) {
 		"-h":                {args: []string{"-h"}, stdout: "AIRLOCK_INSECURE_FAST_KDF"},
 		"--help":            {args: []string{"--help"}, stdout: "commands:"},
 		"help":              {args: []string{"help"}, stdout: "airlock vault set|set-oauth2|set-aws|"},
-		"help lists flags":  {args: []string{"help"}, stdout: "airlock vault set PATH [--expires WHEN]"},
+		"help lists flags":  {args: []string{"help", "vault"}, stdout: "airlock vault set PATH [--expires WHEN]"},
 		"help vault set":    {args: []string{"help", "vault", "set"}, stdout: "usage: airlock vault set PATH"},
 		"help serve":        {args: []string{"help", "serve"}, stdout: "-log-format FORMAT"},
 		"serve --help":      {args: []string{"serve", "--help"}, stdout: "-log-format FORMAT"},
@@ -395,6 +395,66 @@ func TestHelp(t *testing.T) {
 			}
 			if tc.code == 0 && strings.Count(r.stdout, "usage: ") > 1 && !strings.Contains(name, "help") {
 				t.Errorf("usage printed more than once\n%s", r)
+			}
+		})
+	}
+}
+
+// TestInitFailureLeavesNothing: an init that cannot get a passphrase, or
+// fails later, leaves no partial home behind; a short passphrase is
+// warned about but accepted.
+func TestInitFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		setup    func(e *tenv)
+		code     int
+		wantHome bool
+		stderr   string
+	}{
+		"no passphrase": {
+			setup: func(e *tenv) { delete(e.env, "AIRLOCK_PASSPHRASE") },
+			code:  exitFailure, stderr: "no passphrase was given",
+		},
+		"nested home, no passphrase": {
+			setup: func(e *tenv) {
+				delete(e.env, "AIRLOCK_PASSPHRASE")
+				e.home = filepath.Join(e.home, "a", "b")
+				e.env["AIRLOCK_HOME"] = e.home
+			},
+			code: exitFailure, stderr: "no passphrase was given",
+		},
+		"unreadable key file": {
+			setup: func(e *tenv) { e.env["AIRLOCK_KEY_FILE"] = filepath.Join(e.home+"-nope", "x", "key") },
+			code:  exitFailure, stderr: "airlock: error:",
+		},
+		"short passphrase warns": {
+			setup:    func(e *tenv) { e.env["AIRLOCK_PASSPHRASE"] = "short" },
+			wantHome: true, stderr: "airlock: warning: the passphrase is shorter than 12 characters",
+		},
+		"long passphrase, no warning": {wantHome: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			if tc.setup != nil {
+				tc.setup(e)
+			}
+			r := e.run("", "init")
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+				t.Fatalf("want exit %d and %q\n%s", tc.code, tc.stderr, r)
+			}
+			if tc.stderr == "" && strings.Contains(r.stderr, "airlock: warning") {
+				t.Errorf("unexpected warning\n%s", r)
+			}
+			_, err := os.Stat(e.home)
+			if tc.wantHome != (err == nil) {
+				t.Fatalf("home exists: %v, want %v\n%s", err == nil, tc.wantHome, r)
+			}
+			if top := filepath.Dir(filepath.Dir(e.home)); strings.Contains(name, "nested") {
+				if _, err := os.Stat(top); err == nil {
+					t.Fatalf("directory %s created by init was left behind", top)
+				}
 			}
 		})
 	}

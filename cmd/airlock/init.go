@@ -39,7 +39,7 @@ func initCmd(g *globals, fs *flagSet) runFunc {
 			return err
 		}
 		if !ok {
-			return withHint(errors.New("no passphrase given for the new vault"),
+			return withHint(errors.New("no passphrase was given for the new vault"),
 				"set AIRLOCK_PASSPHRASE, pass --passphrase-file, or run in a terminal")
 		}
 		warnShortPassphrase(pass)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,6 +88,9 @@ func (e *tenv) runWith(stdin io.Reader, args ...string) result {
 	cmd := exec.CommandContext(ctx, airlockBin, args...)
 	cmd.Env = e.environ()
 	cmd.Stdin = stdin
+	// A new session has no controlling terminal: airlock cannot fall back
+	// to prompting on /dev/tty even when the tests run in one.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
