@@ -53,9 +53,36 @@ func (d *doctor) checkHome() bool {
 	if len(problems) > 0 {
 		d.add("permissions", statusBroken, strings.Join(problems, "; "), strings.Join(fixes, " && "))
 	} else {
-		d.add("permissions", statusOK, "home 0700, vault and agent keys 0600", "")
+		d.add("permissions", statusOK, "home 0700, vault and agent keys 0600 (agents running as "+currentUser()+
+			" can still read them: run agents as another user, in a container, or under `airlock run --isolate`)", "")
 	}
+	d.checkWritable()
 	return true
+}
+
+// checkWritable warns when another user can change what serve hot-reloads
+// or what agents trust: policy.yaml, ca.pem, ca-bundle.pem, wgetrc.
+func (d *doctor) checkWritable() {
+	var problems, fixes []string
+	for _, path := range []string{d.h.PolicyPath(), d.h.CAPath(), d.h.BundlePath(), d.h.WgetrcPath()} {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm()&0o022 == 0 {
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("%s is %04o: other users can change it", path, fi.Mode().Perm()))
+		fixes = append(fixes, "chmod go-w "+shQuote(path))
+	}
+	if len(problems) > 0 {
+		d.add("writable by others", statusWarn, strings.Join(problems, "; ")+" (serve reloads policy.yaml on change)", strings.Join(fixes, " && "))
+	}
+}
+
+// currentUser names the user running airlock, for messages.
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }
 
 func (d *doctor) checkPolicy() {

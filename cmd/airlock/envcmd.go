@@ -1,15 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/airlock/airlock/vault"
 )
@@ -32,6 +28,10 @@ func agentEnv(h home, agent string) ([]envVar, error) {
 	proxy := proxyURL(name, vault.ProxyToken(seed))
 	const noProxy = "localhost,127.0.0.1,::1"
 	bundle, ca := h.BundlePath(), h.CAPath()
+	wgetrc, err := ensureWgetrc(h)
+	if err != nil {
+		return nil, err
+	}
 	return []envVar{
 		{"HTTPS_PROXY", proxy}, {"https_proxy", proxy},
 		{"HTTP_PROXY", proxy}, {"http_proxy", proxy},
@@ -40,7 +40,23 @@ func agentEnv(h home, agent string) ([]envVar, error) {
 		{"REQUESTS_CA_BUNDLE", bundle}, {"GIT_SSL_CAINFO", bundle},
 		{"AWS_CA_BUNDLE", bundle},
 		{"NODE_EXTRA_CA_CERTS", ca}, {"NODE_USE_ENV_PROXY", "1"},
+		{"WGETRC", wgetrc},
 	}, nil
+}
+
+// ensureWgetrc writes the home's wgetrc: GNU wget reads no CA variable,
+// only ca_certificate= in the file WGETRC names (which replaces
+// ~/.wgetrc; copy your own settings into it if you have any).
+func ensureWgetrc(h home) (string, error) {
+	path := h.WgetrcPath()
+	want := []byte("# written by airlock: wget trusts airlock's CA (plus the system roots)\nca_certificate = " + h.BundlePath() + "\n")
+	if got, err := os.ReadFile(path); err == nil && string(got) == string(want) {
+		return path, nil
+	}
+	if err := writeFileAtomic(path, want, 0o644); err != nil {
+		return "", withHint(err, "check that "+h.Dir()+" is writable")
+	}
+	return path, nil
 }
 
 // pickAgent returns name, or the only agent with a key file.
@@ -95,7 +111,7 @@ func envCmd(g *globals, fs *flagSet) runFunc {
 // no variable above configures on its own.
 func envNotes(h home) string {
 	return `# curl, git, Python (requests, httpx, urllib), the AWS CLI and Go programs use the
-# variables above (Go reads SSL_CERT_FILE on Linux and BSD).
+# variables above (Go reads SSL_CERT_FILE on Linux and BSD); wget reads WGETRC.
 # Node: NODE_EXTRA_CA_CERTS works everywhere; fetch honours HTTPS_PROXY only on
 # Node >= 24 or 22.21 with NODE_USE_ENV_PROXY=1; older Node needs undici's
 # EnvHttpProxyAgent (see examples/agents/agent.mjs).
@@ -111,60 +127,4 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // fishQuote quotes s for fish.
 func fishQuote(s string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-func runCmd(g *globals, fs *flagSet) runFunc {
-	fs.interspersed = false
-	agent := fs.String("agent", "", "agent `NAME` (default: the only agent)")
-	return func(args []string) error {
-		vars, err := agentEnv(g.home, *agent)
-		if err != nil {
-			return err
-		}
-		return runChild(args, vars)
-	}
-}
-
-// runChild runs argv with vars added to the environment, forwarding
-// SIGINT and SIGTERM, and returns its exit status as an exitCodeError.
-func runChild(argv []string, vars []envVar) error {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = Stdin, Stdout, Stderr
-	cmd.Env = os.Environ()
-	for _, v := range vars {
-		cmd.Env = append(cmd.Env, v.Key+"="+v.Value)
-	}
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
-		return withHint(fmt.Errorf("run %s: %w", argv[0], err), "check the command name and your PATH")
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go forwardSignals(cmd.Process, sigs, done)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &exitCodeError{code: 128 + int(ws.Signal())}
-		}
-		return &exitCodeError{code: ee.ExitCode()}
-	}
-	if err != nil {
-		return fmt.Errorf("run %s: %w", argv[0], err)
-	}
-	return nil
-}
-
-// forwardSignals relays signals to the child until done closes.
-func forwardSignals(p *os.Process, sigs <-chan os.Signal, done <-chan struct{}) {
-	for {
-		select {
-		case s := <-sigs:
-			_ = p.Signal(s)
-		case <-done:
-			return
-		}
-	}
 }

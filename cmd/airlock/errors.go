@@ -51,3 +51,16 @@ func usageErrorf(format string, a ...any) error { return &usageErr{msg: fmt.Spri
 type exitCodeError struct{ code int }
 
 func (e *exitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// codedError is an error printed as usual that exits with its own code
+// (`airlock run`: 127 command not found, 126 not executable).
+type codedError struct {
+	err  error
+	code int
+}
+
+func (e *codedError) Error() string { return e.err.Error() }
+func (e *codedError) Unwrap() error { return e.err }
+
+// withExitCode makes err exit with code after it is printed.
+func withExitCode(err error, code int) error { return &codedError{err: err, code: code} }

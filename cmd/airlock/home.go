@@ -35,6 +35,9 @@ func (h home) KeyPath(name string) string { return filepath.Join(h.KeysDir(), na
 // friends.
 func (h home) BundlePath() string { return filepath.Join(h.dir, "ca-bundle.pem") }
 
+// WgetrcPath is the wgetrc `airlock env` points WGETRC at (ca_certificate).
+func (h home) WgetrcPath() string { return filepath.Join(h.dir, "wgetrc") }
+
 // ensureDirs creates the home and keys directories with mode 0700.
 func (h home) ensureDirs() error {
 	for _, d := range []string{h.dir, h.KeysDir()} {

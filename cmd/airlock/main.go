@@ -55,6 +55,9 @@ func runCLI(args []string) (code int) {
 			code = exitFailure
 		}
 	}()
+	if err := readInheritedPassphrase(); err != nil {
+		return exitCode(err)
+	}
 	return exitCode(dispatch(args))
 }
 
@@ -72,6 +75,10 @@ func exitCode(err error) int {
 		return exitOK
 	}
 	printError(err)
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
 	var ue *usageErr
 	if errors.As(err, &ue) {
 		return exitUsage

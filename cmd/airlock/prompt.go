@@ -137,8 +137,8 @@ func (h home) passphrase(confirm bool) (p []byte, ok, prompted bool, err error) 
 	case h.passphraseFile != "":
 		p, err = readSecretFile(h.passphraseFile, "passphrase")
 		return p, err == nil, false, err
-	case os.Getenv("AIRLOCK_PASSPHRASE") != "":
-		return []byte(os.Getenv("AIRLOCK_PASSPHRASE")), true, false, nil
+	case envPassphrase() != nil:
+		return envPassphrase(), true, false, nil
 	case !canPrompt():
 		return nil, false, false, nil
 	case confirm:
@@ -155,7 +155,7 @@ func (h home) passphrase(confirm bool) (p []byte, ok, prompted bool, err error) 
 // unlock says how to open the vault: passphrase and/or AIRLOCK_KEY_FILE.
 func (h home) unlock() (u vault.Unlock, prompted bool, err error) {
 	u = vault.Unlock{KeyFile: os.Getenv("AIRLOCK_KEY_FILE")}
-	if u.KeyFile != "" && h.passphraseFile == "" && os.Getenv("AIRLOCK_PASSPHRASE") == "" {
+	if u.KeyFile != "" && h.passphraseFile == "" && envPassphrase() == nil {
 		return u, false, nil // unattended: never prompt
 	}
 	p, ok, prompted, err := h.passphrase(false)

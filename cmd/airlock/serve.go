@@ -44,6 +44,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
 	return func([]string) error {
+		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
 		if err := o.resolveLogFormat(Stderr); err != nil {
 			return err
 		}
@@ -104,9 +105,15 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	return proxy.New(cfg)
 }
 
-// run opens the ports (admin first: an open proxy port means ready), serves
-// until ctx ends, then drains.
+// run opens the ports (the proxy port first, so a second serve names it;
+// requests wait in its backlog until everything is up), serves until ctx
+// ends, then drains.
 func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return withHint(fmt.Errorf("proxy listener %s: %w", o.listen, err), "is another `airlock serve` running? stop it, or pick another address with --listen (and AIRLOCK_LISTEN for the agents)")
+	}
+	defer l.Close()
 	stopOps, err := startOps(srv, o, log) // audit file, hot reload, SIGHUP (serveops.go)
 	if err != nil {
 		return err
@@ -128,10 +135,6 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		go func() { _ = admin.Serve(al) }()
 		adminAddr = al.Addr().String()
 		srv.ProtectAddr(al.Addr()) // never proxy to our own admin port
-	}
-	l, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return withHint(fmt.Errorf("proxy listener: %w", err), "is another airlock running? pick another address with --listen")
 	}
 	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
 		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
