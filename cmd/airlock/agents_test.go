@@ -47,6 +47,7 @@ func TestRealAgents(t *testing.T) {
 		env  map[string]string
 	}{
 		"curl":          {bin: "curl", argv: []string{"curl", "-sS", "--fail", url}},
+		"wget":          {bin: "wget", argv: []string{"wget", "-q", "-O", "-", url}}, // trusts the CA through WGETRC only
 		"python urllib": {bin: "python3", argv: []string{"python3", "-c", pythonAgent, url}},
 		"node undici": {bin: "node", argv: []string{"node", "-e", nodeAgent, url},
 			env: map[string]string{"NODE_PATH": nodeUndiciDir(t)}},

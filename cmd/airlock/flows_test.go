@@ -29,6 +29,7 @@ func randomSecret(t *testing.T, prefix string) string {
 func TestSecretNeverPrinted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.standInProxy(t)
 	secret := randomSecret(t, "sk-set-")
 	envSecret := randomSecret(t, "sk-env-")
 	envFile := filepath.Join(t.TempDir(), "app.env")
@@ -244,9 +245,11 @@ func TestAgentLifecycle(t *testing.T) {
 			}
 		}
 	}
-	if got := e.ok("", "run", "--", "sh", "-c", "echo $HTTPS_PROXY").stdout; got != url1+"\n" {
+	addr := e.standInProxy(t)
+	if got := e.ok("", "run", "--", "sh", "-c", "echo $HTTPS_PROXY").stdout; got != strings.Replace(url1, "127.0.0.1:7600", addr, 1)+"\n" {
 		t.Errorf("run printed %q, want the URL", got)
 	}
+	delete(e.env, "AIRLOCK_LISTEN") // back to the default address in the URLs below
 	if !authenticates(t, e, "bot", token1) {
 		t.Errorf("the printed token does not authenticate")
 	}
@@ -306,6 +309,7 @@ func TestRunExitCode(t *testing.T) {
 	t.Parallel()
 	e := initEnv(t)
 	e.ok("", "agent", "add", "bot")
+	e.standInProxy(t)
 	cases := map[string]struct {
 		args []string
 		code int
@@ -322,7 +326,7 @@ func TestRunExitCode(t *testing.T) {
 			}
 		})
 	}
-	wantError(t, e.run("", "run", "--", "/nonexistent/cmd"), exitFailure, "/nonexistent/cmd")
+	wantError(t, e.run("", "run", "--", "/nonexistent/cmd"), exitNotFound, "/nonexistent/cmd")
 }
 
 func TestInitLayout(t *testing.T) {

@@ -27,6 +27,11 @@ func TestMain(m *testing.M) {
 	}
 	airlockBin = filepath.Join(dir, "airlock")
 	build := exec.Command("go", "build", "-o", airlockBin, ".")
+	if old := os.Getenv("AIRLOCK_TEST_BIN"); old != "" {
+		// Run the end-to-end tests against another build, e.g. the code
+		// before a fix, to see the hostile tests fail there.
+		build = exec.Command("cp", old, airlockBin)
+	}
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build airlock:", err)

@@ -73,6 +73,7 @@ func apiPolicy(api *testAPI, cred string) string {
 
 // serving is a running `airlock serve`.
 type serving struct {
+	pid  int
 	addr string
 	logs *lockedBuffer
 }
@@ -92,6 +93,7 @@ func (e *tenv) serve(t *testing.T, api *testAPI, extra ...string) *serving {
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(s.logs, pw)
 	must(t, cmd.Start())
+	s.pid = cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); pw.Close() }()
 	t.Cleanup(func() {

@@ -14,6 +14,7 @@ func TestRunForwardsSIGTERM(t *testing.T) {
 	t.Parallel()
 	e := initEnv(t)
 	e.ok("", "agent", "add", "bot")
+	e.standInProxy(t)
 	cmd := exec.Command(airlockBin, "run", "--", "sh", "-c", `trap 'kill $!; exit 7' TERM; echo ready; sleep 30 & wait $!`)
 	cmd.Env = e.environ()
 	out, err := cmd.StdoutPipe()
