@@ -78,10 +78,7 @@ func TestDoctor(t *testing.T) {
 			setup: func(t *testing.T, e *tenv) { must(t, os.RemoveAll(e.home)) },
 			code:  exitFailure, check: "home", status: statusBroken, detail: "no airlock home",
 		},
-		"home readable by others": {
-			setup: func(t *testing.T, e *tenv) { must(t, os.Chmod(e.home, 0o755)) },
-			code:  exitFailure, check: "permissions", status: statusBroken, detail: "0755, want 0700",
-		},
+
 		"vault readable by others": {
 			setup: func(t *testing.T, e *tenv) { must(t, os.Chmod(e.vaultPath(), 0o644)) },
 			code:  exitFailure, check: "permissions", status: statusBroken, detail: "airlock.vault is 0644",
@@ -156,6 +153,17 @@ func TestDoctor(t *testing.T) {
 				e.env["AIRLOCK_LISTEN"] = l.Addr().String()
 			},
 			code: exitFailure, check: "port", status: statusBroken, detail: "taken by another program",
+		},
+		"policy writable by others": {
+			setup: func(t *testing.T, e *tenv) { must(t, os.Chmod(filepath.Join(e.home, "policy.yaml"), 0o666)) },
+			code:  exitOK, check: "writable by others", status: statusWarn, detail: "policy.yaml is 0666",
+		},
+		"home readable by others": {
+			setup: func(t *testing.T, e *tenv) { must(t, os.Chmod(e.home, 0o755)) },
+			code:  exitFailure, check: "permissions", status: statusBroken, detail: "is 0755",
+		},
+		"same user note": {
+			code: exitOK, check: "permissions", status: statusOK, detail: "can still read them",
 		},
 		"HTTPS_PROXY unset": {
 			setup: func(t *testing.T, e *tenv) { e.env["HTTPS_PROXY"] = "" },
