@@ -28,11 +28,7 @@ func agentEnv(h home, agent string) ([]envVar, error) {
 	proxy := proxyURL(name, vault.ProxyToken(seed))
 	const noProxy = "localhost,127.0.0.1,::1"
 	bundle, ca := h.BundlePath(), h.CAPath()
-	wgetrc, err := ensureWgetrc(h)
-	if err != nil {
-		return nil, err
-	}
-	return []envVar{
+	vars := []envVar{
 		{"HTTPS_PROXY", proxy}, {"https_proxy", proxy},
 		{"HTTP_PROXY", proxy}, {"http_proxy", proxy},
 		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
@@ -40,8 +36,11 @@ func agentEnv(h home, agent string) ([]envVar, error) {
 		{"REQUESTS_CA_BUNDLE", bundle}, {"GIT_SSL_CAINFO", bundle},
 		{"AWS_CA_BUNDLE", bundle},
 		{"NODE_EXTRA_CA_CERTS", ca}, {"NODE_USE_ENV_PROXY", "1"},
-		{"WGETRC", wgetrc},
-	}, nil
+	}
+	if wgetrc, err := ensureWgetrc(h); err == nil { // a read-only home: no WGETRC, the rest still works
+		vars = append(vars, envVar{"WGETRC", wgetrc})
+	}
+	return vars, nil
 }
 
 // ensureWgetrc writes the home's wgetrc: GNU wget reads no CA variable,

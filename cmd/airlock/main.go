@@ -5,7 +5,12 @@
 // # Exit codes
 //
 // 0 success, 1 runtime failure, 2 usage or configuration error. A command
-// run with `airlock run` passes its own exit code through.
+// run with `airlock run` passes its own exit code through; one that cannot
+// start exits 127 (not found) or 126 (not executable), as in a shell.
+//
+// # Commands
+//
+// The command table is in commands.go; its comment says how to add one.
 //
 // # Output
 //
