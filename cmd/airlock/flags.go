@@ -60,13 +60,6 @@ func (fs *flagSet) Args() []string { return fs.args }
 // NArg is the number of positional arguments.
 func (fs *flagSet) NArg() int { return len(fs.args) }
 
-// given reports whether the flag name was set on the command line.
-func (fs *flagSet) given(name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
 // mapFlag collects repeated k=v flags (--meta k=v).
 type mapFlag map[string]string
 
