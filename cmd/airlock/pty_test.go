@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,12 +21,13 @@ import (
 // ptySession is one program running on its own pty as the controlling
 // terminal of a new session.
 type ptySession struct {
-	t      *testing.T
-	master *os.File
-	cmd    *exec.Cmd
-	out    *lockedBuffer // everything the terminal showed
-	seen   int           // offset up to which expect consumed out
-	done   chan error
+	t       *testing.T
+	master  *os.File
+	cmd     *exec.Cmd
+	out     *lockedBuffer // everything the terminal showed
+	seen    int           // offset up to which expect consumed out
+	done    chan error
+	drained chan struct{} // closed when the terminal has no writer left
 }
 
 // openPTY returns a new pty pair.
@@ -71,8 +73,9 @@ func startPTY(t *testing.T, dir string, env []string, argv ...string) *ptySessio
 		t.Fatalf("start %q on a pty: %v", argv, err)
 	}
 	slave.Close()
-	s := &ptySession{t: t, master: master, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1)}
+	s := &ptySession{t: t, master: master, cmd: cmd, out: &lockedBuffer{}, done: make(chan error, 1), drained: make(chan struct{})}
 	go func() {
+		defer close(s.drained)
 		buf := make([]byte, 4096)
 		for {
 			n, err := master.Read(buf)
@@ -123,8 +126,11 @@ func (s *ptySession) expect(d time.Duration, wants ...string) string {
 		select {
 		case err := <-s.done:
 			s.done <- err
-			time.Sleep(50 * time.Millisecond) // let the reader drain the last output
-			if strings.Contains(s.out.String()[s.seen:], wants[0]) {
+			select {
+			case <-s.drained:
+			case <-time.After(5 * time.Second):
+			}
+			if text := s.out.String()[s.seen:]; slices.ContainsFunc(wants, func(w string) bool { return strings.Contains(text, w) }) {
 				continue
 			}
 			s.t.Fatalf("program exited (%v) before showing %q\nterminal:\n%s", err, wants, s.out.String())
@@ -137,12 +143,17 @@ func (s *ptySession) expect(d time.Duration, wants ...string) string {
 	}
 }
 
-// wait waits for the program to exit and returns its exit code.
+// wait waits for the program to exit and returns its exit code, after
+// the terminal showed all it wrote.
 func (s *ptySession) wait(d time.Duration) int {
 	s.t.Helper()
 	select {
 	case err := <-s.done:
 		s.done <- err
+		select {
+		case <-s.drained:
+		case <-time.After(5 * time.Second): // a background child still holds the terminal
+		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			return ee.ExitCode()
