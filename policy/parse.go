@@ -103,7 +103,7 @@ func (p *parser) syntaxError(err error) {
 
 // policy walks the top-level mapping.
 func (p *parser) policy(root *yaml.Node, pol *Policy) {
-	m, ok := p.mapping("", root, "version", "egress", "rules", "grants")
+	m, ok := p.mapping("", root, "version", "egress", "rules", "grants", "approvals", "budgets", "prices")
 	if !ok {
 		return
 	}
@@ -121,11 +121,22 @@ func (p *parser) policy(root *yaml.Node, pol *Policy) {
 	if e, ok := m["egress"]; ok && !p.isNull(e.val) {
 		p.egress(e.val, &pol.Egress)
 	}
+	pol.Approvals = Approvals{Timeout: DefaultApprovalTimeout, Remember: RememberSession}
+	if e, ok := m["approvals"]; ok && !p.isNull(e.val) {
+		p.approvalsSection(e.val, &pol.Approvals)
+	}
+	p.approvals = pol.Approvals
 	if e, ok := m["rules"]; ok && !p.isNull(e.val) {
 		pol.Rules = p.rules(e.val)
 	}
 	if e, ok := m["grants"]; ok && !p.isNull(e.val) {
 		pol.Grants = p.grants(e.val)
+	}
+	if e, ok := m["budgets"]; ok && !p.isNull(e.val) {
+		pol.Budgets = p.budgets(e.val, pol.Rules)
+	}
+	if e, ok := m["prices"]; ok && !p.isNull(e.val) {
+		pol.Prices = p.prices(e.val)
 	}
 }
 
@@ -137,8 +148,8 @@ func (p *parser) egress(n *yaml.Node, eg *Egress) {
 	}
 	if e, ok := m["unmatched"]; ok {
 		if s, ok := p.str("egress.unmatched", e.val); ok {
-			if s != ActionDeny && s != ActionTunnel {
-				p.errf(e.val, "egress.unmatched", "unknown value %q (want deny or tunnel)", s)
+			if s != ActionDeny && s != ActionTunnel && s != ActionAsk {
+				p.errf(e.val, "egress.unmatched", "unknown value %q (want deny, tunnel or ask)", s)
 			}
 			eg.Unmatched = s
 		}
