@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 )
 
@@ -377,4 +378,10 @@ func altForm(j string) string {
 		}
 	}
 	return string(out)
+}
+
+// SetURL makes u carry the forwarded path: Path decoded, RawPath escaped,
+// so net/url sends Forward byte for byte (u.EscapedPath() == Forward).
+func (p Path) SetURL(u *url.URL) {
+	u.Path, u.RawPath = p.Decoded(), p.Forward
 }
