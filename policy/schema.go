@@ -112,7 +112,7 @@ func (p *parser) ruleExtras(ctx string, m map[string]entry, r *Rule, approvals A
 	}
 	if e, ok := m["unsafe_paths"]; ok {
 		r.UnsafePaths = p.unsafePaths(ctx+".unsafe_paths", e.val)
-		if _, has := m["paths"]; !has {
+		if _, has := m["paths"]; !has && r.Action != ActionTunnel {
 			p.errf(e.key, ctx+".unsafe_paths", "has no effect on a rule without paths (such a rule never refuses a path)")
 		}
 	}
