@@ -225,3 +225,20 @@ func (p *parser) unsafePaths(ctx string, n *yaml.Node) UnsafePaths {
 	}
 	return u
 }
+
+// ApplyHeaders prepares the agent's request headers h for this rule,
+// before the credential is injected: it deletes [Rule.StripAuth] and sets
+// the rule's static headers, only where the agent sent none unless
+// HeadersOverride.
+func (r *Rule) ApplyHeaders(h http.Header) {
+	for _, k := range r.stripAuth {
+		delete(h, k)
+	}
+	for k, v := range r.Headers {
+		k = http.CanonicalHeaderKey(k)
+		if _, sent := h[k]; sent && !r.HeadersOverride {
+			continue
+		}
+		h[k] = []string{v}
+	}
+}

@@ -26,7 +26,7 @@ func (p *parser) approvalsSection(n *yaml.Node, a *Approvals) {
 		}
 	}
 	if e, ok := m["webhook"]; ok {
-		if s, ok := p.str("approvals.webhook", e.val); ok {
+		if s, ok := p.str("approvals.webhook", e.val); ok && s != "" {
 			if msg := checkWebhook(s); msg != "" {
 				p.errf(p.deref(e.val), "approvals.webhook", "%s", msg)
 			}
