@@ -15,9 +15,13 @@
 // [Policy.ConnectDecision] look at the few rules that can apply, in file
 // order, without allocating. First matching rule wins.
 //
-// Paths are matched as given: callers clean them first with [CleanPath] (the
-// proxy does), so "/v1/../admin" is judged as "/admin". A path never includes
-// the query string.
+// The proxy calls [Policy.Judge] with the raw request-target: it
+// normalises the path once ([NormalizePath]: the path judged and the path
+// forwarded cannot disagree), refuses paths upstreams read differently on
+// rules that restrict paths (see [UnsafePaths], [ErrBadPath]), and returns
+// the first matching rule. [Policy.Match] takes an already judged path. A
+// path never includes the query string. Deny rules match paths
+// case-insensitively and with or without a trailing slash.
 //
 // A rule host without a port matches the scheme default ports 443 and 80 only;
 // "host:8443" matches port 8443 only. "*.example.com" matches any depth of
