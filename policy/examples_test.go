@@ -70,3 +70,29 @@ func TestAnthropicExampleHeaders(t *testing.T) {
 		t.Errorf("headers_override did not win: %v", h)
 	}
 }
+
+// TestApplyHeadersPlaceholders: on a placeholders rule an auth header that
+// carries a placeholder is kept for substitution; a plain one is stripped.
+func TestApplyHeadersPlaceholders(t *testing.T) {
+	p := mustParse(t, `
+version: 1
+rules:
+  - name: ph
+    host: api.example.com
+    credential: ex/key
+    inject: {type: bearer, placeholders: true}
+  - name: plain
+    host: api.example.org
+    credential: ex/key
+`)
+	h := http.Header{"X-Api-Key": {"{{airlock:ex/key}}"}, "Api-Key": {"dummy"}, "Authorization": {"Bearer x"}}
+	p.Rules[0].ApplyHeaders(h)
+	if h.Get("X-Api-Key") == "" || h.Get("Api-Key") != "" || h.Get("Authorization") != "" {
+		t.Errorf("placeholders rule left %v", h)
+	}
+	h = http.Header{"X-Api-Key": {"{{airlock:ex/key}}"}}
+	p.Rules[1].ApplyHeaders(h)
+	if len(h) != 0 {
+		t.Errorf("plain rule left %v", h)
+	}
+}

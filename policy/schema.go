@@ -226,12 +226,21 @@ func (p *parser) unsafePaths(ctx string, n *yaml.Node) UnsafePaths {
 	return u
 }
 
+// PlaceholderPrefix starts a placeholder the agent writes where a secret
+// goes: {{airlock:PATH}}.
+const PlaceholderPrefix = "{{airlock:"
+
 // ApplyHeaders prepares the agent's request headers h for this rule,
-// before the credential is injected: it deletes [Rule.StripAuth] and sets
-// the rule's static headers, only where the agent sent none unless
+// before the credential is injected: it deletes [Rule.StripAuth] (except,
+// on a rule with Inject.Placeholders, a header whose value holds a
+// placeholder: the agent put it there for substitution) and sets the
+// rule's static headers, only where the agent sent none unless
 // HeadersOverride.
 func (r *Rule) ApplyHeaders(h http.Header) {
 	for _, k := range r.stripAuth {
+		if r.Inject.Placeholders && holdsPlaceholder(h[k]) {
+			continue
+		}
 		delete(h, k)
 	}
 	for k, v := range r.Headers {
@@ -241,4 +250,13 @@ func (r *Rule) ApplyHeaders(h http.Header) {
 		}
 		h[k] = []string{v}
 	}
+}
+
+func holdsPlaceholder(vv []string) bool {
+	for _, v := range vv {
+		if strings.Contains(v, PlaceholderPrefix) {
+			return true
+		}
+	}
+	return false
 }
