@@ -238,3 +238,23 @@ func TestJudgeAllocs(t *testing.T) {
 		t.Errorf("%v allocations, want 0", n)
 	}
 }
+
+// TestDenyPatternForms: a deny written with a trailing slash or in
+// another case still meets every spelling; allow rules stay exact.
+func TestDenyPatternForms(t *testing.T) {
+	p := mustParse(t, `
+version: 1
+rules:
+  - {name: d, host: h.example.com, paths: ["/Admin/", "/v1/*/Keys"], action: deny}
+  - {name: a, host: h.example.com, paths: ["/v1/Files/*"], credential: x/y}
+`)
+	for target, want := range map[string]string{
+		"/admin": "d", "/ADMIN/": "d", "/admin/": "d", "/v1/x/keys": "d", "/v1/x/KEYS/": "d",
+		"/v1/Files/a": "a", "/v1/files/a": "", "/admin/x": "",
+	} {
+		r, _, err := p.Judge("bot", "GET", "h.example.com", 443, target)
+		if err != nil || ruleName(r) != want && !(r == nil && want == "") {
+			t.Errorf("%s: rule %s err %v, want %q", target, ruleName(r), err, want)
+		}
+	}
+}
