@@ -18,7 +18,6 @@ const (
 	UnsafeBackslash                             // a raw "\"
 	UnsafeSemicolon                             // ";" (raw or %3B) in a segment
 	UnsafeNoncanonical                          // an escaped unreserved byte (%41 for "A") or lower-case hex (%2f)
-	unsafeAll           = UnsafeEncodedSlash | UnsafeBackslash | UnsafeSemicolon | UnsafeNoncanonical
 	unsafeFeatureCount  = 4
 	maxPathLen          = 16 << 10
 	hexUpper            = "0123456789ABCDEF"
