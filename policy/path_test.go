@@ -25,6 +25,10 @@ rules:
     host: api.example.com
     paths: ["/v1/public/*", "/v1/x/**", "/v1/users/**"]
     credential: example/key
+  - name: rest
+    host: api.example.com
+    methods: [POST]
+    credential: example/key
 `
 
 // TestJudgeHostilePaths plays the agent of issue 16 item 6: every path
@@ -71,7 +75,7 @@ func TestJudgeHostilePaths(t *testing.T) {
 	}
 	for _, target := range cases {
 		t.Run(target, func(t *testing.T) {
-			r, pth, err := p.Judge("bot", "GET", "api.example.com", 443, target)
+			r, pth, err := p.Judge("bot", "POST", "api.example.com", 443, target)
 			if err != nil {
 				if !errors.Is(err, ErrBadPath) {
 					t.Fatalf("error %v does not wrap ErrBadPath", err)
