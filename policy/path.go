@@ -179,7 +179,40 @@ func NormalizePath(target string) (Path, error) {
 	if hasDotSegment(p.Judged) {
 		return Path{}, badPath(`"." or ".." segment`)
 	}
+	if p.Unsafe&UnsafeEncodedSlash != 0 && !hasEscapedSlash(stripPlaceholders(p.Judged)) {
+		// The only escaped slashes are inside {{airlock:PATH}}
+		// placeholders, which the proxy replaces whole or refuses.
+		p.Unsafe &^= UnsafeEncodedSlash
+	}
 	return p, nil
+}
+
+// stripPlaceholders removes well-formed placeholders from a judged path:
+// PlaceholderPrefix, a credential path (its "/" escaped), "}}".
+func stripPlaceholders(j string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(j, PlaceholderPrefix)
+		if i < 0 {
+			break
+		}
+		end := strings.Index(j[i:], "}}")
+		if end < 0 {
+			break
+		}
+		inner := strings.ReplaceAll(j[i+len(PlaceholderPrefix):i+end], slashEscape, "/")
+		b.WriteString(j[:i])
+		if !credentialRE.MatchString(inner) {
+			b.WriteString(j[i : i+end+2])
+		}
+		j = j[i+end+2:]
+	}
+	b.WriteString(j)
+	return b.String()
+}
+
+func hasEscapedSlash(j string) bool {
+	return strings.Contains(j, slashEscape) || strings.Contains(j, backslashEscape)
 }
 
 // requestPath extracts the path from a request-target.

@@ -262,3 +262,34 @@ rules:
 		}
 	}
 }
+
+// TestPlaceholderInPath: a Telegram-style {{airlock:PATH}} placeholder
+// whose "/" the client escaped is judged as one segment and is not an
+// encoded slash; an escaped slash outside a placeholder still is.
+func TestPlaceholderInPath(t *testing.T) {
+	p := mustParse(t, `
+version: 1
+rules:
+  - name: telegram
+    host: api.telegram.org
+    paths: ["/bot*/sendMessage"]
+    credential: telegram/bot-token
+    inject: {type: placeholder}
+`)
+	for target, ok := range map[string]bool{
+		"/bot%7B%7Bairlock:telegram%2Fbot-token%7D%7D/sendMessage": true,
+		"/bot{{airlock:telegram%2Fbot-token}}/sendMessage":         true,
+		"/bot{{airlock:telegram%2Fbot-token}}%2F/sendMessage":      false,
+		"/bot{{airlock:tele gram%2Fbot}}/sendMessage":              false,
+		"/bot{{airlock:x%2F..%2Fy}}/sendMessage":                   false,
+		"/bot{{airlock:x%5Cy}}/sendMessage":                        false,
+	} {
+		r, pth, err := p.Judge("bot", "POST", "api.telegram.org", 443, target)
+		if got := err == nil && r != nil; got != ok {
+			t.Errorf("%s: rule %s err %v, want accepted=%v", target, ruleName(r), err, ok)
+		}
+		if ok {
+			checkAgree(t, pth)
+		}
+	}
+}
