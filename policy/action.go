@@ -15,7 +15,7 @@ func (p *parser) ruleAction(ctx string, m map[string]entry, r *Rule) {
 			if !credentialRE.MatchString(s) || len(s) > 256 {
 				p.errf(e.val, ctx+".credential", "bad credential path %q (e.g. \"openai/api-key\")", s)
 			}
-			r.Credential = s
+			r.Credential, r.pos.credential = s, posOf(p.deref(e.val))
 		}
 	}
 	r.Action = ActionAllow
@@ -86,7 +86,7 @@ func (p *parser) checkAction(ctx string, m map[string]entry, actNode *yaml.Node,
 	}
 }
 
-var injectKeys = []string{"type", "header", "format", "param", "username", "region", "service"}
+var injectKeys = []string{"type", "header", "format", "param", "username", "region", "service", "placeholders"}
 
 // injectAllowed lists the optional keys each injection type takes.
 var injectAllowed = map[string][]string{
@@ -97,6 +97,8 @@ var injectAllowed = map[string][]string{
 	InjectQuery:  {"param"},
 	InjectOAuth2: {"header", "format"},
 	InjectSigV4:  {"region", "service"},
+	// InjectPlaceholder takes none: the agent writes where the secret goes.
+	InjectPlaceholder: {},
 }
 
 // inject reads the inject block and fills in defaults.
@@ -109,14 +111,23 @@ func (p *parser) inject(ctx string, n *yaml.Node, host string) Inject {
 	if e, ok := m["type"]; ok {
 		if s, ok := p.str(ctx+".type", e.val); ok {
 			if _, known := injectAllowed[s]; !known {
-				p.errf(e.val, ctx+".type", "unknown inject type %q (want bearer, api_key, basic, custom, query, oauth2 or aws_sigv4)", s)
+				p.errf(e.val, ctx+".type", "unknown inject type %q (want bearer, api_key, basic, custom, query, oauth2, aws_sigv4 or placeholder)", s)
 				return in
 			}
 			in.Type = s
 		}
 	}
+	in.Placeholders = in.Type == InjectPlaceholder
+	if e, ok := m["placeholders"]; ok {
+		if b, ok := p.boolean(ctx+".placeholders", e.val); ok {
+			if !b && in.Type == InjectPlaceholder {
+				p.errf(e.val, ctx+".placeholders", "inject type placeholder always substitutes placeholders")
+			}
+			in.Placeholders = in.Placeholders || b
+		}
+	}
 	vals := map[string]string{}
-	for _, k := range injectKeys[1:] {
+	for _, k := range injectKeys[1 : len(injectKeys)-1] {
 		e, ok := m[k]
 		if !ok {
 			continue

@@ -85,6 +85,10 @@ func TestSecretsNotEchoed(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error echoes the proxy password or is nil: %v", err)
 	}
+	_, err = Load("testdata/bad/bad_sections.yaml")
+	if err == nil || strings.Contains(err.Error(), "secret-token") {
+		t.Fatalf("error echoes the webhook URL or is nil: %v", err)
+	}
 	p, err := Load("testdata/good/headers_types.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -87,3 +87,22 @@ func TestMatchAllocs(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkJudge1000Rules(b *testing.B) {
+	p := bigPolicy(b, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _, err := p.Judge("bot3", "POST", "API200.example.com.", 443, "/v3/chat/completions?stream=true"); r == nil || err != nil {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkNormalizePathRewrite(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NormalizePath("/v1//users/caf%C3%A9/%7bid%7d"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,10 +20,33 @@ var errBudget = errors.New("policy walk budget exceeded")
 
 // parser walks a yaml.v3 node tree, collecting positioned errors.
 type parser struct {
-	file  string
-	errs  ErrorList
-	nodes int
+	file      string
+	errs      ErrorList
+	nodes     int
+	approvals Approvals // the approvals section, parsed before the rules
 }
+
+// pos is a position in the file, kept for [Lint].
+type pos struct{ line, col int }
+
+func posOf(n *yaml.Node) pos {
+	if n == nil {
+		return pos{1, 1}
+	}
+	return pos{max(n.Line, 1), max(n.Column, 1)}
+}
+
+type rulePos struct {
+	agents     []pos
+	credential pos
+}
+
+type grantPos struct {
+	agents []pos
+	creds  []pos
+}
+
+type budgetPos struct{ agent, rule, credential pos }
 
 // errf records a problem at n (1:1 when n has no position). ctx names the
 // key, e.g. "rules[2].host".

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -37,7 +38,7 @@ rules:
 		"inject":           {"bot", "post", "https://api.openai.com/v1/chat/completions?x=1", ActionInject, "openai", "first matching rule"},
 		"no scheme":        {"bot", "GET", "api.openai.com/v1/models", ActionInject, "openai", "first matching rule"},
 		"path outside":     {"bot", "GET", "https://api.openai.com/admin", ActionDeny, "", "no rule matches"},
-		"dotdot cleaned":   {"bot", "GET", "https://api.openai.com/v1/../admin", ActionDeny, "", "no rule matches"},
+		"dotdot refused":   {"bot", "GET", "https://api.openai.com/v1/../admin", ActionDeny, "", "400 BAD_PATH"},
 		"other agent":      {"eve", "GET", "https://api.openai.com/v1/models", ActionDeny, "", "egress.unmatched is deny"},
 		"tunnel":           {"bot", "GET", "https://github.com/x/y.git", ActionTunnel, "git", "decided at CONNECT"},
 		"tunnel over http": {"bot", "GET", "http://github.com/", ActionAllow, "git", "tunnel rule met by plain http"},
@@ -69,5 +70,74 @@ rules:
 	}
 	if ex := p.Explain("bot", "GET", "ftp://x/"); ex.Err == nil || !strings.Contains(ex.String(), "error:") {
 		t.Errorf("bad URL explanation = %+v", ex)
+	}
+}
+
+// TestExplainNewFields: explain shows the judged path, approval, metering,
+// budgets, unsafe_paths and stripped headers, and names the nearest rule
+// when none matches.
+func TestExplainNewFields(t *testing.T) {
+	p, err := Load("testdata/good/extras.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Explain("research-bot", "POST", "https://api.openai.com/v1//chat/%63ompletions").String()
+	for _, want := range []string{
+		"path:       /v1/chat/completions\n",
+		"approval:   required; an approval is remembered for 1h",
+		"usage:      metered as openai; 2048 tokens reserved",
+		"budgets:    team-monthly\n",
+		"strips:     Authorization, X-Api-Key, Api-Key, X-Goog-Api-Key, Proxy-Authorization from the agent's request",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("explain lacks %q:\n%s", want, s)
+		}
+	}
+	s = p.Explain("bot", "GET", "https://gitlab.example.com/api/v4/projects/g%2fp/repository/files").String()
+	for _, want := range []string{"path:       /api/v4/projects/g%2Fp/repository/files\n", "unsafe:     paths with encoded_slash, noncanonical_escapes accepted"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("explain lacks %q:\n%s", want, s)
+		}
+	}
+	ex := p.Explain("bot", "GET", "https://gitlab.example.com/api/v4/projects/g;x/repository/files")
+	if !errors.Is(ex.Err, ErrBadPath) || ex.Rule != "gitlab" || !strings.Contains(ex.Reason, "unsafe_paths: [semicolon]") {
+		t.Errorf("semicolon explanation = %+v", ex)
+	}
+	ex = p.Explain("bot", "GET", "https://gitlab.example.com/api/v3/other")
+	if ex.Action != ActionAsk || !strings.Contains(ex.Nearest, "rule gitlab (testdata/good/extras.yaml:") || !strings.Contains(ex.Nearest, "it allows paths /api/v4/projects/*/repository/**") {
+		t.Errorf("nearest = %q action %s", ex.Nearest, ex.Action)
+	}
+	if ex := p.Explain("bot", "GET", "https://unknown.example/"); ex.Action != ActionAsk {
+		t.Errorf("unnamed host with unmatched ask = %+v", ex)
+	}
+}
+
+func TestNoMatchDetail(t *testing.T) {
+	p := mustParse(t, `
+version: 1
+rules:
+  - {name: admin, host: api.x.com, agents: [ops], paths: ["/admin/**"], credential: x/admin}
+  - {name: chat, host: api.x.com, agents: [bot], methods: [POST], paths: ["/v1/chat/**"], credential: x/secret-key}
+`)
+	cases := map[string]struct{ agent, method, path, want string }{
+		"method": {"bot", "GET", "/v1/chat/x", "nearest: rule chat (test.yaml:5:5): it allows methods POST, not GET"},
+		"path":   {"bot", "POST", "/v1/other", "nearest: rule chat (test.yaml:5:5): it allows paths /v1/chat/**"},
+		"agent":  {"eve", "GET", "/admin/x", "nearest: rule admin (test.yaml:4:5): it is for other agents"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := p.NoMatchDetail(tc.agent, tc.method, "api.x.com", 443, tc.path)
+			if !strings.HasPrefix(d, "no rule matches this agent, method and path; ") || !strings.Contains(d, tc.want) {
+				t.Errorf("detail %q, want %q", d, tc.want)
+			}
+			for _, leak := range []string{"x/secret-key", "x/admin", "ops"} {
+				if strings.Contains(d, leak) {
+					t.Errorf("detail names %q: %s", leak, d)
+				}
+			}
+		})
+	}
+	if d := p.NoMatchDetail("bot", "GET", "other.com", 443, "/"); d != "no rule names other.com for this agent" {
+		t.Errorf("no host detail = %q", d)
 	}
 }

@@ -50,7 +50,15 @@ func FuzzParse(f *testing.F) {
 				}
 				p.ConnectDecision("fuzz", h, 443)
 				_ = p.Explain("fuzz", "POST", "https://"+h+"/v1/x").String()
+				if jr, _, err := p.Judge("fuzz", "GET", h, 443, "/v1/x"); err != nil || jr != got {
+					t.Fatalf("host %q: Judge %q (%v), Match %q", h, ruleName(jr), err, ruleName(got))
+				}
+				_, _, _ = p.Judge("fuzz", "GET", h, 443, "/v1/a%2Fb;c")
+				_ = p.NoMatchDetail("fuzz", "DELETE", h, 443, "/zz")
 			}
+		}
+		for _, w := range Lint(p, Inventory{Credentials: []string{}, Agents: []string{}}) {
+			checkPositioned(t, "fuzz.yaml", w.String())
 		}
 		for _, g := range p.Grants {
 			for _, c := range g.Credentials {

@@ -65,7 +65,7 @@ func nextSeg(p string, off int) (string, int) {
 // match reports whether p matches. A leading "/" on p is skipped. It
 // backtracks only to the last "**", like the classic wildcard matcher, so it
 // is linear in practice and never allocates.
-func (g *glob) match(p string) bool {
+func (g *glob) match(p string, fold bool) bool {
 	pos := 0
 	if strings.HasPrefix(p, "/") {
 		pos = 1
@@ -79,7 +79,7 @@ func (g *glob) match(p string) bool {
 		}
 		if pi < len(g.segs) {
 			seg, next := nextSeg(p, pos)
-			if g.segs[pi].match(seg) {
+			if g.segs[pi].match(seg, fold) {
 				pi, pos = pi+1, next
 				continue
 			}
@@ -96,22 +96,32 @@ func (g *glob) match(p string) bool {
 	return pi == len(g.segs)
 }
 
-func (s *segment) match(seg string) bool {
-	if !s.star {
+func (s *segment) match(seg string, fold bool) bool {
+	switch {
+	case !s.star && fold:
+		return strings.EqualFold(s.text, seg)
+	case !s.star:
 		return s.text == seg
 	}
-	return matchStar(s.text, seg)
+	return matchStar(s.text, seg, fold)
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // matchStar matches seg against pattern where "*" is any run of bytes.
-func matchStar(pattern, seg string) bool {
+func matchStar(pattern, seg string, fold bool) bool {
 	pi, si, star, mark := 0, 0, -1, 0
 	for si < len(seg) {
 		switch {
 		case pi < len(pattern) && pattern[pi] == '*':
 			star, mark = pi, si
 			pi++
-		case pi < len(pattern) && pattern[pi] == seg[si]:
+		case pi < len(pattern) && (pattern[pi] == seg[si] || fold && lower(pattern[pi]) == lower(seg[si])):
 			pi, si = pi+1, si+1
 		case star >= 0:
 			pi, mark = star+1, mark+1
@@ -148,4 +158,40 @@ func CleanPath(p string) string {
 		return p
 	}
 	return c + "/"
+}
+
+// compilePathGlob compiles a rule path in the judged form [NormalizePath]
+// produces ("%41" is "A", "%2f" is "%2F"), and also without its trailing
+// slash, for deny rules' sake (match never uses that variant otherwise:
+// see [Rule.matchPath]).
+func compilePathGlob(s string) ([]glob, string) {
+	if _, msg := compileGlob(s, true); msg != "" {
+		return nil, msg
+	}
+	np, err := normalizeSlow(s)
+	if err != nil {
+		return nil, err.(*PathError).Reason
+	}
+	if hasDotSegment(np.Judged) {
+		return nil, "\".\" and \"..\" segments never match: airlock refuses such paths"
+	}
+	g, msg := compileGlob(np.Judged, true)
+	if msg != "" {
+		return nil, msg
+	}
+	return []glob{g}, ""
+}
+
+// trimmedVariants compiles each path that ends in "/" without it, so a
+// deny of "/v1/x/" also meets "/v1/x".
+func trimmedVariants(paths []string) []glob {
+	var out []glob
+	for _, s := range paths {
+		if t := strings.TrimSuffix(s, "/"); t != s && t != "" {
+			if g, msg := compilePathGlob(t); msg == "" {
+				out = append(out, g...)
+			}
+		}
+	}
+	return out
 }

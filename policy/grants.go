@@ -34,7 +34,7 @@ func (p *parser) grant(ctx string, n *yaml.Node) *Grant {
 	n = p.deref(n)
 	g := &Grant{Line: n.Line, Column: n.Column, MaxTTL: DefaultMaxTTL}
 	if e, ok := m["agents"]; ok {
-		g.Agents = p.agents(ctx+".agents", e.val)
+		g.Agents, g.pos.agents = p.agents(ctx+".agents", e.val)
 	}
 	if e, ok := m["credentials"]; !ok {
 		p.errf(n, ctx, "missing required key \"credentials\" (\"*\" means every credential)")
@@ -63,6 +63,7 @@ func (p *parser) grantCredentials(ctx string, n *yaml.Node, g *Grant) {
 	for i, s := range list {
 		if s == "*" {
 			g.Credentials, g.creds = append(g.Credentials, s), append(g.creds, glob{})
+			g.pos.creds = append(g.pos.creds, posOf(nodes[i]))
 			continue
 		}
 		gl, msg := compileGlob(s, false)
@@ -74,6 +75,7 @@ func (p *parser) grantCredentials(ctx string, n *yaml.Node, g *Grant) {
 			continue
 		}
 		g.Credentials, g.creds = append(g.Credentials, s), append(g.creds, gl)
+		g.pos.creds = append(g.pos.creds, posOf(nodes[i]))
 	}
 }
 
@@ -117,7 +119,7 @@ func (g *Grant) appliesTo(agent string) bool {
 
 func (g *Grant) matchCredential(c string) bool {
 	for i := range g.creds {
-		if g.creds[i].segs == nil || g.creds[i].match(c) {
+		if g.creds[i].segs == nil || g.creds[i].match(c, false) {
 			return true
 		}
 	}

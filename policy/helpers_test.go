@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 )
 
@@ -16,3 +17,5 @@ func mustParse(t testing.TB, src string) *Policy {
 	}
 	return p
 }
+
+func canonical(k string) string { return http.CanonicalHeaderKey(k) }

@@ -187,18 +187,35 @@ func (r *Rule) matchPort(port int) bool {
 
 // matchRequest checks everything but the host.
 func (r *Rule) matchRequest(agent string, method uint16, port int, path string) bool {
+	return r.matchHead(agent, method, port) && r.matchPath(path)
+}
+
+// matchHead checks agent, method and port.
+func (r *Rule) matchHead(agent string, method uint16, port int) bool {
 	if !r.matchPort(port) || !r.AppliesTo(agent) {
 		return false
 	}
-	if r.methods != 0 && r.methods&method == 0 {
-		return false
-	}
+	return r.methods == 0 || r.methods&method != 0
+}
+
+// matchPath matches a judged path against the rule's globs. Deny rules
+// match case-insensitively and with or without a trailing slash, so
+// "/v1/Delete-Account/" meets a deny of "/v1/delete-account".
+func (r *Rule) matchPath(path string) bool {
 	if len(r.paths) == 0 {
 		return true
 	}
+	deny := r.Action == ActionDeny
 	for i := range r.paths {
-		if r.paths[i].match(path) {
+		if r.paths[i].match(path, deny) {
 			return true
+		}
+	}
+	if n := len(path); deny && n > 1 && path[n-1] == '/' {
+		for i := range r.paths {
+			if r.paths[i].match(path[:n-1], true) {
+				return true
+			}
 		}
 	}
 	return false

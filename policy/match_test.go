@@ -213,12 +213,12 @@ func TestGlob(t *testing.T) {
 				t.Fatalf("compile %q: %s", tc.pattern, msg)
 			}
 			for _, s := range tc.match {
-				if !g.match(s) {
+				if !g.match(s, false) {
 					t.Errorf("%q should match %q", tc.pattern, s)
 				}
 			}
 			for _, s := range tc.miss {
-				if g.match(s) {
+				if g.match(s, false) {
 					t.Errorf("%q should not match %q", tc.pattern, s)
 				}
 			}

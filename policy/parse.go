@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -67,7 +68,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 		if errors.Is(err, io.EOF) {
 			p.errf(nil, "", "empty policy (want at least \"version: 1\")")
 		} else {
-			p.syntaxError(err)
+			p.syntaxError(data, err)
 		}
 		return nil
 	}
@@ -79,7 +80,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		p.syntaxError(err)
+		p.syntaxError(data, err)
 		return nil
 	default:
 		p.errf(&next, "", "a second YAML document; a policy is one document")
@@ -89,21 +90,70 @@ func (p *parser) document(data []byte) *yaml.Node {
 }
 
 // syntaxError turns a yaml.v3 error into a positioned one.
-func (p *parser) syntaxError(err error) {
+func (p *parser) syntaxError(data []byte, err error) {
 	msg := err.Error()
-	line := 1
+	line, col := 1, 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 	} else if len(msg) > 6 && msg[:6] == "yaml: " {
 		msg = msg[6:]
 	}
-	p.errs = append(p.errs, &Error{File: p.file, Line: max(line, 1), Column: 1, Msg: "invalid YAML: " + msg})
+	if indentError(msg) {
+		if l, c, ok := findIndentError(data, line); ok {
+			line, col = l, c
+			msg = "this line's indentation does not fit the lines above it (yaml: " + msg + ")"
+		}
+	}
+	p.errs = append(p.errs, &Error{File: p.file, Line: max(line, 1), Column: col, Msg: "invalid YAML: " + msg})
+}
+
+// indentError reports whether a yaml.v3 message is one it gives for a
+// mis-indented line, citing the line where the enclosing block began.
+func indentError(msg string) bool {
+	return strings.HasPrefix(msg, "did not find expected key") ||
+		strings.HasPrefix(msg, "did not find expected '-' indicator") ||
+		strings.HasPrefix(msg, "mapping values are not allowed in this context") ||
+		strings.HasPrefix(msg, "did not find expected <document start>")
+}
+
+// maxIndentSearch bounds the prefix search (quadratic in lines).
+const maxIndentSearch = 2000
+
+// findIndentError finds the first line from the one yaml.v3 named whose
+// addition makes the document fail with an indentation error: parsing
+// ever longer prefixes, the line where the error appears is the line that
+// is wrong. It returns that line and the column of its first character.
+func findIndentError(data []byte, from int) (int, int, bool) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxIndentSearch {
+		return 0, 0, false
+	}
+	end := 0
+	for i := range lines {
+		end += len(lines[i])
+		if i+1 < from {
+			continue
+		}
+		var n yaml.Node
+		err := yaml.Unmarshal(data[:end], &n)
+		if err == nil {
+			continue
+		}
+		msg := yamlLine.ReplaceAllString(err.Error(), "")
+		if !indentError(msg) {
+			continue // a multi-line value cut short: read on
+		}
+		text := lines[i]
+		col := len(text) - len(bytes.TrimLeft(text, " "))
+		return i + 1, col + 1, true
+	}
+	return 0, 0, false
 }
 
 // policy walks the top-level mapping.
 func (p *parser) policy(root *yaml.Node, pol *Policy) {
-	m, ok := p.mapping("", root, "version", "egress", "rules", "grants")
+	m, ok := p.mapping("", root, "version", "egress", "rules", "grants", "approvals", "budgets", "prices")
 	if !ok {
 		return
 	}
@@ -121,11 +171,22 @@ func (p *parser) policy(root *yaml.Node, pol *Policy) {
 	if e, ok := m["egress"]; ok && !p.isNull(e.val) {
 		p.egress(e.val, &pol.Egress)
 	}
+	pol.Approvals = Approvals{Timeout: DefaultApprovalTimeout, Remember: RememberSession}
+	if e, ok := m["approvals"]; ok && !p.isNull(e.val) {
+		p.approvalsSection(e.val, &pol.Approvals)
+	}
+	p.approvals = pol.Approvals
 	if e, ok := m["rules"]; ok && !p.isNull(e.val) {
 		pol.Rules = p.rules(e.val)
 	}
 	if e, ok := m["grants"]; ok && !p.isNull(e.val) {
 		pol.Grants = p.grants(e.val)
+	}
+	if e, ok := m["budgets"]; ok && !p.isNull(e.val) {
+		pol.Budgets = p.budgets(e.val, pol.Rules)
+	}
+	if e, ok := m["prices"]; ok && !p.isNull(e.val) {
+		pol.Prices = p.prices(e.val)
 	}
 }
 
@@ -137,8 +198,8 @@ func (p *parser) egress(n *yaml.Node, eg *Egress) {
 	}
 	if e, ok := m["unmatched"]; ok {
 		if s, ok := p.str("egress.unmatched", e.val); ok {
-			if s != ActionDeny && s != ActionTunnel {
-				p.errf(e.val, "egress.unmatched", "unknown value %q (want deny or tunnel)", s)
+			if s != ActionDeny && s != ActionTunnel && s != ActionAsk {
+				p.errf(e.val, "egress.unmatched", "unknown value %q (want deny, tunnel or ask)", s)
 			}
 			eg.Unmatched = s
 		}

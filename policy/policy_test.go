@@ -28,13 +28,15 @@ func TestExamplePolicy(t *testing.T) {
 	for _, r := range p.Rules {
 		types[r.Inject.Type] = true
 	}
-	for _, typ := range []string{InjectBearer, InjectAPIKey, InjectBasic, InjectCustom, InjectQuery, InjectOAuth2, InjectSigV4} {
+	for _, typ := range []string{InjectBearer, InjectAPIKey, InjectBasic, InjectCustom, InjectQuery, InjectOAuth2, InjectSigV4, InjectPlaceholder} {
 		if !types[typ] {
 			t.Errorf("example shows no rule with inject type %s", typ)
 		}
 	}
 	data, _ := os.ReadFile("../policy.example.yaml")
-	for _, key := range append(append([]string{}, ruleKeys...), "unmatched:", "allow_networks:", "mode:", "upstream_proxy:", "grants:", "max_ttl:", "region:", "service:", "username:", "param:", "format:") {
+	for _, key := range append(append([]string{}, ruleKeys...), "unmatched:", "allow_networks:", "mode:", "upstream_proxy:", "grants:", "max_ttl:", "region:", "service:", "username:", "param:", "format:",
+		"approvals:", "timeout:", "webhook:", "remember:", "budgets:", "scope:", "limit:", "window:", "timezone:", "warn_at:",
+		"prices:", "cached_input:", "placeholders") {
 		if !strings.Contains(string(data), strings.TrimSuffix(key, ":")+":") {
 			t.Errorf("example does not show key %q", key)
 		}

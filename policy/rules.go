@@ -9,7 +9,8 @@ import (
 )
 
 var ruleKeys = []string{"name", "agents", "host", "methods", "paths", "credential", "action",
-	"insecure_http", "rate_limit", "burst", "timeout", "inject", "headers"}
+	"insecure_http", "rate_limit", "burst", "timeout", "inject", "headers",
+	"usage", "default_max_tokens", "approval", "unsafe_paths", "headers_override", "keep_agent_auth"}
 
 var (
 	nameRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -56,9 +57,13 @@ func (p *parser) rule(ctx string, n *yaml.Node) *Rule {
 	p.ruleMatchers(ctx, m, r)
 	p.ruleAction(ctx, m, r)
 	p.ruleLimits(ctx, m, r)
+	if r.Action == ActionDeny {
+		r.paths = append(r.paths, trimmedVariants(r.Paths)...)
+	}
 	if e, ok := m["headers"]; ok {
 		r.Headers = p.headers(ctx+".headers", e.val, r)
 	}
+	p.ruleExtras(ctx, m, r, p.approvals)
 	return r
 }
 
@@ -73,7 +78,7 @@ func (p *parser) ruleIdentity(ctx string, n *yaml.Node, m map[string]entry, r *R
 		r.Name = s
 	}
 	if e, ok := m["agents"]; ok {
-		r.Agents = p.agents(ctx+".agents", e.val)
+		r.Agents, r.pos.agents = p.agents(ctx+".agents", e.val)
 	}
 	if e, ok := m["host"]; !ok {
 		p.errf(n, ctx, "missing required key \"host\"")
@@ -86,15 +91,17 @@ func (p *parser) ruleIdentity(ctx string, n *yaml.Node, m map[string]entry, r *R
 	}
 }
 
-// agents reads a non-empty list of agent names.
-func (p *parser) agents(ctx string, n *yaml.Node) []string {
+// agents reads a non-empty list of agent names, with their positions.
+func (p *parser) agents(ctx string, n *yaml.Node) ([]string, []pos) {
 	list, nodes, _ := p.strList(ctx, n, " (omit the key to mean every agent)")
+	ps := make([]pos, len(nodes))
 	for i, a := range list {
 		if !agentRE.MatchString(a) {
 			p.errf(nodes[i], ctx+"["+strconv.Itoa(i)+"]", "bad agent name %q", a)
 		}
+		ps[i] = posOf(nodes[i])
 	}
-	return list
+	return list, ps
 }
 
 // ruleMatchers reads methods and paths.
@@ -114,12 +121,12 @@ func (p *parser) ruleMatchers(ctx string, m map[string]entry, r *Rule) {
 	if e, ok := m["paths"]; ok {
 		list, nodes, _ := p.strList(ctx+".paths", e.val, " (omit the key to mean every path)")
 		for i, s := range list {
-			g, msg := compileGlob(s, true)
+			g, msg := compilePathGlob(s)
 			if msg != "" {
 				p.errf(nodes[i], ctx+".paths["+strconv.Itoa(i)+"]", "bad path %q: %s", s, msg)
 				continue
 			}
-			r.Paths, r.paths = append(r.Paths, s), append(r.paths, g)
+			r.Paths, r.paths = append(r.Paths, s), append(r.paths, g...)
 		}
 	}
 }
