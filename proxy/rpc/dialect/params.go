@@ -49,31 +49,13 @@ func (v values) str(name string) string {
 // readParams decodes a params object and checks it against spec: no
 // unknown parameter, every required one present and non-empty, each of
 // its type (null counts as absent for an optional one). The error names
-// the first parameter at fault, in spec order, then unknown ones sorted.
+// the first unknown parameter (sorted) if any, else the first one at fault
+// in spec order.
 func readParams(raw json.RawMessage, spec []param) (values, *Error) {
 	v := values{}
 	if len(raw) != 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &v); err != nil || v == nil {
 			return nil, invalidParam("", "params must be an object")
-		}
-	}
-	for _, p := range spec {
-		b, ok := v[p.name]
-		if ok && string(b) == "null" && !p.required {
-			delete(v, p.name)
-			continue
-		}
-		if !ok {
-			if p.required {
-				return nil, invalidParam(p.name, "missing parameter params."+p.name)
-			}
-			continue
-		}
-		if !hasKind(b, p.kind) {
-			return nil, invalidParam(p.name, "params."+p.name+" must be "+p.kind.String())
-		}
-		if p.required && p.kind == kString && string(b) == `""` {
-			return nil, invalidParam(p.name, "params."+p.name+" must not be empty")
 		}
 	}
 	var unknown []string
@@ -93,6 +75,25 @@ func readParams(raw json.RawMessage, spec []param) (values, *Error) {
 			msg += " (want " + strings.Join(want, ", ") + ")"
 		}
 		return nil, invalidParam(clip(unknown[0]), msg)
+	}
+	for _, p := range spec {
+		b, ok := v[p.name]
+		if ok && string(b) == "null" && !p.required {
+			delete(v, p.name)
+			continue
+		}
+		if !ok {
+			if p.required {
+				return nil, invalidParam(p.name, "missing parameter params."+p.name)
+			}
+			continue
+		}
+		if !hasKind(b, p.kind) {
+			return nil, invalidParam(p.name, "params."+p.name+" must be "+p.kind.String())
+		}
+		if p.required && p.kind == kString && string(b) == `""` {
+			return nil, invalidParam(p.name, "params."+p.name+" must not be empty")
+		}
 	}
 	return v, nil
 }
