@@ -102,7 +102,12 @@ func TestTelegramPath(t *testing.T) {
 }
 
 func TestReplaceEscapedForms(t *testing.T) {
-	allowed := Only(tgPath, []byte("s/e:c"))
+	allowed := func(p string) ([]byte, bool) {
+		if p == "dots" {
+			return []byte(".."), true
+		}
+		return Only(tgPath, []byte("s/e:c"))(p)
+	}
 	cases := map[string]struct {
 		in, want string
 		query    bool
@@ -115,6 +120,7 @@ func TestReplaceEscapedForms(t *testing.T) {
 		"query":             {"a=1&k=%7B%7Bairlock%3Atelegram%2Fbot-token%7D%7D", "a=1&k=s%2Fe%3Ac", true},
 		"query literal":     {"k={{airlock:telegram/bot-token}}", "k=s%2Fe%3Ac", true},
 		"no placeholder":    {"/a/%7B%7Bairlock/x", "/a/%7B%7Bairlock/x", false},
+		"dot-dot secret":    {"/a/{{airlock:dots}}/b", "/a/%2E%2E/b", false},
 		"malformed ignored": {"/%7B%7Bairlock:a//b%7D%7D", "/%7B%7Bairlock:a//b%7D%7D", false},
 	}
 	for name, tc := range cases {
@@ -220,4 +226,35 @@ func TestEscaperFor(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", ct, got, want)
 		}
 	}
+}
+
+// FuzzReplaceEscaped: every placeholder FindEscaped reports decodes, over
+// its span, to exactly the placeholder; after ReplacePath with all of them
+// allowed none is left, and a path that unescaped before still does.
+func FuzzReplaceEscaped(f *testing.F) {
+	for _, s := range []string{"/bot%7B%7Bairlock:a%7D%7D/x", "/{{airlock:a}}%", "%7b%7bairlock%3aa%2fb%7d%7d", "/%%7B{{airlock:a}}}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		refs := FindEscaped(s)
+		for _, r := range refs {
+			dec, _ := unescapeMap(s[r.Start:r.End])
+			if string(dec) != Prefix+r.Path+Suffix {
+				t.Fatalf("span %q decodes to %q, path %q", s[r.Start:r.End], dec, r.Path)
+			}
+		}
+		all := func(string) ([]byte, bool) { return []byte("S/%{x}"), true }
+		out, used, err := ReplacePath(s, all)
+		if err != nil || len(used) != len(refs) {
+			t.Fatalf("used %d of %d: %v", len(used), len(refs), err)
+		}
+		if left := FindEscaped(out); len(left) != 0 {
+			t.Fatalf("placeholders left in %q: %v", out, left)
+		}
+		if _, err := url.PathUnescape(s); err == nil {
+			if _, err := url.PathUnescape(out); err != nil {
+				t.Fatalf("%q unescaped but %q does not: %v", s, out, err)
+			}
+		}
+	})
 }

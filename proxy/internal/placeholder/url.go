@@ -92,10 +92,14 @@ func replace(s string, refs []Ref, allowed Allowed, where string, enc func([]byt
 
 // ReplacePath substitutes the placeholders of an escaped path with the
 // path-escaped secret ("/" in a secret becomes %2F: it stays in its
-// segment). It returns the new escaped path and the paths used.
+// segment; a secret "." or ".." is escaped too). It returns the new escaped path and the paths used.
 func ReplacePath(escaped string, allowed Allowed) (string, []string, error) {
 	return replace(escaped, FindEscaped(escaped), allowed, "path", func(s []byte) (string, error) {
-		return url.PathEscape(string(s)), nil
+		v := url.PathEscape(string(s))
+		if v == "." || v == ".." { // a whole segment would climb after the policy judged the path
+			v = strings.ReplaceAll(v, ".", "%2E")
+		}
+		return v, nil
 	})
 }
 
