@@ -144,11 +144,11 @@ func (cn *Conn) Translate(frame []byte) (c *Call, id json.RawMessage, ok bool, e
 		params["signature"] = p["signature"]
 	case MethodRelease:
 		params["lease_id"] = p["lease_id"]
-	default: // list, retrieve, use: the connection's session
-		params["session_id"] = quote(cn.session)
+	default: // list, retrieve, use: the connection's session, never the client's
 		for k, v := range p {
 			params[k] = v
 		}
+		params["session_id"] = quote(cn.session)
 		c.path = p.str("path")
 	}
 	c.Params, _ = json.Marshal(params)
