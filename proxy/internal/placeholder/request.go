@@ -5,7 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
+	"sync/atomic"
 )
 
 // DefaultBufferLimit is the body size up to which [Request] checks and
@@ -15,48 +15,41 @@ const DefaultBufferLimit = 1 << 20
 // Applied is what [Request] did to a request.
 type Applied struct {
 	// Used lists the credential paths substituted in the URL, the headers
-	// and a buffered body (a streamed body's come with [Applied.BodyErr]).
+	// and a buffered body (a streamed body's are not listed).
 	Used []string
 
-	mu   sync.Mutex // guards body: the transport reads it on its own goroutine
-	body *Rewriter
+	refused atomic.Pointer[NotAllowedError] // set by a streamed body's reader
 }
 
-// BodyErr is the error a streamed body failed with, if any: check it when
-// the upstream round trip fails, since transports do not always wrap a
-// body's read error. errors.Is(err, ErrNotAllowed) means answer 403
-// PLACEHOLDER_NOT_ALLOWED.
+// BodyErr is the refusal a streamed body failed with, if any: check it
+// when the upstream round trip fails, since transports do not always wrap
+// a body's read error. It never blocks on the body. A non-nil result
+// matches [ErrNotAllowed]: answer 403 PLACEHOLDER_NOT_ALLOWED.
 func (a *Applied) BodyErr() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.body == nil {
-		return nil
-	}
-	return a.body.refusal()
-}
-
-// refusal is the rewriter's placeholder refusal, if it hit one.
-func (w *Rewriter) refusal() error {
-	var na *NotAllowedError
-	if errors.As(w.err, &na) {
+	if na := a.refused.Load(); na != nil {
 		return na
 	}
 	return nil
 }
 
-// lockedReader serialises reads of a Rewriter with BodyErr.
-type lockedReader struct {
+// watchedBody is a streamed body: it records a refusal in its Applied
+// (the transport reads it on its own goroutine).
+type watchedBody struct {
 	a  *Applied
+	rw *Rewriter
 	rc io.Closer
 }
 
-func (l *lockedReader) Read(p []byte) (int, error) {
-	l.a.mu.Lock()
-	defer l.a.mu.Unlock()
-	return l.a.body.Read(p)
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rw.Read(p)
+	var na *NotAllowedError
+	if errors.As(err, &na) {
+		b.a.refused.Store(na)
+	}
+	return n, err
 }
 
-func (l *lockedReader) Close() error { return l.rc.Close() }
+func (b *watchedBody) Close() error { return b.rc.Close() }
 
 // Request substitutes the placeholders of req, an outgoing request the
 // policy has already judged as the agent sent it: its path and query, its
@@ -123,8 +116,7 @@ func (a *Applied) wrapBody(req *http.Request, allowed Allowed, bufferLimit int64
 	}
 	orig := req.Body
 	if rw, ok := r.(*Rewriter); ok {
-		a.body = rw
-		req.Body = &lockedReader{a: a, rc: orig}
+		req.Body = &watchedBody{a: a, rw: rw, rc: orig}
 	} else {
 		req.Body = struct {
 			io.Reader
