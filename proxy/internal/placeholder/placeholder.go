@@ -41,6 +41,13 @@
 // then fails the stream before its bytes are passed on). Bodies with a
 // Content-Encoding are refused ([CheckEncoding]): a compressed placeholder
 // can be neither found nor substituted.
+//
+// # One call
+//
+// [Request] applies all of this to an outgoing request after the policy
+// decision: with the rule's [Allowed] set where the rule substitutes
+// placeholders, or with nil elsewhere, where it only detects them (and
+// keeps the body's framing).
 package placeholder
 
 import (
