@@ -224,3 +224,25 @@ func FuzzRewriter(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRewriter measures the streaming rewrite of a 1 MiB JSON-ish
+// body, without placeholders (detection only) and with one every 4 KiB.
+func BenchmarkRewriter(b *testing.B) {
+	plain := bytes.Repeat([]byte(`{"k":"v","n":[1,2,3]},`), (1<<20)/22)
+	with := bytes.Clone(plain)
+	ph := []byte("{{airlock:" + tgPath + "}}")
+	for i := 4096; i < len(with)-len(ph); i += 4096 {
+		copy(with[i:], ph)
+	}
+	for name, body := range map[string][]byte{"none": plain, "every4KiB": with} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				n, err := io.Copy(io.Discard, NewRewriter(bytes.NewReader(body), Only(tgPath, []byte("secret")), EscapeRaw))
+				if err != nil || n == 0 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
