@@ -111,7 +111,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
-	cs := newConnState()
+	cs, dc := newConnState(), newDialectConn()
 	r := bufio.NewReader(c)
 	for {
 		if err := c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout)); err != nil {
@@ -127,7 +127,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		if err != nil {
 			return
 		}
-		resp := s.handle(ctx, cs, frame)
+		resp := s.handleFrame(ctx, cs, dc, frame)
 		if !s.write(c, resp) {
 			return
 		}

@@ -47,6 +47,9 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage("{}")
 	}
+	if e := checkOperation(p.Operation, params); e != nil {
+		return nil, e
+	}
 	return op.run(s, ctx, c, cred, params)
 }
 
