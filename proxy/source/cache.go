@@ -136,7 +136,7 @@ func (c *Cache) FetchTTL(ctx context.Context, key string, ttl time.Duration) (Va
 	c.mu.Unlock()
 	if e != nil && now.Before(e.until) {
 		if !now.Before(e.until.Add(-c.refreshAhead(e.ttl))) {
-			c.refreshAsync(key, ttl)
+			c.refreshAsync(key, ttl, e.fetched)
 		}
 		return c.serve(e, now), nil
 	}
@@ -193,15 +193,24 @@ func (c *Cache) fetchShared(ctx context.Context, key string, ttl time.Duration) 
 	}
 }
 
-// refreshAsync starts a background fetch unless one is running.
-func (c *Cache) refreshAsync(key string, ttl time.Duration) {
+// refreshAsync starts a background fetch unless one is running or the
+// entry fetched at seen has been replaced meanwhile.
+func (c *Cache) refreshAsync(key string, ttl time.Duration, seen time.Time) {
 	if c.base.Err() != nil {
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		_, _, _ = c.group.Do(key, func() (any, error) { return c.fetch(key, ttl) })
+		_, _, _ = c.group.Do(key, func() (any, error) {
+			c.mu.Lock()
+			e := c.entries[key]
+			c.mu.Unlock()
+			if e != nil && e.fetched.After(seen) {
+				return e.val, nil // another fetch already refreshed it
+			}
+			return c.fetch(key, ttl)
+		})
 	}()
 }
 
