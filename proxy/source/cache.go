@@ -142,6 +142,7 @@ func (c *Cache) FetchTTL(ctx context.Context, key string, ttl time.Duration) (Va
 	}
 	v, err := c.fetchShared(ctx, key, ttl)
 	if err == nil {
+		c.metrics.age.WithLabelValues(c.name).Set(0)
 		return v, nil
 	}
 	if e != nil && c.mayServeStale(e, err, now) {
