@@ -149,14 +149,15 @@ type retryError struct {
 func (e *retryError) Error() string { return e.msg }
 func (e *retryError) Unwrap() error { return ErrUnavailable }
 
-// SourceKey is how a [vault.Ref] is passed to [Source.Fetch]:
-// KEY, then "#FIELD" when a field is named, then "@VERSION" when pinned.
+// SourceKey is how a [vault.Ref] is passed to [Source.Fetch]: KEY, then
+// "#FIELD" when a field is named (or KEY itself holds a '#'), then
+// "@VERSION" when pinned (or FIELD holds an '@'). [ParseKey] inverts it.
 func SourceKey(r vault.Ref) string {
 	k := r.Key
-	if r.Field != "" || r.Version != 0 {
+	if r.Field != "" || r.Version != 0 || strings.Contains(r.Key, "#") {
 		k += "#" + r.Field
 	}
-	if r.Version != 0 {
+	if r.Version != 0 || strings.Contains(r.Field, "@") {
 		k += "@" + strconv.Itoa(r.Version)
 	}
 	return k
@@ -171,8 +172,8 @@ func ParseKey(s string) (key, field string, version int, err error) {
 	key, field = s[:i], s[i+1:]
 	if j := strings.LastIndexByte(field, '@'); j >= 0 {
 		n, err := strconv.Atoi(field[j+1:])
-		if err != nil || n <= 0 {
-			return "", "", 0, fmt.Errorf("key %q: version must be a positive number", s)
+		if err != nil || n < 0 || field[j+1:] != strconv.Itoa(n) {
+			return "", "", 0, fmt.Errorf("key %q: version must be a number", s)
 		}
 		field, version = field[:j], n
 	}
