@@ -187,4 +187,3 @@ func (f *kvFake) stats() (logins, renewals, reads, denied int) {
 	defer f.mu.Unlock()
 	return f.logins, f.renewals, f.reads, f.denied
 }
-
