@@ -46,6 +46,9 @@ func FuzzHelvetiSafeResponses(f *testing.F) {
 			t.Fatalf("accepted token %+v", tr)
 		}
 		_, _ = decodeValue(b, &HelvetiSafeAssumptions{ValueFormat: "json:value"})
+		if exp, found, err := parseListExpiry(b, "prod/openai", &prefix); !found && (err == nil && !exp.IsZero()) {
+			t.Fatal("an expiry for a key not listed")
+		}
 	})
 }
 

@@ -279,6 +279,11 @@ func (h *HelvetiSafe) Fetch(ctx context.Context, skey string) (Value, error) {
 	if err != nil {
 		return Value{}, fmt.Errorf("GET secret: %v: %w", err, ErrUnavailable)
 	}
+	if a.ExpiresSource == "list" {
+		if r.ExpiresAt, err = h.listExpiry(ctx, key); err != nil {
+			return Value{}, err
+		}
+	}
 	if !r.ExpiresAt.IsZero() && !h.cfg.Now().Before(r.ExpiresAt) {
 		return Value{}, fmt.Errorf("expired at %s in helvetisafe: %w", r.ExpiresAt.UTC().Format(time.RFC3339), ErrExpired)
 	}
@@ -303,6 +308,22 @@ func (h *HelvetiSafe) Fetch(ctx context.Context, skey string) (Value, error) {
 		return Value{}, fmt.Errorf("secret: %w", withClass(err, ErrNotFound))
 	}
 	return Value{Secret: vault.NewSecret(v), Kind: vault.KindStatic, ExpiresAt: r.ExpiresAt}, nil
+}
+
+// listExpiry reads key's expires_at from the secret list metadata.
+func (h *HelvetiSafe) listExpiry(ctx context.Context, key string) (time.Time, error) {
+	b, err := h.get(ctx, "GET secret list", h.cfg.Assume.ListPath)
+	if err != nil {
+		return time.Time{}, err
+	}
+	exp, found, err := parseListExpiry(b, key, &h.cfg.Assume)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("GET secret list: %v: %w", err, ErrUnavailable)
+	}
+	if !found {
+		return time.Time{}, fmt.Errorf("GET secret list: key not listed: %w", ErrNotFound)
+	}
+	return exp, nil
 }
 
 // Check proves the auth and the key work: a token and the org key.

@@ -39,6 +39,9 @@ type HelvetiSafeAssumptions struct {
 	NonceField      string        // nonce_field: with nonce_layout=field, the nonce's JSON field (base64)
 	AAD             string        // aad: "none" or "key" (the secret's key as GCM associated data)
 	ExpiresField    string        // expires_field: RFC 3339 time or null
+	ExpiresSource   string        // expires_source: "secret" (the secret's answer) or "list" (list metadata)
+	ListPath        string        // list_path: with expires_source=list, the secret list endpoint
+	ListKeyField    string        // list_key_field: the key's field in a list entry
 	ValueFormat     string        // value_format: "raw" (plaintext is the value) or "json:FIELD"
 }
 
@@ -63,12 +66,17 @@ var DefaultHelvetiSafeAssumptions = HelvetiSafeAssumptions{
 	NonceField:      "nonce",
 	AAD:             "none",
 	ExpiresField:    "expires_at",
+	ExpiresSource:   "secret",
+	ListPath:        "/api/v1/secrets",
+	ListKeyField:    "key",
 	ValueFormat:     "raw",
 }
 
 // Further assumptions that are not configurable (README lists them too):
 //   - the token response is RFC 6749's {"access_token", "expires_in"};
 //   - {key} in secret_path is escaped segment by segment, '/' kept;
+//   - a list answer is a JSON array of entries, or an object holding one
+//     under "secrets", "items" or "data";
 //   - base64 is standard or URL alphabet, padded or not (all accepted);
 //   - the GCM nonce is 12 bytes and the tag 16 bytes, appended;
 //   - password mode: Argon2id(password, salt) gives a 32-byte AES-256-GCM
@@ -85,13 +93,14 @@ func parseHelvetiSafeAssumptions(cfg map[string]string) (HelvetiSafeAssumptions,
 	str := map[string]*string{"token_path": &a.TokenPath, "scope_param": &a.ScopeParam, "org_key_path": &a.OrgKeyPath,
 		"wrapped_key_field": &a.WrappedKeyField, "enc_private_key_field": &a.EncKeyField, "kdf_salt_field": &a.SaltField,
 		"secret_path": &a.SecretPath, "ciphertext_field": &a.CiphertextField, "nonce_field": &a.NonceField,
-		"expires_field": &a.ExpiresField}
+		"expires_field": &a.ExpiresField, "list_path": &a.ListPath, "list_key_field": &a.ListKeyField}
 	enum := map[string]struct {
 		p    *string
 		want []string
 	}{
 		"token_body": {&a.TokenBody, []string{"form", "json"}}, "oaep_hash": {&a.OAEPHash, []string{"sha256", "sha1"}},
 		"nonce_layout": {&a.NonceLayout, []string{"prefix", "field"}}, "aad": {&a.AAD, []string{"none", "key"}},
+		"expires_source": {&a.ExpiresSource, []string{"secret", "list"}},
 	}
 	for k, v := range cfg {
 		name, ok := strings.CutPrefix(k, assumePrefix)

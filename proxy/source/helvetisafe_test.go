@@ -245,3 +245,27 @@ func TestHelvetiSafeAssumptionAlternatives(t *testing.T) {
 		t.Fatalf("unknown assumption: %v", err)
 	}
 }
+
+// TestHelvetiSafeExpiryFromList: with assume.expires_source=list, the
+// expiry in the list metadata is honoured though the secret's own answer
+// carries none.
+func TestHelvetiSafeExpiryFromList(t *testing.T) {
+	clk := newClock()
+	f := newHSFake(t, clk)
+	f.expiryInList = true
+	f.set("old", "value-listed-old-1", clk.Now().Add(-time.Minute))
+	f.set("fresh", "value-listed-new-2", clk.Now().Add(time.Hour))
+	d := f.def(t, HSAuthToken, HSKeyPEM)
+	if _, err := buildCache(t, d, nil, clk).Fetch(context.Background(), "old"); err != nil {
+		t.Fatalf("without the list the expiry is unknown, so this works: %v", err)
+	}
+	d.Config["assume.expires_source"] = "list"
+	c := buildCache(t, d, nil, clk)
+	if _, err := c.Fetch(context.Background(), "old"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("expired per list: %v", err)
+	}
+	v, err := c.Fetch(context.Background(), "fresh")
+	if err != nil || !v.ExpiresAt.Equal(clk.Now().Add(time.Hour)) {
+		t.Fatalf("fresh: %v, expires %v", err, v.ExpiresAt)
+	}
+}

@@ -145,18 +145,56 @@ func parseSecretResponse(b []byte, a *HelvetiSafeAssumptions) (secretResponse, e
 	if len(r.Nonce) != gcmNonceSize || len(r.Ciphertext) < gcmTagSize {
 		return r, errors.New("secret nonce or ciphertext has the wrong length")
 	}
-	if raw, ok := m[a.ExpiresField]; ok && string(raw) != "null" {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return r, fmt.Errorf("secret field %q is not a string", a.ExpiresField)
+	if r.ExpiresAt, err = parseExpiry(m, a.ExpiresField); err != nil {
+		return r, fmt.Errorf("secret %w", err)
+	}
+	return r, nil
+}
+
+// parseListExpiry finds key in a secret list answer and returns its
+// expires_at (zero: none). found is false when key is not listed.
+func parseListExpiry(b []byte, key string, a *HelvetiSafeAssumptions) (exp time.Time, found bool, err error) {
+	var entries []map[string]json.RawMessage
+	if json.Unmarshal(b, &entries) != nil {
+		m, err := jsonFields(b, "secret list")
+		if err != nil {
+			return exp, false, err
 		}
-		if s != "" {
-			if r.ExpiresAt, err = time.Parse(time.RFC3339, s); err != nil {
-				return r, fmt.Errorf("secret field %q is not an RFC 3339 time", a.ExpiresField)
+		for _, name := range []string{"secrets", "items", "data"} {
+			if raw, ok := m[name]; ok && json.Unmarshal(raw, &entries) == nil {
+				break
 			}
 		}
 	}
-	return r, nil
+	for _, e := range entries {
+		var k string
+		if json.Unmarshal(e[a.ListKeyField], &k) != nil || k != key {
+			continue
+		}
+		exp, err = parseExpiry(e, a.ExpiresField)
+		return exp, true, err
+	}
+	return exp, false, nil
+}
+
+// parseExpiry reads an RFC 3339 time or null from m[field].
+func parseExpiry(m map[string]json.RawMessage, field string) (time.Time, error) {
+	raw, ok := m[field]
+	if !ok || string(raw) == "null" {
+		return time.Time{}, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return time.Time{}, fmt.Errorf("field %q is not a string", field)
+	}
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("field %q is not an RFC 3339 time", field)
+	}
+	return t, nil
 }
 
 const (

@@ -43,6 +43,7 @@ type hsFake struct {
 
 	// mu guards everything below.
 	mu                                             sync.Mutex
+	expiryInList                                   bool // expires_at only in the list metadata
 	tokens                                         map[string]time.Time
 	secrets                                        map[string]hsSecret
 	force                                          map[string]int // key -> status to answer
@@ -78,6 +79,7 @@ func newHSFake(t testing.TB, clk *clock) *hsFake {
 	mux.HandleFunc("POST /oauth/token", f.token)
 	mux.HandleFunc("GET /api/v1/credentials/org-key", f.orgKeyHandler)
 	mux.HandleFunc("GET /api/v1/secrets/{key...}", f.secret)
+	mux.HandleFunc("GET /api/v1/secrets", f.list)
 	f.srv = httptest.NewTLSServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
@@ -207,7 +209,7 @@ func (f *hsFake) secret(w http.ResponseWriter, r *http.Request) {
 	}
 	sealed := gcmSeal(f.orgKey, pt, aad)
 	resp := map[string]any{"key": key, f.assume.ExpiresField: nil}
-	if !s.expires.IsZero() {
+	if !s.expires.IsZero() && !f.expiryInList {
 		resp[f.assume.ExpiresField] = s.expires.UTC().Format(time.RFC3339)
 	}
 	if f.assume.NonceLayout == "field" {
@@ -217,6 +219,24 @@ func (f *hsFake) secret(w http.ResponseWriter, r *http.Request) {
 		resp[f.assume.CiphertextField] = base64.StdEncoding.EncodeToString(sealed)
 	}
 	writeJSON(w, resp)
+}
+
+// list is the secret list: metadata only, with expires_at.
+func (f *hsFake) list(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.authorized(w, r) {
+		return
+	}
+	entries := []map[string]any{}
+	for k, s := range f.secrets {
+		e := map[string]any{"key": k, "expires_at": nil}
+		if !s.expires.IsZero() {
+			e["expires_at"] = s.expires.UTC().Format(time.RFC3339)
+		}
+		entries = append(entries, e)
+	}
+	writeJSON(w, map[string]any{"secrets": entries})
 }
 
 func (f *hsFake) counts() (tokens, orgKeys, secrets, rejected int) {
