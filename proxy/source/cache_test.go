@@ -198,3 +198,22 @@ func TestCacheBounded(t *testing.T) {
 		t.Fatalf("%d entries, want 3", n)
 	}
 }
+
+// BenchmarkCacheHit is the cost a cached credential adds to a request.
+func BenchmarkCacheHit(b *testing.B) {
+	src := &funcSource{fn: func(context.Context, string) (Value, error) { return val("bench-value"), nil }}
+	c := NewCache("bench", src, CacheOptions{TTL: time.Hour}, nil, nil)
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Fetch(ctx, "k"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Fetch(ctx, "k"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -190,3 +190,19 @@ func TestRegistryReload(t *testing.T) {
 		t.Fatal("removed source still there")
 	}
 }
+
+// TestRunStatusWriter writes the status file on its tick and at the end.
+func TestRunStatusWriter(t *testing.T) {
+	reg := NewRegistry(nil, nil)
+	defer reg.Close()
+	path := filepath.Join(t.TempDir(), "status.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { reg.RunStatusWriter(ctx, path, 10*time.Millisecond); close(done) }()
+	waitFor(t, 2*time.Second, func() error { _, err := os.Stat(path); return err })
+	cancel()
+	<-done
+	if st, err := ReadStatus(path); err != nil || st.Written.IsZero() {
+		t.Fatalf("%+v %v", st, err)
+	}
+}

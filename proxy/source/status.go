@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/vault"
 )
@@ -98,4 +101,28 @@ func (i RefInfo) String() string {
 		return s + " (never fetched)"
 	}
 	return fmt.Sprintf("%s (fetched %s %s)", s, i.LastFetch.Format(time.RFC3339), i.LastResult)
+}
+
+// RunStatusWriter writes the status file every interval until ctx ends
+// (and once more then). Errors are logged, not fatal: the file only feeds
+// `vault list`. Run it in its own goroutine.
+func (r *Registry) RunStatusWriter(ctx context.Context, path string, every time.Duration) {
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := r.WriteStatus(path); err != nil {
+				r.log.Warn("credential source status not written", zap.Error(err))
+			}
+			return
+		case <-t.C:
+			if err := r.WriteStatus(path); err != nil {
+				r.log.Warn("credential source status not written", zap.Error(err))
+			}
+		}
+	}
 }
