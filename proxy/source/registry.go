@@ -225,3 +225,25 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	return d.SourceNames()
 }
+
+// ResolveCredential is [Registry.Resolve] shaped for code that works on
+// *vault.Credential (injection, scrubbing, audit): a stored credential is
+// returned as is; a reference comes back as a copy holding the fetched
+// value, with Kind set to the value's kind, so nothing downstream changes.
+// The copy's Metadata keeps the reference (source, key) for audit lines.
+func (r *Registry) ResolveCredential(ctx context.Context, c *vault.Credential, now time.Time) (*vault.Credential, error) {
+	if c.Kind != vault.KindRef {
+		if c.Expired(now) {
+			return nil, &Error{Source: "vault", Key: c.Path, Class: ErrExpired}
+		}
+		return c, nil
+	}
+	v, err := r.Resolve(ctx, c, now)
+	if err != nil {
+		return nil, err
+	}
+	out := *c
+	out.Kind, out.Value, out.Username, out.ExpiresAt = v.Kind, v.Secret, v.Username, v.ExpiresAt
+	out.Metadata = maps.Clone(c.Metadata)
+	return &out, nil
+}

@@ -80,6 +80,14 @@ func TestRegistryNoLeaks(t *testing.T) {
 		!strings.Contains(err.Error(), `"nowhere"`) {
 		t.Fatalf("undefined source: %v", err)
 	}
+	rc, err := reg.ResolveCredential(ctx, d.Credentials["github/token"], time.Now())
+	if err != nil || rc.Kind != vault.KindStatic || string(rc.Value.Bytes()) != "file-REGISTRY-value-3" || rc.Metadata["source"] != "files" ||
+		!d.Credentials["github/token"].Value.IsZero() {
+		t.Fatalf("ResolveCredential: %+v %v (the vault's own credential must stay untouched)", rc, err)
+	}
+	if sc, err := reg.ResolveCredential(ctx, d.Credentials["static/one"], time.Now()); err != nil || sc != d.Credentials["static/one"] {
+		t.Fatalf("stored credential: %v", err)
+	}
 	expired := vault.NewRefCredential("x", refs["github/token"])
 	expired.ExpiresAt = time.Now().Add(-time.Second)
 	if _, err := reg.Resolve(ctx, expired, time.Now()); !errors.Is(err, ErrExpired) {
