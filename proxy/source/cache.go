@@ -140,7 +140,7 @@ func (c *Cache) FetchTTL(ctx context.Context, key string, ttl time.Duration) (Va
 		}
 		return c.serve(e, now), nil
 	}
-	v, err := c.fetchShared(ctx, key, ttl)
+	v, err := c.fetchShared(ctx, key, ttl, e)
 	if err == nil {
 		c.metrics.age.WithLabelValues(c.name).Set(0)
 		return v, nil
@@ -180,9 +180,19 @@ func (c *Cache) serve(e *entry, now time.Time) Value {
 }
 
 // fetchShared runs one fetch per key at a time; callers wait for it or
-// for their own ctx.
-func (c *Cache) fetchShared(ctx context.Context, key string, ttl time.Duration) (Value, error) {
-	ch := c.group.DoChan(key, func() (any, error) { return c.fetch(key, ttl) })
+// for their own ctx. A caller that arrives just after a flight landed
+// (it saw the entry seen, or none) takes the fresh entry instead of
+// fetching again.
+func (c *Cache) fetchShared(ctx context.Context, key string, ttl time.Duration, seen *entry) (Value, error) {
+	ch := c.group.DoChan(key, func() (any, error) {
+		c.mu.Lock()
+		cur := c.entries[key]
+		c.mu.Unlock()
+		if cur != nil && cur != seen && c.opts.Now().Before(cur.until) {
+			return cur.val, nil
+		}
+		return c.fetch(key, ttl)
+	})
 	select {
 	case r := <-ch:
 		if r.Err != nil {

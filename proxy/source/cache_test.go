@@ -61,7 +61,6 @@ func TestCacheSingleFlight(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(50 * time.Millisecond) // let stragglers join the flight before it lands
 	close(release)
 	wg.Wait()
 	close(errs)
