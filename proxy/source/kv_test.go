@@ -172,6 +172,27 @@ func TestKVTokenLifecycle(t *testing.T) {
 			t.Fatalf("logins %d renewals %d denied %d; want 1, 3, 0", logins, renewals, denied)
 		}
 	})
+	t.Run("static renewable token", func(t *testing.T) {
+		clk := newClock()
+		f := newKVFake(t, clk)
+		f.put("k", map[string]string{"v": "life-value-7777"})
+		f.mu.Lock()
+		tok := f.newToken() // a 30 s renewable token given to airlock
+		f.mu.Unlock()
+		d := f.def(KVAuthToken)
+		d.Secrets["token"] = vault.NewSecret([]byte(tok))
+		d.Config["ttl"] = "1s"
+		c := buildCache(t, d, nil, clk)
+		for range 4 {
+			if _, err := c.Fetch(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(21 * time.Second) // without renewals the token dies at 30 s
+		}
+		if _, renewals, _, denied := f.stats(); renewals != 3 || denied != 0 {
+			t.Fatalf("renewals %d denied %d; want 3, 0", renewals, denied)
+		}
+	})
 	t.Run("not renewable", func(t *testing.T) {
 		clk := newClock()
 		f := newKVFake(t, clk)
