@@ -13,7 +13,8 @@ import (
 type Data struct {
 	Credentials map[string]*Credential
 	Agents      map[string]*Agent
-	System      map[string]Secret // airlock's own keys: "ca.key" (PEM), "audit.hmac"
+	System      map[string]Secret     // airlock's own keys: "ca.key" (PEM), "audit.hmac"
+	Sources     map[string]*SourceDef // external credential sources (source.go); nil when none
 }
 
 func newData() *Data {
@@ -107,5 +108,6 @@ func (d *Data) Clone() *Data {
 	for k, v := range d.System {
 		c.System[k] = NewSecret(bytes.Clone(v.Bytes()))
 	}
+	cloneSources(c, d)
 	return c
 }

@@ -17,6 +17,7 @@ type payload struct {
 	Credentials []credRecord      `json:"credentials"`
 	Agents      []agentRecord     `json:"agents"`
 	System      map[string][]byte `json:"system"`
+	Sources     []sourceRecord    `json:"sources,omitempty"` // source.go
 }
 
 type credRecord struct {
@@ -63,6 +64,10 @@ func encodePayload(d *Data) ([]byte, error) {
 	}
 	for k, s := range d.System {
 		p.System[k] = s.Bytes()
+	}
+	var err error
+	if p.Sources, err = encodeSources(d); err != nil {
+		return nil, err
 	}
 	b, err := json.Marshal(&p)
 	if err != nil {
@@ -132,6 +137,9 @@ func decodePayload(b []byte) (*Data, error) {
 	}
 	for k, v := range p.System {
 		d.System[k] = NewSecret(v)
+	}
+	if err := decodeSources(d, p.Sources); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlock/airlock/proxy/source"
+	"github.com/airlock/airlock/vault"
+)
+
+func sourceTestVault(t *testing.T) *vault.Vault {
+	t.Helper()
+	v, err := vault.Create(filepath.Join(t.TempDir(), "airlock.vault"), []byte("pw"), vault.CreateOptions{KDF: vault.FastKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func grepForms(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		for _, f := range []string{s, base64.StdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s)),
+			hex.EncodeToString([]byte(s)), url.QueryEscape(s)} {
+			if strings.Contains(text, f) {
+				t.Fatalf("%s leaks a secret (form %q)", what, f)
+			}
+		}
+	}
+}
+
+// TestSourceCommands: add one source of each type with its secrets on
+// stdin, list them (text and JSON), point a credential at one, refuse to
+// remove a source in use, run the doctor check; no secret in any output.
+func TestSourceCommands(t *testing.T) {
+	v := sourceTestVault(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gh"), []byte("ghp_file_value_123"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const hsSecret, hsPassword, kvSecretID = "hs-client-secret-CLI-1", "hs-account-password-CLI-2", "kv-secret-id-CLI-3"
+	pemBytes, err := os.ReadFile("testdata/source-test-rsa.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut, out bytes.Buffer
+	cases := []struct {
+		args  []string
+		stdin string
+	}{
+		{[]string{"helvetisafe", "hs", "--base-url", "https://hs.invalid", "--client-id", "airlock", "--key-mode", "password", "--stale-for", "1m"},
+			hsSecret + "\n" + hsPassword + "\n"},
+		{[]string{"helvetisafe", "hs-pem", "--base-url", "https://hs.invalid", "--rsa-key-file", "testdata/source-test-rsa.pem",
+			"--assume", "oaep_hash=sha1"}, "hs-portal-token-CLI-4\n"},
+		{[]string{"vault-kv", "kv", "--address", "https://127.0.0.1:1", "--role-id", "r1", "--ttl", "2m"}, kvSecretID},
+		{[]string{"exec", "pass", "--env", "GNUPGHOME", "--first-line", "--", "pass", "show", "{key}"}, ""},
+		{[]string{"file", "files", "--dir", dir}, ""},
+	}
+	for _, tc := range cases {
+		o, err := parseSourceAdd(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if err := runSourceAdd(v, o, sourceIO{In: strings.NewReader(tc.stdin), Out: &out, Err: &errOut}); err != nil {
+			t.Fatalf("%v: %v (hint: %s)", tc.args, err, hintOf(err))
+		}
+	}
+	d := v.Snapshot()
+	hs, _ := d.Source("hs")
+	if hs.Config["auth"] != "oauth2" || !hs.Secrets["client_secret"].Equal([]byte(hsSecret)) || !hs.Secrets["password"].Equal([]byte(hsPassword)) {
+		t.Fatalf("hs stored as %+v", hs.Config)
+	}
+	if p, _ := d.Source("hs-pem"); !p.Secrets["rsa_key_pem"].Equal(pemBytes) || p.Config["assume.oaep_hash"] != "sha1" {
+		t.Fatal("hs-pem: key file or assumption not stored")
+	}
+	if e, _ := d.Source("pass"); e.Config["argv"] != `["pass","show","{key}"]` {
+		t.Fatalf("exec argv stored as %q", e.Config["argv"])
+	}
+	// Adding again without --replace is refused; a secret missing on stdin is refused.
+	o, _ := parseSourceAdd([]string{"file", "files", "--dir", dir})
+	if err := runSourceAdd(v, o, sourceIO{In: strings.NewReader(""), Out: &out, Err: &errOut}); err == nil || !strings.Contains(hintOf(err), "--replace") {
+		t.Fatalf("duplicate: %v", err)
+	}
+	o, _ = parseSourceAdd([]string{"vault-kv", "kv2", "--address", "https://x.invalid"})
+	if err := runSourceAdd(v, o, sourceIO{In: strings.NewReader(""), Out: &out, Err: &errOut}); err == nil || !strings.Contains(err.Error(), "no token on stdin") {
+		t.Fatalf("missing secret: %v", err)
+	}
+
+	ro, err := parseSetRef([]string{"github/token", "--source", "files", "--key", "gh", "--ttl", "30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runSetRef(v, ro, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if ro, _ := parseSetRef([]string{"x/y", "--source", "nope", "--key", "k"}); runSetRef(v, ro, &errOut) == nil {
+		t.Fatal("set-ref to an undefined source")
+	}
+	if err := runSourceRm(v, "files", false, &errOut); err == nil || !strings.Contains(err.Error(), "github/token") {
+		t.Fatalf("rm of a source in use: %v", err)
+	}
+	d = v.Snapshot()
+	if r, ok := d.Credentials["github/token"].Ref(); !ok || r.Source != "files" || r.Key != "gh" {
+		t.Fatalf("ref = %+v", r)
+	}
+	if got := refColumn(d.Credentials["github/token"], source.StatusFile{}); got != "files:gh (never fetched)" {
+		t.Fatalf("vault list column: %q", got)
+	}
+
+	if err := runSourceList(d, filepath.Join(t.TempDir(), "none.json"), false, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := runSourceList(d, filepath.Join(t.TempDir(), "none.json"), true, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"hs-pem", "https://hs.invalid", "client_secret,password", "never", `"rsa_key_pem"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("list lacks %q:\n%s", want, out.String())
+		}
+	}
+	var doctor strings.Builder
+	for _, c := range checkSources(context.Background(), d) {
+		doctor.WriteString(c.Name + " " + c.Status + " " + c.Detail + " " + c.Fix + "\n")
+		if c.Name == "source files" && c.Status != statusOK || c.Name == "source kv" && c.Status != statusBroken {
+			t.Fatalf("doctor: %+v", c)
+		}
+	}
+	all := out.String() + errOut.String() + doctor.String()
+	grepForms(t, "list, messages and doctor", all, hsSecret, hsPassword, kvSecretID, "hs-portal-token-CLI-4", "ghp_file_value_123")
+	for _, l := range strings.Split(string(pemBytes), "\n") {
+		if len(l) > 40 && strings.Contains(all, l) {
+			t.Fatal("RSA key PEM in the output")
+		}
+	}
+}
+
+// TestSourceAddBadInput: clear usage errors with hints, and no secret is
+// ever taken from argv.
+func TestSourceAddBadInput(t *testing.T) {
+	cases := map[string][]string{
+		"no name":          {"helvetisafe"},
+		"bad type":         {"ldap", "x"},
+		"bad name":         {"file", "a/b", "--dir", "."},
+		"exec no argv":     {"exec", "e"},
+		"pem no key file":  {"helvetisafe", "h", "--base-url", "https://x", "--key-mode", "pem"},
+		"secret flag":      {"vault-kv", "k", "--address", "https://x", "--token", "hvs.in-argv"},
+		"bad assume":       {"helvetisafe", "h", "--base-url", "https://x", "--assume", "oaep_hash"},
+		"stray positional": {"file", "f", "--dir", ".", "extra"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := parseSourceAdd(args)
+			var ue *usageErr
+			if err == nil || !errors.As(err, &ue) || hintOf(err) == "" {
+				t.Fatalf("err = %v, hint %q", err, hintOf(err))
+			}
+		})
+	}
+}
