@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -38,6 +40,11 @@ var (
 // entry p implies. Every value comes from the request, so it is marshalled,
 // never pasted: a hostile host or path cannot add keys or rules.
 func ProposedRule(p Pending, d Decision) ([]byte, error) {
+	for _, v := range []string{p.Agent, p.Host} {
+		if v == "" || !utf8.ValidString(v) || strings.IndexFunc(v, notPrint) >= 0 {
+			return nil, fmt.Errorf("propose a rule: agent %q or host %q cannot be written as a rule", oneLine(p.Agent), oneLine(p.Host))
+		}
+	}
 	r := proposedRule{Name: ruleName(p.Agent, p.Host, p.ID), Agents: []string{p.Agent}, Host: p.Host}
 	if methodOK.MatchString(p.Method) && p.Method != "CONNECT" {
 		r.Methods = []string{p.Method}
@@ -110,9 +117,12 @@ func pathGlob(path string) string {
 // oneLine makes s safe inside a YAML comment: no line breaks or controls.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 || r == 0x85 {
+		if notPrint(r) {
 			return ' '
 		}
 		return r
-	}, s)
+	}, strings.ToValidUTF8(s, "?"))
 }
+
+// notPrint reports runes YAML comments or plain scalars must not hold.
+func notPrint(r rune) bool { return !unicode.IsPrint(r) || r == utf8.RuneError || r == 0xfeff }
