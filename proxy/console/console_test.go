@@ -25,7 +25,7 @@ type fixture struct {
 	con   *Console
 	queue *approval.Queue
 	feed  *Feed
-	now   *time.Time
+	skew  *time.Duration // added to the console's clock
 }
 
 type fakeBudgets []Budget
@@ -43,11 +43,11 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(q.Close)
-	now := time.Now()
-	f := &fixture{queue: q, feed: NewFeed(100), now: &now}
+	var skew time.Duration
+	f := &fixture{queue: q, feed: NewFeed(100), skew: &skew}
 	cfg := Config{Queue: q, Feed: f.feed, AdminToken: testToken,
 		Budgets: fakeBudgets{{Name: "team-monthly", Unit: "usd", Used: 12.5, Limit: 50, WarnAt: 0.8}},
-		Now:     func() time.Time { return *f.now }}
+		Now:     func() time.Time { return time.Now().Add(*f.skew) }}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -196,7 +196,7 @@ func TestLoginTokenSingleUseAndTTL(t *testing.T) {
 		t.Fatalf("second use: %d, want 401 and no cookie", resp.StatusCode)
 	}
 	u2 := f.con.LoginURL(f.srv.URL)
-	*f.now = f.now.Add(61 * time.Second)
+	*f.skew = 61 * time.Second
 	if resp, _ := do(t, nil, "GET", u2, "", nil, ""); resp.StatusCode != 401 {
 		t.Fatalf("expired token: %d, want 401", resp.StatusCode)
 	}
