@@ -435,4 +435,3 @@ func openBrowser(url string) error {
 	go cmd.Wait()
 	return nil
 }
-
