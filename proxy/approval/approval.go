@@ -164,11 +164,29 @@ func (e *TimeoutError) Error() string {
 // Is makes errors.Is(err, ErrTimeout) true.
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
-// Hint says how to approve next time, for the proxy's 403 body.
-func Hint(id string) string {
-	return fmt.Sprintf("retry the request and approve it while it is held: `airlock approvals` lists it, "+
-		"`airlock approvals approve ID --for 1h` (or --always) remembers the approval so the next request "+
-		"passes at once; the console (`airlock console`) does the same (this request was %s)", id)
+// Error codes of the proxy's refusals (proxy/errcode has the same names).
+const (
+	CodeDenied  = "APPROVAL_DENIED"
+	CodeTimeout = "APPROVAL_TIMEOUT"
+)
+
+// Refusal is what the proxy's 403 says for an error from Wait: the error
+// code, a detail naming the pending id, and how to approve next time. ok is
+// false for other errors (cancelled, store failure), which are not
+// refusals by a person.
+func Refusal(err error) (code, detail, suggestion string, ok bool) {
+	var de *DeniedError
+	var te *TimeoutError
+	switch {
+	case errors.As(err, &de):
+		return CodeDenied, de.Error(),
+			"ask the approver; a later request is held again and can be approved with `airlock approvals approve ID` or in the console", true
+	case errors.As(err, &te):
+		return CodeTimeout, te.Error(),
+			"retry the request and approve it while it is held: `airlock approvals` lists it, " +
+				"`airlock approvals approve ID --for 1h` (or --always) lets later requests pass at once; `airlock console` does the same", true
+	}
+	return "", "", "", false
 }
 
 // ParseRemember checks a remember value and returns the end of the approval

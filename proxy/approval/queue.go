@@ -306,6 +306,13 @@ func (q *Queue) Decide(ctx context.Context, id string, v Verdict) (Decision, err
 		q.mu.Unlock()
 	}
 	if err := q.cfg.Store.Resolve(ctx, d); err != nil {
+		if d.Approved && d.Remember == RememberSession {
+			q.mu.Lock()
+			if q.session[p.Key].ID == d.ID {
+				delete(q.session, p.Key)
+			}
+			q.mu.Unlock()
+		}
 		return Decision{}, fmt.Errorf("decide approval %s: %w", id, err)
 	}
 	q.decided(p, d)

@@ -3,6 +3,8 @@ package approval
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"os"
 	"path/filepath"
 	"sync"
@@ -289,5 +291,25 @@ func TestDecisionOnOtherReplica(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("waiter on replica A not released within 1s")
+	}
+}
+
+func TestRefusal(t *testing.T) {
+	cases := map[string]struct {
+		err        error
+		code, want string
+		ok         bool
+	}{
+		"denied":    {&DeniedError{ID: "ap-1", Approver: "cli:alice", Reason: "no"}, CodeDenied, "approval ap-1 denied by cli:alice: no", true},
+		"timeout":   {fmt.Errorf("wrap: %w", &TimeoutError{ID: "ap-2", After: 2 * time.Minute}), CodeTimeout, "approval ap-2: nobody decided within 2m0s", true},
+		"cancelled": {fmt.Errorf("x: %w", ErrCancelled), "", "", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			code, detail, hint, ok := Refusal(tc.err)
+			if code != tc.code || detail != tc.want || ok != tc.ok || (ok && !strings.Contains(hint, "airlock approvals approve")) {
+				t.Fatalf("Refusal = %q %q %q %v", code, detail, hint, ok)
+			}
+		})
 	}
 }
