@@ -3,10 +3,16 @@ package console
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +80,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		f.feed.Add(Event{Time: time.Now().Add(-time.Duration(2-i) * time.Minute), Agent: a, Method: "POST", Host: "api.openai.com",
 			Path: "/v1/chat/completions", Rule: "openai", Credential: "openai/api-key", Decision: "inject", Status: 200, DurationMS: 812})
 	}
+	// The hostile site: http://localhost:PORT is another site than
+	// http://127.0.0.1:PORT, where the console cookie lives.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := f.srv.URL + "/ui/api/approvals/" + url.PathEscape(r.URL.Query().Get("id")) + "/approve"
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, evilPage, target, target)
+	}))
+	defer evil.Close()
+	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
+
 	arts := artifactDir(t)
 	desktop, phone := filepath.Join(arts, "console-1280x800.png"), filepath.Join(arts, "console-phone.png")
 	os.Remove(desktop)
@@ -83,7 +99,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.js"))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"), "LOGIN_URL="+f.con.LoginURL(f.srv.URL),
-		"CHROMIUM="+chromium, "USER_DATA_DIR="+t.TempDir(), "SHOT_DESKTOP="+desktop, "SHOT_PHONE="+phone)
+		"CHROMIUM="+chromium, "USER_DATA_DIR="+t.TempDir(), "SHOT_DESKTOP="+desktop, "SHOT_PHONE="+phone, "EVIL_URL="+evilURL+"/")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, _ := cmd.StdoutPipe()
@@ -110,6 +126,17 @@ func TestConsoleInBrowser(t *testing.T) {
 			Host: "api.openai.com", Path: `/v1/chat/<img src=x onerror="window.__xss=1">`})
 		held <- result{d, err}
 	}()
+	expect("attacked")
+	// 401: the browser kept the session cookie off both cross-site POSTs
+	// (SameSite; Chromium's Lax default would too, so browser.js also checks
+	// the cookie's attributes). With a cookie they would meet the CSRF
+	// check (TestCrossSitePostRefused).
+	if got := f.attempts.list(); len(got) < 2 || slices.ContainsFunc(got, func(c int) bool { return c != http.StatusUnauthorized }) {
+		t.Fatalf("cross-site approve attempts answered %v, want at least 2, all 401", got)
+	}
+	if ps, _ := f.queue.Pending(context.Background()); len(ps) != 1 {
+		t.Fatal("the cross-site page decided the entry")
+	}
 	expect("approved")
 	select {
 	case r := <-held:
@@ -130,3 +157,50 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// evilPage tries a cross-site approve twice (fetch, then a form POST) and
+// sets its title to "sent".
+const evilPage = `<!doctype html><title>evil</title>
+<form id="f" method="POST" action="%s" enctype="text/plain" target="sink"><input name='{"remember":"always","x":"' value='"}'></form>
+<iframe name="sink"></iframe>
+<script>
+fetch(%q, {method: "POST", mode: "no-cors", credentials: "include", body: '{"remember":"always"}'})
+  .catch(() => {})
+  .finally(() => {
+    document.querySelector("iframe").addEventListener("load", () => { document.title = "sent"; });
+    document.getElementById("f").submit();
+  });
+</script>`
+
+// atomicStatuses records the statuses of POSTs to the approvals API.
+type atomicStatuses struct {
+	mu       sync.Mutex
+	statuses []int
+}
+
+func (a *atomicStatuses) record(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/ui/api/approvals/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		h.ServeHTTP(sw, r)
+		a.mu.Lock()
+		a.statuses = append(a.statuses, sw.status)
+		a.mu.Unlock()
+	})
+}
+
+func (a *atomicStatuses) list() []int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.statuses)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }

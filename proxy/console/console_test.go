@@ -26,6 +26,8 @@ type fixture struct {
 	queue *approval.Queue
 	feed  *Feed
 	skew  *time.Duration // added to the console's clock
+	// attempts has the statuses of POSTs to /ui/api/approvals/.
+	attempts *atomicStatuses
 }
 
 type fakeBudgets []Budget
@@ -55,7 +57,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(f.con)
+	f.attempts = &atomicStatuses{}
+	f.srv = httptest.NewServer(f.attempts.record(f.con))
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -4,7 +4,7 @@
 const puppeteer = require("puppeteer-core");
 const readline = require("readline");
 
-const { LOGIN_URL, CHROMIUM, USER_DATA_DIR, SHOT_DESKTOP, SHOT_PHONE } = process.env;
+const { LOGIN_URL, CHROMIUM, USER_DATA_DIR, SHOT_DESKTOP, SHOT_PHONE, EVIL_URL } = process.env;
 
 function log(line) { process.stdout.write(line + "\n"); }
 
@@ -38,6 +38,17 @@ function log(line) { process.stdout.write(line + "\n"); }
     const text = await page.$eval("#pending li .req", (e) => e.textContent);
     if (!text.includes("api.openai.com") || !text.includes("<img")) throw new Error("pending row shows " + JSON.stringify(text));
     if (await page.evaluate(() => window.__xss !== undefined || document.querySelector("#pending img") !== null)) throw new Error("agent-supplied path became markup");
+    // A hostile page on another site, in the same signed-in browser, tries
+    // to approve it: a no-cors fetch and a form POST.
+    const id = await page.$eval("#pending li", (e) => e.getAttribute("data-id"));
+    const evil = await browser.newPage();
+    await evil.goto(EVIL_URL + "?id=" + encodeURIComponent(id), { waitUntil: "load" });
+    await evil.waitForFunction(() => document.title === "sent", { timeout: 20000 });
+    await evil.close();
+    log("attacked");
+    await page.bringToFront();
+    await page.waitForFunction((id) => document.querySelector('#pending li[data-id="' + id + '"]') !== null, { timeout: 5000 }, id);
+
     await page.waitForFunction(() => document.querySelector("#usage-agents .chart svg rect") !== null, { timeout: 20000 });
     await page.waitForFunction(() => document.querySelector("#budgets .bar .fill") !== null, { timeout: 20000 });
     await page.screenshot({ path: SHOT_DESKTOP, fullPage: true });
