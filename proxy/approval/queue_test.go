@@ -77,6 +77,9 @@ func TestConcurrentWaitersShareOneEntry(t *testing.T) {
 		}()
 	}
 	ps := waitPending(t, q, 1, n)
+	if got := testutil.ToFloat64(m.pending); got != 1 {
+		t.Fatalf("approvals_pending = %v, want 1", got)
+	}
 	start := time.Now()
 	if _, err := q.Decide(context.Background(), ps[0].ID, Verdict{Approve: true, Remember: RememberOnce, Approver: "test"}); err != nil {
 		t.Fatal(err)
@@ -93,6 +96,9 @@ func TestConcurrentWaitersShareOneEntry(t *testing.T) {
 	if got := testutil.ToFloat64(m.Total.WithLabelValues(ResultApproved)); got != 1 {
 		t.Fatalf("approvals_total{approved} = %v, want 1 (one entry)", got)
 	}
+	if got := testutil.ToFloat64(m.pending); got != 0 {
+		t.Fatalf("approvals_pending after the decision = %v", got)
+	}
 	// once: the next request is held again.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -102,7 +108,8 @@ func TestConcurrentWaitersShareOneEntry(t *testing.T) {
 }
 
 func TestDeny(t *testing.T) {
-	q, _, m := newQueue(t, "", nil)
+	var outcomes []Outcome
+	q, _, m := newQueue(t, "", func(c *Config) { c.OnOutcome = func(o Outcome) { outcomes = append(outcomes, o) } })
 	done := make(chan result, 1)
 	go func() { d, err := q.Wait(context.Background(), botReq); done <- result{d: d, err: err} }()
 	ps := waitPending(t, q, 1, 1)
@@ -116,6 +123,9 @@ func TestDeny(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Total.WithLabelValues(ResultDenied)); got != 1 {
 		t.Fatalf("denied = %v", got)
+	}
+	if len(outcomes) != 1 || outcomes[0].Result != ResultDenied || outcomes[0].Decision.Approver != "cli:alice" || outcomes[0].Pending.Agent != "bot" {
+		t.Fatalf("audit hook got %+v", outcomes)
 	}
 	if _, err := q.Decide(context.Background(), ps[0].ID, Verdict{Approve: true}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second decision: %v, want ErrNotFound", err)

@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // receiver is a loopback webhook endpoint that fails the first failN POSTs
@@ -48,8 +51,9 @@ func TestWebhookOncePerEntryWithRetries(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	m := NewMetrics(prometheus.NewRegistry())
+	core, logs := observer.New(zap.DebugLevel)
 	wh, err := NewWebhook(WebhookConfig{URL: srv.URL + "/hook/T0SECRET", AdminURL: "http://127.0.0.1:7700",
-		Backoff: 10 * time.Millisecond, Metrics: m})
+		Backoff: 10 * time.Millisecond, Metrics: m, Log: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +92,22 @@ func TestWebhookOncePerEntryWithRetries(t *testing.T) {
 		if !strings.Contains(b.Text, b.Pending.ID) || b.ApproveURL != "http://127.0.0.1:7700/v1/approvals/"+b.Pending.ID+"/approve" ||
 			b.DenyURL == "" || b.Pending.Agent != "bot" {
 			t.Fatalf("payload %+v", b)
+		}
+	}
+	// Slack-style webhook URLs carry their secret in the path: never logged.
+	if logs.Len() == 0 {
+		t.Fatal("retries not logged")
+	}
+	for _, e := range logs.All() {
+		line := e.Message
+		for _, f := range e.Context {
+			line += " " + f.String
+			if f.Interface != nil {
+				line += " " + fmt.Sprint(f.Interface)
+			}
+		}
+		if strings.Contains(line, "T0SECRET") {
+			t.Fatalf("log line holds the webhook URL's secret: %s", line)
 		}
 	}
 	if got := testutil.ToFloat64(m.Webhook.WithLabelValues("retried")); got != 4 {
