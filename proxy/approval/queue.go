@@ -140,6 +140,9 @@ func (q *Queue) release(d Decision) {
 // *DeniedError (ErrDenied), a *TimeoutError (ErrTimeout) or an error
 // wrapping ErrCancelled. Call it before any credential is read.
 func (q *Queue) Wait(ctx context.Context, req Request) (Decision, error) {
+	if i := strings.IndexAny(req.Path, "?#"); i >= 0 { // queries may carry tokens: never stored or shown
+		req.Path = req.Path[:i]
+	}
 	key := req.Key()
 	if d, ok, err := q.remembered(ctx, key); err != nil || ok {
 		if ok {

@@ -65,7 +65,7 @@ func TestWebhookOncePerEntryWithRetries(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		go q.Wait(ctx, botReq)
 	}
-	other := Request{Agent: "bot", Method: "GET", Host: "example.com", Path: "/x", Unmatched: true}
+	other := Request{Agent: "bot", Method: "GET", Host: "example.com", Path: "/x?token=QSECRET", Unmatched: true}
 	go q.Wait(ctx, other)
 	ps := waitPending(t, q, 2, 21)
 	deadline := time.Now().Add(5 * time.Second)
@@ -89,6 +89,9 @@ func TestWebhookOncePerEntryWithRetries(t *testing.T) {
 		}
 	}
 	for _, b := range rc.bodies {
+		if strings.Contains(b.Pending.Path, "QSECRET") || strings.Contains(b.Text, "QSECRET") {
+			t.Fatalf("webhook payload holds the query string: %+v", b)
+		}
 		if !strings.Contains(b.Text, b.Pending.ID) || b.ApproveURL != "http://127.0.0.1:7700/v1/approvals/"+b.Pending.ID+"/approve" ||
 			b.DenyURL == "" || b.Pending.Agent != "bot" {
 			t.Fatalf("payload %+v", b)
