@@ -210,8 +210,8 @@ func TestIsolatedUDPDropped(t *testing.T) {
 
 // TestIsolatedHostUnreachable: a host service on 127.0.0.1 (like the admin
 // port) is unreachable from the child, and a service on every host address
-// never sees the child's connection: it is handed to the transparent door
-// instead, with its original destination for the pipeline to refuse.
+// never sees the child's connection: the door refuses connections to the
+// host end (other than the proxy port) before any handler.
 func TestIsolatedHostUnreachable(t *testing.T) {
 	skipUnlessRoot(t)
 	lo, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -256,8 +256,10 @@ exit 0`, loPort, anyPort)
 	if strings.Contains(r.stdout, "REACHED") || len(hits) > 0 {
 		t.Fatalf("host service reached: stdout %q, accepted from %d clients", r.stdout, len(hits))
 	}
-	if got := <-seen; got.Port() != uint16(anyPort) {
-		t.Fatalf("door saw %v, want port %d", got, anyPort)
+	select {
+	case got := <-seen:
+		t.Fatalf("a connection to the host end (%v) reached the handler", got)
+	default:
 	}
 }
 

@@ -54,6 +54,12 @@ type Options struct {
 	// Handler receives every TCP connection the child opens. The names of
 	// connections without SNI/Host are filled from the DNS mapping.
 	Handler transparent.Handler
+	// ProxyAddr is the explicit proxy on the host (e.g. 127.0.0.1:7600);
+	// the child's proxy variables name Host:ProxyPort, and connections
+	// there are spliced to ProxyAddr unchanged. Any other port on Host is
+	// refused (host services stay unreachable).
+	ProxyAddr string
+	ProxyPort uint16
 	// AllowName filters DNS names (nil answers every valid name).
 	AllowName func(string) bool
 	// Stdin, Stdout, Stderr default to the process's own.
@@ -187,6 +193,10 @@ func startDoors(ctx context.Context, o Options, n *network, dns *DNS) (func(), u
 	h := o.Handler
 	tl, err := transparent.New(ln, transparent.Config{Agent: o.Agent, Log: o.Log, Registerer: o.Registerer},
 		func(ctx context.Context, c *transparent.Conn) {
+			if c.OrigDst.Addr() == n.Host {
+				hostConn(ctx, o, c)
+				return
+			}
 			if c.ServerName == "" {
 				c.ServerName, _ = dns.Name(c.OrigDst.Addr())
 			}
@@ -265,4 +275,21 @@ func Supported() error {
 		}
 	}
 	return nil
+}
+
+// hostConn handles a connection to airlock's own end: the explicit proxy
+// port is spliced to the proxy, anything else is refused.
+func hostConn(ctx context.Context, o Options, c *transparent.Conn) {
+	defer c.Close()
+	if o.ProxyAddr == "" || c.OrigDst.Port() != o.ProxyPort {
+		o.Log.Warn("isolated connection to the host refused", zap.String("orig_dst", c.OrigDst.String()))
+		return
+	}
+	up, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", o.ProxyAddr)
+	if err != nil {
+		o.Log.Warn("isolated proxy connection failed", zap.Error(err))
+		return
+	}
+	defer up.Close()
+	splice(c, up)
 }
