@@ -54,6 +54,8 @@ func childMain(mode string) int {
 		b, _ := io.ReadAll(resp.Body)
 		fmt.Println(string(b))
 		return 0
+	case "bench":
+		return benchChild()
 	case "udp":
 		// UDP anywhere but the DNS responder, then a DNS lookup that must work.
 		for _, dst := range strings.Split(os.Getenv("UDP_TARGETS"), ",") {
