@@ -27,6 +27,7 @@ type initConfig struct {
 	Hide       []string
 	Files      map[string][]byte
 	ResolvConf string // file bind-mounted over /etc/resolv.conf
+	User       bool   // unprivileged mode: build the network here, hand out the doors
 }
 
 // MaybeInit turns this process into the namespace init when Run started
@@ -55,6 +56,11 @@ func runInit() (int, error) {
 	var cfg initConfig
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return 0, fmt.Errorf("read configuration: %w", err)
+	}
+	if cfg.User {
+		if err := userNetwork(); err != nil {
+			return 0, fmt.Errorf("namespace network: %w", err)
+		}
 	}
 	if err := setupMounts(cfg); err != nil {
 		return 0, err

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,6 +57,8 @@ func childMain(mode string) int {
 		return 0
 	case "bench":
 		return benchChild()
+	case "userparent":
+		return userParent()
 	case "udp":
 		// UDP anywhere but the DNS responder, then a DNS lookup that must work.
 		for _, dst := range strings.Split(os.Getenv("UDP_TARGETS"), ",") {
@@ -158,13 +161,21 @@ func TestIsolatedClientsReachStub(t *testing.T) {
 		"curl":     {"curl", "-sS", "--max-time", "10", "https://api.example.test/curl"},
 		"goclient": {os.Args[0], "-test.run=^$"},
 	}
-	for name, argv := range cases {
-		t.Run(name, func(t *testing.T) {
+	for _, mode := range []Mode{ModeRoot, ModeUser} {
+		for name, argv := range cases {
+			t.Run(mode.String()+"/"+name, func(t *testing.T) { clientReachesStub(t, mode, name, argv, ca, caPath) })
+		}
+	}
+}
+
+func clientReachesStub(t *testing.T, mode Mode, name string, argv []string, ca *testCA, caPath string) {
+	{
+		{
 			if _, err := exec.LookPath(argv[0]); err != nil {
 				t.Skipf("%s not installed", argv[0])
 			}
 			seen := make(chan *transparent.Conn, 4)
-			r := runIso(t, Options{Argv: argv, Handler: stubTLS(ca, seen),
+			r := runIso(t, Options{Mode: mode, Argv: argv, Handler: stubTLS(ca, seen),
 				Hide: []string{filepath.Dir(caPath)}, Files: map[string][]byte{caPath: ca.pem},
 				Env: func(Network) []string {
 					return []string{"PATH=" + os.Getenv("PATH"), "SSL_CERT_FILE=" + caPath, "CURL_CA_BUNDLE=" + caPath,
@@ -182,7 +193,7 @@ func TestIsolatedClientsReachStub(t *testing.T) {
 			if !SyntheticPool.Contains(c.OrigDst.Addr()) || !c.TLS {
 				t.Fatalf("original destination %v (tls %v), want a synthetic DNS address", c.OrigDst, c.TLS)
 			}
-		})
+		}
 	}
 }
 
@@ -270,6 +281,12 @@ exit 0`, loPort, anyPort)
 // capability, so it cannot unmount the cover or change the rules.
 func TestIsolatedFilesAndProcs(t *testing.T) {
 	skipUnlessRoot(t)
+	for _, mode := range []Mode{ModeRoot, ModeUser} {
+		t.Run(mode.String(), func(t *testing.T) { filesAndProcs(t, mode) })
+	}
+}
+
+func filesAndProcs(t *testing.T, mode Mode) {
 	home := t.TempDir()
 	os.MkdirAll(filepath.Join(home, "keys"), 0o700)
 	os.WriteFile(filepath.Join(home, "keys", "bot.key"), []byte("SEED-SECRET"), 0o600)
@@ -282,7 +299,7 @@ umount %[1]s 2>/dev/null && echo UMOUNTED
 nft flush ruleset 2>/dev/null && echo NFT-FLUSHED
 cat /proc/1/cmdline | tr '\0' ' '; echo
 exit 0`, home, os.Getpid())
-	r := runIso(t, Options{Argv: []string{"sh", "-c", script}, Hide: []string{home}, Files: map[string][]byte{ca: []byte("CA")},
+	r := runIso(t, Options{Mode: mode, Argv: []string{"sh", "-c", script}, Hide: []string{home}, Files: map[string][]byte{ca: []byte("CA")},
 		Env: func(Network) []string { return []string{"PATH=" + os.Getenv("PATH")} }})
 	for _, bad := range []string{"SEED-SECRET", "KEY-READ", "ENVIRON-READ", "UMOUNTED", "NFT-FLUSHED", "keys"} {
 		if strings.Contains(r.stdout, bad) {
@@ -364,16 +381,24 @@ type testCA struct {
 
 func newTestCA(t testing.TB) *testCA {
 	t.Helper()
+	ca, err := makeCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func makeCA() (*testCA, error) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "isolate test CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
 func (ca *testCA) leaf(name string) (*tls.Certificate, error) {
@@ -386,4 +411,68 @@ func (ca *testCA) leaf(name string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// userParent runs as an ordinary user: airlock's side of unprivileged mode.
+func userParent() int {
+	ca, err := makeCA()
+	if err != nil {
+		fmt.Println("ca:", err)
+		return 2
+	}
+	dir, _ := os.MkdirTemp("", "isolate-user-")
+	defer os.RemoveAll(dir)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, ca.pem, 0o644)
+	script := `curl -sS --max-time 10 https://api.example.test/user; echo
+grep CapEff /proc/self/status
+id -u
+cat /proc/` + strconv.Itoa(os.Getppid()) + `/environ >/dev/null 2>&1 && echo ENVIRON-READ
+exit 5`
+	code, err := Run(context.Background(), Options{Mode: ModeUser, Argv: []string{"sh", "-c", script}, Agent: "bot",
+		Handler: stubTLS(ca, nil),
+		Env:     func(Network) []string { return []string{"PATH=" + os.Getenv("PATH"), "SSL_CERT_FILE=" + caFile} }})
+	fmt.Printf("run: code=%d err=%v uid=%d\n", code, err, os.Getuid())
+	return 0
+}
+
+// TestUserModeAsOrdinaryUser: an ordinary user (nobody) runs unprivileged
+// mode; curl with no proxy configuration reaches the stub through the
+// doors handed out of the namespace, CMD holds no capability, and its exit
+// status comes back.
+func TestUserModeAsOrdinaryUser(t *testing.T) {
+	skipUnlessRoot(t)
+	if err := UserSupported(); err != nil {
+		t.Skipf("unprivileged mode unavailable: %v", err)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	dir, err := os.MkdirTemp("", "isolate-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "isolate.test")
+	src, _ := os.ReadFile(os.Args[0])
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=userparent", "TMPDIR=/tmp"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	s := string(out)
+	for _, want := range []string{"stub api.example.test /user agent=bot orig-port=443", "CapEff:\t0000000000000000", "run: code=5 err=<nil> uid=65534"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "ENVIRON-READ") {
+		t.Errorf("child read airlock's environ:\n%s", s)
+	}
 }

@@ -36,8 +36,32 @@ type Network struct {
 	Child netip.Addr
 }
 
+// Mode selects how the namespaces are built.
+type Mode int
+
+// Modes. ModeAuto is root mode as root, user mode otherwise.
+const (
+	ModeAuto Mode = iota
+	ModeRoot
+	ModeUser
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeRoot:
+		return "root"
+	case ModeUser:
+		return "unprivileged"
+	}
+	return "auto"
+}
+
 // Options configures [Run].
 type Options struct {
+	// Mode is root (veth + host nftables) or user (user namespace, the
+	// doors' sockets created inside and handed out); ModeAuto picks root
+	// as root, user otherwise.
+	Mode Mode
 	// Argv is CMD and its arguments.
 	Argv []string
 	// Env builds CMD's environment once the addresses are known (proxy
@@ -73,27 +97,48 @@ type Options struct {
 // Run runs o.Argv isolated and returns its exit status (128+N when killed
 // by signal N). Everything Run set up is removed before it returns.
 func Run(ctx context.Context, o Options) (int, error) {
-	if err := Supported(); err != nil {
+	mode, err := pickMode(o.Mode)
+	if err != nil {
 		return 1, err
 	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	collectStale()
+	if mode == ModeRoot {
+		collectStale()
+	}
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return 1, fmt.Errorf("isolate: %w", err)
 	}
 	defer cfgR.Close()
 	defer cfgW.Close()
-	initCmd, err := startInit(o, cfgR)
+	extra := []*os.File{cfgR}
+	var sockP *os.File
+	if mode == ModeUser {
+		p, c, err := socketPair()
+		if err != nil {
+			return 1, err
+		}
+		defer p.Close()
+		defer c.Close()
+		sockP, extra = p, append(extra, c)
+	}
+	initCmd, err := startInit(o, mode, extra)
 	if err != nil {
 		return 1, err
 	}
-	cfgR.Close()
+	for _, f := range extra {
+		f.Close()
+	}
 	waited := make(chan int, 1)
 	go func() { waited <- waitStatus(initCmd.Wait()) }()
-	code, err := superviseRun(ctx, o, initCmd, cfgW, waited)
+	var code int
+	if mode == ModeUser {
+		code, err = superviseUser(ctx, o, initCmd, cfgW, sockP, waited)
+	} else {
+		code, err = superviseRun(ctx, o, initCmd, cfgW, waited)
+	}
 	if err != nil {
 		_ = initCmd.Process.Kill()
 		<-waited
@@ -102,19 +147,39 @@ func Run(ctx context.Context, o Options) (int, error) {
 	return code, nil
 }
 
+// pickMode resolves ModeAuto and checks the machine supports the mode.
+func pickMode(m Mode) (Mode, error) {
+	if m == ModeAuto {
+		m = ModeUser
+		if os.Geteuid() == 0 {
+			m = ModeRoot
+		}
+	}
+	if m == ModeRoot {
+		return m, Supported()
+	}
+	return m, UserSupported()
+}
+
 // startInit re-executes this binary as the namespace init.
-func startInit(o Options, cfgR *os.File) (*exec.Cmd, error) {
+func startInit(o Options, mode Mode, extra []*os.File) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("isolate: find own binary: %w", err)
 	}
 	c := exec.Command(self)
-	c.Env = []string{initEnv + "=1"}
+	c.Env = []string{initEnv + "=1", "PATH=" + os.Getenv("PATH")} // PATH: the init runs ip and nft in user mode
 	c.Stdin, c.Stdout, c.Stderr = orStd(o.Stdin, os.Stdin), orStd(o.Stdout, os.Stdout), orStd(o.Stderr, os.Stderr)
-	c.ExtraFiles = []*os.File{cfgR}
+	c.ExtraFiles = extra
 	c.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNET | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
 		Pdeathsig:  syscall.SIGKILL,
+	}
+	if mode == ModeUser {
+		c.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
+		c.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		c.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		c.SysProcAttr.GidMappingsEnableSetgroups = false
 	}
 	if err := c.Start(); err != nil {
 		return nil, fmt.Errorf("isolate: start namespaces: %w", err)
@@ -164,6 +229,12 @@ func superviseRun(ctx context.Context, o Options, initCmd *exec.Cmd, cfgW *os.Fi
 	if o.Ready != nil {
 		o.Ready(Network{Host: n.Host, Child: n.Child})
 	}
+	return waitInit(ctx, initCmd, sigs, waited), nil
+}
+
+// waitInit forwards signals to the init until it exits, and returns its
+// status.
+func waitInit(ctx context.Context, initCmd *exec.Cmd, sigs <-chan os.Signal, waited <-chan int) int {
 	for {
 		select {
 		case s := <-sigs:
@@ -173,7 +244,7 @@ func superviseRun(ctx context.Context, o Options, initCmd *exec.Cmd, cfgW *os.Fi
 			ctx = context.Background()
 		case code := <-waited:
 			reclaimTerminal()
-			return code, nil
+			return code
 		}
 	}
 }
@@ -190,10 +261,20 @@ func startDoors(ctx context.Context, o Options, n *network, dns *DNS) (func(), u
 		ln.Close()
 		return nil, 0, 0, fmt.Errorf("isolate: dns listen on %s: %w", n.Host, err)
 	}
+	stop, err := serveDoors(ctx, o, n.Host, ln, pc, dns)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return stop, uint16(ln.Addr().(*net.TCPAddr).Port), uint16(pc.LocalAddr().(*net.UDPAddr).Port), nil
+}
+
+// serveDoors runs the transparent door on ln and DNS on pc until the
+// returned stop is called. host is airlock's address as the child sees it.
+func serveDoors(ctx context.Context, o Options, host netip.Addr, ln net.Listener, pc net.PacketConn, dns *DNS) (func(), error) {
 	h := o.Handler
 	tl, err := transparent.New(ln, transparent.Config{Agent: o.Agent, Log: o.Log, Registerer: o.Registerer},
 		func(ctx context.Context, c *transparent.Conn) {
-			if c.OrigDst.Addr() == n.Host {
+			if c.OrigDst.Addr() == host {
 				hostConn(ctx, o, c)
 				return
 			}
@@ -205,14 +286,13 @@ func startDoors(ctx context.Context, o Options, n *network, dns *DNS) (func(), u
 	if err != nil {
 		ln.Close()
 		pc.Close()
-		return nil, 0, 0, err
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	go func() { _ = tl.Serve(ctx); done <- struct{}{} }()
 	go func() { _ = dns.Serve(ctx, pc); done <- struct{}{} }()
-	stop := func() { cancel(); <-done; <-done }
-	return stop, uint16(ln.Addr().(*net.TCPAddr).Port), uint16(pc.LocalAddr().(*net.UDPAddr).Port), nil
+	return func() { cancel(); <-done; <-done }, nil
 }
 
 // writeResolvConf writes a resolv.conf naming the responder.
