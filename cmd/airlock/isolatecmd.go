@@ -67,7 +67,7 @@ func (keyFileCredential) Revoke(context.Context, isolate.Credential) error { ret
 // runIsolated runs argv isolated: every TCP connection goes to the proxy
 // at defaultListen() as a CONNECT with the run's credential.
 func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) error {
-	if err := isolate.Supported(); err != nil {
+	if _, err := isolate.Available(isolate.ModeAuto); err != nil {
 		return isolateHint(err)
 	}
 	name, err := pickAgent(g.home, agent)
@@ -166,6 +166,8 @@ func isolateHint(err error) error {
 		return withHint(err, "run `sudo airlock run --isolate ...`; `airlock doctor` shows which isolation modes this machine supports")
 	case errors.Is(err, isolate.ErrMissingTool):
 		return withHint(err, "install nftables, iproute2 and util-linux (apt install nftables iproute2 util-linux)")
+	case errors.Is(err, isolate.ErrNoUserNS):
+		return withHint(err, "run as root (`sudo airlock run --isolate ...`), or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
 	}
 	return withHint(err, "`airlock doctor` checks isolation support; the README's \"Isolated agents\" section lists what each mode needs")
 }
@@ -173,29 +175,21 @@ func isolateHint(err error) error {
 // isolationSupport reports which isolation modes this machine supports,
 // as a doctor line: status, detail, fix.
 func isolationSupport() (status, detail, fix string) {
-	root := isolate.Supported()
-	userns := unprivilegedUserNS()
+	root, user := isolate.Supported(), isolate.UserSupported()
+	describe := func(err error) string {
+		if err == nil {
+			return "available"
+		}
+		return "unavailable: " + err.Error()
+	}
+	detail = "root mode " + describe(root) + "; unprivileged mode " + describe(user)
 	switch {
-	case root == nil:
-		return statusOK, "root mode available (network/mount/PID namespaces, nft, ip, nsenter); unprivileged mode: " + userns,
-			""
-	case errors.Is(root, isolate.ErrNotRoot):
-		return statusWarn, "root mode needs sudo; unprivileged mode: " + userns,
-			"run `sudo airlock run --isolate -- CMD` to isolate an untrusted agent"
+	case user == nil || (root == nil && os.Geteuid() == 0):
+		return statusOK, detail, ""
+	case root == nil || errors.Is(root, isolate.ErrNotRoot):
+		return statusWarn, detail, "run `sudo airlock run --isolate -- CMD`, or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
 	}
-	return statusWarn, "root mode unavailable: " + root.Error(), "install nftables, iproute2 and util-linux"
-}
-
-// unprivilegedUserNS describes whether user namespaces are open to
-// ordinary users (the unprivileged mode is not implemented yet).
-func unprivilegedUserNS() string {
-	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		return "unavailable (kernel.unprivileged_userns_clone=0)"
-	}
-	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		return "unavailable (user.max_user_namespaces=0)"
-	}
-	return "kernel allows user namespaces, but airlock does not implement this mode yet"
+	return statusWarn, detail, "install nftables, iproute2 and util-linux"
 }
 
 // checkIsolation adds the isolation line to the doctor's report.

@@ -177,3 +177,18 @@ func isoTestCA(t *testing.T) ([]byte, *tls.Certificate) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// TestIsolationSupport: the doctor line names both modes; as root with the
+// tools installed it is ok.
+func TestIsolationSupport(t *testing.T) {
+	status, detail, fix := isolationSupport()
+	if !strings.Contains(detail, "root mode") || !strings.Contains(detail, "unprivileged mode") {
+		t.Fatalf("detail %q", detail)
+	}
+	if isolate.Supported() == nil && status != statusOK {
+		t.Fatalf("status %q (%s, %s) on a machine that runs root mode", status, detail, fix)
+	}
+	if status != statusOK && fix == "" {
+		t.Fatalf("status %q without a fix", status)
+	}
+}

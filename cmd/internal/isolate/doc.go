@@ -33,6 +33,14 @@
 // once), with signals sent to airlock forwarded, and exits with CMD's
 // status.
 //
+// # Unprivileged mode
+//
+// For ordinary users (user namespaces enabled) a user namespace owns the
+// network namespace; the init builds loopback plus a veth with both ends
+// inside, redirects TCP and UDP 53 to sockets it opens on loopback, and
+// hands them to Run over an inherited Unix socket (SCM_RIGHTS). No link
+// to the host exists. See user_linux.go.
+//
 // # Identity
 //
 // The run is the agent: [RunCredential] issues a short-lived credential

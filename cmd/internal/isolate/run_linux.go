@@ -147,6 +147,10 @@ func Run(ctx context.Context, o Options) (int, error) {
 	return code, nil
 }
 
+// Available resolves ModeAuto (root mode as root, unprivileged otherwise)
+// and reports why the machine cannot run that mode, or nil.
+func Available(m Mode) (Mode, error) { return pickMode(m) }
+
 // pickMode resolves ModeAuto and checks the machine supports the mode.
 func pickMode(m Mode) (Mode, error) {
 	if m == ModeAuto {
