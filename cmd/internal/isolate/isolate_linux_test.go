@@ -59,6 +59,22 @@ func childMain(mode string) int {
 		return benchChild()
 	case "userparent":
 		return userParent()
+	case "ttyparent":
+		// airlock's side under a terminal: CMD must see the TTY on stdin and
+		// get the terminal's Ctrl-C exactly once.
+		script := `[ -t 0 ] && echo STDIN-TTY
+n=0
+trap 'n=$((n+1))' INT
+echo READY
+while [ $n -eq 0 ]; do sleep 0.05; done
+sleep 0.3
+echo "INTS=$n"
+exit 9`
+		code, err := Run(context.Background(), Options{Argv: []string{"sh", "-c", script},
+			Handler: func(_ context.Context, c *transparent.Conn) { c.Close() },
+			Env:     func(Network) []string { return []string{"PATH=" + os.Getenv("PATH")} }})
+		fmt.Printf("run: code=%d err=%v\n", code, err)
+		return 0
 	case "udp":
 		// UDP anywhere but the DNS responder, then a DNS lookup that must work.
 		for _, dst := range strings.Split(os.Getenv("UDP_TARGETS"), ",") {
@@ -474,5 +490,43 @@ func TestUserModeAsOrdinaryUser(t *testing.T) {
 	}
 	if strings.Contains(s, "ENVIRON-READ") {
 		t.Errorf("child read airlock's environ:\n%s", s)
+	}
+}
+
+// TestIsolatedTTYCtrlC: under a terminal (script(1) gives one), CMD sees a
+// TTY on stdin and the terminal's Ctrl-C reaches it exactly once (CMD holds
+// the foreground process group; airlock and the init do not relay it a
+// second time).
+func TestIsolatedTTYCtrlC(t *testing.T) {
+	skipUnlessRoot(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	cmd := exec.Command("script", "-qefc", os.Args[0]+" -test.run=^$", "/dev/null")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=ttyparent"}
+	stdin, _ := cmd.StdinPipe()
+	defer stdin.Close()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var out strings.Builder
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if strings.Contains(line, "READY") {
+			stdin.Write([]byte{0x03}) // the terminal's interrupt character
+		}
+		if strings.Contains(line, "run: ") {
+			break
+		}
+	}
+	s := out.String()
+	for _, want := range []string{"STDIN-TTY", "INTS=1", "run: code=9 err=<nil>"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
 	}
 }
