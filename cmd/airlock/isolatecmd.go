@@ -112,6 +112,11 @@ func isolateOptions(h home, cred isolate.Credential, argv []string) (isolate.Opt
 		return isolate.Options{}, withHint(fmt.Errorf("proxy address %q: %w", proxyAddr, err), "set AIRLOCK_LISTEN to HOST:PORT")
 	}
 	port, _ := strconv.Atoi(portStr)
+	probe, err := net.DialTimeout("tcp", proxyAddr, 2*time.Second)
+	if err != nil {
+		return isolate.Options{}, withHint(fmt.Errorf("no airlock proxy at %s: %w", proxyAddr, err), "start `airlock serve` first (or set AIRLOCK_LISTEN to where it listens)")
+	}
+	probe.Close()
 	files := map[string][]byte{}
 	for _, p := range []string{h.BundlePath(), h.CAPath()} {
 		b, err := os.ReadFile(p)

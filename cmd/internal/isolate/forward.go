@@ -25,7 +25,8 @@ const dialTimeout = 10 * time.Second
 // Proxy-Authorization, then the client's bytes (ClientHello first)
 // unchanged. The proxy then identifies, matches, MITMs and injects, tunnels
 // or denies exactly as for an explicit client. A connection with no name
-// goes as CONNECT to its original address.
+// goes as CONNECT to its original address. Once cred.ExpiresAt has passed
+// (--ttl) every new connection is refused here, whatever the proxy does.
 func ForwardCONNECT(proxyAddr string, cred Credential, log *zap.Logger) transparent.Handler {
 	if log == nil {
 		log = zap.NewNop()
@@ -33,6 +34,10 @@ func ForwardCONNECT(proxyAddr string, cred Credential, log *zap.Logger) transpar
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(cred.Agent+":"+cred.Token))
 	return func(ctx context.Context, c *transparent.Conn) {
 		defer c.Close()
+		if !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt) {
+			log.Warn("isolated connection refused: run credential expired", zap.Time("expires_at", cred.ExpiresAt))
+			return
+		}
 		target := c.OrigDst.String()
 		if c.ServerName != "" {
 			target = net.JoinHostPort(c.ServerName, strconv.Itoa(int(c.OrigDst.Port())))
