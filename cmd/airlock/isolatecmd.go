@@ -1,0 +1,204 @@
+package main
+
+// `airlock run --isolate` and the doctor's isolation check. The command
+// table is not edited here; see registerIsolate's doc for the wiring.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/cmd/internal/isolate"
+	"github.com/airlock/airlock/vault"
+)
+
+const usageRunIsolate = "airlock run --isolate [--agent NAME] [--ttl D] -- CMD [ARGS...]"
+
+// defaultRunTTL bounds a run credential when --ttl is not given.
+const defaultRunTTL = 12 * time.Hour
+
+// init turns the re-executed binary into the namespace init before main
+// runs; it returns at once in every other process.
+func init() { isolate.MaybeInit() }
+
+// runIsolateFlags are the flags `run` gains for isolation.
+type runIsolateFlags struct {
+	isolate *bool
+	ttl     *time.Duration
+}
+
+// addRunIsolateFlags registers --isolate and --ttl on run's flag set.
+//
+// Wiring (cmdRun in envcmd.go): after `agent := fs.String(...)` add
+// `iso := addRunIsolateFlags(fs)`, and after the argument checks
+// `if *iso.isolate { return runIsolated(g, *agent, *iso.ttl, fs.Args()) }`.
+// Then add `d.checkIsolation()` to doctor.run.
+func addRunIsolateFlags(fs *flagSet) runIsolateFlags {
+	return runIsolateFlags{
+		isolate: fs.Bool("isolate", false, "run CMD in its own namespaces where airlock is the only way out (root)"),
+		ttl:     fs.Duration("ttl", defaultRunTTL, "lifetime of the run's credential (with --isolate)"),
+	}
+}
+
+// runCredential issues the run's identity. Until the agents registry can
+// mint per-run tokens, it returns the agent's own token and revokes
+// nothing (the lead replaces it with a registry-backed implementation).
+var runCredential isolate.RunCredential = keyFileCredential{}
+
+// keyFileCredential derives the token from keys/NAME.key.
+type keyFileCredential struct{ h home }
+
+func (k keyFileCredential) Issue(_ context.Context, agent string, ttl time.Duration) (isolate.Credential, error) {
+	seed, err := readAgentSeed(k.h, agent)
+	if err != nil {
+		return isolate.Credential{}, err
+	}
+	return isolate.Credential{Agent: agent, Token: vault.ProxyToken(seed), ExpiresAt: time.Now().Add(ttl)}, nil
+}
+
+func (keyFileCredential) Revoke(context.Context, isolate.Credential) error { return nil }
+
+// runIsolated runs argv isolated: every TCP connection goes to the proxy
+// at defaultListen() as a CONNECT with the run's credential.
+func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) error {
+	if _, err := isolate.Available(isolate.ModeAuto); err != nil {
+		return isolateHint(err)
+	}
+	name, err := pickAgent(g.home, agent)
+	if err != nil {
+		return err
+	}
+	creds := runCredential
+	if kf, ok := creds.(keyFileCredential); ok {
+		kf.h = g.home
+		creds = kf
+	}
+	ctx := context.Background()
+	cred, err := creds.Issue(ctx, name, ttl)
+	if err != nil {
+		return withHint(fmt.Errorf("issue a run credential for %s: %w", name, err), "check `airlock agent list`")
+	}
+	defer func() {
+		if err := creds.Revoke(context.Background(), cred); err != nil {
+			fmt.Fprintf(Stderr, "airlock: error: revoke the run credential: %v\n", err)
+		}
+	}()
+	opts, err := isolateOptions(g.home, cred, argv)
+	if err != nil {
+		return err
+	}
+	code, err := isolate.Run(ctx, opts)
+	if err != nil {
+		return isolateHint(err)
+	}
+	if code != 0 {
+		return &exitCodeError{code: code}
+	}
+	return nil
+}
+
+// isolateOptions builds the run: the home hidden, the CA files written
+// back, proxy variables naming airlock's end of the veth.
+func isolateOptions(h home, cred isolate.Credential, argv []string) (isolate.Options, error) {
+	proxyAddr := defaultListen()
+	_, portStr, err := net.SplitHostPort(proxyAddr)
+	if err != nil {
+		return isolate.Options{}, withHint(fmt.Errorf("proxy address %q: %w", proxyAddr, err), "set AIRLOCK_LISTEN to HOST:PORT")
+	}
+	port, _ := strconv.Atoi(portStr)
+	probe, err := net.DialTimeout("tcp", proxyAddr, 2*time.Second)
+	if err != nil {
+		return isolate.Options{}, withHint(fmt.Errorf("no airlock proxy at %s: %w", proxyAddr, err), "start `airlock serve` first (or set AIRLOCK_LISTEN to where it listens)")
+	}
+	probe.Close()
+	files := map[string][]byte{}
+	for _, p := range []string{h.BundlePath(), h.CAPath()} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return isolate.Options{}, withHint(fmt.Errorf("read %s: %w", p, err), "run `airlock init` first")
+		}
+		files[p] = b
+	}
+	vars, err := agentEnv(h, cred.Agent)
+	if err != nil {
+		return isolate.Options{}, err
+	}
+	env := func(n isolate.Network) []string {
+		inside := (&url.URL{Scheme: "http", User: url.UserPassword(cred.Agent, cred.Token),
+			Host: net.JoinHostPort(n.Host.String(), portStr)}).String()
+		set := map[string]bool{}
+		for _, v := range vars {
+			set[v.Key] = true
+		}
+		var out []string
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			// AIRLOCK_PASSPHRASE and friends never enter the namespace.
+			if !set[k] && !strings.HasPrefix(k, "AIRLOCK_") {
+				out = append(out, kv)
+			}
+		}
+		for _, v := range vars {
+			if strings.HasSuffix(strings.ToLower(v.Key), "_proxy") && !strings.HasPrefix(strings.ToLower(v.Key), "no_") {
+				v.Value = inside
+			}
+			out = append(out, v.Key+"="+v.Value)
+		}
+		return out
+	}
+	return isolate.Options{Argv: argv, Env: env, Hide: []string{h.Dir()}, Files: files, Agent: cred.Agent,
+		Handler: isolate.ForwardCONNECT(proxyAddr, cred, nil), ProxyAddr: proxyAddr, ProxyPort: uint16(port),
+		Stdin: os.Stdin, Stdout: fileOr(Stdout, os.Stdout), Stderr: fileOr(Stderr, os.Stderr)}, nil
+}
+
+func fileOr(w any, def *os.File) *os.File {
+	if f, ok := w.(*os.File); ok {
+		return f
+	}
+	return def
+}
+
+// isolateHint adds what to do next.
+func isolateHint(err error) error {
+	switch {
+	case errors.Is(err, isolate.ErrNotRoot):
+		return withHint(err, "run `sudo airlock run --isolate ...`; `airlock doctor` shows which isolation modes this machine supports")
+	case errors.Is(err, isolate.ErrMissingTool):
+		return withHint(err, "install nftables, iproute2 and util-linux (apt install nftables iproute2 util-linux)")
+	case errors.Is(err, isolate.ErrNoUserNS):
+		return withHint(err, "run as root (`sudo airlock run --isolate ...`), or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+	}
+	return withHint(err, "`airlock doctor` checks isolation support; the README's \"Isolated agents\" section lists what each mode needs")
+}
+
+// isolationSupport reports which isolation modes this machine supports,
+// as a doctor line: status, detail, fix.
+func isolationSupport() (status, detail, fix string) {
+	root, user := isolate.Supported(), isolate.UserSupported()
+	describe := func(err error) string {
+		if err == nil {
+			return "available"
+		}
+		return "unavailable: " + err.Error()
+	}
+	detail = "root mode " + describe(root) + "; unprivileged mode " + describe(user)
+	switch {
+	case user == nil || (root == nil && os.Geteuid() == 0):
+		return statusOK, detail, ""
+	case root == nil || errors.Is(root, isolate.ErrNotRoot):
+		return statusWarn, detail, "run `sudo airlock run --isolate -- CMD`, or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+	}
+	return statusWarn, detail, "install nftables, iproute2 and util-linux"
+}
+
+// checkIsolation adds the isolation line to the doctor's report.
+func (d *doctor) checkIsolation() {
+	status, detail, fix := isolationSupport()
+	d.add("isolation", status, detail, fix)
+}
