@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/proxy/audit"
 )
 
 // Decisions recorded in audit lines and the requests metric.
@@ -148,3 +150,18 @@ func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).
 
 // Unwrap lets http.ResponseController reach Hijack (WebSockets).
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// auditFile queues ev for the audit file, when one is configured. It is
+// called from record with the label values already defaulted.
+func (s *Server) auditFile(ev *event, agent, code string) {
+	a := s.ops.audit.Load()
+	if a == nil {
+		return
+	}
+	a.Write(audit.Line{
+		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
+		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
+		Host: ev.host + ":" + strconv.Itoa(ev.port), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
+		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, "proxy"),
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net"
 	"net/http"
@@ -255,14 +256,14 @@ func BenchmarkScrubText(b *testing.B) {
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
-	r := newReplacer(secretForms([]byte("sk-bench-0f3a9c2e71d84b56a0c3e9f1d2b4a6c8")), []byte("[REDACTED:bench/token]"))
+	r := scrub.NewReplacer(scrub.Forms([]byte("sk-bench-0f3a9c2e71d84b56a0c3e9f1d2b4a6c8")), []byte("[REDACTED:bench/token]"))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		sr := newScrubReader(bytes.NewReader(body), r, nil)
+		sr := scrub.NewReader(bytes.NewReader(body), r, nil)
 		if _, err := io.Copy(io.Discard, sr); err != nil {
 			b.Fatal(err)
 		}
-		sr.release()
+		sr.Release()
 	}
 }

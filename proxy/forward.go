@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"net"
 	"net/http"
@@ -25,7 +26,7 @@ const defaultTimeout = 60 * time.Second
 // idle connections per host, HTTP/2 where the upstream offers it, never a
 // proxy of its own (airlock must not chain to its own HTTPS_PROXY), and the
 // agent's Accept-Encoding passed through untouched.
-func newTransport(d *dialer, roots *x509.CertPool) *http.Transport {
+func newTransport(d *egress.Dialer, roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
@@ -176,7 +177,7 @@ func (s *Server) failUpstream(w http.ResponseWriter, d *decision, err error) {
 		d.ev.fail(e)
 		s.log.Debug("upstream failed", fieldAgent(d.agent), fieldHost(d.host), zap.String("error", scrubError(err, d)))
 	}
-	e.write(w)
+	e.Write(w)
 }
 
 // classify maps a transport error to airlock's error codes. Messages name

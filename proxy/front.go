@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"log"
 	"net"
@@ -84,7 +85,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	r := ctx.Req
 	start := time.Now()
 	agent, aerr := s.authenticate(r)
-	host, port := hostPort(target, 443)
+	host, port := egress.HostPort(target, 443)
 	ev := &event{start: start, agent: agent, method: http.MethodConnect, host: host, port: port}
 	if aerr != nil {
 		return s.rejectConnect(ctx, ev, aerr), target
@@ -119,7 +120,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
 	ev.fail(e)
 	s.record(ev)
-	ctx.Resp = e.response(ctx.Req)
+	ctx.Resp = e.Response(ctx.Req)
 	return &goproxy.ConnectAction{Action: goproxy.ConnectReject}
 }
 
@@ -186,5 +187,5 @@ func (s *Server) tunnelError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 	if e.Code == CodeUpstreamError {
 		e.Message = "cannot reach " + ctx.Req.URL.Host
 	}
-	_ = e.response(ctx.Req).Write(w)
+	_ = e.Response(ctx.Req).Write(w)
 }

@@ -10,10 +10,7 @@ import (
 	"time"
 )
 
-// Codes of the refusals added by hardening (beyond DESIGN.md's table).
 const (
-	CodeLoopDetected    = "LOOP_DETECTED"
-	CodeTooManyConns    = "TOO_MANY_CONNECTIONS"
 	defaultMaxConns     = 256
 	defaultWriteTimeout = 60 * time.Second
 )

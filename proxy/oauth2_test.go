@@ -211,8 +211,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 			if !errors.As(err, &e) || e.Code != tc.code || e.Upstream != tc.upstream || e.Status != 502 {
 				t.Fatalf("err = %#v, want 502 %s upstream %q", err, tc.code, tc.upstream)
 			}
-			if strings.Contains(string(e.body()), testClientSecret) {
-				t.Fatalf("error body leaks the client secret: %s", e.body())
+			if strings.Contains(string(e.Body()), testClientSecret) {
+				t.Fatalf("error body leaks the client secret: %s", e.Body())
 			}
 			if got := counterValue(t, c.metrics, "airlock_oauth2_token_requests_total", tc.result); got != 1 {
 				t.Fatalf("token requests{result=%s} = %v", tc.result, got)

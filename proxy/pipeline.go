@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"net/http"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 	d, e := s.decide(r, t, ev)
 	if e != nil {
 		ev.fail(e)
-		e.write(w)
+		e.Write(w)
 		s.record(ev)
 		return
 	}
@@ -132,7 +133,7 @@ func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 			if hp == "" {
 				continue
 			}
-			host, port := hostPort(hp, defaultPort(t.scheme))
+			host, port := egress.HostPort(hp, defaultPort(t.scheme))
 			if !strings.EqualFold(strings.TrimSuffix(host, "."), t.host) || port != t.port {
 				return newError(http.StatusMisdirectedRequest, CodeMisdirected,
 					"request for "+hp+" inside a tunnel to "+t.host+":"+itoa(t.port),
@@ -154,7 +155,7 @@ func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 		return e
 	}
 	d.agent, d.scheme = agent, "http"
-	d.host, d.port = hostPort(r.URL.Host, 80)
+	d.host, d.port = egress.HostPort(r.URL.Host, 80)
 	d.host = strings.ToLower(strings.TrimSuffix(d.host, "."))
 	if d.port < 0 {
 		return newError(http.StatusBadRequest, CodeBadRequest, "bad port in "+r.URL.Host, "")

@@ -69,7 +69,7 @@ func TestRateLimitError(t *testing.T) {
 		t.Fatalf("second request: %+v", e)
 	}
 	h := http.Header{}
-	e.header(h)
+	e.Header(h)
 	if h.Get("Retry-After") == "" {
 		t.Error("no Retry-After header")
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"net/http"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ func (s *Server) rpcTarget(d *decision, req *http.Request) *Error {
 	if d.scheme != "https" && d.scheme != "http" || req.URL.Host == "" {
 		return newError(http.StatusBadRequest, CodeBadRequest, "url must be absolute http(s)", "pass a full https:// URL")
 	}
-	host, port := hostPort(req.URL.Host, defaultPort(d.scheme))
+	host, port := egress.HostPort(req.URL.Host, defaultPort(d.scheme))
 	if port < 0 {
 		return newError(http.StatusBadRequest, CodeBadRequest, "bad port in "+req.URL.Host, "")
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"compress/gzip"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net/http"
 	"strings"
@@ -40,7 +41,7 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		return nil
 	}
 	e := &echoes{s: s, d: d}
-	e.add(r.scrubHeader(resp.Header))
+	e.add(r.ScrubHeader(resp.Header))
 	if resp.Body == nil || resp.Body == http.NoBody || resp.Request.Method == http.MethodHead ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		e.report()
@@ -54,15 +55,15 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		e.report()
 		return err
 	}
-	resp.Body = &scrubBody{Reader: newScrubReader(body, r, e.add), closer: resp.Body, e: e, trailer: resp, r: r}
+	resp.Body = &scrubBody{Reader: scrub.NewReader(body, r, e.add), closer: resp.Body, e: e, trailer: resp, r: r}
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	return nil
 }
 
-// replacerFor builds the replacer for d's credential, or nil when the
+// replacerFor builds the scrub.Replacer for d's credential, or nil when the
 // secret is too short to scrub.
-func (s *Server) replacerFor(d *decision) *replacer {
+func (s *Server) replacerFor(d *decision) *scrub.Replacer {
 	secret := d.cred.Value.Bytes()
 	var extra [][]byte
 	if d.rule != nil && d.rule.Inject.Type == policy.InjectBasic {
@@ -73,11 +74,11 @@ func (s *Server) replacerFor(d *decision) *replacer {
 	for _, t := range s.tokenSecrets(d.cred) { // oauth2 tokens and client secrets, aws keys
 		extra = append(extra, []byte(t))
 	}
-	forms := secretForms(secret, extra...)
+	forms := scrub.Forms(secret, extra...)
 	if len(forms) == 0 {
 		return nil
 	}
-	return newReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
+	return scrub.NewReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
 }
 
 // plainBody returns the identity-encoded body of resp (see the comment at
@@ -121,7 +122,7 @@ type scrubBody struct {
 	closer  io.Closer
 	e       *echoes
 	trailer *http.Response
-	r       *replacer
+	r       *scrub.Replacer
 	eof     bool
 }
 
@@ -129,15 +130,15 @@ func (b *scrubBody) Read(p []byte) (int, error) {
 	n, err := b.Reader.Read(p)
 	if err == io.EOF && !b.eof {
 		b.eof = true
-		b.e.add(b.r.scrubHeader(b.trailer.Trailer))
+		b.e.add(b.r.ScrubHeader(b.trailer.Trailer))
 	}
 	return n, err
 }
 
 func (b *scrubBody) Close() error {
 	b.e.report()
-	if sr, ok := b.Reader.(*scrubReader); ok {
-		sr.release()
+	if sr, ok := b.Reader.(*scrub.Reader); ok {
+		sr.Release()
 	}
 	return b.closer.Close()
 }

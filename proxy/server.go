@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -56,7 +57,7 @@ type Server struct {
 	policy atomic.Pointer[policy.Policy]
 	vault  atomic.Pointer[vault.Vault] // nil: sealed
 
-	dialer    *dialer
+	dialer    *egress.Dialer
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
 	tokens    *tokenCache // oauth2 access tokens (oauth2.go)
@@ -92,9 +93,9 @@ func New(cfg Config) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.policy.Store(cfg.Policy)
 	s.vault.Store(cfg.Vault)
-	s.dialer = newDialer(s.allowNetworks)
-	s.dialer.via = s.viaUpstreamProxy
-	s.dialer.self = s.isSelf
+	s.dialer = egress.NewDialer(s.allowNetworks)
+	s.dialer.Via = s.viaUpstreamProxy
+	s.dialer.Self = s.isSelf
 	s.guard.configure(cfg)
 	s.transport = newTransport(s.dialer, cfg.UpstreamRoots)
 	s.tokens = newTokenCache(s)

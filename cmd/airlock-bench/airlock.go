@@ -110,8 +110,11 @@ func benchVault(home string) (*vault.Vault, string, error) {
 	err = v.Update(func(d *vault.Data) error {
 		d.SetCredential(&vault.Credential{Path: benchCredential, Kind: vault.KindStatic,
 			Value: vault.NewSecret([]byte("sk-bench-" + hex.EncodeToString(randomBytes(16)))), CreatedAt: now, UpdatedAt: now})
-		d.SetAgent(&vault.Agent{Name: benchAgent, CreatedAt: now, TokenHash: vault.HashToken(token),
-			PublicKey: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)})
+		a, _, err := vault.NewAgent(benchAgent, seed, now)
+		if err != nil {
+			return err
+		}
+		d.SetAgent(a)
 		return nil
 	})
 	if err != nil {

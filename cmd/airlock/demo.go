@@ -151,8 +151,11 @@ func (d *demo) startAirlock() error {
 	err = v.Update(func(data *vault.Data) error {
 		data.Credentials["demo/api-key"] = &vault.Credential{Path: "demo/api-key", Kind: vault.KindStatic,
 			Value: vault.NewSecret([]byte(d.key)), CreatedAt: now, UpdatedAt: now}
-		data.Agents["demo-bot"] = &vault.Agent{Name: "demo-bot", CreatedAt: now,
-			PublicKey: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), TokenHash: vault.HashToken(token)}
+		a, _, err := vault.NewAgent("demo-bot", seed, now)
+		if err != nil {
+			return err
+		}
+		data.Agents["demo-bot"] = a
 		return nil
 	})
 	if err != nil {
