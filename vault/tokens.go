@@ -190,4 +190,3 @@ func KindOf(c *Credential) string {
 	}
 	return c.Kind
 }
-

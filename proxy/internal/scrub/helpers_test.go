@@ -4,7 +4,6 @@ import "io"
 
 const testSecret = "sk-live/4f0c+2a77=e1d?94b&x"
 
-
 // twoReads returns a then b from two Read calls.
 type chunks struct{ parts [][]byte }
 
