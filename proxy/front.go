@@ -85,7 +85,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	r := ctx.Req
 	start := time.Now()
 	agent, aerr := s.authenticate(r)
-	host, port := egress.HostPort(target, 443)
+	host, port := connectTarget(target)
 	ev := &event{start: start, agent: agent, method: http.MethodConnect, host: host, port: port}
 	if aerr != nil {
 		return s.rejectConnect(ctx, ev, aerr), target
@@ -115,6 +115,16 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
 		s.mitm(c, t)
 	}}), target
+}
+
+// connectTarget splits and normalises a CONNECT target (policy.SplitTarget);
+// port is -1 when bad. A host no rule can match is kept as sent.
+func connectTarget(target string) (string, int) {
+	host, port, ok := policy.SplitTarget(target, 443)
+	if !ok && port > 0 {
+		host, _ = egress.HostPort(target, 443)
+	}
+	return host, port
 }
 
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"github.com/airlock/airlock/proxy/internal/scrub"
+	"github.com/airlock/airlock/proxy/state"
 	"io"
 	"net/http"
 	"net/url"
@@ -152,7 +153,7 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func testServer() *Server {
-	return &Server{log: zap.NewNop(), metrics: NewMetrics()}
+	return &Server{log: zap.NewNop(), metrics: NewMetrics(), state: state.NewMemory()}
 }
 
 func scrubbedResponse(t *testing.T, s *Server, method string, hdr http.Header, body []byte) (*http.Response, error) {

@@ -27,6 +27,8 @@ import (
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -45,7 +47,26 @@ type Config struct {
 	MaxHeaderBytes    int           // default 64 KiB
 	MaxConnsPerAgent  int           // open CONNECT tunnels per agent; default 256, <0 unlimited
 	WriteTimeout      time.Duration // per write to an agent (stalled readers); default 60s
+
+	// Source is where credentials come from; nil: the vault ([VaultSource]).
+	Source Source
+	// State holds what must later be shared between replicas (rate-limit
+	// buckets, OAuth2 tokens, ...); nil: in memory ([state.NewMemory]).
+	State state.Store
+	// Observers see every upstream response after the scrubber ([Observer]).
+	Observers []Observer
+	// RPC, when set, builds the handler of the RPC door (connections
+	// starting 0x00) for the new server; nil: those connections are closed.
+	RPC func(s *Server) ConnHandler
+	// AuditLog, when set, also receives every audit line (hash-chained
+	// file); Close it after Shutdown.
+	AuditLog *audit.Log
+	// Version is what /v1/status reports.
+	Version string
 }
+
+// ConnHandler serves one connection of a door until ctx ends.
+type ConnHandler func(ctx context.Context, c net.Conn)
 
 // Server is a running airlock proxy. Its policy and vault can be swapped
 // while it serves; each request uses the versions current when it started.
@@ -68,7 +89,10 @@ type Server struct {
 	frontL     *connListener
 	innerConns innerConns // MITM'd connections (inner.go)
 
-	rpc func(ctx context.Context, c net.Conn) // RPC door; nil: refused
+	rpc       atomic.Pointer[ConnHandler] // RPC door; nil: refused
+	source    Source                      // credentials (source.go)
+	state     state.Store                 // rate limits, tokens, ... (package state)
+	observers []Observer                  // after the scrubber (observe.go)
 
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
@@ -93,6 +117,13 @@ func New(cfg Config) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.policy.Store(cfg.Policy)
 	s.vault.Store(cfg.Vault)
+	s.source, s.state, s.observers = cfg.Source, cfg.State, cfg.Observers
+	if s.source == nil {
+		s.source = VaultSource{s}
+	}
+	if s.state == nil {
+		s.state = state.NewMemory()
+	}
 	s.dialer = egress.NewDialer(s.allowNetworks)
 	s.dialer.Via = s.viaUpstreamProxy
 	s.dialer.Self = s.isSelf
@@ -103,6 +134,15 @@ func New(cfg Config) (*Server, error) {
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	cfg.Certs.OnLookup = s.countCertLookup
+	if cfg.Version != "" {
+		s.SetVersion(cfg.Version)
+	}
+	if cfg.AuditLog != nil {
+		s.SetAuditLog(cfg.AuditLog)
+	}
+	if cfg.RPC != nil {
+		s.SetRPC(cfg.RPC(s))
+	}
 	return s, nil
 }
 
@@ -128,7 +168,11 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // SetRPC installs the handler of the RPC door (connections starting 0x00).
-func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) { s.rpc = serve }
+// Prefer Config.RPC; this setter is safe while serving.
+func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) {
+	h := ConnHandler(serve)
+	s.rpc.Store(&h)
+}
 
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
@@ -197,12 +241,13 @@ func (s *Server) dispatch(raw net.Conn) {
 		return
 	}
 	if first == 0x00 {
-		if s.rpc == nil {
+		rpc := s.rpc.Load()
+		if rpc == nil || *rpc == nil {
 			_ = c.Close()
 			return
 		}
 		defer pc.Close()
-		s.rpc(s.base, pc)
+		(*rpc)(s.base, pc)
 		return
 	}
 	s.frontL.push(s.guardHeads(pc, ""))

@@ -54,6 +54,7 @@ type Line struct {
 	DurationMS float64 `json:"duration_ms"`
 	Code       string  `json:"code"`
 	Door       string  `json:"door"`
+	Operation  string  `json:"operation,omitempty"` // "" for a proxied request
 	Prev       string  `json:"prev"`
 }
 

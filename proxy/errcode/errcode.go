@@ -39,6 +39,12 @@ const (
 	LoopDetected       = "LOOP_DETECTED"
 	TooManyConns       = "TOO_MANY_CONNECTIONS"
 
+	// Codes of the SanctumAI RPC door (its SDKs map them onto exceptions).
+	LeaseExpired   = "LEASE_EXPIRED"
+	SessionExpired = "SESSION_EXPIRED"
+	InvalidRequest = "INVALID_REQUEST" // the RPC door's name for BadRequest
+	Internal       = "INTERNAL_ERROR"
+
 	// Codes of this wave (SCHEMA.md); some have no producer yet.
 	BudgetExceeded              = "BUDGET_EXCEEDED"               // 429
 	ApprovalDenied              = "APPROVAL_DENIED"               // 403
@@ -69,6 +75,10 @@ var Status = map[string]int{
 	PlaceholderNotAllowed:       http.StatusForbidden,
 	CredentialSourceUnavailable: http.StatusServiceUnavailable,
 	BadPath:                     http.StatusBadRequest,
+	LeaseExpired:                http.StatusForbidden,
+	SessionExpired:              http.StatusUnauthorized,
+	InvalidRequest:              http.StatusBadRequest,
+	Internal:                    http.StatusInternalServerError,
 }
 
 // Known reports whether code is one of the codes above (metrics use it to
@@ -105,10 +115,20 @@ func New(status int, code, msg, suggestion string) *Error {
 	return &Error{Status: status, Code: code, Message: msg, Suggestion: suggestion}
 }
 
-// As turns any error into an *Error, defaulting to a 502 UPSTREAM_ERROR.
+// As turns any error into an *Error: an *Error as is, a [Coded] error with
+// its code, status and suggestion, anything else a 502 UPSTREAM_ERROR.
 func As(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
+		return e
+	}
+	var c Coded
+	if errors.As(err, &c) && Known(c.ErrorCode()) {
+		e = New(Status[c.ErrorCode()], c.ErrorCode(), err.Error(), "")
+		var s Suggested
+		if errors.As(err, &s) {
+			e.Suggestion = s.ErrorSuggestion()
+		}
 		return e
 	}
 	return New(http.StatusBadGateway, UpstreamError, err.Error(),

@@ -6,15 +6,17 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/airlock/airlock/proxy/door"
 )
 
-// refusingBackend wraps fakeBackend with HTTPRequest refusing as told.
+// refusingBackend wraps fakeBackend with Forward refusing as told.
 type refusingBackend struct {
 	*fakeBackend
 	err error
 }
 
-func (b refusingBackend) HTTPRequest(context.Context, string, string, *http.Request) (*http.Response, error) {
+func (b refusingBackend) Forward(context.Context, *door.Decision, *http.Request) (*http.Response, error) {
 	return nil, b.err
 }
 
@@ -52,7 +54,7 @@ func TestBackendErrors(t *testing.T) {
 
 type panickingBackend struct{ *fakeBackend }
 
-func (panickingBackend) HTTPRequest(context.Context, string, string, *http.Request) (*http.Response, error) {
+func (panickingBackend) Forward(context.Context, *door.Decision, *http.Request) (*http.Response, error) {
 	panic("boom " + tokenSecret)
 }
 

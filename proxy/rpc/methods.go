@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -107,13 +108,17 @@ type retrieveParams struct {
 // retrieveHandler hands out the value under a lease: ttl is the requested
 // one (default the grant's cap) capped by the grant's MaxTTL and by the
 // credential's own expiry.
-func retrieveHandler(s *Server, _ context.Context, d *vault.Data, c *call) (any, *Error) {
+func retrieveHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *Error) {
 	var p retrieveParams
 	if e := decodeParams(c.params, &p); e != nil {
 		return nil, e
 	}
 	cred, g, e := s.credential(d, c, p.Path, "retrieve")
 	if e != nil {
+		return nil, e
+	}
+	c.operation = door.OpRetrieve
+	if cred, e = s.judge(ctx, c, door.Request{Door: door.RPC, Operation: door.OpRetrieve, Agent: c.agent, Credential: p.Path}); e != nil {
 		return nil, e
 	}
 	maxTTL := g.MaxTTL

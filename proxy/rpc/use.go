@@ -1,11 +1,11 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"strings"
 
+	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -43,6 +43,11 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 	if e != nil {
 		return nil, e
 	}
+	if p.Operation != "http_request" { // http_request is judged with its URL (http.go)
+		if cred, e = s.judge(ctx, c, door.Request{Door: door.RPC, Operation: p.Operation, Agent: c.agent, Credential: p.Path}); e != nil {
+			return nil, e
+		}
+	}
 	params := p.Params
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage("{}")
@@ -50,22 +55,46 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 	return op.run(s, ctx, c, cred, params)
 }
 
+// judge asks the pipeline about c and keeps its decision for the audit
+// line (record); it returns the credential the pipeline resolved.
+func (s *Server) judge(ctx context.Context, c *call, r door.Request) (*vault.Credential, *Error) {
+	dec, err := s.b.Judge(ctx, r)
+	if err != nil {
+		return nil, backendError(err, func(m string) string { return m })
+	}
+	c.dec = dec
+	return dec.Credential, nil
+}
+
+// replacer removes every encoded form of cred's value (scrub.Forms: raw,
+// base64, URL-encoded, hex; values under scrub.MinLen are not scrubbed,
+// as on the proxy door), or nil.
+func replacer(cred *vault.Credential) *scrub.Replacer {
+	forms := scrub.Forms(cred.Value.Bytes())
+	if len(forms) == 0 {
+		return nil
+	}
+	return scrub.NewReplacer(forms, []byte("[REDACTED]"))
+}
+
 // scrubber returns a function removing cred's value from s; the backend's
 // messages should never hold it, this makes sure.
 func scrubber(cred *vault.Credential) func(string) string {
+	r := replacer(cred)
 	return func(s string) string {
-		v := cred.Value.Bytes()
-		if len(v) < 4 || !strings.Contains(s, string(v)) {
+		if r == nil {
 			return s
 		}
-		return strings.ReplaceAll(s, string(v), "[REDACTED]")
+		out, _ := r.ReplaceString(s)
+		return out
 	}
 }
 
 func scrubBytes(b []byte, cred *vault.Credential) []byte {
-	v := cred.Value.Bytes()
-	if len(v) < 4 || !bytes.Contains(b, v) {
+	r := replacer(cred)
+	if r == nil {
 		return b
 	}
-	return bytes.ReplaceAll(b, v, []byte("[REDACTED]"))
+	out, _ := r.ReplaceAll(b)
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 )
 
 // Compression and scrubbing
@@ -23,7 +24,50 @@ import (
 // (br, zstd, deflate, ...) cannot be scrubbed, so the response is refused
 // with 502 UPSTREAM_ERROR rather than passed through unchecked.
 
-// scrubResponse runs on every upstream response (relay, the RPC door and
+// Observer sees the upstream response to a judged request once, before the
+// agent does (HTTP proxy and RPC http_request alike; not 101 upgrades,
+// which are spliced). It may read resp's head and replace resp.Body with a
+// wrapper that transforms or meters the stream as the agent reads it (an
+// io.ReadCloser around the body it was given); it must never buffer a
+// whole streamed body. dec is the decision the request was judged by. An
+// error refuses the response: the agent gets 502 (or the *Error's code).
+//
+// The chain runs the scrubber first (it removes echoes of the credential
+// from headers and body), then Config.Observers in order, so every
+// observer sees the scrubbed stream.
+type Observer func(resp *http.Response, dec *door.Decision) error
+
+// observe runs the observer chain on resp.
+func (s *Server) observe(resp *http.Response) error {
+	if err := s.scrubResponse(resp); err != nil {
+		return err
+	}
+	if len(s.observers) == 0 || resp.Request == nil {
+		return nil
+	}
+	d := decisionFrom(resp.Request.Context())
+	if d == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	dec := d.public()
+	for _, o := range s.observers {
+		if err := o(resp, dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// public is d as the doors and observers see it.
+func (d *decision) public() *door.Decision {
+	if d.pub == nil {
+		d.pub = &door.Decision{Agent: d.agent, Scheme: d.scheme, Host: d.host, Port: d.port, Path: d.ev.path,
+			Rule: d.rule, Credential: d.cred, Verdict: d.ev.decision, State: d}
+	}
+	return d.pub
+}
+
+// scrubResponse is the first observer; it runs on every upstream response (relay, the RPC door and
 // the ReverseProxy's ModifyResponse for upgrades): on responses to requests
 // with an injected credential it replaces echoes of the secret in headers,
 // wraps the body in a streaming scrubber and drops Content-Length (the
