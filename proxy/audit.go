@@ -186,6 +186,15 @@ func (s *Server) auditFile(ev *event, agent, code string) {
 		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
 		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
 		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
-		Operation: ev.operation,
+		Operation: lineOperation(ev.operation),
 	})
+}
+
+// lineOperation is the operation field of an audit file line: "" for a
+// proxied request, as before operations were recorded.
+func lineOperation(op string) string {
+	if op == door.OpProxy {
+		return ""
+	}
+	return op
 }

@@ -31,6 +31,7 @@ type decision struct {
 	host   string
 	port   int
 	rule   *policy.Rule      // nil: unmatched traffic passed through
+	grant  *policy.Grant     // the grant of a credential operation; nil: none asked
 	cred   *vault.Credential // nil: nothing to inject
 
 	aborted bool           // the upstream body failed mid-stream
@@ -81,6 +82,14 @@ func (s *Server) finish(ev *event, o door.Outcome) {
 func (s *Server) judge(ctx context.Context, d *decision, req door.Request) *Error {
 	ev := d.ev
 	ev.agent = d.agent
+	if len(req.Actions) > 0 { // the RPC door's grants, checked before anything about the credential
+		ev.credential = req.Credential
+		if d.grant = grantFor(s.Policy(), d.agent, req.Credential, req.Actions); d.grant == nil {
+			return newError(http.StatusForbidden, CodeAccessDenied,
+				"agent "+d.agent+" may not "+req.Actions[0]+" "+req.Credential,
+				"add a grant with action "+req.Actions[0]+" for this agent and credential to the policy")
+		}
+	}
 	if req.URL == nil { // an operation on a credential alone (retrieve, sign, ...)
 		return s.judgeCredential(ctx, d, req)
 	}
@@ -176,6 +185,20 @@ func (s *Server) judgeCredential(ctx context.Context, d *decision, req door.Requ
 	ev.decision = decisionUse
 	if req.Operation == door.OpRetrieve || req.Operation == door.OpHTTPHeader {
 		ev.decision = decisionHandOut
+	}
+	return nil
+}
+
+// grantFor is the first grant letting agent perform any of actions on
+// credential, or nil.
+func grantFor(pol *policy.Policy, agent, credential string, actions []string) *policy.Grant {
+	if pol == nil {
+		return nil
+	}
+	for _, a := range actions {
+		if g, ok := pol.Allowed(agent, credential, a); ok {
+			return g
+		}
 	}
 	return nil
 }

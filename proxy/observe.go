@@ -62,7 +62,7 @@ func (s *Server) observe(resp *http.Response) error {
 func (d *decision) public() *door.Decision {
 	if d.pub == nil {
 		d.pub = &door.Decision{Agent: d.agent, Scheme: d.scheme, Host: d.host, Port: d.port, Path: d.ev.path,
-			Rule: d.rule, Credential: d.cred, Verdict: d.ev.decision, State: d}
+			Rule: d.rule, Grant: d.grant, Credential: d.cred, Verdict: d.ev.decision, State: d}
 	}
 	return d.pub
 }

@@ -50,6 +50,10 @@ type Request struct {
 	// Credential is the credential path the agent names (RPC door); ""
 	// when the rule decides (proxied HTTP).
 	Credential string
+	// Actions are the grant actions any one of which allows the operation
+	// (RPC door: "retrieve", "sign", "use", ...); none: no grant needed
+	// (proxied HTTP, where rules decide).
+	Actions []string
 }
 
 // Decision is the pipeline's verdict on a Request the agent may go ahead
@@ -62,6 +66,7 @@ type Decision struct {
 	Path   string // cleaned (policy.CleanPath)
 
 	Rule       *policy.Rule      // the rule that matched or binds the credential; nil: none
+	Grant      *policy.Grant     // the grant that allowed it (Request.Actions); nil: none asked
 	Credential *vault.Credential // nil: nothing to inject
 	// Verdict is what the audit line records: "inject", "allow" or
 	// "would_deny" (report mode let a policy denial through without the

@@ -67,15 +67,28 @@ type fakeBackend struct {
 func (b *fakeBackend) Snapshot() *vault.Data  { return b.data.Load() }
 func (b *fakeBackend) Policy() *policy.Policy { return b.pol.Load() }
 
-// Judge is the fake pipeline: the credential from the vault data, and for
+// Judge is the fake pipeline: the grant, the credential from the vault data, and for
 // http_request the rule matching the URL (which must bind it), for
 // http_header the rule naming it.
 func (b *fakeBackend) Judge(_ context.Context, r door.Request) (*door.Decision, error) {
+	var grant *policy.Grant
+	for _, a := range r.Actions {
+		if g, ok := b.Policy().Allowed(r.Agent, r.Credential, a); ok {
+			grant = g
+			break
+		}
+	}
+	if grant == nil && len(r.Actions) > 0 {
+		return nil, &codedError{"ACCESS_DENIED", "agent " + r.Agent + " may not " + r.Actions[0] + " " + r.Credential}
+	}
 	cred := b.Snapshot().Credentials[r.Credential]
 	if cred == nil {
 		return nil, &codedError{"CREDENTIAL_NOT_FOUND", "no credential " + r.Credential}
 	}
-	dec := &door.Decision{Agent: r.Agent, Credential: cred}
+	if cred.Expired(b.clock.Now()) {
+		return nil, &codedError{"CREDENTIAL_EXPIRED", "credential " + r.Credential + " has expired"}
+	}
+	dec := &door.Decision{Agent: r.Agent, Credential: cred, Grant: grant}
 	switch r.Operation {
 	case door.OpHTTPRequest:
 		port, _ := strconv.Atoi(r.URL.Port())

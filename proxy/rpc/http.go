@@ -41,8 +41,8 @@ func httpRequest(s *Server, ctx context.Context, c *call, cred *vault.Credential
 	}
 	c.host = req.URL.Host
 	path := cred.Path
-	cred, e = s.judge(ctx, c, door.Request{Door: door.RPC, Operation: door.OpHTTPRequest, Agent: c.agent,
-		Method: req.Method, URL: req.URL, Credential: path})
+	cred, _, e = s.credential(ctx, c, door.Request{Operation: door.OpHTTPRequest, Method: req.Method, URL: req.URL,
+		Credential: path}, httpRequestActions...)
 	if e != nil {
 		return nil, e
 	}

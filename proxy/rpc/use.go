@@ -21,15 +21,18 @@ type operation struct {
 	run     func(s *Server, ctx context.Context, c *call, cred *vault.Credential, params json.RawMessage) (any, *Error)
 }
 
+// httpRequestActions are the grant actions of http_request.
+var httpRequestActions = []string{"use", "http_request"}
+
 var operations = map[string]operation{
-	"http_request": {[]string{"use", "http_request"}, httpRequest},
+	"http_request": {httpRequestActions, httpRequest},
 	"http_header":  {[]string{"http_header"}, httpHeader},
 	"sign":         {[]string{"sign", "use"}, sign},
 	"encrypt":      {[]string{"encrypt", "use"}, encrypt},
 	"decrypt":      {[]string{"decrypt", "use"}, decrypt},
 }
 
-func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *Error) {
+func useHandler(s *Server, ctx context.Context, _ *vault.Data, c *call) (any, *Error) {
 	var p useParams
 	if e := decodeParams(c.params, &p); e != nil {
 		return nil, e
@@ -39,31 +42,22 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 		return nil, invalid("unknown operation (want http_request, http_header, sign, encrypt or decrypt)")
 	}
 	c.operation = p.Operation
-	cred, _, e := s.credential(d, c, p.Path, op.actions...)
-	if e != nil {
-		return nil, e
-	}
-	if p.Operation != "http_request" { // http_request is judged with its URL (http.go)
-		if cred, e = s.judge(ctx, c, door.Request{Door: door.RPC, Operation: p.Operation, Agent: c.agent, Credential: p.Path}); e != nil {
-			return nil, e
-		}
-	}
 	params := p.Params
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage("{}")
 	}
-	return op.run(s, ctx, c, cred, params)
-}
-
-// judge asks the pipeline about c and keeps its decision for the audit
-// line (record); it returns the credential the pipeline resolved.
-func (s *Server) judge(ctx context.Context, c *call, r door.Request) (*vault.Credential, *Error) {
-	dec, err := s.b.Judge(ctx, r)
-	if err != nil {
-		return nil, backendError(err, func(m string) string { return m })
+	if p.Operation == door.OpHTTPRequest { // judged with its URL (http.go)
+		c.credential = p.Path
+		if p.Path == "" {
+			return nil, invalid("path is required")
+		}
+		return op.run(s, ctx, c, &vault.Credential{Path: p.Path}, params)
 	}
-	c.dec = dec
-	return dec.Credential, nil
+	cred, _, e := s.credential(ctx, c, door.Request{Operation: p.Operation, Credential: p.Path}, op.actions...)
+	if e != nil {
+		return nil, e
+	}
+	return op.run(s, ctx, c, cred, params)
 }
 
 // replacer removes every encoded form of cred's value (scrub.Forms: raw,
