@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/certs"
@@ -145,22 +144,18 @@ func (e *rpcEnv) count(t *testing.T, name string, labels map[string]string) floa
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if hasLabels(m, labels) {
+			n := 0
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v == l.GetValue() {
+					n++
+				}
+			}
+			if n == len(labels) {
 				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return sum
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	n := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
-			n++
-		}
-	}
-	return n == len(want)
 }
 
 // rpcOps are the credential operations of the RPC door and their params.
