@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/vault"
@@ -166,11 +167,12 @@ func (d *demo) startAirlock() error {
 	if err != nil {
 		return err
 	}
-	d.srv, err = proxy.New(proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100),
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, CertCache: 100,
 		Log: newLogger("json", &d.logs), UpstreamRoots: d.apiRoots})
 	if err != nil {
 		return err
 	}
+	d.srv = st.Server
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("start airlock: %w", err)
