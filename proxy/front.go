@@ -169,7 +169,7 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 	}
 	if first != 0x16 { // not a TLS handshake: plain HTTP inside the tunnel
 		t.scheme = "http"
-		s.serveInner(s.guardHeads(pc, t.agent), t)
+		s.serveTunnel(s.guardHeads(pc, t.agent), t)
 		return
 	}
 	t.scheme = "https"
@@ -182,7 +182,17 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		return
 	}
 	cancel()
-	s.serveInner(s.guardHeads(tc, t.agent), t)
+	s.serveTunnel(s.guardHeads(tc, t.agent), t)
+}
+
+// serveTunnel serves the requests of a MITM'd connection: the lean
+// HTTP/1.1 loop (inner.go), or net/http.Server for comparison.
+func (s *Server) serveTunnel(c net.Conn, t *tunnel) {
+	if s.innerNetHTTP {
+		s.serveInnerNetHTTP(c, t)
+		return
+	}
+	s.serveInner(c, t)
 }
 
 // dialTunnel dials the target of a tunnel rule through the dial guard.

@@ -28,6 +28,7 @@ import (
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
 )
@@ -63,6 +64,9 @@ type Config struct {
 	AuditLog *audit.Log
 	// Version is what /v1/status reports.
 	Version string
+	// InnerNetHTTP serves MITM'd connections with net/http.Server instead
+	// of the lean HTTP/1.1 loop: a reference for measuring the loop.
+	InnerNetHTTP bool
 }
 
 // ConnHandler serves one connection of a door until ctx ends.
@@ -81,18 +85,19 @@ type Server struct {
 	dialer    *egress.Dialer
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
-	tokens    *tokenCache // oauth2 access tokens (oauth2.go)
-	guard     guards      // rate limits, connection caps, own addresses (hygiene.go)
+	tokens    *oauth2.Cache // oauth2 access tokens (package oauth2, in the state store)
+	guard     guards        // rate limits, connection caps, own addresses (hygiene.go)
 	goproxy   *goproxy.ProxyHttpServer
 
 	front      *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL     *connListener
 	innerConns innerConns // MITM'd connections (inner.go)
 
-	rpc       atomic.Pointer[ConnHandler] // RPC door; nil: refused
-	source    Source                      // credentials (source.go)
-	state     state.Store                 // rate limits, tokens, ... (package state)
-	observers []Observer                  // after the scrubber (observe.go)
+	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
+	source       Source                      // credentials (source.go)
+	state        state.Store                 // rate limits, tokens, ... (package state)
+	observers    []Observer                  // after the scrubber (observe.go)
+	innerNetHTTP bool                        // Config.InnerNetHTTP
 
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
@@ -117,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.policy.Store(cfg.Policy)
 	s.vault.Store(cfg.Vault)
-	s.source, s.state, s.observers = cfg.Source, cfg.State, cfg.Observers
+	s.source, s.state, s.observers, s.innerNetHTTP = cfg.Source, cfg.State, cfg.Observers, cfg.InnerNetHTTP
 	if s.source == nil {
 		s.source = VaultSource{s}
 	}
@@ -129,7 +134,8 @@ func New(cfg Config) (*Server, error) {
 	s.dialer.Self = s.isSelf
 	s.guard.configure(cfg)
 	s.transport = newTransport(s.dialer, cfg.UpstreamRoots)
-	s.tokens = newTokenCache(s)
+	s.tokens = oauth2.New(oauth2.Config{Transport: s.transport, Vault: s.Vault, Log: s.log.Named("oauth2"), Store: s.state,
+		Metrics: oauth2.Metrics{Requests: s.metrics.OAuth2TokenRequests, Expiry: s.metrics.OAuth2TokenExpiry}})
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))

@@ -15,7 +15,7 @@ func (s *Server) inject(out *http.Request, rule *policy.Rule, cred *vault.Creden
 	typ := rule.Inject.Type
 	switch kind := kindOf(cred); {
 	case typ == policy.InjectOAuth2 && kind == vault.KindOAuth2:
-		return s.tokens.inject(out, rule, cred)
+		return s.tokens.Inject(out, rule, cred)
 	case typ == policy.InjectSigV4 && kind == vault.KindAWS:
 		return injectSigV4(out, rule, cred)
 	case typ == policy.InjectOAuth2 || typ == policy.InjectSigV4 || kind == vault.KindOAuth2 || kind == vault.KindAWS:
@@ -41,7 +41,7 @@ func (s *Server) tokenSecrets(cred *vault.Credential) []string {
 		if sec, err := OAuth2SecretOf(cred); err == nil {
 			out = append(out, sec.ClientSecret, sec.RefreshToken)
 		}
-		out = append(out, s.tokens.live(cred.Path)...)
+		out = append(out, s.tokens.Live(cred.Path)...)
 	case vault.KindAWS:
 		if c, err := AWSCredentialsOf(cred); err == nil {
 			out = append(out, c.SecretAccessKey, c.SessionToken)

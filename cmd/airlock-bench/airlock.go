@@ -15,6 +15,7 @@ import (
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/vault"
 )
@@ -63,7 +64,8 @@ func startAirlock(o childOptions) (childHello, func(), error) {
 			return childHello{}, nil, err
 		}
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, UpstreamRoots: roots, AuditLog: alog})
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, UpstreamRoots: roots, AuditLog: alog,
+		Tune: func(c *proxy.Config) { c.InnerNetHTTP = o.netHTTP }})
 	if err != nil {
 		return childHello{}, nil, err
 	}
