@@ -134,12 +134,12 @@ func (s *Server) Forward(ctx context.Context, dec *door.Decision, req *http.Requ
 }
 
 // Header is the header dec's rule injects with dec's credential: what the
-// RPC door's `use http_header` hands out ([HeaderFor]).
+// RPC door's `use http_header` hands out ([headerFor]).
 func (s *Server) Header(dec *door.Decision) (name, value string, err error) {
 	if dec == nil || dec.Rule == nil || dec.Credential == nil {
 		return "", "", newError(http.StatusForbidden, CodeAccessDenied, "no rule injects this credential", "add a rule naming this credential")
 	}
-	return HeaderFor(dec.Rule, dec.Credential)
+	return headerFor(dec.Rule, dec.Credential)
 }
 
 // Snapshot is the vault's current data, or nil when sealed.

@@ -96,6 +96,12 @@ func New(cfg Config) *Cache {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
+	if cfg.Metrics.Requests == nil { // counted nowhere
+		cfg.Metrics.Requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "oauth2_token_requests"}, []string{"credential", "result"})
+	}
+	if cfg.Metrics.Expiry == nil {
+		cfg.Metrics.Expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "oauth2_token_expiry"}, []string{"credential"})
+	}
 	return &Cache{
 		transport: cfg.Transport, vault: cfg.Vault, metrics: cfg.Metrics, log: cfg.Log, now: cfg.Now, store: cfg.Store,
 		entries: map[string]*tokenEntry{}, pending: map[string]string{},
