@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -11,10 +10,12 @@ import (
 // instead of the lean loop (Config.InnerNetHTTP): the reference the lean
 // loop is measured against (cmd/airlock-bench --inner-net-http). It keeps
 // the front door's limits; Shutdown does not track these connections.
+// Differences the lean loop's suite shows (TestInnerSuiteOnNetHTTP): an
+// HTTP/1.0 request is answered HTTP/1.0, and a CONNECT inside the tunnel
+// reaches the pipeline (421) instead of being refused as a bad head (400).
 func (s *Server) serveInnerNetHTTP(c net.Conn, t *tunnel) {
-	var cancel context.CancelFunc
-	t.ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
+	// t.ctx stays nil: each upstream request derives from net/http's
+	// request context, cancelled when the agent goes.
 	l := &oneConnListener{c: c, done: make(chan struct{})}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
