@@ -1,6 +1,10 @@
 package state
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -75,5 +79,86 @@ func TestRateLimitSurvivesReload(t *testing.T) {
 	}
 	if ok, _ := l.take("bot", faster, now.Add(1100*time.Millisecond)); !ok {
 		t.Error("new rate (1/s) not applied")
+	}
+}
+
+func TestTokens(t *testing.T) {
+	m := NewMemory()
+	ctx := context.Background()
+	if _, ok, _ := m.Token(ctx, "k"); ok {
+		t.Fatal("token in an empty store")
+	}
+	exp := time.Unix(2000, 0)
+	_ = m.PutToken(ctx, "k", Token{Value: "tok1", Expiry: exp})
+	if tok, ok, _ := m.Token(ctx, "k"); !ok || tok.Value != "tok1" || !tok.Expiry.Equal(exp) {
+		t.Fatalf("got %+v %v", tok, ok)
+	}
+	_ = m.DropToken(ctx, "k", "other") // refused token is not the current one: kept
+	if _, ok, _ := m.Token(ctx, "k"); !ok {
+		t.Fatal("DropToken of another value dropped the token")
+	}
+	_ = m.DropToken(ctx, "k", "tok1")
+	if _, ok, _ := m.Token(ctx, "k"); ok {
+		t.Fatal("DropToken kept the token")
+	}
+	unlock, ok, _ := m.LockRefresh(ctx, "k", time.Minute)
+	if !ok {
+		t.Fatal("first lock refused")
+	}
+	if _, ok, _ := m.LockRefresh(ctx, "k", time.Minute); ok {
+		t.Fatal("second holder got the refresh lock")
+	}
+	unlock()
+	if _, ok, _ := m.LockRefresh(ctx, "k", time.Minute); !ok {
+		t.Fatal("lock not released")
+	}
+}
+
+func TestBudgetsReserveCommitPersist(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "state.json")
+	m := NewMemory()
+	if err := m.Persist(file); err != nil {
+		t.Fatal(err)
+	}
+	id, err := m.Reserve(ctx, "team/2026-05", 60, 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Reserve(ctx, "team/2026-05", 50, 100, time.Minute); !errors.Is(err, ErrBudgetExceeded) {
+		t.Fatalf("over-reservation: %v", err)
+	}
+	if err := m.Commit(ctx, "team/2026-05", id, 30); err != nil { // the real cost was lower
+		t.Fatal(err)
+	}
+	if _, err := m.Reserve(ctx, "team/2026-05", 50, 100, time.Minute); err != nil {
+		t.Fatalf("after commit of 30: %v", err)
+	}
+	// A restart keeps what was spent, not what was only reserved.
+	m2 := NewMemory()
+	if err := m2.Persist(file); err != nil {
+		t.Fatal(err)
+	}
+	if spent, reserved, _ := m2.Spent(ctx, "team/2026-05"); spent != 30 || reserved != 0 {
+		t.Fatalf("after restart: spent %d reserved %d, want 30, 0", spent, reserved)
+	}
+	// Reservations expire.
+	m2.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if _, err := m2.Reserve(ctx, "x", 10, 10, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	m2.now = func() time.Time { return time.Now().Add(3 * time.Hour) }
+	if _, reserved, _ := m2.Spent(ctx, "x"); reserved != 0 {
+		t.Fatalf("expired reservation still held: %d", reserved)
+	}
+}
+
+func TestPersistRefusesCorruptFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(file, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewMemory().Persist(file); err == nil {
+		t.Fatal("corrupt state file accepted")
 	}
 }
