@@ -111,7 +111,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		s.record(ev)
 		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, net.JoinHostPort(host, itoa(port))
 	}
-	t := &tunnel{agent: agent, host: host, port: port}
+	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port))}
 	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
 		s.mitm(c, t)
 	}}), target
@@ -145,10 +145,11 @@ func denied(host string, rule *policy.Rule) *Error {
 
 // tunnel is what the CONNECT established for a MITM'd connection.
 type tunnel struct {
-	agent  string
-	host   string
-	port   int
-	scheme string // "https", or "http" when the agent spoke plain HTTP inside
+	agent    string
+	host     string
+	port     int
+	hostPort string // host:port as the CONNECT named it, normalised (the pin's fast path)
+	scheme   string // "https", or "http" when the agent spoke plain HTTP inside
 
 	// ctx is the connection's context (inner.go): the parent of the
 	// upstream requests made for it, cancelled when the agent is gone.

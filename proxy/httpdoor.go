@@ -67,8 +67,8 @@ func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 		// CONNECT target so an agent cannot have one host's credential sent
 		// to another.
 		for _, hp := range []string{r.Host, absHost(r)} {
-			if hp == "" {
-				continue
+			if hp == "" || hp == t.hostPort || hp == t.host && t.port == defaultPort(t.scheme) {
+				continue // already in normal form: no allocation on the common path
 			}
 			host, port, _ := policy.SplitTarget(hp, defaultPort(t.scheme))
 			if host != t.host || port != t.port {
