@@ -1,11 +1,27 @@
 // Package proxy is airlock's egress pipeline and its front doors.
 //
 // One listener serves two doors: a connection whose first byte is 0x00 is a
-// SanctumAI RPC client (package [rpc]); anything else is an HTTP proxy client
-// handled by goproxy (CONNECT) or directly (plain http:// requests). MITM'd
-// TLS connections are served by a lean HTTP/1.1 loop (inner.go) that runs
-// the pipeline: identify agent ▶ match rule ▶ resolve credential ▶ inject ▶
-// guarded dial ▶ stream the response back ▶ audit and metrics.
+// SanctumAI RPC client (package rpc, through [Server.Judge], [Server.Forward]
+// and [Server.Header]); anything else is an HTTP proxy client handled by
+// goproxy (CONNECT) or directly (plain http:// requests). MITM'd TLS
+// connections are served by a lean HTTP/1.1 loop (inner.go; net/http.Server
+// with Config.InnerNetHTTP).
+//
+// # The pipeline
+//
+// Every door's request goes through judge (judge.go): identify agent ▶
+// normalise target ▶ grant (RPC) ▶ match rule ▶ rate limit (state store) ▶
+// report mode ▶ resolve credential ([Source]) ▶ inject ▶ guarded dial
+// (package egress) ▶ the response observer chain ([Observer], scrubber
+// first) ▶ one audit line (zap, hash chain, metrics with door and
+// operation labels).
+//
+// # Sub-packages
+//
+// door (request/decision shapes), errcode (codes, JSON errors), audit
+// (audit file, async writer, field names), state (state store), rpc
+// (SanctumAI door), sigv4, internal/scrub, internal/egress, internal/oauth2.
+// None of them imports this package.
 package proxy
 
 import (
