@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -154,4 +155,31 @@ func normHost(buf *[maxHost]byte, host string) ([]byte, bool) {
 		b[i] = c
 	}
 	return b, true
+}
+
+// NormalizeHost is the one host normaliser of the request path: lower
+// case, no trailing dot, IPv6 without brackets and in canonical form — the
+// form rules match ([Policy.Match]), audit lines record and tunnels pin.
+// It returns "" for a host no rule can match.
+func NormalizeHost(host string) string {
+	var buf [maxHost]byte
+	h, ok := normHost(&buf, host)
+	if !ok {
+		return ""
+	}
+	return string(h)
+}
+
+// SplitTarget splits a request's "host[:port]" (brackets around IPv6 as in
+// URLs) into its normalised host ([NormalizeHost]) and port, defPort when
+// none is given. ok is false for a bad port or a host no rule can match.
+func SplitTarget(hostport string, defPort int) (host string, port int, ok bool) {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		h, port = hostport, defPort
+	} else if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
+		return "", -1, false
+	}
+	host = NormalizeHost(h)
+	return host, port, host != ""
 }

@@ -8,6 +8,9 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/door"
 )
 
 // Decisions recorded in audit lines and the requests metric.
@@ -17,6 +20,9 @@ const (
 	decisionTunnel = "tunnel"
 	decisionDeny   = "deny"
 	decisionError  = "error"
+	// Credential operations of the RPC door.
+	decisionUse     = "use"      // sign, encrypt, decrypt: the credential used inside airlock
+	decisionHandOut = "hand_out" // retrieve, http_header: the secret handed to the agent
 )
 
 // event is the audit record of one request, filled in as the pipeline runs.
@@ -36,7 +42,8 @@ type event struct {
 	status     int
 	bytes      int64
 	upstream   time.Duration
-	door       string // "rpc" for the SanctumAI door, empty for the proxy
+	door       string // door.Proxy, door.RPC, ...; "" is the proxy
+	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
 	aborted    bool   // the response stream was cut mid-body
 }
 
@@ -65,13 +72,14 @@ func (s *Server) record(ev *event) {
 	if code == "" {
 		code = "OK"
 	}
-	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code).Inc()
+	dr, op := orString(ev.door, door.Proxy), orString(ev.operation, door.OpProxy)
+	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code, dr, op).Inc()
 	s.auditFile(ev, agent, code) // hash-chained file, when configured (auditlog.go)
 	if ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "") {
 		s.metrics.Denials.WithLabelValues(agent, code).Inc()
 	}
-	if ev.decision == decisionInject && ev.code == "" && ev.credential != "" {
-		s.metrics.CredentialUses.WithLabelValues(ev.credential, agent, rule).Inc()
+	if usesCredential(ev.decision) && ev.code == "" && ev.credential != "" {
+		s.metrics.CredentialUses.WithLabelValues(ev.credential, agent, rule, dr, op).Inc()
 	}
 	if ev.upstream > 0 {
 		s.metrics.UpstreamSeconds.WithLabelValues(rule).Observe(ev.upstream.Seconds())
@@ -87,39 +95,56 @@ func (s *Server) record(ev *event) {
 	if ce == nil {
 		return
 	}
-	fp := auditFields.Get().(*[14]zap.Field) // zap encodes synchronously
-	defer func() { *fp = [14]zap.Field{}; auditFields.Put(fp) }()
+	fp := auditFields.Get().(*[16]zap.Field) // zap encodes synchronously
+	defer func() { *fp = [16]zap.Field{}; auditFields.Put(fp) }()
 	fields := fp[:0]
 	fields = append(fields,
-		zap.String("agent", agent),
-		zap.String("rule", ev.rule),
-		zap.String("action", ev.decision),
-		zap.String("credential", ev.credential),
-		zap.String("inject", ev.inject),
-		zap.String("method", ev.method),
-		zap.String("host", ev.host+":"+strconv.Itoa(ev.port)),
-		zap.String("path", ev.path),
-		zap.Int("status", ev.status),
-		zap.Int64("bytes", ev.bytes),
-		zap.Float64("duration_ms", float64(time.Since(ev.start).Microseconds())/1000),
-		zap.String("code", code),
-		zap.String("door", orString(ev.door, "proxy")),
+		zap.String(audit.FieldAgent, agent),
+		zap.String(audit.FieldRule, ev.rule),
+		zap.String(audit.FieldAction, ev.decision),
+		zap.String(audit.FieldCredential, ev.credential),
+		zap.String(audit.FieldInject, ev.inject),
+		zap.String(audit.FieldMethod, ev.method),
+		zap.String(audit.FieldHost, hostField(ev)),
+		zap.String(audit.FieldPath, ev.path),
+		zap.Int(audit.FieldStatus, ev.status),
+		zap.Int64(audit.FieldBytes, ev.bytes),
+		zap.Float64(audit.FieldDurationMS, float64(time.Since(ev.start).Microseconds())/1000),
+		zap.String(audit.FieldCode, code),
+		zap.String(audit.FieldDoor, dr),
 	)
+	if op != door.OpProxy {
+		fields = append(fields, zap.String(audit.FieldOperation, op))
+	}
 	if ev.aborted {
-		fields = append(fields, zap.Bool("aborted", true))
+		fields = append(fields, zap.Bool(audit.FieldAborted, true))
 	}
 	ce.Write(fields...)
 }
 
 // auditFields pools the field arrays of audit lines: one per request
 // would otherwise be ~1 KiB of garbage.
-var auditFields = sync.Pool{New: func() any { return new([14]zap.Field) }}
+var auditFields = sync.Pool{New: func() any { return new([16]zap.Field) }}
+
+// usesCredential reports whether a decision used a credential (the
+// credential-uses counter).
+func usesCredential(decision string) bool {
+	return decision == decisionInject || decision == decisionUse || decision == decisionHandOut
+}
+
+// hostField is host:port, or "" for an operation without a target.
+func hostField(ev *event) string {
+	if ev.host == "" && ev.port == 0 && ev.operation != "" && ev.operation != door.OpProxy && ev.operation != door.OpHTTPRequest {
+		return ""
+	}
+	return ev.host + ":" + strconv.Itoa(ev.port)
+}
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-func fieldAgent(a string) zap.Field { return zap.String("agent", a) }
-func fieldHost(h string) zap.Field  { return zap.String("host", h) }
-func fieldErr(err error) zap.Field  { return zap.String("error", err.Error()) }
+func fieldAgent(a string) zap.Field { return zap.String(audit.FieldAgent, a) }
+func fieldHost(h string) zap.Field  { return zap.String(audit.FieldHost, h) }
+func fieldErr(err error) zap.Field  { return zap.String(audit.FieldError, err.Error()) }
 
 // countingWriter counts body bytes and remembers the status written.
 type countingWriter struct {
@@ -148,3 +173,28 @@ func (w *countingWriter) Flush() { http.NewResponseController(w.ResponseWriter).
 
 // Unwrap lets http.ResponseController reach Hijack (WebSockets).
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// auditFile queues ev for the audit file, when one is configured. It is
+// called from record with the label values already defaulted.
+func (s *Server) auditFile(ev *event, agent, code string) {
+	a := s.ops.audit.Load()
+	if a == nil {
+		return
+	}
+	a.Write(audit.Line{
+		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
+		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
+		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
+		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
+		Operation: lineOperation(ev.operation),
+	})
+}
+
+// lineOperation is the operation field of an audit file line: "" for a
+// proxied request, as before operations were recorded.
+func lineOperation(op string) string {
+	if op == door.OpProxy {
+		return ""
+	}
+	return op
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/sigv4"
 )
 
@@ -94,7 +95,7 @@ func TestAWSCredentialRoundTrip(t *testing.T) {
 	if err != nil || got != awsTestCreds {
 		t.Fatalf("round trip %v, %v", got, err)
 	}
-	secrets := (&Server{tokens: &tokenCache{}}).tokenSecrets(cred)
+	secrets := (&Server{tokens: oauth2.New(oauth2.Config{})}).tokenSecrets(cred)
 	if len(secrets) != 2 || secrets[0] != awsTestCreds.SecretAccessKey || secrets[1] != awsTestCreds.SessionToken {
 		t.Fatal("tokenSecrets does not list the aws secrets")
 	}

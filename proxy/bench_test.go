@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net"
 	"net/http"
@@ -63,6 +64,10 @@ type inproc struct {
 
 const inprocSecret = "sk-bench-0123456789"
 
+// innerNetHTTP makes startInproc serve MITM'd connections with
+// net/http.Server instead of the lean loop (TestInnerSuiteOnNetHTTP).
+var innerNetHTTP bool
+
 func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 	tb.Helper()
 	host := strings.TrimPrefix(up.URL, "https://")
@@ -74,7 +79,8 @@ func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 	s, l, ca := inprocServer(tb, "bench/key", inprocSecret, "tok", fmt.Sprintf("version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n"+
 		"  - name: denied\n    host: %q\n    paths: [\"/denied/**\"]\n    action: deny\n"+
 		"  - name: up\n    host: %q\n    credential: bench/key\n", host, host),
-		Config{Log: log, UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second})
+		Config{Log: log, UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second,
+			InnerNetHTTP: innerNetHTTP})
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
 	return &inproc{s: s, addr: l.Addr().String(), roots: roots, upHost: host,
@@ -255,14 +261,14 @@ func BenchmarkScrubText(b *testing.B) {
 	for i := range body {
 		body[i] = byte('a' + i%26)
 	}
-	r := newReplacer(secretForms([]byte("sk-bench-0f3a9c2e71d84b56a0c3e9f1d2b4a6c8")), []byte("[REDACTED:bench/token]"))
+	r := scrub.NewReplacer(scrub.Forms([]byte("sk-bench-0f3a9c2e71d84b56a0c3e9f1d2b4a6c8")), []byte("[REDACTED:bench/token]"))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		sr := newScrubReader(bytes.NewReader(body), r, nil)
+		sr := scrub.NewReader(bytes.NewReader(body), r, nil)
 		if _, err := io.Copy(io.Discard, sr); err != nil {
 			b.Fatal(err)
 		}
-		sr.release()
+		sr.Release()
 	}
 }

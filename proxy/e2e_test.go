@@ -123,6 +123,7 @@ func assertNoSecrets(t *testing.T, where, text string) {
 }
 
 func TestInjectionTypes(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -165,6 +166,7 @@ func TestInjectionTypes(t *testing.T) {
 }
 
 func TestAgentAuthorizationReplaced(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	hdr := http.Header{"Authorization": {"Bearer agent-own-key", "Basic Zm9vOmJhcg=="}}
 	code, seen, _, body := getJSON(t, e.client(agent), up.URL+"/bearer/x", hdr)
@@ -191,6 +193,7 @@ func expectError(t *testing.T, status int, hdr http.Header, body string, wantSta
 }
 
 func TestPipelineErrors(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	cases := map[string]struct {
@@ -238,6 +241,7 @@ func agentAuth(u *url.URL) string {
 }
 
 func TestConnectRefusals(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	cases := map[string]struct {
 		target, auth string
@@ -279,6 +283,7 @@ func mitmTLS(t *testing.T, e *env, agent *url.URL, target, sni string) *tls.Conn
 }
 
 func TestHostMustMatchConnect(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	other := newUpstream(t, nil) // a second host the agent wants the credential sent to
 	for name, reqLine := range map[string]string{
@@ -305,6 +310,7 @@ func TestHostMustMatchConnect(t *testing.T) {
 }
 
 func TestTunnelPassthrough(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	e := newEnv(t)
 	agent := e.addAgent("bot")
@@ -328,6 +334,7 @@ func TestTunnelPassthrough(t *testing.T) {
 }
 
 func TestEgressGuard(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)
@@ -353,6 +360,7 @@ func TestEgressGuard(t *testing.T) {
 }
 
 func TestSSEStreamsEventByEvent(t *testing.T) {
+	t.Parallel() // own home, own ports
 	release := make(chan struct{})
 	sse := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -383,6 +391,7 @@ func TestSSEStreamsEventByEvent(t *testing.T) {
 }
 
 func TestCurlAndPython(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	proxy := e.proxyURL(agent).String()
 	want := digest("Bearer " + secrets["test/bearer"])

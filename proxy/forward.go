@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"net"
 	"net/http"
@@ -25,7 +26,7 @@ const defaultTimeout = 60 * time.Second
 // idle connections per host, HTTP/2 where the upstream offers it, never a
 // proxy of its own (airlock must not chain to its own HTTPS_PROXY), and the
 // agent's Accept-Encoding passed through untouched.
-func newTransport(d *dialer, roots *x509.CertPool) *http.Transport {
+func newTransport(d *egress.Dialer, roots *x509.CertPool) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
@@ -58,18 +59,18 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
 		ErrorHandler: s.upstreamError,
 		// ModifyResponse scrubs echoes of the injected secret (scrubresp.go).
-		ModifyResponse: s.scrubResponse,
+		ModifyResponse: s.observe,
 	}
 }
 
-// rewrite is the ReverseProxy's hook (upgrades): see rewriteOut.
-func (s *Server) rewrite(pr *httputil.ProxyRequest) {
-	s.rewriteOut(pr.Out, decisionFrom(pr.In.Context()))
-}
+// rewrite is the ReverseProxy's hook (upgrades). relay has already shaped
+// the inbound request with rewriteOut (which can fail, unlike this hook);
+// the ReverseProxy's clone keeps what it set.
+func (s *Server) rewrite(pr *httputil.ProxyRequest) {}
 
 // rewriteOut shapes the outbound request: the pinned destination, no proxy
-// headers, and the credential.
-func (s *Server) rewriteOut(out *http.Request, d *decision) {
+// headers, and the credential. An injection failure is returned.
+func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	out.URL.Scheme = d.scheme
 	out.URL.Host = d.host
 	if strings.IndexByte(d.host, ':') >= 0 {
@@ -91,11 +92,19 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) {
 	}
 	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
 	if d.cred == nil {
-		return
+		return nil
 	}
-	if err := s.inject(out, d.rule, d.cred); err != nil {
-		d.injectErr = err
+	return s.inject(out, d.rule, d.cred)
+}
+
+// injectError is the refusal for a failed injection: the injector's own
+// *Error, or CREDENTIAL_INVALID.
+func injectError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
 	}
+	return newError(http.StatusBadGateway, CodeCredentialInvalid, err.Error(), "check the credential's value and the rule's inject settings")
 }
 
 // upstream applies the rule's timeout: to the response headers, then to
@@ -106,9 +115,6 @@ var errUpstreamTimeout = errors.New("upstream timed out")
 
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := decisionFrom(req.Context())
-	if d.injectErr != nil {
-		return nil, d.injectErr
-	}
 	timeout := defaultTimeout
 	if d.rule != nil && d.rule.Timeout > 0 {
 		timeout = d.rule.Timeout
@@ -176,7 +182,7 @@ func (s *Server) failUpstream(w http.ResponseWriter, d *decision, err error) {
 		d.ev.fail(e)
 		s.log.Debug("upstream failed", fieldAgent(d.agent), fieldHost(d.host), zap.String("error", scrubError(err, d)))
 	}
-	e.write(w)
+	e.Write(w)
 }
 
 // classify maps a transport error to airlock's error codes. Messages name
@@ -209,8 +215,6 @@ func classify(err error, d *decision) *Error {
 		return newError(http.StatusBadGateway, CodeUpstreamError, "cannot resolve "+host, "check the host name")
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return newError(http.StatusGatewayTimeout, CodeUpstreamError, "upstream "+host+" timed out", "check that the upstream is up")
-	case d != nil && d.injectErr != nil && errors.Is(err, d.injectErr):
-		return newError(http.StatusBadGateway, CodeCredentialInvalid, d.injectErr.Error(), "check the credential's value and the rule's inject settings")
 	}
 	return newError(http.StatusBadGateway, CodeUpstreamError, "cannot reach upstream "+host,
 		"check that the upstream is up and reachable from airlock")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"log"
 	"net"
@@ -84,7 +85,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	r := ctx.Req
 	start := time.Now()
 	agent, aerr := s.authenticate(r)
-	host, port := hostPort(target, 443)
+	host, port := connectTarget(target)
 	ev := &event{start: start, agent: agent, method: http.MethodConnect, host: host, port: port}
 	if aerr != nil {
 		return s.rejectConnect(ctx, ev, aerr), target
@@ -110,16 +111,26 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		s.record(ev)
 		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, net.JoinHostPort(host, itoa(port))
 	}
-	t := &tunnel{agent: agent, host: host, port: port}
+	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port))}
 	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
 		s.mitm(c, t)
 	}}), target
 }
 
+// connectTarget splits and normalises a CONNECT target (policy.SplitTarget);
+// port is -1 when bad. A host no rule can match is kept as sent.
+func connectTarget(target string) (string, int) {
+	host, port, ok := policy.SplitTarget(target, 443)
+	if !ok && port > 0 {
+		host, _ = egress.HostPort(target, 443)
+	}
+	return host, port
+}
+
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
 	ev.fail(e)
 	s.record(ev)
-	ctx.Resp = e.response(ctx.Req)
+	ctx.Resp = e.Response(ctx.Req)
 	return &goproxy.ConnectAction{Action: goproxy.ConnectReject}
 }
 
@@ -134,10 +145,11 @@ func denied(host string, rule *policy.Rule) *Error {
 
 // tunnel is what the CONNECT established for a MITM'd connection.
 type tunnel struct {
-	agent  string
-	host   string
-	port   int
-	scheme string // "https", or "http" when the agent spoke plain HTTP inside
+	agent    string
+	host     string
+	port     int
+	hostPort string // host:port as the CONNECT named it, normalised (the pin's fast path)
+	scheme   string // "https", or "http" when the agent spoke plain HTTP inside
 
 	// ctx is the connection's context (inner.go): the parent of the
 	// upstream requests made for it, cancelled when the agent is gone.
@@ -158,7 +170,7 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 	}
 	if first != 0x16 { // not a TLS handshake: plain HTTP inside the tunnel
 		t.scheme = "http"
-		s.serveInner(s.guardHeads(pc, t.agent), t)
+		s.serveTunnel(s.guardHeads(pc, t.agent), t)
 		return
 	}
 	t.scheme = "https"
@@ -171,7 +183,17 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		return
 	}
 	cancel()
-	s.serveInner(s.guardHeads(tc, t.agent), t)
+	s.serveTunnel(s.guardHeads(tc, t.agent), t)
+}
+
+// serveTunnel serves the requests of a MITM'd connection: the lean
+// HTTP/1.1 loop (inner.go), or net/http.Server for comparison.
+func (s *Server) serveTunnel(c net.Conn, t *tunnel) {
+	if s.innerNetHTTP {
+		s.serveInnerNetHTTP(c, t)
+		return
+	}
+	s.serveInner(c, t)
 }
 
 // dialTunnel dials the target of a tunnel rule through the dial guard.
@@ -186,5 +208,5 @@ func (s *Server) tunnelError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 	if e.Code == CodeUpstreamError {
 		e.Message = "cannot reach " + ctx.Req.URL.Host
 	}
-	_ = e.response(ctx.Req).Write(w)
+	_ = e.Response(ctx.Req).Write(w)
 }

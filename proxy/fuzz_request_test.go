@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/base64"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net"
 	"net/http"
@@ -82,7 +83,7 @@ func FuzzProxyRequest(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	forms := secretForms([]byte(testSecret))
+	forms := scrub.Forms([]byte(testSecret))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		client, server := net.Pipe()
 		go s.dispatch(server)

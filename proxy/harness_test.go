@@ -75,6 +75,7 @@ func (e *env) environ() []string {
 		"AIRLOCK_PASSPHRASE="+testPassphrase,
 		"AIRLOCK_INSECURE_FAST_KDF=1",
 		"HTTPS_PROXY=", "HTTP_PROXY=", "https_proxy=", "http_proxy=",
+		"GORACE=atexit_sleep_ms=0", // a -race binary otherwise sleeps 1 s at every exit
 	)
 	if e.upCAFile != "" {
 		env = append(env, "SSL_CERT_FILE="+e.upCAFile)

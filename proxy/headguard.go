@@ -196,7 +196,7 @@ func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
 	ev.fail(e)
 	s.record(ev)
 	var b bytes.Buffer
-	_ = e.response(nil).Write(&b)
+	_ = e.Response(nil).Write(&b)
 	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.Write(b.Bytes())
 }

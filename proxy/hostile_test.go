@@ -146,6 +146,7 @@ func (h *hostileEnv) get(t *testing.T, rawURL string) (int, http.Header, string)
 }
 
 func TestHostileEchoScrubbed(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	body := `{"your_key":"` + hostileSecret + `"}`
 	want := `{"your_key":"[REDACTED:test/bearer]"}`
@@ -171,6 +172,7 @@ func TestHostileEchoScrubbed(t *testing.T) {
 }
 
 func TestHostileRedirectToSecondUpstream(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	c := h.client(h.agent)
 	c.CheckRedirect = nil // the agent follows; airlock must not carry the credential
@@ -187,6 +189,7 @@ func TestHostileRedirectToSecondUpstream(t *testing.T) {
 }
 
 func TestHostileRequestHeaders(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	req, _ := http.NewRequest("GET", h.up2.URL+"/dup", nil)
 	req.Header["Authorization"] = []string{"Bearer agent-one", "Bearer agent-two"}
@@ -222,6 +225,7 @@ func (h *hostileEnv) rawInTunnel(t *testing.T, raw string) string {
 }
 
 func TestHostileSmugglingAndLoops(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	host := h.up.hostPort()
 	cases := map[string]struct{ raw, status, code string }{
@@ -255,6 +259,7 @@ func TestHostileSmugglingAndLoops(t *testing.T) {
 }
 
 func TestHostilePlainHTTP(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	status, hdr, _ := h.get(t, h.plain.URL+"/refused/x")
 	if status != http.StatusForbidden || hdr.Get("X-Airlock-Error") != "ACCESS_DENIED" {
@@ -270,6 +275,7 @@ func TestHostilePlainHTTP(t *testing.T) {
 }
 
 func TestHostileRateLimit(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	for i := range 2 {
 		if status, _, b := h.get(t, h.up.URL+"/limited/a"); status != 200 {
@@ -284,6 +290,7 @@ func TestHostileRateLimit(t *testing.T) {
 }
 
 func TestHostileSlowloris(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t, "--read-header-timeout", "1s")
 	c, err := net.Dial("tcp", h.proxyAddr)
 	if err != nil {
@@ -321,6 +328,7 @@ func TestHostileSlowloris(t *testing.T) {
 }
 
 func TestHostileUpstreamHang(t *testing.T) {
+	t.Parallel() // own home, own ports
 	h := startHostile(t)
 	start := time.Now()
 	status, hdr, _ := h.get(t, h.up.URL+"/hang/x")

@@ -10,10 +10,7 @@ import (
 	"time"
 )
 
-// Codes of the refusals added by hardening (beyond DESIGN.md's table).
 const (
-	CodeLoopDetected    = "LOOP_DETECTED"
-	CodeTooManyConns    = "TOO_MANY_CONNECTIONS"
 	defaultMaxConns     = 256
 	defaultWriteTimeout = 60 * time.Second
 )
@@ -22,10 +19,10 @@ const (
 // inbound request carrying it has been through airlock already.
 const viaAirlock = "1.1 airlock"
 
-// guards holds the hardening state of a Server: rate-limit buckets, the
-// per-agent connection counts and the addresses airlock itself listens on.
+// guards holds the hardening state of a Server: the per-agent connection
+// counts and the addresses airlock itself listens on (rate-limit buckets
+// are in the state store).
 type guards struct {
-	limits       rateLimits
 	conns        connCounter
 	writeTimeout time.Duration // per write on agent connections
 

@@ -43,10 +43,10 @@ func injectorFor(rule *policy.Rule) (Injector, error) {
 	return fn, nil
 }
 
-// HeaderFor returns the header name and value the rule injects for cred
+// headerFor returns the header name and value the rule injects for cred
 // (bearer, api_key, custom, basic). It is what http_header over the RPC
 // door hands out.
-func HeaderFor(rule *policy.Rule, cred *vault.Credential) (name, value string, err error) {
+func headerFor(rule *policy.Rule, cred *vault.Credential) (name, value string, err error) {
 	secret := string(cred.Value.Bytes())
 	switch rule.Inject.Type {
 	case "", policy.InjectBearer:
@@ -62,7 +62,7 @@ func HeaderFor(rule *policy.Rule, cred *vault.Credential) (name, value string, e
 }
 
 func injectHeader(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
-	name, value, err := HeaderFor(rule, cred)
+	name, value, err := headerFor(rule, cred)
 	if err != nil {
 		return err
 	}

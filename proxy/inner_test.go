@@ -326,3 +326,35 @@ func TestInnerSlowRequestKeepsConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestInnerSuiteOnNetHTTP runs the lean loop's suite against net/http.Server
+// behind the same seam (Config.InnerNetHTTP): what the loop must match.
+// Cases where net/http answers differently are listed with the reason and
+// skipped; the rest must pass unchanged.
+func TestInnerSuiteOnNetHTTP(t *testing.T) {
+	innerNetHTTP = true
+	t.Cleanup(func() { innerNetHTTP = false })
+	suite := map[string]func(*testing.T){
+		"KeepAliveAndPipelining":   TestInnerKeepAliveAndPipelining,
+		"ExpectContinue":           TestInnerExpectContinue,
+		"BadHeads":                 TestInnerBadHeads,
+		"TrailersRelayed":          TestInnerTrailersRelayed,
+		"AbortedStream":            TestInnerAbortedStream,
+		"RelayHopByHop":            TestRelayHopByHop,
+		"AgentGoneCancelsUpstream": TestInnerAgentGoneCancelsUpstream,
+		"SlowRequestKeepsConn":     TestInnerSlowRequestKeepsConnection,
+		"ShutdownDrains":           TestInnerShutdownDrains,
+	}
+	skip := map[string]string{
+		"ShutdownDrains": "Shutdown tracks lean-loop connections only",
+		"BadHeads":       "net/http answers HTTP/1.0 with HTTP/1.0 and hands CONNECT to the pipeline (421, not 400)",
+	}
+	for name, test := range suite {
+		t.Run(name, func(t *testing.T) {
+			if why, ok := skip[name]; ok {
+				t.Skip(why)
+			}
+			test(t)
+		})
+	}
+}

@@ -11,8 +11,8 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Requests        *prometheus.CounterVec   // agent, rule, decision, code
-	CredentialUses  *prometheus.CounterVec   // credential, agent, rule
+	Requests        *prometheus.CounterVec   // agent, rule, decision, code, door, operation
+	CredentialUses  *prometheus.CounterVec   // credential, agent, rule, door, operation
 	UpstreamSeconds *prometheus.HistogramVec // rule
 	Denials         *prometheus.CounterVec   // agent, reason
 	CertCache       *prometheus.CounterVec   // result
@@ -38,11 +38,11 @@ func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: reg,
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_requests_total", Help: "Requests judged by airlock, by agent, rule, decision (inject, allow, tunnel, deny, error) and code.",
-		}, []string{"agent", "rule", "decision", "code"}),
+			Name: "airlock_requests_total", Help: "Requests and credential operations judged by airlock, by agent, rule, decision (inject, allow, tunnel, deny, error, would_deny, use, hand_out), code, door (proxy, rpc) and operation (proxy, http_request, http_header, retrieve, sign, encrypt, decrypt).",
+		}, []string{"agent", "rule", "decision", "code", "door", "operation"}),
 		CredentialUses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_credential_uses_total", Help: "Credentials injected into upstream requests.",
-		}, []string{"credential", "agent", "rule"}),
+			Name: "airlock_credential_uses_total", Help: "Credentials used: injected into upstream requests, used for sign/encrypt/decrypt, or handed out (retrieve, http_header), by door and operation.",
+		}, []string{"credential", "agent", "rule", "door", "operation"}),
 		UpstreamSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "airlock_upstream_duration_seconds",
 			Help:    "Time from forwarding a request to the upstream's response headers.",

@@ -99,6 +99,7 @@ func (e *env) waitMetric(name string, want map[string]string, min float64) {
 }
 
 func TestMetricsAfterRealRequests(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	for _, p := range []string{"/bearer/a", "/bearer/b", "/forbidden/x"} {
@@ -142,6 +143,7 @@ func TestMetricsAfterRealRequests(t *testing.T) {
 }
 
 func TestStatusAndPprof(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, _, _ := startInjectEnv(t, nil)
 	code, body := e.adminGet("/v1/status")
 	if code != 200 {
@@ -183,6 +185,7 @@ func TestStatusAndPprof(t *testing.T) {
 }
 
 func TestPolicyHotReload(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	base := strings.NewReplacer("{{UP}}", up.hostPort(), "{{DOWN}}", e.downPort).Replace(injectPolicy)
@@ -213,6 +216,7 @@ func TestPolicyHotReload(t *testing.T) {
 }
 
 func TestVaultSetDuringServe(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	const fresh = "sk-rotated-5e6f7a8b9c0d"
@@ -230,6 +234,7 @@ func TestVaultSetDuringServe(t *testing.T) {
 }
 
 func TestAuditLogChainVerify(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)
@@ -282,6 +287,7 @@ func TestAuditLogChainVerify(t *testing.T) {
 }
 
 func TestReportMode(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	other := newUpstream(t, nil) // no rule names it
 	e := newEnv(t)
@@ -327,6 +333,7 @@ func TestReportMode(t *testing.T) {
 }
 
 func TestUpstreamProxyChaining(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	corp := proxy.NewTestConnectProxy(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("corp:hunter2")))
 	e := newEnv(t)
@@ -354,6 +361,7 @@ func TestUpstreamProxyChaining(t *testing.T) {
 }
 
 func TestExamplePolicies(t *testing.T) {
+	t.Parallel() // own home, own ports
 	files, _ := filepath.Glob("../examples/policies/*.yaml")
 	if len(files) < 6 {
 		t.Fatalf("examples/policies has %d files", len(files))
@@ -389,6 +397,7 @@ func collectExprs(v any, out *[]string) {
 }
 
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, nil)
 	c := e.client(agent)
 	getJSON(t, c, up.URL+"/bearer/x", nil)

@@ -1,37 +1,20 @@
 package proxy
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
-	"time"
 
 	"golang.org/x/time/rate"
 
 	"github.com/airlock/airlock/policy"
 )
 
-// rateLimits holds one token bucket per (agent, rule name). Buckets outlive
-// policy reloads: a rule whose rate changed gets its bucket's limit and
-// burst updated in place, so a reload never hands every agent a fresh
-// burst. The zero value is ready to use.
-type rateLimits struct {
-	mu      sync.Mutex // guards buckets
-	buckets map[bucketKey]*bucket
-}
-
-type bucketKey struct{ agent, rule string }
-
-type bucket struct {
-	lim   *rate.Limiter
-	limit rate.Limit
-	burst int
-}
-
-// maxBuckets bounds the map; agent and rule names come from configuration,
-// so reaching it means many reloads renamed rules: stale buckets go.
-const maxBuckets = 100_000
+// Rate limits: one token bucket per (agent, rule name), kept in the state
+// store (package state). Buckets outlive policy reloads: a rule whose rate
+// changed gets its bucket's limit and burst updated in place, so a reload
+// never hands every agent a fresh burst.
 
 // limitOf converts a rule's rate limit to a token rate and burst.
 func limitOf(rl *policy.RateLimit) (rate.Limit, int) {
@@ -45,62 +28,24 @@ func limitOf(rl *policy.RateLimit) (rate.Limit, int) {
 	return rate.Limit(float64(rl.Count) / rl.Per.Seconds()), burst
 }
 
-// take takes a token for agent under rule at now. When none is left it
-// returns how long until one will be.
-func (l *rateLimits) take(agent string, rule *policy.Rule, now time.Time) (ok bool, wait time.Duration) {
-	if rule.RateLimit == nil || rule.RateLimit.Count <= 0 {
-		return true, 0
-	}
-	limit, burst := limitOf(rule.RateLimit)
-	b := l.bucket(bucketKey{agent, rule.Name}, limit, burst, now)
-	r := b.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Duration(math.MaxInt64)
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
+// bucketKey names the bucket of agent under rule in the state store.
+func bucketKey(agent, rule string) string { return "ratelimit\x00" + agent + "\x00" + rule }
 
-// bucket returns the limiter of k, created or updated to limit and burst.
-func (l *rateLimits) bucket(k bucketKey, limit rate.Limit, burst int, now time.Time) *rate.Limiter {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.buckets == nil {
-		l.buckets = make(map[bucketKey]*bucket)
-	}
-	b := l.buckets[k]
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			clear(l.buckets)
-		}
-		b = &bucket{lim: rate.NewLimiter(limit, burst), limit: limit, burst: burst}
-		l.buckets[k] = b
-		return b.lim
-	}
-	if b.limit != limit {
-		b.lim.SetLimitAt(now, limit)
-		b.limit = limit
-	}
-	if b.burst != burst {
-		b.lim.SetBurstAt(now, burst)
-		b.burst = burst
-	}
-	return b.lim
-}
-
-// rateLimit is the pipeline's rate-limit step, after a rule matched.
+// rateLimit is the pipeline's rate-limit step, after a rule matched. A
+// state store that cannot answer fails closed (RATE_LIMITED, retry 1 s).
 func (s *Server) rateLimit(agent string, rule *policy.Rule) *Error {
-	if rule.Action == policy.ActionDeny {
+	if rule.Action == policy.ActionDeny || rule.RateLimit == nil || rule.RateLimit.Count <= 0 {
 		return nil
 	}
-	ok, wait := s.guard.limits.take(agent, rule, time.Now())
-	if ok {
+	limit, burst := limitOf(rule.RateLimit)
+	ok, wait, err := s.state.Allow(context.Background(), bucketKey(agent, rule.Name), limit, burst)
+	if ok && err == nil {
 		return nil
 	}
 	secs := max(1, int(math.Ceil(wait.Seconds())))
+	if err != nil {
+		secs = 1
+	}
 	rl := rule.RateLimit
 	e := newError(http.StatusTooManyRequests, CodeRateLimited,
 		"rule "+rule.Name+" allows "+strconv.Itoa(rl.Count)+" requests per "+rl.Per.String()+" for agent "+agent,

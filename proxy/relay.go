@@ -20,7 +20,12 @@ import (
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 	ctx := context.WithValue(d.base, decisionKey{}, d)
 	if r.Header["Upgrade"] != nil {
-		s.forward.ServeHTTP(w, r.WithContext(ctx))
+		up := r.WithContext(ctx)
+		if err := s.rewriteOut(up, d); err != nil {
+			s.failUpstream(w, d, injectError(err))
+			return
+		}
+		s.forward.ServeHTTP(w, up)
 		return
 	}
 	out := r.WithContext(ctx)
@@ -28,7 +33,10 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a dead idle connection
 	}
-	s.rewriteOut(out, d)
+	if err := s.rewriteOut(out, d); err != nil {
+		s.failUpstream(w, d, injectError(err))
+		return
+	}
 	resp, err := s.forward.Transport.RoundTrip(out)
 	var stream bool
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
@@ -39,7 +47,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 	if err == nil {
 		// Judged before scrubbing, which drops the length of what it scrubs.
 		stream = resp.ContentLength < 0 || isEventStream(resp.Header)
-		if err = s.scrubResponse(resp); err != nil {
+		if err = s.observe(resp); err != nil { // the response observer chain (observe.go)
 			_ = resp.Body.Close()
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/airlock/airlock/proxy/internal/scrub"
+	"github.com/airlock/airlock/proxy/state"
 	"io"
 	"net/http"
 	"net/url"
@@ -22,12 +24,12 @@ import (
 
 const testSecret = "sk-live/4f0c+2a77=e1d?94b&x"
 
-func testReplacer(secret string) *replacer {
-	return newReplacer(secretForms([]byte(secret)), []byte("[REDACTED:p]"))
+func testReplacer(secret string) *scrub.Replacer {
+	return scrub.NewReplacer(scrub.Forms([]byte(secret)), []byte("[REDACTED:p]"))
 }
 
 func TestSecretForms(t *testing.T) {
-	forms := secretForms([]byte(testSecret))
+	forms := scrub.Forms([]byte(testSecret))
 	has := func(f string) bool {
 		return bytes.Contains(bytes.Join(forms, []byte{0}), []byte(f))
 	}
@@ -44,7 +46,7 @@ func TestSecretForms(t *testing.T) {
 			t.Errorf("%s form %q missing", name, f)
 		}
 	}
-	if got := secretForms([]byte("abc")); len(got) != 0 {
+	if got := scrub.Forms([]byte("abc")); len(got) != 0 {
 		t.Errorf("short secret: %d forms, want none", len(got))
 	}
 }
@@ -58,7 +60,7 @@ func TestScrubEmbeddedBase64(t *testing.T) {
 			for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
 				payload := strings.Repeat("{", pre) + testSecret + strings.Repeat("}", post)
 				b64 := enc.EncodeToString([]byte(payload))
-				out, n := r.replaceString(b64)
+				out, n := r.ReplaceString(b64)
 				if n == 0 {
 					t.Errorf("pre %d post %d: not caught in %q", pre, post, b64)
 				}
@@ -96,7 +98,7 @@ func TestScrubSplitAtEveryOffset(t *testing.T) {
 		want := `{"echo":"[REDACTED:p]","tail":"[REDACTED:p]"}`
 		for i := 0; i <= len(body); i++ {
 			echoes := 0
-			sr := newScrubReader(&chunks{parts: [][]byte{[]byte(body[:i]), []byte(body[i:])}}, r, func(n int) { echoes += n })
+			sr := scrub.NewReader(&chunks{parts: [][]byte{[]byte(body[:i]), []byte(body[i:])}}, r, func(n int) { echoes += n })
 			got, err := io.ReadAll(sr)
 			if err != nil || string(got) != want || echoes != 2 {
 				t.Fatalf("%s split at %d: %q, %d echoes, %v", name, i, got, echoes, err)
@@ -109,7 +111,7 @@ func TestScrubSplitAtEveryOffset(t *testing.T) {
 // arrives without waiting for the next one.
 func TestScrubStreamsImmediately(t *testing.T) {
 	pr, pw := io.Pipe()
-	sr := newScrubReader(pr, testReplacer(testSecret), nil)
+	sr := scrub.NewReader(pr, testReplacer(testSecret), nil)
 	go func() { _, _ = io.WriteString(pw, "data: one\n\n") }()
 	buf := make([]byte, 100)
 	done := make(chan string, 1)
@@ -131,7 +133,7 @@ func TestScrubStreamsImmediately(t *testing.T) {
 // A prefix of the secret is held until the next read decides it.
 func TestScrubHoldsOnlyPossiblePrefix(t *testing.T) {
 	r := testReplacer(testSecret)
-	out, used, _ := r.scan(nil, []byte("hello "+testSecret[:5]), false)
+	out, used, _ := r.Scan(nil, []byte("hello "+testSecret[:5]), false)
 	if string(out) != "hello " || used != len("hello ") {
 		t.Errorf("scan = %q, used %d", out, used)
 	}
@@ -140,7 +142,7 @@ func TestScrubHoldsOnlyPossiblePrefix(t *testing.T) {
 func TestScrubBrokenStreamDropsTail(t *testing.T) {
 	boom := errors.New("boom")
 	src := io.MultiReader(strings.NewReader("x"+testSecret[:8]), errReader{boom})
-	got, err := io.ReadAll(newScrubReader(src, testReplacer(testSecret), nil))
+	got, err := io.ReadAll(scrub.NewReader(src, testReplacer(testSecret), nil))
 	if !errors.Is(err, boom) || string(got) != "x" {
 		t.Errorf("got %q, %v", got, err)
 	}
@@ -151,7 +153,7 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func testServer() *Server {
-	return &Server{log: zap.NewNop(), metrics: NewMetrics()}
+	return &Server{log: zap.NewNop(), metrics: NewMetrics(), state: state.NewMemory()}
 }
 
 func scrubbedResponse(t *testing.T, s *Server, method string, hdr http.Header, body []byte) (*http.Response, error) {
@@ -234,6 +236,6 @@ func BenchmarkScrubReader(b *testing.B) {
 	r := testReplacer(testSecret)
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		_, _ = io.Copy(io.Discard, newScrubReader(bytes.NewReader(body), r, nil))
+		_, _ = io.Copy(io.Discard, scrub.NewReader(bytes.NewReader(body), r, nil))
 	}
 }

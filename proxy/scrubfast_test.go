@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net/http"
 	"strconv"
@@ -65,17 +66,17 @@ func TestCachedReplacer(t *testing.T) {
 	tooShort := &vault.Credential{Path: "c", Value: vault.NewSecret([]byte("abc"))}
 	r1 := s.cachedReplacer(&decision{rule: rule, cred: static})
 	if r1 == nil || s.cachedReplacer(&decision{rule: rule, cred: static}) != r1 {
-		t.Fatal("a static credential's replacer was not reused")
+		t.Fatal("a static credential's scrub.Replacer was not reused")
 	}
 	r2 := s.cachedReplacer(&decision{rule: rule, cred: other})
 	if r2 == nil || r2 == r1 {
-		t.Fatal("two credentials share a replacer")
+		t.Fatal("two credentials share a scrub.Replacer")
 	}
-	if out, n := r2.replaceString("x sk-other-1234567 y"); n != 1 || strings.Contains(out, "sk-other") {
-		t.Fatalf("replacer of b gave %q (%d)", out, n)
+	if out, n := r2.ReplaceString("x sk-other-1234567 y"); n != 1 || strings.Contains(out, "sk-other") {
+		t.Fatalf("scrub.Replacer of b gave %q (%d)", out, n)
 	}
 	if s.cachedReplacer(&decision{rule: rule, cred: tooShort}) != nil {
-		t.Fatal("a secret too short to scrub got a replacer")
+		t.Fatal("a secret too short to scrub got a scrub.Replacer")
 	}
 	for i := range maxCachedReplacers + 1 { // the cache stays bounded
 		c := &vault.Credential{Path: "p", Value: vault.NewSecret([]byte("sk-many-" + strconv.Itoa(1000000+i)))}
@@ -87,13 +88,13 @@ func TestCachedReplacer(t *testing.T) {
 }
 
 func TestScrubReaderRelease(t *testing.T) {
-	sr := newScrubReader(strings.NewReader("hello "+testSecret), testReplacer(testSecret), nil)
+	sr := scrub.NewReader(strings.NewReader("hello "+testSecret), testReplacer(testSecret), nil)
 	got, err := io.ReadAll(sr)
 	if err != nil || string(got) != "hello [REDACTED:p]" {
 		t.Fatalf("read %q, %v", got, err)
 	}
-	sr.release()
-	sr.release() // twice is harmless
+	sr.Release()
+	sr.Release() // twice is harmless
 	if n, err := sr.Read(make([]byte, 8)); n != 0 || err == nil {
 		t.Fatalf("Read after release = %d, %v; want an error", n, err)
 	}

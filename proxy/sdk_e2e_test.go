@@ -19,6 +19,7 @@ import (
 // its http_request goes through the egress pipeline (policy, injection,
 // dial guard) to a real TLS upstream.
 func TestSanctumSDKThroughServe(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)

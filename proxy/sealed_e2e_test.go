@@ -10,6 +10,7 @@ import (
 )
 
 func TestExpiredCredentialAndSealedVault(t *testing.T) {
+	t.Parallel() // own home, own ports
 	up := newUpstream(t, nil)
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)

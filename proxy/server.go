@@ -1,11 +1,27 @@
 // Package proxy is airlock's egress pipeline and its front doors.
 //
 // One listener serves two doors: a connection whose first byte is 0x00 is a
-// SanctumAI RPC client (package [rpc]); anything else is an HTTP proxy client
-// handled by goproxy (CONNECT) or directly (plain http:// requests). MITM'd
-// TLS connections are served by a lean HTTP/1.1 loop (inner.go) that runs
-// the pipeline: identify agent ▶ match rule ▶ resolve credential ▶ inject ▶
-// guarded dial ▶ stream the response back ▶ audit and metrics.
+// SanctumAI RPC client (package rpc, through [Server.Judge], [Server.Forward]
+// and [Server.Header]); anything else is an HTTP proxy client handled by
+// goproxy (CONNECT) or directly (plain http:// requests). MITM'd TLS
+// connections are served by a lean HTTP/1.1 loop (inner.go; net/http.Server
+// with Config.InnerNetHTTP).
+//
+// # The pipeline
+//
+// Every door's request goes through judge (judge.go): identify agent ▶
+// normalise target ▶ grant (RPC) ▶ match rule ▶ rate limit (state store) ▶
+// report mode ▶ resolve credential ([Source]) ▶ inject ▶ guarded dial
+// (package egress) ▶ the response observer chain ([Observer], scrubber
+// first) ▶ one audit line (zap, hash chain, metrics with door and
+// operation labels).
+//
+// # Sub-packages
+//
+// door (request/decision shapes), errcode (codes, JSON errors), audit
+// (audit file, async writer, field names), state (state store), rpc
+// (SanctumAI door), sigv4, internal/scrub, internal/egress, internal/oauth2.
+// None of them imports this package.
 package proxy
 
 import (
@@ -13,6 +29,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -26,6 +43,9 @@ import (
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
+	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -44,7 +64,29 @@ type Config struct {
 	MaxHeaderBytes    int           // default 64 KiB
 	MaxConnsPerAgent  int           // open CONNECT tunnels per agent; default 256, <0 unlimited
 	WriteTimeout      time.Duration // per write to an agent (stalled readers); default 60s
+
+	// Source is where credentials come from; nil: the vault ([VaultSource]).
+	Source Source
+	// State holds what must later be shared between replicas (rate-limit
+	// buckets, OAuth2 tokens, ...); nil: in memory ([state.NewMemory]).
+	State state.Store
+	// Observers see every upstream response after the scrubber ([Observer]).
+	Observers []Observer
+	// RPC, when set, builds the handler of the RPC door (connections
+	// starting 0x00) for the new server; nil: those connections are closed.
+	RPC func(s *Server) ConnHandler
+	// AuditLog, when set, also receives every audit line (hash-chained
+	// file); Close it after Shutdown.
+	AuditLog *audit.Log
+	// Version is what /v1/status reports.
+	Version string
+	// InnerNetHTTP serves MITM'd connections with net/http.Server instead
+	// of the lean HTTP/1.1 loop: a reference for measuring the loop.
+	InnerNetHTTP bool
 }
+
+// ConnHandler serves one connection of a door until ctx ends.
+type ConnHandler func(ctx context.Context, c net.Conn)
 
 // Server is a running airlock proxy. Its policy and vault can be swapped
 // while it serves; each request uses the versions current when it started.
@@ -56,18 +98,22 @@ type Server struct {
 	policy atomic.Pointer[policy.Policy]
 	vault  atomic.Pointer[vault.Vault] // nil: sealed
 
-	dialer    *dialer
+	dialer    *egress.Dialer
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
-	tokens    *tokenCache // oauth2 access tokens (oauth2.go)
-	guard     guards      // rate limits, connection caps, own addresses (hygiene.go)
+	tokens    *oauth2.Cache // oauth2 access tokens (package oauth2, in the state store)
+	guard     guards        // rate limits, connection caps, own addresses (hygiene.go)
 	goproxy   *goproxy.ProxyHttpServer
 
 	front      *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL     *connListener
 	innerConns innerConns // MITM'd connections (inner.go)
 
-	rpc func(ctx context.Context, c net.Conn) // RPC door; nil: refused
+	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
+	source       Source                      // credentials (source.go)
+	state        state.Store                 // rate limits, tokens, ... (package state)
+	observers    []Observer                  // after the scrubber (observe.go)
+	innerNetHTTP bool                        // Config.InnerNetHTTP
 
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
@@ -92,16 +138,33 @@ func New(cfg Config) (*Server, error) {
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.policy.Store(cfg.Policy)
 	s.vault.Store(cfg.Vault)
-	s.dialer = newDialer(s.allowNetworks)
-	s.dialer.via = s.viaUpstreamProxy
-	s.dialer.self = s.isSelf
+	s.source, s.state, s.observers, s.innerNetHTTP = cfg.Source, cfg.State, cfg.Observers, cfg.InnerNetHTTP
+	if s.source == nil {
+		s.source = VaultSource{s}
+	}
+	if s.state == nil {
+		s.state = state.NewMemory()
+	}
+	s.dialer = egress.NewDialer(s.allowNetworks)
+	s.dialer.Via = s.viaUpstreamProxy
+	s.dialer.Self = s.isSelf
 	s.guard.configure(cfg)
 	s.transport = newTransport(s.dialer, cfg.UpstreamRoots)
-	s.tokens = newTokenCache(s)
+	s.tokens = oauth2.New(oauth2.Config{Transport: s.transport, Vault: s.Vault, Log: s.log.Named("oauth2"), Store: s.state,
+		Metrics: oauth2.Metrics{Requests: s.metrics.OAuth2TokenRequests, Expiry: s.metrics.OAuth2TokenExpiry}})
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	cfg.Certs.OnLookup = s.countCertLookup
+	if cfg.Version != "" {
+		s.SetVersion(cfg.Version)
+	}
+	if cfg.AuditLog != nil {
+		s.SetAuditLog(cfg.AuditLog)
+	}
+	if cfg.RPC != nil {
+		s.SetRPC(cfg.RPC(s))
+	}
 	return s, nil
 }
 
@@ -127,7 +190,11 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // SetRPC installs the handler of the RPC door (connections starting 0x00).
-func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) { s.rpc = serve }
+// Prefer Config.RPC; this setter is safe while serving.
+func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) {
+	h := ConnHandler(serve)
+	s.rpc.Store(&h)
+}
 
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
@@ -196,12 +263,13 @@ func (s *Server) dispatch(raw net.Conn) {
 		return
 	}
 	if first == 0x00 {
-		if s.rpc == nil {
+		rpc := s.rpc.Load()
+		if rpc == nil || *rpc == nil {
 			_ = c.Close()
 			return
 		}
 		defer pc.Close()
-		s.rpc(s.base, pc)
+		(*rpc)(s.base, pc)
 		return
 	}
 	s.frontL.push(s.guardHeads(pc, ""))

@@ -64,6 +64,7 @@ func (c *sigv4Checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestSigV4E2E(t *testing.T) {
+	t.Parallel() // own home, own ports
 	checker := &sigv4Checker{}
 	up := newUpstream(t, checker)
 	e := newEnv(t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/audit"
 )
 
 // processStart is when this process started serving code (status uptime).
@@ -17,7 +18,7 @@ var processStart = time.Now()
 type opsState struct {
 	version  atomic.Pointer[string]
 	policyAt atomic.Pointer[policyStamp]
-	audit    atomic.Pointer[AuditLog]
+	audit    atomic.Pointer[audit.Log]
 	upstream atomic.Pointer[upstreamCache]
 }
 
@@ -32,9 +33,9 @@ func (s *Server) SetVersion(v string) { s.ops.version.Store(&v) }
 
 // SetAuditLog makes every audited request also go to a (hash-chained
 // file). Call it before Serve; Close the log after Shutdown.
-func (s *Server) SetAuditLog(a *AuditLog) {
+func (s *Server) SetAuditLog(a *audit.Log) {
 	if a != nil {
-		a.onDrop = s.metrics.AuditDropped.Inc
+		a.OnDrop(s.metrics.AuditDropped.Inc)
 	}
 	s.ops.audit.Store(a)
 }
@@ -105,7 +106,7 @@ func (s *Server) Status() Status {
 		st.Policy = PolicyStatus{File: p.File, SHA256: p.Hash, LoadedAt: s.policyLoadedAt(p).UTC(),
 			Rules: len(p.Rules), Mode: orString(p.Egress.Mode, "enforce")}
 		if up := s.upstreamProxy(); up != nil {
-			st.Policy.UpstreamProxy = up.redacted
+			st.Policy.UpstreamProxy = up.Redacted
 		}
 	}
 	st.Vault.Sealed = true

@@ -155,6 +155,7 @@ func agentCall(t *testing.T, c *http.Client, method, u, body string) (int, http.
 }
 
 func TestOAuth2ClientCredentialsE2E(t *testing.T) {
+	t.Parallel() // own home, own ports
 	ts := newTokenServer(t, 3, "")
 	var hits atomic.Int32
 	up := newUpstream(t, ts.protected(&hits))
@@ -244,6 +245,7 @@ func TestOAuth2ClientCredentialsE2E(t *testing.T) {
 }
 
 func TestOAuth2RefreshRotationE2E(t *testing.T) {
+	t.Parallel() // own home, own ports
 	ts := newTokenServer(t, 1, "rt-initial-0")
 	var hits atomic.Int32
 	up := newUpstream(t, ts.protected(&hits))

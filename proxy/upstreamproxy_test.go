@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"net"
 	"net/http"
@@ -34,14 +35,14 @@ func TestParseUpstreamProxy(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			up, err := parseUpstreamProxy(tc.raw)
+			up, err := egress.ParseUpstreamProxy(tc.raw)
 			if tc.bad {
-				if err == nil || !errors.Is(err, errUpstreamProxy) || strings.Contains(err.Error(), "secret") {
-					t.Fatalf("got %v, want errUpstreamProxy without the URL", err)
+				if err == nil || !errors.Is(err, egress.ErrUpstreamProxy) || strings.Contains(err.Error(), "secret") {
+					t.Fatalf("got %v, want egress.ErrUpstreamProxy without the URL", err)
 				}
 				return
 			}
-			if err != nil || up.addr != tc.addr || up.auth != tc.auth || up.redacted != tc.redacted {
+			if err != nil || up.Addr != tc.addr || up.Auth != tc.auth || up.Redacted != tc.redacted {
 				t.Fatalf("got %+v, %v", up, err)
 			}
 		})
@@ -152,12 +153,12 @@ func TestDialThroughUpstreamProxy(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := newConnectProxy(t, tc.wantAuth)
-			up, err := parseUpstreamProxy("http://" + tc.userinfo + p.l.Addr().String())
+			up, err := egress.ParseUpstreamProxy("http://" + tc.userinfo + p.l.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
-			d := newDialer(func() []netip.Prefix { return tc.allow })
-			d.via = func() (*upstreamProxy, error) { return up, nil }
+			d := egress.NewDialer(func() []netip.Prefix { return tc.allow })
+			d.Via = func() (*egress.UpstreamProxy, error) { return up, nil }
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			c, err := d.DialContext(ctx, "tcp", tc.dial)

@@ -81,6 +81,7 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 }
 
 func TestWebSocketThroughMITM(t *testing.T) {
+	t.Parallel() // own home, own ports
 	e, up, agent := startInjectEnv(t, wsEcho(digest("Bearer "+secrets["test/bearer"])))
 	tc := mitmTLS(t, e, agent, up.hostPort(), "127.0.0.1")
 	io.WriteString(tc, "GET /x/ws HTTP/1.1\r\nHost: "+up.hostPort()+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+

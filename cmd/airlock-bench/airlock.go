@@ -12,12 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
 	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -56,21 +55,22 @@ func startAirlock(o childOptions) (childHello, func(), error) {
 	if err != nil {
 		return childHello{}, nil, fmt.Errorf("open log file: %w", err)
 	}
-	aw := proxy.NewAsyncWriter(logFile, 0)
-	log := newLogger(aw)
-	srv, err := proxy.New(proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 10000), Log: log, UpstreamRoots: roots})
-	if err != nil {
-		return childHello{}, nil, err
-	}
-	aw.OnDrop(srv.Metrics().LogDropped.Inc)
-	var audit *proxy.AuditLog
+	aw := audit.NewAsyncWriter(logFile, 0)
+	log := stack.JSONLogger(aw)
+	var alog *audit.Log
 	if o.auditChain {
-		audit, err = proxy.OpenAuditLog(proxy.AuditOptions{Path: filepath.Join(o.dir, "audit.log"), Key: randomBytes(32), Log: log})
+		alog, err = audit.Open(audit.Options{Path: filepath.Join(o.dir, "audit.log"), Key: randomBytes(32), Log: log})
 		if err != nil {
 			return childHello{}, nil, err
 		}
-		srv.SetAuditLog(audit)
 	}
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, UpstreamRoots: roots, AuditLog: alog,
+		Tune: func(c *proxy.Config) { c.InnerNetHTTP = o.netHTTP }})
+	if err != nil {
+		return childHello{}, nil, err
+	}
+	srv := st.Server
+	aw.OnDrop(srv.Metrics().LogDropped.Inc)
 	l, err := listenLoopback()
 	if err != nil {
 		return childHello{}, nil, err
@@ -79,20 +79,13 @@ func startAirlock(o childOptions) (childHello, func(), error) {
 	proxyURL := &url.URL{Scheme: "http", User: url.UserPassword(benchAgent, token), Host: l.Addr().String()}
 	stop := func() {
 		shutdown(srv.Shutdown)
-		if audit != nil {
-			_ = audit.Close()
+		if alog != nil {
+			_ = alog.Close()
 		}
 		_ = aw.Close()
 		_ = logFile.Close()
 	}
 	return childHello{Addr: l.Addr().String(), ProxyURL: proxyURL.String(), CAPEM: string(ca.CertPEM)}, stop, nil
-}
-
-// newLogger mirrors cmd/airlock's newLogger with --log-format json.
-func newLogger(w zapcore.WriteSyncer) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey, enc.EncodeTime = "time", zapcore.RFC3339NanoTimeEncoder
-	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zapcore.InfoLevel))
 }
 
 // benchVault creates a vault (fast KDF: unlocking speed is not measured)
@@ -110,8 +103,11 @@ func benchVault(home string) (*vault.Vault, string, error) {
 	err = v.Update(func(d *vault.Data) error {
 		d.SetCredential(&vault.Credential{Path: benchCredential, Kind: vault.KindStatic,
 			Value: vault.NewSecret([]byte("sk-bench-" + hex.EncodeToString(randomBytes(16)))), CreatedAt: now, UpdatedAt: now})
-		d.SetAgent(&vault.Agent{Name: benchAgent, CreatedAt: now, TokenHash: vault.HashToken(token),
-			PublicKey: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)})
+		a, _, err := vault.NewAgent(benchAgent, seed, now)
+		if err != nil {
+			return err
+		}
+		d.SetAgent(a)
 		return nil
 	})
 	if err != nil {

@@ -51,6 +51,7 @@ type childOptions struct {
 	cpuProfile string
 	memProfile string
 	auditChain bool
+	netHTTP    bool // airlock serves MITM'd connections with net/http.Server (lean-loop comparison)
 }
 
 // runChild is main for -child: build the proxy, say hello, serve commands.
@@ -167,7 +168,7 @@ func spawn(role string, o childOptions) (*child, error) {
 		return nil, fmt.Errorf("find own executable: %w", err)
 	}
 	args := []string{"-child", role, "-dir", o.dir, "-upstream-ca", o.upstreamCA, "-hosts", o.hosts,
-		"-audit-chain=" + strconv.FormatBool(o.auditChain)}
+		"-audit-chain=" + strconv.FormatBool(o.auditChain), "-inner-net-http=" + strconv.FormatBool(o.netHTTP)}
 	if o.cpuProfile != "" {
 		args = append(args, "-cpuprofile", o.cpuProfile, "-memprofile", o.memProfile)
 	}

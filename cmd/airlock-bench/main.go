@@ -46,6 +46,7 @@ type options struct {
 	mibDownloads int
 	profileDir   string
 	auditChain   bool
+	netHTTP      bool
 	child        childOptions
 }
 
@@ -61,7 +62,7 @@ func run(args []string) int {
 		return exitUsage
 	}
 	if o.child.role != "" {
-		o.child.auditChain = o.auditChain
+		o.child.auditChain, o.child.netHTTP = o.auditChain, o.netHTTP
 		if err := runChild(o.child); err != nil {
 			fmt.Fprintln(stderr, "airlock-bench child:", err)
 			return exitFail
@@ -97,6 +98,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.mibDownloads, "mib", 100, "1 MiB downloads per target for the throughput")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR")
 	fs.BoolVar(&o.auditChain, "audit-chain", false, "also write airlock's hash-chained audit file (serve --audit-log)")
+	fs.BoolVar(&o.netHTTP, "inner-net-http", false, "airlock serves MITM'd connections with net/http.Server instead of its lean HTTP/1.1 loop")
 	registerChildFlags(fs, &o.child)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

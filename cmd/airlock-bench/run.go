@@ -67,7 +67,7 @@ func startTargets(o *options, dir string, up *upstream) ([]*target, func(), erro
 		}
 	}
 	for _, role := range []string{"baseline", "airlock"} {
-		co := childOptions{dir: filepath.Join(dir, role), upstreamCA: up.caFile, hosts: strings.Join(up.hosts, ","), auditChain: o.auditChain}
+		co := childOptions{dir: filepath.Join(dir, role), upstreamCA: up.caFile, hosts: strings.Join(up.hosts, ","), auditChain: o.auditChain, netHTTP: o.netHTTP}
 		if err := os.MkdirAll(co.dir, 0o700); err != nil {
 			stop()
 			return nil, nil, err

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/vault"
@@ -149,8 +150,11 @@ func (d *demo) startAirlock() error {
 	err = v.Update(func(data *vault.Data) error {
 		data.Credentials["demo/api-key"] = &vault.Credential{Path: "demo/api-key", Kind: vault.KindStatic,
 			Value: vault.NewSecret([]byte(d.key)), CreatedAt: now, UpdatedAt: now}
-		data.Agents["demo-bot"] = &vault.Agent{Name: "demo-bot", CreatedAt: now,
-			PublicKey: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), TokenHash: vault.HashToken(token)}
+		a, _, err := vault.NewAgent("demo-bot", seed, now)
+		if err != nil {
+			return err
+		}
+		data.Agents["demo-bot"] = a
 		return nil
 	})
 	if err != nil {
@@ -161,11 +165,12 @@ func (d *demo) startAirlock() error {
 	if err != nil {
 		return err
 	}
-	d.srv, err = proxy.New(proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 100),
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, CertCache: 100,
 		Log: newLogger("json", &d.logs), UpstreamRoots: d.apiRoots})
 	if err != nil {
 		return err
 	}
+	d.srv = st.Server
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("start airlock: %w", err)

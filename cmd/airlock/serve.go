@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
 )
@@ -100,9 +100,11 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	cfg := proxy.Config{Vault: v, Policy: pol, Certs: certs.NewCache(ca, 10000), Log: log}
-	o.hard.apply(&cfg) // servehard.go
-	return proxy.New(cfg)
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply}) // servehard.go
+	if err != nil {
+		return nil, err
+	}
+	return st.Server, nil
 }
 
 // run opens the ports (the proxy port first, so a second serve names it;

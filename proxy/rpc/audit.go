@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/proxy/door"
 )
 
 // metrics are the door's Prometheus collectors.
@@ -43,7 +45,7 @@ func (s *Server) count(agent, method, code string) {
 	if _, ok := methods[method]; !ok {
 		method = "invalid"
 	}
-	if !knownCodes[code] && code != "OK" {
+	if !knownCode(code) && code != "OK" {
 		code = CodeInternal
 	}
 	s.metrics.requests.WithLabelValues(agent, method, code).Inc()
@@ -65,6 +67,13 @@ func (s *Server) record(c *call, e *Error) {
 		}
 	}
 	s.count(c.agent, c.method, code)
+	if c.dec != nil { // the pipeline's audit line (hash chain, requests metric)
+		o := door.Outcome{Status: c.status}
+		if e != nil {
+			o.Err = e
+		}
+		c.dec.Done(o)
+	}
 	ce := s.log.Check(level, "rpc")
 	if ce == nil {
 		return

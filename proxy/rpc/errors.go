@@ -3,32 +3,31 @@ package rpc
 import (
 	"errors"
 	"strconv"
+
+	"github.com/airlock/airlock/proxy/errcode"
 )
 
-// Error codes sent to clients. The SDKs map the first seven onto typed
-// exceptions; the others become their base VaultError.
+// Error codes sent to clients (package errcode holds them all). The SDKs
+// map the first seven onto typed exceptions; the others become their base
+// VaultError.
 const (
-	CodeAuthFailed         = "AUTH_FAILED"
-	CodeAccessDenied       = "ACCESS_DENIED"
-	CodeCredentialNotFound = "CREDENTIAL_NOT_FOUND"
-	CodeVaultLocked        = "VAULT_LOCKED"
-	CodeLeaseExpired       = "LEASE_EXPIRED"
-	CodeRateLimited        = "RATE_LIMITED"
-	CodeSessionExpired     = "SESSION_EXPIRED"
-	CodeInvalidRequest     = "INVALID_REQUEST"
-	CodeCredentialExpired  = "CREDENTIAL_EXPIRED"
-	CodeEgressBlocked      = "EGRESS_BLOCKED"
-	CodeUpstreamError      = "UPSTREAM_ERROR"
-	CodeInternal           = "INTERNAL_ERROR"
+	CodeAuthFailed         = errcode.AuthFailed
+	CodeAccessDenied       = errcode.AccessDenied
+	CodeCredentialNotFound = errcode.CredentialNotFound
+	CodeVaultLocked        = errcode.VaultLocked
+	CodeLeaseExpired       = errcode.LeaseExpired
+	CodeRateLimited        = errcode.RateLimited
+	CodeSessionExpired     = errcode.SessionExpired
+	CodeInvalidRequest     = errcode.InvalidRequest
+	CodeCredentialExpired  = errcode.CredentialExpired
+	CodeEgressBlocked      = errcode.EgressBlocked
+	CodeUpstreamError      = errcode.UpstreamError
+	CodeInternal           = errcode.Internal
 )
 
-// knownCodes bounds the code label of the requests metric.
-var knownCodes = map[string]bool{
-	CodeAuthFailed: true, CodeAccessDenied: true, CodeCredentialNotFound: true,
-	CodeVaultLocked: true, CodeLeaseExpired: true, CodeRateLimited: true,
-	CodeSessionExpired: true, CodeInvalidRequest: true, CodeCredentialExpired: true,
-	CodeEgressBlocked: true, CodeUpstreamError: true, CodeInternal: true,
-}
+// knownCode bounds the code label of the requests metric: every code of
+// package errcode (MISDIRECTED_REQUEST, CREDENTIAL_INVALID, ... included).
+func knownCode(code string) bool { return errcode.Known(code) }
 
 // Error is the error object of a response. It never holds a secret: its
 // text is built from method names, credential paths and codes.
@@ -42,6 +41,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// ErrorCode returns the code (errcode.Coded).
+func (e *Error) ErrorCode() string { return e.Code }
+
+// ErrorSuggestion returns the suggestion (errcode.Suggested).
+func (e *Error) ErrorSuggestion() string { return e.Suggestion }
 
 func newError(code, msg, suggestion string) *Error {
 	return &Error{Code: code, Message: msg, Suggestion: suggestion, Context: map[string]any{}}
@@ -83,10 +88,12 @@ func internal(msg string) *Error {
 }
 
 // backendError turns an error of the Backend into a response error. The
-// backend reports its code with an ErrorCode() or Code() method; its
-// message is passed through scrub, which removes the credential's value.
+// backend reports its code with an ErrorCode() (errcode.Coded) or Code()
+// method and its suggestion with ErrorSuggestion() (errcode.Suggested);
+// message and suggestion are passed through scrub, which removes the
+// credential's value.
 func backendError(err error, scrub func(string) string) *Error {
-	var coded interface{ ErrorCode() string }
+	var coded errcode.Coded
 	var coded2 interface{ Code() string }
 	code := CodeUpstreamError
 	switch {
@@ -99,7 +106,7 @@ func backendError(err error, scrub func(string) string) *Error {
 		code = CodeInvalidRequest
 	}
 	e := newError(code, scrub(err.Error()), "")
-	var sug interface{ ErrorSuggestion() string }
+	var sug errcode.Suggested
 	if errors.As(err, &sug) {
 		e.Suggestion = scrub(sug.ErrorSuggestion())
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -18,9 +19,10 @@ type call struct {
 	agent      string // claimed or authenticated agent name
 	operation  string
 	credential string
-	host       string // http_request: host of the URL
-	status     int    // http_request: upstream status
-	sensitive  bool   // the result hands out a secret: log at warning level
+	host       string         // http_request: host of the URL
+	status     int            // http_request: upstream status
+	sensitive  bool           // the result hands out a secret: log at warning level
+	dec        *door.Decision // the pipeline's decision; Done when recorded
 	start      time.Time
 }
 

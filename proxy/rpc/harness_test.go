@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -54,8 +55,8 @@ type codedError struct{ code, msg string }
 func (e *codedError) Error() string     { return e.code + ": " + e.msg }
 func (e *codedError) ErrorCode() string { return e.code }
 
-// fakeBackend stands in for proxy.Server: its HTTPRequest judges by the
-// real policy, injects per the rule and sends to a loopback TLS server.
+// fakeBackend stands in for proxy.Server: its Judge decides by the real
+// policy, Forward injects per the rule and sends to a loopback TLS server.
 type fakeBackend struct {
 	data   atomic.Pointer[vault.Data]
 	pol    atomic.Pointer[policy.Policy]
@@ -66,31 +67,61 @@ type fakeBackend struct {
 func (b *fakeBackend) Snapshot() *vault.Data  { return b.data.Load() }
 func (b *fakeBackend) Policy() *policy.Policy { return b.pol.Load() }
 
-func (b *fakeBackend) HTTPRequest(ctx context.Context, agent, credential string, req *http.Request) (*http.Response, error) {
-	port, _ := strconv.Atoi(req.URL.Port())
-	r := b.Policy().Match(agent, req.Method, req.URL.Hostname(), port, policy.CleanPath(req.URL.Path))
-	if r == nil || r.Credential != credential {
-		return nil, &codedError{"ACCESS_DENIED", "no rule binds " + credential + " to " + req.URL.Host}
+// Judge is the fake pipeline: the grant, the credential from the vault data, and for
+// http_request the rule matching the URL (which must bind it), for
+// http_header the rule naming it.
+func (b *fakeBackend) Judge(_ context.Context, r door.Request) (*door.Decision, error) {
+	var grant *policy.Grant
+	for _, a := range r.Actions {
+		if g, ok := b.Policy().Allowed(r.Agent, r.Credential, a); ok {
+			grant = g
+			break
+		}
 	}
-	d := b.Snapshot()
-	cred := d.Credentials[credential]
+	if grant == nil && len(r.Actions) > 0 {
+		return nil, &codedError{"ACCESS_DENIED", "agent " + r.Agent + " may not " + r.Actions[0] + " " + r.Credential}
+	}
+	cred := b.Snapshot().Credentials[r.Credential]
 	if cred == nil {
-		return nil, &codedError{"CREDENTIAL_NOT_FOUND", "no credential " + credential}
+		return nil, &codedError{"CREDENTIAL_NOT_FOUND", "no credential " + r.Credential}
 	}
-	name, value := headerFor(r, cred)
+	if cred.Expired(b.clock.Now()) {
+		return nil, &codedError{"CREDENTIAL_EXPIRED", "credential " + r.Credential + " has expired"}
+	}
+	dec := &door.Decision{Agent: r.Agent, Credential: cred, Grant: grant}
+	switch r.Operation {
+	case door.OpHTTPRequest:
+		port, _ := strconv.Atoi(r.URL.Port())
+		rule := b.Policy().Match(r.Agent, r.Method, r.URL.Hostname(), port, policy.CleanPath(r.URL.Path))
+		if rule == nil || rule.Credential != r.Credential {
+			return nil, &codedError{"ACCESS_DENIED", "no rule binds " + r.Credential + " to " + r.URL.Host}
+		}
+		dec.Rule = rule
+	case door.OpHTTPHeader:
+		for _, rule := range b.Policy().Rules {
+			if rule.Credential == r.Credential && rule.AppliesTo(r.Agent) {
+				dec.Rule = rule
+				break
+			}
+		}
+		if dec.Rule == nil {
+			return nil, &codedError{"ACCESS_DENIED", "no rule injects " + r.Credential}
+		}
+	}
+	return dec, nil
+}
+
+// Forward injects per the decision's rule and sends to the loopback upstream.
+func (b *fakeBackend) Forward(ctx context.Context, dec *door.Decision, req *http.Request) (*http.Response, error) {
+	name, value := headerFor(dec.Rule, dec.Credential)
 	out := req.Clone(ctx)
 	out.Header.Set(name, value)
 	return b.client.Do(out)
 }
 
-func (b *fakeBackend) CredentialHeader(agent, credential string) (string, string, error) {
-	for _, r := range b.Policy().Rules {
-		if r.Credential == credential && r.AppliesTo(agent) {
-			name, value := headerFor(r, b.Snapshot().Credentials[credential])
-			return name, value, nil
-		}
-	}
-	return "", "", &codedError{"ACCESS_DENIED", "no rule injects " + credential}
+func (b *fakeBackend) Header(dec *door.Decision) (string, string, error) {
+	name, value := headerFor(dec.Rule, dec.Credential)
+	return name, value, nil
 }
 
 func headerFor(r *policy.Rule, cred *vault.Credential) (string, string) {

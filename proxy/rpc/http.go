@@ -7,11 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -40,12 +40,18 @@ func httpRequest(s *Server, ctx context.Context, c *call, cred *vault.Credential
 		return nil, e
 	}
 	c.host = req.URL.Host
-	if e := s.checkHeaderType(c.agent, cred.Path, &p, s.ruleForURL(c.agent, req)); e != nil {
+	path := cred.Path
+	cred, _, e = s.credential(ctx, c, door.Request{Operation: door.OpHTTPRequest, Method: req.Method, URL: req.URL,
+		Credential: path}, httpRequestActions...)
+	if e != nil {
+		return nil, e
+	}
+	if e := s.checkHeaderType(c.agent, path, &p, c.dec.Rule); e != nil {
 		return nil, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RequestTimeout)
 	defer cancel()
-	resp, err := s.b.HTTPRequest(ctx, c.agent, cred.Path, req.WithContext(ctx))
+	resp, err := s.b.Forward(ctx, c.dec, req.WithContext(ctx))
 	if err != nil {
 		return nil, backendError(err, scrubber(cred))
 	}
@@ -113,54 +119,6 @@ func validToken(s string) bool {
 	return true
 }
 
-// ruleForURL is the rule the pipeline will judge req by, or nil.
-func (s *Server) ruleForURL(agent string, req *http.Request) *policy.Rule {
-	p := s.b.Policy()
-	if p == nil {
-		return nil
-	}
-	host := strings.ToLower(strings.TrimSuffix(req.URL.Hostname(), "."))
-	port := 443
-	if req.URL.Scheme == "http" {
-		port = 80
-	}
-	if ps := req.URL.Port(); ps != "" {
-		n, err := strconv.Atoi(ps)
-		if err != nil {
-			return nil
-		}
-		port = n
-	}
-	clean := path.Clean("/" + req.URL.Path)
-	if strings.HasSuffix(req.URL.Path, "/") && clean != "/" {
-		clean += "/"
-	}
-	return p.Match(agent, req.Method, host, port, clean)
-}
-
-// ruleForCredential is the first rule that injects credential for agent.
-func (s *Server) ruleForCredential(agent, credential string) *policy.Rule {
-	p := s.b.Policy()
-	if p == nil {
-		return nil
-	}
-	for _, r := range p.Rules {
-		if r.Credential == credential && (len(r.Agents) == 0 || contains(r.Agents, agent)) {
-			return r
-		}
-	}
-	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 var errConflict = errors.New("header_type conflicts with the policy")
 
 // checkHeaderType refuses a header_type (and header_name) that differs from
@@ -205,10 +163,10 @@ func httpHeader(s *Server, _ context.Context, c *call, cred *vault.Credential, r
 		return nil, e
 	}
 	hp := &httpParams{HeaderType: p.HeaderType, HeaderName: p.HeaderName}
-	if e := s.checkHeaderType(c.agent, cred.Path, hp, s.ruleForCredential(c.agent, cred.Path)); e != nil {
+	if e := s.checkHeaderType(c.agent, cred.Path, hp, c.dec.Rule); e != nil {
 		return nil, e
 	}
-	name, value, err := s.b.CredentialHeader(c.agent, cred.Path)
+	name, value, err := s.b.Header(c.dec)
 	if err != nil {
 		return nil, backendError(err, scrubber(cred))
 	}

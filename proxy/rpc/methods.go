@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -27,30 +28,23 @@ func (s *Server) allowed(agent, path string, actions ...string) (*policy.Grant, 
 	return nil, false
 }
 
-// credential checks the grant for action, then that the vault holds a live
-// credential at path. The grant comes first so that an agent without one
-// learns nothing about which paths exist.
-func (s *Server) credential(d *vault.Data, c *call, path string, actions ...string) (*vault.Credential, *policy.Grant, *Error) {
-	c.credential = path
-	if path == "" {
+// credential asks the pipeline (Backend.Judge) for operation op on path:
+// the grant for any of actions (checked first, so that an agent without one
+// learns nothing about which paths exist), the rule binding the credential
+// (rate limit), then a live credential from the source. The decision is
+// kept on c for the audit line.
+func (s *Server) credential(ctx context.Context, c *call, r door.Request, actions ...string) (*vault.Credential, *policy.Grant, *Error) {
+	c.credential = r.Credential
+	if r.Credential == "" {
 		return nil, nil, invalid("path is required")
 	}
-	g, ok := s.allowed(c.agent, path, actions...)
-	if !ok {
-		return nil, nil, denied(c.agent, path, actions[0])
+	r.Door, r.Agent, r.Actions = door.RPC, c.agent, actions
+	dec, err := s.b.Judge(ctx, r)
+	if err != nil {
+		return nil, nil, backendError(err, func(m string) string { return m })
 	}
-	cred := d.Credentials[path]
-	if cred == nil {
-		return nil, nil, newError(CodeCredentialNotFound, "the vault holds no credential "+path,
-			"add it with: airlock vault set "+path)
-	}
-	if cred.Expired(s.now()) {
-		e := newError(CodeCredentialExpired, "credential "+path+" has expired",
-			"set a new value with: airlock vault set "+path)
-		e.Context["expires_at"] = cred.ExpiresAt.UTC().Format(time.RFC3339)
-		return nil, nil, e
-	}
-	return cred, g, nil
+	c.dec = dec
+	return dec.Credential, dec.Grant, nil
 }
 
 // listHandler returns metadata of the credentials the agent may list.
@@ -107,12 +101,13 @@ type retrieveParams struct {
 // retrieveHandler hands out the value under a lease: ttl is the requested
 // one (default the grant's cap) capped by the grant's MaxTTL and by the
 // credential's own expiry.
-func retrieveHandler(s *Server, _ context.Context, d *vault.Data, c *call) (any, *Error) {
+func retrieveHandler(s *Server, ctx context.Context, _ *vault.Data, c *call) (any, *Error) {
 	var p retrieveParams
 	if e := decodeParams(c.params, &p); e != nil {
 		return nil, e
 	}
-	cred, g, e := s.credential(d, c, p.Path, "retrieve")
+	c.operation = door.OpRetrieve
+	cred, g, e := s.credential(ctx, c, door.Request{Operation: door.OpRetrieve, Credential: p.Path}, "retrieve")
 	if e != nil {
 		return nil, e
 	}

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"github.com/airlock/airlock/proxy/errcode"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -41,7 +42,7 @@ func TestMetrics(t *testing.T) {
 	allowed := map[string]bool{"bot": true, "other": true, "off": true, "unknown": true,
 		"authenticate": true, "challenge_response": true, "list": true, "retrieve": true,
 		"release_lease": true, "use": true, "invalid": true, "OK": true}
-	for code := range knownCodes {
+	for code := range errcode.Status {
 		allowed[code] = true
 	}
 	for _, mf := range mfs {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -26,14 +27,19 @@ type Backend interface {
 	Snapshot() *vault.Data
 	// Policy is the policy in force; nil denies everything.
 	Policy() *policy.Policy
-	// HTTPRequest sends req through the egress pipeline as agent using
-	// credential: the policy rule must bind that credential for that agent;
-	// the rule injects, the dial guard, scrubbing and audit apply. Refusals
-	// carry their code in an ErrorCode() string method.
-	HTTPRequest(ctx context.Context, agent, credential string, req *http.Request) (*http.Response, error)
-	// CredentialHeader returns the header the policy's rule for credential
-	// would inject for agent.
-	CredentialHeader(agent, credential string) (name, value string, err error)
+	// Judge runs airlock's pipeline for one credential operation (the
+	// door has checked the agent's grant): rule, rate limit, report mode,
+	// the credential from its source. Refusals carry their code in an
+	// ErrorCode() method and their suggestion in ErrorSuggestion()
+	// (errcode.Coded, errcode.Suggested). The door calls Done on the
+	// decision once the operation has run: that writes the audit line.
+	Judge(ctx context.Context, r door.Request) (*door.Decision, error)
+	// Forward sends req, judged by an http_request decision, through the
+	// egress pipeline: the rule injects; the dial guard and scrubbing apply.
+	Forward(ctx context.Context, d *door.Decision, req *http.Request) (*http.Response, error)
+	// Header is the header the decision's rule injects with its credential
+	// (what http_header hands out).
+	Header(d *door.Decision) (name, value string, err error)
 }
 
 // Options tune a Server. Zero values take the defaults.

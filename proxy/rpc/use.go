@@ -1,11 +1,11 @@
 package rpc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"strings"
 
+	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -21,15 +21,18 @@ type operation struct {
 	run     func(s *Server, ctx context.Context, c *call, cred *vault.Credential, params json.RawMessage) (any, *Error)
 }
 
+// httpRequestActions are the grant actions of http_request.
+var httpRequestActions = []string{"use", "http_request"}
+
 var operations = map[string]operation{
-	"http_request": {[]string{"use", "http_request"}, httpRequest},
+	"http_request": {httpRequestActions, httpRequest},
 	"http_header":  {[]string{"http_header"}, httpHeader},
 	"sign":         {[]string{"sign", "use"}, sign},
 	"encrypt":      {[]string{"encrypt", "use"}, encrypt},
 	"decrypt":      {[]string{"decrypt", "use"}, decrypt},
 }
 
-func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *Error) {
+func useHandler(s *Server, ctx context.Context, _ *vault.Data, c *call) (any, *Error) {
 	var p useParams
 	if e := decodeParams(c.params, &p); e != nil {
 		return nil, e
@@ -39,13 +42,20 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 		return nil, invalid("unknown operation (want http_request, http_header, sign, encrypt or decrypt)")
 	}
 	c.operation = p.Operation
-	cred, _, e := s.credential(d, c, p.Path, op.actions...)
-	if e != nil {
-		return nil, e
-	}
 	params := p.Params
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage("{}")
+	}
+	if p.Operation == door.OpHTTPRequest { // judged with its URL (http.go)
+		c.credential = p.Path
+		if p.Path == "" {
+			return nil, invalid("path is required")
+		}
+		return op.run(s, ctx, c, &vault.Credential{Path: p.Path}, params)
+	}
+	cred, _, e := s.credential(ctx, c, door.Request{Operation: p.Operation, Credential: p.Path}, op.actions...)
+	if e != nil {
+		return nil, e
 	}
 	if e := checkOperation(p.Operation, params); e != nil {
 		return nil, e
@@ -53,22 +63,35 @@ func useHandler(s *Server, ctx context.Context, d *vault.Data, c *call) (any, *E
 	return op.run(s, ctx, c, cred, params)
 }
 
+// replacer removes every encoded form of cred's value (scrub.Forms: raw,
+// base64, URL-encoded, hex; values under scrub.MinLen are not scrubbed,
+// as on the proxy door), or nil.
+func replacer(cred *vault.Credential) *scrub.Replacer {
+	forms := scrub.Forms(cred.Value.Bytes())
+	if len(forms) == 0 {
+		return nil
+	}
+	return scrub.NewReplacer(forms, []byte("[REDACTED]"))
+}
+
 // scrubber returns a function removing cred's value from s; the backend's
 // messages should never hold it, this makes sure.
 func scrubber(cred *vault.Credential) func(string) string {
+	r := replacer(cred)
 	return func(s string) string {
-		v := cred.Value.Bytes()
-		if len(v) < 4 || !strings.Contains(s, string(v)) {
+		if r == nil {
 			return s
 		}
-		return strings.ReplaceAll(s, string(v), "[REDACTED]")
+		out, _ := r.ReplaceString(s)
+		return out
 	}
 }
 
 func scrubBytes(b []byte, cred *vault.Credential) []byte {
-	v := cred.Value.Bytes()
-	if len(v) < 4 || !bytes.Contains(b, v) {
+	r := replacer(cred)
+	if r == nil {
 		return b
 	}
-	return bytes.ReplaceAll(b, v, []byte("[REDACTED]"))
+	out, _ := r.ReplaceAll(b)
+	return out
 }

@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bufio"
@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// DefaultLogQueue is the number of log lines an [AsyncWriter] holds before
+// DefaultQueue is the number of log lines an [AsyncWriter] holds before
 // it drops.
-const DefaultLogQueue = 8192
+const DefaultQueue = 8192
 
 // errWriterClosed is returned by Sync when the writer goroutine is gone.
 var errWriterClosed = errors.New("async log writer closed")
@@ -45,11 +45,11 @@ type AsyncWriter struct {
 }
 
 // NewAsyncWriter starts the writer goroutine for out. queue <= 0 means
-// [DefaultLogQueue]. If out has a Sync() error method, Sync and Close call
+// [DefaultQueue]. If out has a Sync() error method, Sync and Close call
 // it after flushing.
 func NewAsyncWriter(out io.Writer, queue int) *AsyncWriter {
 	if queue <= 0 {
-		queue = DefaultLogQueue
+		queue = DefaultQueue
 	}
 	a := &AsyncWriter{
 		out:   out,

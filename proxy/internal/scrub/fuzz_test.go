@@ -1,4 +1,4 @@
-package proxy
+package scrub
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ func chunked(b, cuts []byte) *chunks {
 }
 
 // FuzzScrubber: for any secret, body and chunking, the streaming scrubber
-// equals bytes.ReplaceAll for the raw secret, equals the one-shot scan for
+// equals bytes.ReplaceAll for the raw secret, equals the one-shot Scan for
 // all forms, and leaves no form of the secret in its output.
 func FuzzScrubber(f *testing.F) {
 	f.Add([]byte(testSecret), []byte("echo: "), []byte(" done"), []byte{3, 9, 1}, uint8(0))
@@ -27,16 +27,16 @@ func FuzzScrubber(f *testing.F) {
 	f.Add([]byte("sk-0123456789"), []byte("data: "), []byte("\n\n"), []byte{0, 1, 2, 200}, uint8(5))
 	f.Add([]byte("pw:with/slash+plus"), []byte{}, []byte("&x=1"), []byte{4}, uint8(9))
 	f.Fuzz(func(t *testing.T, secret, a, b, cuts []byte, which uint8) {
-		if len(secret) < minScrubLen || len(secret) > 256 || len(cuts) > 64 {
+		if len(secret) < MinLen || len(secret) > 256 || len(cuts) > 64 {
 			return
 		}
 		repl := []byte("[REDACTED:p]")
-		forms := secretForms(secret)
+		forms := Forms(secret)
 		form := forms[int(which)%len(forms)]
 		body := bytes.Join([][]byte{a, form, b, secret, a}, nil)
 
-		raw := newReplacer([][]byte{secret}, repl)
-		got, err := io.ReadAll(newScrubReader(chunked(body, cuts), raw, nil))
+		raw := NewReplacer([][]byte{secret}, repl)
+		got, err := io.ReadAll(NewReader(chunked(body, cuts), raw, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,20 +44,20 @@ func FuzzScrubber(f *testing.F) {
 			t.Fatalf("raw: streaming %q != ReplaceAll %q", got, want)
 		}
 
-		all := newReplacer(forms, repl)
-		got, err = io.ReadAll(newScrubReader(chunked(body, cuts), all, nil))
+		all := NewReplacer(forms, repl)
+		got, err = io.ReadAll(NewReader(chunked(body, cuts), all, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _, _ := all.scan(nil, body, true)
+		want, _, _ := all.Scan(nil, body, true)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("forms: streaming %q != one-shot %q", got, want)
 		}
 		if naive := naiveScrub(all.forms, body, repl); !bytes.Equal(want, naive) {
 			t.Fatalf("forms: one-shot %q != naive %q", want, naive)
 		}
-		if whole, _ := all.replaceAll(body); !bytes.Equal(whole, want) {
-			t.Fatalf("forms: replaceAll %q != one-shot %q", whole, want)
+		if whole, _ := all.ReplaceAll(body); !bytes.Equal(whole, want) {
+			t.Fatalf("forms: ReplaceAll %q != one-shot %q", whole, want)
 		}
 		for _, f := range forms {
 			// A form that overlaps the replacement text can be re-created
@@ -74,7 +74,7 @@ func FuzzScrubber(f *testing.F) {
 	})
 }
 
-// naiveScrub is the reference for the replacer's skipping scan: at each
+// naiveScrub is the reference for the Replacer's skipping Scan: at each
 // position, the longest form there (forms are sorted longest first) is
 // replaced; otherwise the byte is kept.
 func naiveScrub(forms [][]byte, body, repl []byte) []byte {

@@ -1,9 +1,15 @@
-package proxy
+// Package egress is airlock's guarded Dialer: it resolves a destination
+// once, drops forbidden networks (loopback, private, link-local, CGNAT,
+// unless egress.allow_networks lists them) and airlock's own listeners,
+// and dials the checked addresses directly or through the corporate
+// upstream proxy (CONNECT to the checked IP).
+package egress
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/proxy/errcode"
 	"net"
 	"net/http"
 	"net/netip"
@@ -37,9 +43,9 @@ var forbidden = []netip.Prefix{
 	netip.MustParsePrefix("ff00::/8"),       // multicast
 }
 
-// errEgressBlocked is returned (wrapped) when no address of a destination
+// ErrBlocked is returned (wrapped) when no address of a destination
 // may be dialled.
-var errEgressBlocked = errors.New("destination resolves only to forbidden networks")
+var ErrBlocked = errors.New("destination resolves only to forbidden networks")
 
 // Forbidden reports whether ip is in a network the guard refuses, ignoring
 // exemptions. v4-mapped v6 addresses are judged as v4.
@@ -63,27 +69,27 @@ func allowedIP(ip netip.Addr, allow []netip.Prefix) bool {
 	return !Forbidden(ip)
 }
 
-// dialer resolves a name once, drops forbidden addresses and dials only the
+// Dialer resolves a name once, drops forbidden addresses and dials only the
 // checked ones, in resolver order: there is no second lookup a DNS rebinding
 // attack could change.
-type dialer struct {
+type Dialer struct {
 	net      net.Dialer
 	resolver *net.Resolver
 	allow    func() []netip.Prefix                 // current egress.allow_networks
-	self     func(ip netip.Addr, port uint16) bool // airlock's own listeners (hygiene.go)
-	via      func() (*upstreamProxy, error)        // egress.upstream_proxy (upstreamproxy.go)
+	Self     func(ip netip.Addr, port uint16) bool // airlock's own listeners; nil: none
+	Via      func() (*UpstreamProxy, error)        // egress.upstream_proxy; nil: direct
 }
 
-func newDialer(allow func() []netip.Prefix) *dialer {
-	return &dialer{
+func NewDialer(allow func() []netip.Prefix) *Dialer {
+	return &Dialer{
 		net:      net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 		resolver: net.DefaultResolver,
 		allow:    allow,
 	}
 }
 
-// checkedAddrs resolves host and returns the addresses the guard allows.
-func (d *dialer) checkedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+// CheckedAddrs resolves host and returns the addresses the guard allows.
+func (d *Dialer) CheckedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ips = []netip.Addr{ip}
@@ -106,25 +112,26 @@ func (d *dialer) checkedAddrs(ctx context.Context, host string) ([]netip.Addr, e
 	return ok, nil
 }
 
-func egressBlocked(host string) *Error {
-	e := newError(http.StatusForbidden, CodeEgressBlocked,
-		fmt.Sprintf("%s: %v", host, errEgressBlocked),
+func egressBlocked(host string) *errcode.Error {
+	e := errcode.New(http.StatusForbidden, errcode.EgressBlocked,
+		fmt.Sprintf("%s: %v", host, ErrBlocked),
 		"loopback, private, link-local and CGNAT addresses are refused; list the network in egress.allow_networks if this is intended")
 	return e
 }
 
 // DialContext is an http.Transport dial function with the SSRF guard.
-func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	ips, err := d.checkedAddrs(ctx, host)
+	ips, err := d.CheckedAddrs(ctx, host)
 	if err != nil {
 		return nil, err
 	}
-	if d.self != nil && slices.ContainsFunc(ips, func(ip netip.Addr) bool { n, _ := strconv.Atoi(port); return d.self(ip, uint16(n)) }) {
-		return nil, selfDialError(addr)
+	if d.Self != nil && slices.ContainsFunc(ips, func(ip netip.Addr) bool { n, _ := strconv.Atoi(port); return d.Self(ip, uint16(n)) }) {
+		return nil, errcode.New(http.StatusLoopDetected, errcode.LoopDetected, "destination "+addr+" is airlock's own listener",
+			"airlock does not proxy to itself; send the request to the real upstream")
 	}
 	if up, err := d.viaProxy(); err != nil || up != nil { // egress.upstream_proxy (upstreamproxy.go)
 		if err != nil {
@@ -148,8 +155,8 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	return nil, fmt.Errorf("dial %s: %w", net.JoinHostPort(host, port), firstErr)
 }
 
-// hostPort splits "host:port" with a default port.
-func hostPort(hostport string, defPort int) (string, int) {
+// HostPort splits "host:port" with a default port.
+func HostPort(hostport string, defPort int) (string, int) {
 	host, p, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return trimBrackets(hostport), defPort

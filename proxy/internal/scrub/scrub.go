@@ -1,4 +1,7 @@
-package proxy
+// Package scrub replaces echoes of a secret in response headers and bodies:
+// every encoding airlock knows of (raw, base64 at each offset, URL-encoded,
+// hex), streaming, without buffering a whole body. Both doors use it.
+package scrub
 
 import (
 	"bytes"
@@ -10,26 +13,26 @@ import (
 	"slices"
 )
 
-// minScrubLen is the shortest form of a secret the scrubber replaces:
+// MinLen is the shortest form of a secret the scrubber replaces:
 // replacing every occurrence of a 3-byte string would corrupt bodies and
 // protect nothing (such a secret is guessable anyway).
-const minScrubLen = 6
+const MinLen = 6
 
-// secretForms returns the forms of secret an upstream may echo: raw;
+// Forms returns the forms of secret an upstream may echo: raw;
 // base64 (standard and URL alphabets, padded and not, and the two
 // alignment-shifted encodings that appear when the secret sits inside a
 // longer base64 payload); query- and path-escaped. extra values (e.g. the
 // full injected basic-auth value) are added raw and in base64. Forms shorter
-// than minScrubLen are dropped; the result is deduplicated.
-func secretForms(secret []byte, extra ...[]byte) [][]byte {
+// than MinLen are dropped; the result is deduplicated.
+func Forms(secret []byte, extra ...[]byte) [][]byte {
 	var forms [][]byte
 	add := func(f []byte) {
-		if len(f) >= minScrubLen && !slices.ContainsFunc(forms, func(g []byte) bool { return bytes.Equal(f, g) }) {
+		if len(f) >= MinLen && !slices.ContainsFunc(forms, func(g []byte) bool { return bytes.Equal(f, g) }) {
 			forms = append(forms, f)
 		}
 	}
 	for _, v := range append([][]byte{secret}, extra...) {
-		if len(v) < minScrubLen {
+		if len(v) < MinLen {
 			continue
 		}
 		add(v)
@@ -63,10 +66,10 @@ func shiftedBase64(enc *base64.Encoding, v []byte, shift int) []byte {
 	return []byte(s[skip:end])
 }
 
-// replacer replaces every occurrence of its forms, leftmost first and the
+// Replacer replaces every occurrence of its forms, leftmost first and the
 // longest form at a position, with repl. It is immutable and shared by the
 // readers of one response.
-type replacer struct {
+type Replacer struct {
 	forms  [][]byte // longest first
 	first  [256]bool
 	pairs  pairSet // the first two bytes of each form (scrubfast.go)
@@ -76,8 +79,8 @@ type replacer struct {
 	repl   []byte
 }
 
-func newReplacer(forms [][]byte, repl []byte) *replacer {
-	r := &replacer{forms: slices.Clone(forms), repl: repl, minLen: math.MaxInt}
+func NewReplacer(forms [][]byte, repl []byte) *Replacer {
+	r := &Replacer{forms: slices.Clone(forms), repl: repl, minLen: math.MaxInt}
 	slices.SortStableFunc(r.forms, func(a, b []byte) int { return len(b) - len(a) })
 	for _, f := range r.forms {
 		r.first[f[0]] = true
@@ -93,11 +96,11 @@ func newReplacer(forms [][]byte, repl []byte) *replacer {
 	return r
 }
 
-// scan appends the scrubbed form of buf to out. Unless final, it stops
+// Scan appends the scrubbed form of buf to out. Unless final, it stops
 // before a suffix of buf that could still grow into a (longer) match; that
 // suffix, buf[used:], is shorter than the longest form and must be scanned
 // again with the bytes that follow it. n counts replacements.
-func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
+func (r *Replacer) Scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 	start, i := 0, 0
 	for {
 		at, m := r.next(buf, i, final)
@@ -119,9 +122,9 @@ func (r *replacer) scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 // It skips like Wu-Manber with a yes/no table: a form starting at s fills
 // buf[s:s+minLen], so when the pair ending that window occurs nowhere in
 // the first minLen bytes of any form, no form starts at s..s+minLen-2 and
-// the scan moves on by minLen-1. In text that shares few pairs with the
+// the Scan moves on by minLen-1. In text that shares few pairs with the
 // secret's forms, most bytes are never looked at.
-func (r *replacer) next(buf []byte, i int, final bool) (at, m int) {
+func (r *Replacer) next(buf []byte, i int, final bool) (at, m int) {
 	for w := r.minLen; i+w <= len(buf); {
 		if !r.inside.has(buf[i+w-2], buf[i+w-1]) {
 			i += w - 1
@@ -142,7 +145,7 @@ func (r *replacer) next(buf []byte, i int, final bool) (at, m int) {
 
 // candidate checks for a form at buf[i]: its length, or stop when, unless
 // final, the bytes so far could still grow into a longer form.
-func (r *replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
+func (r *Replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
 	if !r.first[buf[i]] || (i+1 < len(buf) && !r.pairs.has(buf[i], buf[i+1])) {
 		return 0, false
 	}
@@ -153,19 +156,19 @@ func (r *replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
 	return r.matchAt(rest), false
 }
 
-// replaceAll scrubs a complete buffer; without an echo it returns buf
+// ReplaceAll scrubs a complete buffer; without an echo it returns buf
 // itself, unallocated.
-func (r *replacer) replaceAll(buf []byte) ([]byte, int) {
+func (r *Replacer) ReplaceAll(buf []byte) ([]byte, int) {
 	at, m := r.next(buf, 0, true)
 	if m == 0 {
 		return buf, 0
 	}
 	out := append(make([]byte, 0, len(buf)+len(r.repl)), buf[:at]...)
-	out, _, n := r.scan(out, buf[at:], true) // no form before at
+	out, _, n := r.Scan(out, buf[at:], true) // no form before at
 	return out, n
 }
 
-func (r *replacer) couldGrow(rest []byte) bool {
+func (r *Replacer) couldGrow(rest []byte) bool {
 	for _, f := range r.forms {
 		if len(f) > len(rest) && bytes.HasPrefix(f, rest) {
 			return true
@@ -175,7 +178,7 @@ func (r *replacer) couldGrow(rest []byte) bool {
 }
 
 // matchAt returns the length of the longest form at the start of b, or 0.
-func (r *replacer) matchAt(b []byte) int {
+func (r *Replacer) matchAt(b []byte) int {
 	for _, f := range r.forms {
 		if bytes.HasPrefix(b, f) {
 			return len(f)
@@ -184,21 +187,21 @@ func (r *replacer) matchAt(b []byte) int {
 	return 0
 }
 
-// replaceString scrubs a complete value (a header).
-func (r *replacer) replaceString(s string) (string, int) {
-	out, _, n := r.scan(nil, []byte(s), true)
+// ReplaceString scrubs a complete value (a header).
+func (r *Replacer) ReplaceString(s string) (string, int) {
+	out, _, n := r.Scan(nil, []byte(s), true)
 	if n == 0 {
 		return s, 0
 	}
 	return string(out), n
 }
 
-// scrubHeader scrubs every value of h in place and counts replacements.
-func (r *replacer) scrubHeader(h http.Header) int {
+// ScrubHeader scrubs every value of h in place and counts replacements.
+func (r *Replacer) ScrubHeader(h http.Header) int {
 	total := 0
 	for k, vs := range h {
 		for i, v := range vs {
-			if nv, n := r.replaceString(v); n > 0 {
+			if nv, n := r.ReplaceString(v); n > 0 {
 				vs[i], total = nv, total+n
 			}
 		}
@@ -207,16 +210,16 @@ func (r *replacer) scrubHeader(h http.Header) int {
 	return total
 }
 
-// scrubReadSize is how much a scrubReader reads from upstream at a time.
-const scrubReadSize = 32 << 10
+// ReadSize is how much a Reader reads from upstream at a time.
+const ReadSize = 32 << 10
 
-// scrubReader streams src with every form replaced. Between reads it keeps
+// Reader streams src with every form replaced. Between reads it keeps
 // only the tail that could still become a match (shorter than the longest
 // form), so bodies are never buffered whole and whatever is safe is
 // returned at once (SSE events arrive one by one).
-type scrubReader struct {
+type Reader struct {
 	src    io.Reader
-	r      *replacer
+	r      *Replacer
 	in     []byte // the kept tail, then fresh bytes
 	out    []byte // scrubbed bytes not yet returned
 	off    int    // read position in out
@@ -224,12 +227,12 @@ type scrubReader struct {
 	onEcho func(n int)
 }
 
-func newScrubReader(src io.Reader, r *replacer, onEcho func(int)) *scrubReader {
-	need := scrubReadSize + r.maxLen // buffers pooled, released on Close (scrubpool.go)
-	return &scrubReader{src: src, r: r, in: scrubBuffer(need), out: scrubBuffer(need), onEcho: onEcho}
+func NewReader(src io.Reader, r *Replacer, onEcho func(int)) *Reader {
+	need := ReadSize + r.maxLen // buffers pooled, released on Close (scrubpool.go)
+	return &Reader{src: src, r: r, in: scrubBuffer(need), out: scrubBuffer(need), onEcho: onEcho}
 }
 
-func (s *scrubReader) Read(p []byte) (int, error) {
+func (s *Reader) Read(p []byte) (int, error) {
 	for s.off == len(s.out) {
 		if s.err != nil {
 			return 0, s.err
@@ -242,11 +245,11 @@ func (s *scrubReader) Read(p []byte) (int, error) {
 }
 
 // fill reads once from src and scrubs what can be decided.
-func (s *scrubReader) fill() {
+func (s *Reader) fill() {
 	s.out, s.off = s.out[:0], 0
 	m, err := s.src.Read(s.in[len(s.in):cap(s.in)])
 	s.in = s.in[:len(s.in)+m]
-	out, used, n := s.r.scan(s.out, s.in, err == io.EOF)
+	out, used, n := s.r.Scan(s.out, s.in, err == io.EOF)
 	s.out = out
 	s.in = s.in[:copy(s.in, s.in[used:])]
 	if err != nil {

@@ -1,8 +1,9 @@
-package proxy
+package egress
 
 import (
 	"context"
 	"errors"
+	"github.com/airlock/airlock/proxy/errcode"
 	"net"
 	"net/netip"
 	"testing"
@@ -54,10 +55,10 @@ func TestDialerAllowNetworks(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			d := newDialer(func() []netip.Prefix { return tc.allow })
+			d := NewDialer(func() []netip.Prefix { return tc.allow })
 			c, err := d.DialContext(context.Background(), "tcp", tc.addr)
-			var e *Error
-			if blocked := errors.As(err, &e) && e.Code == CodeEgressBlocked; blocked != tc.blocked {
+			var e *errcode.Error
+			if blocked := errors.As(err, &e) && e.Code == errcode.EgressBlocked; blocked != tc.blocked {
 				t.Fatalf("dial %s: err %v, want blocked=%v", tc.addr, err, tc.blocked)
 			}
 			if err == nil {

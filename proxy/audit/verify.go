@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bufio"
@@ -11,8 +11,8 @@ import (
 	"strconv"
 )
 
-// ErrAuditChain is wrapped by the [ChainError] of a failed verification.
-var ErrAuditChain = errors.New("audit chain broken")
+// ErrChain is wrapped by the [ChainError] of a failed verification.
+var ErrChain = errors.New("audit chain broken")
 
 // ChainError names the first line of an audit file that fails
 // verification (lines count from 1 in each file).
@@ -24,19 +24,19 @@ type ChainError struct {
 
 func (e *ChainError) Error() string { return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Reason }
 
-func (e *ChainError) Unwrap() error { return ErrAuditChain }
+func (e *ChainError) Unwrap() error { return ErrChain }
 
-// maxAuditLine bounds one line read by VerifyAudit.
+// maxAuditLine bounds one line read by Verify.
 const maxAuditLine = 1 << 20
 
-// VerifyAudit checks files as one chain, in the order given (rotated files
+// Verify checks files as one chain, in the order given (rotated files
 // first: `FILE.* FILE`), and returns the number of lines verified. The first
 // line given may continue a chain from an earlier file not given; every
 // later line must carry the mac of the line before it. A failure is a
 // *ChainError for the first broken line.
-func VerifyAudit(key []byte, files ...string) (int, error) {
+func Verify(key []byte, files ...string) (int, error) {
 	if len(key) < 16 {
-		return 0, ErrAuditKey
+		return 0, ErrKey
 	}
 	v := &chainVerifier{key: key}
 	for _, name := range files {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
 )
 
 // retryUnauthorized wraps the upstream round tripper: when an oauth2
@@ -37,11 +38,11 @@ func (r *retryUnauthorized) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		retry.Body = body
 	}
-	name, _ := tokenHeader(d.rule, "")
-	r.s.tokens.invalidate(d.rule, d.cred, req.Header.Get(name))
+	name, _ := oauth2.TokenHeader(d.rule, "")
+	r.s.tokens.Invalidate(d.rule, d.cred, req.Header.Get(name))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	if err := r.s.tokens.inject(retry, d.rule, d.cred); err != nil {
+	if err := r.s.tokens.Inject(retry, d.rule, d.cred); err != nil {
 		return nil, err
 	}
 	return r.base.RoundTrip(retry)

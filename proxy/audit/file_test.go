@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bytes"
@@ -16,12 +16,12 @@ var testAuditKey = []byte("0123456789abcdef0123456789abcdef")
 // writeAudit writes n lines to a fresh audit log at path and closes it.
 func writeAudit(t *testing.T, path string, n int, maxSize int64) {
 	t.Helper()
-	a, err := OpenAuditLog(AuditOptions{Path: path, Key: testAuditKey, MaxSize: maxSize})
+	a, err := Open(Options{Path: path, Key: testAuditKey, MaxSize: maxSize})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		a.Write(AuditLine{Agent: "bot", Rule: "r", Decision: decisionInject, Method: "GET",
+		a.Write(Line{Agent: "bot", Rule: "r", Decision: "inject", Method: "GET",
 			Host: "api.example.com:443", Path: fmt.Sprintf("/v1/%d", i), Status: 200, Code: "OK", Door: "proxy"})
 	}
 	if err := a.Close(); err != nil {
@@ -84,7 +84,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			if tc.key != nil {
 				key = tc.key
 			}
-			n, err := VerifyAudit(key, path)
+			n, err := Verify(key, path)
 			if tc.wantLine == 0 {
 				if err != nil || n < 9 {
 					t.Fatalf("verify: %d lines, %v", n, err)
@@ -92,7 +92,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 				return
 			}
 			var ce *ChainError
-			if !errors.As(err, &ce) || !errors.Is(err, ErrAuditChain) {
+			if !errors.As(err, &ce) || !errors.Is(err, ErrChain) {
 				t.Fatalf("verify: %v, want a ChainError", err)
 			}
 			if ce.Line != tc.wantLine || !strings.Contains(ce.Reason, tc.reason) {
@@ -112,7 +112,7 @@ func TestAuditRotationKeepsChain(t *testing.T) {
 	}
 	slices.Sort(files)
 	all := append(files, path)
-	n, err := VerifyAudit(testAuditKey, all...)
+	n, err := Verify(testAuditKey, all...)
 	if err != nil || n != 40 {
 		t.Fatalf("verify all: %d lines, %v", n, err)
 	}
@@ -121,12 +121,12 @@ func TestAuditRotationKeepsChain(t *testing.T) {
 			t.Errorf("%s is %d bytes, over the 1024 limit", f, fi.Size())
 		}
 	}
-	if _, err := VerifyAudit(testAuditKey, path); err != nil {
+	if _, err := Verify(testAuditKey, path); err != nil {
 		t.Errorf("newest file alone: %v", err)
 	}
 	missing := slices.Delete(slices.Clone(all), 1, 2)
 	var ce *ChainError
-	if _, err := VerifyAudit(testAuditKey, missing...); !errors.As(err, &ce) || ce.File != all[2] || ce.Line != 1 {
+	if _, err := Verify(testAuditKey, missing...); !errors.As(err, &ce) || ce.File != all[2] || ce.Line != 1 {
 		t.Errorf("rotated file removed: got %v, want %s:1", err, all[2])
 	}
 }
@@ -159,7 +159,7 @@ func TestAuditRestartContinuesChain(t *testing.T) {
 			writeAudit(t, path, 3, tc.maxSize)
 			files, _ := filepath.Glob(path + ".*")
 			slices.Sort(files)
-			n, err := VerifyAudit(testAuditKey, append(files, path)...)
+			n, err := Verify(testAuditKey, append(files, path)...)
 			if tc.crash {
 				var ce *ChainError
 				if !errors.As(err, &ce) || ce.Line != 4 {
@@ -176,9 +176,9 @@ func TestAuditRestartContinuesChain(t *testing.T) {
 
 func TestAuditWriteNeverBlocks(t *testing.T) {
 	drops := 0
-	a := &AuditLog{queue: make(chan AuditLine), onDrop: func() { drops++ }} // nobody reads
+	a := &Log{queue: make(chan Line), onDrop: func() { drops++ }} // nobody reads
 	for range 3 {
-		a.Write(AuditLine{})
+		a.Write(Line{})
 	}
 	if a.Dropped() != 3 || drops != 3 {
 		t.Errorf("dropped %d (callback %d), want 3", a.Dropped(), drops)
@@ -186,10 +186,10 @@ func TestAuditWriteNeverBlocks(t *testing.T) {
 }
 
 func TestAuditKeyRequired(t *testing.T) {
-	if _, err := OpenAuditLog(AuditOptions{Path: filepath.Join(t.TempDir(), "a"), Key: []byte("short")}); !errors.Is(err, ErrAuditKey) {
+	if _, err := Open(Options{Path: filepath.Join(t.TempDir(), "a"), Key: []byte("short")}); !errors.Is(err, ErrKey) {
 		t.Errorf("short key: %v", err)
 	}
-	if _, err := VerifyAudit(nil, "x"); !errors.Is(err, ErrAuditKey) {
+	if _, err := Verify(nil, "x"); !errors.Is(err, ErrKey) {
 		t.Errorf("verify without key: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"compress/gzip"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 )
 
 // Compression and scrubbing
@@ -22,7 +24,50 @@ import (
 // (br, zstd, deflate, ...) cannot be scrubbed, so the response is refused
 // with 502 UPSTREAM_ERROR rather than passed through unchecked.
 
-// scrubResponse runs on every upstream response (relay, the RPC door and
+// Observer sees the upstream response to a judged request once, before the
+// agent does (HTTP proxy and RPC http_request alike; not 101 upgrades,
+// which are spliced). It may read resp's head and replace resp.Body with a
+// wrapper that transforms or meters the stream as the agent reads it (an
+// io.ReadCloser around the body it was given); it must never buffer a
+// whole streamed body. dec is the decision the request was judged by. An
+// error refuses the response: the agent gets 502 (or the *Error's code).
+//
+// The chain runs the scrubber first (it removes echoes of the credential
+// from headers and body), then Config.Observers in order, so every
+// observer sees the scrubbed stream.
+type Observer func(resp *http.Response, dec *door.Decision) error
+
+// observe runs the observer chain on resp.
+func (s *Server) observe(resp *http.Response) error {
+	if err := s.scrubResponse(resp); err != nil {
+		return err
+	}
+	if len(s.observers) == 0 || resp.Request == nil {
+		return nil
+	}
+	d := decisionFrom(resp.Request.Context())
+	if d == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	dec := d.public()
+	for _, o := range s.observers {
+		if err := o(resp, dec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// public is d as the doors and observers see it.
+func (d *decision) public() *door.Decision {
+	if d.pub == nil {
+		d.pub = &door.Decision{Agent: d.agent, Scheme: d.scheme, Host: d.host, Port: d.port, Path: d.ev.path,
+			Rule: d.rule, Grant: d.grant, Credential: d.cred, Verdict: d.ev.decision, State: d}
+	}
+	return d.pub
+}
+
+// scrubResponse is the first observer; it runs on every upstream response (relay, the RPC door and
 // the ReverseProxy's ModifyResponse for upgrades): on responses to requests
 // with an injected credential it replaces echoes of the secret in headers,
 // wraps the body in a streaming scrubber and drops Content-Length (the
@@ -40,7 +85,7 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		return nil
 	}
 	e := &echoes{s: s, d: d}
-	e.add(r.scrubHeader(resp.Header))
+	e.add(r.ScrubHeader(resp.Header))
 	if resp.Body == nil || resp.Body == http.NoBody || resp.Request.Method == http.MethodHead ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		e.report()
@@ -54,15 +99,15 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		e.report()
 		return err
 	}
-	resp.Body = &scrubBody{Reader: newScrubReader(body, r, e.add), closer: resp.Body, e: e, trailer: resp, r: r}
+	resp.Body = &scrubBody{Reader: scrub.NewReader(body, r, e.add), closer: resp.Body, e: e, trailer: resp, r: r}
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	return nil
 }
 
-// replacerFor builds the replacer for d's credential, or nil when the
+// replacerFor builds the scrub.Replacer for d's credential, or nil when the
 // secret is too short to scrub.
-func (s *Server) replacerFor(d *decision) *replacer {
+func (s *Server) replacerFor(d *decision) *scrub.Replacer {
 	secret := d.cred.Value.Bytes()
 	var extra [][]byte
 	if d.rule != nil && d.rule.Inject.Type == policy.InjectBasic {
@@ -73,11 +118,11 @@ func (s *Server) replacerFor(d *decision) *replacer {
 	for _, t := range s.tokenSecrets(d.cred) { // oauth2 tokens and client secrets, aws keys
 		extra = append(extra, []byte(t))
 	}
-	forms := secretForms(secret, extra...)
+	forms := scrub.Forms(secret, extra...)
 	if len(forms) == 0 {
 		return nil
 	}
-	return newReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
+	return scrub.NewReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
 }
 
 // plainBody returns the identity-encoded body of resp (see the comment at
@@ -121,7 +166,7 @@ type scrubBody struct {
 	closer  io.Closer
 	e       *echoes
 	trailer *http.Response
-	r       *replacer
+	r       *scrub.Replacer
 	eof     bool
 }
 
@@ -129,15 +174,15 @@ func (b *scrubBody) Read(p []byte) (int, error) {
 	n, err := b.Reader.Read(p)
 	if err == io.EOF && !b.eof {
 		b.eof = true
-		b.e.add(b.r.scrubHeader(b.trailer.Trailer))
+		b.e.add(b.r.ScrubHeader(b.trailer.Trailer))
 	}
 	return n, err
 }
 
 func (b *scrubBody) Close() error {
 	b.e.report()
-	if sr, ok := b.Reader.(*scrubReader); ok {
-		sr.release()
+	if sr, ok := b.Reader.(*scrub.Reader); ok {
+		sr.Release()
 	}
 	return b.closer.Close()
 }

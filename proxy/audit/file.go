@@ -1,4 +1,12 @@
-package proxy
+// Package audit records what airlock decided: the hash-chained audit file
+// (`serve --audit-log`), its verifier, and the asynchronous writer that
+// keeps log lines off the request path.
+//
+// # The file
+//
+// One JSON [Line] per decision, each with an HMAC over the line and the
+// previous line's MAC ([Open], [Verify]).
+package audit
 
 import (
 	"bufio"
@@ -29,8 +37,8 @@ import (
 // Truncating the end of the newest file is not detectable from the file
 // alone; ship the lines off the machine for that.
 
-// AuditLine is one line of the audit file (the "mac" field is added last).
-type AuditLine struct {
+// Line is one line of the audit file (the "mac" field is added last).
+type Line struct {
 	Seq        uint64  `json:"seq"`
 	Time       string  `json:"time"`
 	Agent      string  `json:"agent"`
@@ -46,11 +54,12 @@ type AuditLine struct {
 	DurationMS float64 `json:"duration_ms"`
 	Code       string  `json:"code"`
 	Door       string  `json:"door"`
+	Operation  string  `json:"operation,omitempty"` // "" for a proxied request
 	Prev       string  `json:"prev"`
 }
 
-// AuditOptions configure an audit file.
-type AuditOptions struct {
+// Options configure an audit file.
+type Options struct {
 	Path    string
 	Key     []byte      // HMAC key; at least 16 bytes
 	MaxSize int64       // rotate when the file would grow past this; 0: never
@@ -58,17 +67,17 @@ type AuditOptions struct {
 	Log     *zap.Logger // write failures; nil: discarded
 }
 
-// AuditLog appends hash-chained audit lines to a file from one goroutine,
+// Log appends hash-chained audit lines to a file from one goroutine,
 // off the requests' path: lines wait in a bounded queue and are dropped
 // (counted) when it is full.
-type AuditLog struct {
-	opts  AuditOptions
-	queue chan AuditLine
+type Log struct {
+	opts  Options
+	queue chan Line
 	stop  chan struct{}
 	done  chan struct{}
 
 	dropped atomic.Int64
-	onDrop  func() // set by Server.SetAuditLog before serving
+	onDrop  func() // set by OnDrop before serving
 
 	// Owned by the writer goroutine (and Open before it starts).
 	f    *os.File
@@ -79,14 +88,14 @@ type AuditLog struct {
 	err  error // first write error, reported by Close
 }
 
-// ErrAuditKey is returned when the HMAC key is missing or too short.
-var ErrAuditKey = errors.New("audit HMAC key missing or shorter than 16 bytes")
+// ErrKey is returned when the HMAC key is missing or too short.
+var ErrKey = errors.New("audit HMAC key missing or shorter than 16 bytes")
 
-// OpenAuditLog opens (or creates, mode 0600) the audit file and continues
+// Open opens (or creates, mode 0600) the audit file and continues
 // the chain of its last line.
-func OpenAuditLog(o AuditOptions) (*AuditLog, error) {
+func Open(o Options) (*Log, error) {
 	if len(o.Key) < 16 {
-		return nil, ErrAuditKey
+		return nil, ErrKey
 	}
 	if o.Queue <= 0 {
 		o.Queue = 8192
@@ -94,7 +103,7 @@ func OpenAuditLog(o AuditOptions) (*AuditLog, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	a := &AuditLog{opts: o, queue: make(chan AuditLine, o.Queue), stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Log{opts: o, queue: make(chan Line, o.Queue), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := a.open(); err != nil {
 		return nil, err
 	}
@@ -105,7 +114,7 @@ func OpenAuditLog(o AuditOptions) (*AuditLog, error) {
 // open opens the file for appending and reads the chain state from its
 // last line. A damaged last line (a crash mid-write) starts a new chain;
 // verify reports the damage.
-func (a *AuditLog) open() error {
+func (a *Log) open() error {
 	f, err := os.OpenFile(a.opts.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
@@ -138,7 +147,7 @@ func (a *AuditLog) open() error {
 
 // lastRotatedLine is the last line of the newest rotated file, so a
 // restart right after a rotation keeps the chain.
-func (a *AuditLog) lastRotatedLine() []byte {
+func (a *Log) lastRotatedLine() []byte {
 	names, _ := filepath.Glob(a.opts.Path + ".*")
 	if len(names) == 0 {
 		return nil
@@ -192,7 +201,7 @@ func parseTail(line []byte) (seq uint64, mac string, ok bool) {
 }
 
 // Write queues one line; it never blocks.
-func (a *AuditLog) Write(l AuditLine) {
+func (a *Log) Write(l Line) {
 	select {
 	case a.queue <- l:
 	default:
@@ -200,7 +209,7 @@ func (a *AuditLog) Write(l AuditLine) {
 	}
 }
 
-func (a *AuditLog) drop() {
+func (a *Log) drop() {
 	a.dropped.Add(1)
 	if a.onDrop != nil {
 		a.onDrop()
@@ -208,13 +217,13 @@ func (a *AuditLog) drop() {
 }
 
 // Dropped is the number of lines lost so far.
-func (a *AuditLog) Dropped() int64 { return a.dropped.Load() }
+func (a *Log) Dropped() int64 { return a.dropped.Load() }
 
 // Path is the file written to.
-func (a *AuditLog) Path() string { return a.opts.Path }
+func (a *Log) Path() string { return a.opts.Path }
 
 // Close writes the queued lines, flushes and closes the file.
-func (a *AuditLog) Close() error {
+func (a *Log) Close() error {
 	select {
 	case <-a.stop:
 	default:
@@ -226,7 +235,7 @@ func (a *AuditLog) Close() error {
 
 // run is the writer goroutine: it batches lines and flushes whenever the
 // queue runs empty.
-func (a *AuditLog) run() {
+func (a *Log) run() {
 	defer close(a.done)
 	for {
 		select {
@@ -254,7 +263,7 @@ func (a *AuditLog) run() {
 
 // append seals l into the chain and writes it, rotating first when the
 // file would pass MaxSize.
-func (a *AuditLog) append(l AuditLine) {
+func (a *Log) append(l Line) {
 	l.Seq, l.Prev = a.seq+1, a.prev
 	line, mac, err := sealLine(a.opts.Key, l)
 	if err != nil {
@@ -275,24 +284,24 @@ func (a *AuditLog) append(l AuditLine) {
 	a.seq, a.prev = l.Seq, mac
 }
 
-func (a *AuditLog) flush() {
+func (a *Log) flush() {
 	if err := a.w.Flush(); err != nil {
 		a.fail(fmt.Errorf("flush audit log: %w", err))
 	}
 }
 
-func (a *AuditLog) fail(err error) {
+func (a *Log) fail(err error) {
 	a.drop()
 	if a.err == nil {
 		a.err = err
-		a.opts.Log.Error("audit log write failed; lines are being dropped", zap.String("file", a.opts.Path), fieldErr(err))
+		a.opts.Log.Error("audit log write failed; lines are being dropped", zap.String("file", a.opts.Path), zap.String("error", err.Error()))
 	}
 }
 
 // rotate renames the full file to FILE.<UTC time> and starts a new one.
 // Names sort in rotation order, so `airlock audit verify FILE.* FILE`
 // checks the whole chain.
-func (a *AuditLog) rotate() error {
+func (a *Log) rotate() error {
 	if err := a.w.Flush(); err != nil {
 		return fmt.Errorf("flush audit log: %w", err)
 	}
@@ -322,7 +331,7 @@ func fileExists(p string) bool {
 }
 
 // sealLine renders l as a line ending in its mac, and returns the mac.
-func sealLine(key []byte, l AuditLine) ([]byte, string, error) {
+func sealLine(key []byte, l Line) ([]byte, string, error) {
 	body, err := json.Marshal(l)
 	if err != nil {
 		return nil, "", fmt.Errorf("encode audit line: %w", err)
@@ -343,17 +352,6 @@ func lineMAC(key, body []byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// auditFile queues ev for the audit file, when one is configured. It is
-// called from record with the label values already defaulted.
-func (s *Server) auditFile(ev *event, agent, code string) {
-	a := s.ops.audit.Load()
-	if a == nil {
-		return
-	}
-	a.Write(AuditLine{
-		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
-		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
-		Host: ev.host + ":" + strconv.Itoa(ev.port), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
-		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, "proxy"),
-	})
-}
+// OnDrop sets the function called for each line dropped because the queue
+// was full. Call it before the first Write.
+func (a *Log) OnDrop(fn func()) { a.onDrop = fn }

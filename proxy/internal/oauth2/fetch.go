@@ -1,4 +1,4 @@
-package proxy
+package oauth2
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -24,7 +25,7 @@ const (
 	maxTokenLifetime = 24 * time.Hour * 366
 )
 
-// Token endpoint failures (wrapped; fetch turns them into *Error).
+// Token endpoint failures (wrapped; fetch turns them into *errcode.Error).
 var (
 	errTokenMalformed   = errors.New("token endpoint answered without a usable access token")
 	errTokenUnreachable = errors.New("token endpoint unreachable")
@@ -54,9 +55,9 @@ type tokenErrorBody struct {
 
 // exchange posts one token request: the grant's form plus the client
 // authentication, through the guarded transport, no redirects followed.
-func (c *tokenCache) exchange(ctx context.Context, path string, set OAuth2Settings, sec OAuth2Secret, form url.Values) (*tokenResponse, error) {
+func (c *Cache) exchange(ctx context.Context, path string, set vault.OAuth2Settings, sec vault.OAuth2Secret, form url.Values) (*tokenResponse, error) {
 	if form == nil {
-		form = url.Values{"grant_type": {GrantClientCredentials}}
+		form = url.Values{"grant_type": {vault.GrantClientCredentials}}
 	}
 	if len(set.Scopes) > 0 {
 		form.Set("scope", strings.Join(set.Scopes, " "))
@@ -64,7 +65,7 @@ func (c *tokenCache) exchange(ctx context.Context, path string, set OAuth2Settin
 	if set.Audience != "" {
 		form.Set("audience", set.Audience)
 	}
-	basic := set.AuthMethod == AuthMethodBasic && sec.ClientSecret != ""
+	basic := set.AuthMethod == vault.AuthMethodBasic && sec.ClientSecret != ""
 	if !basic {
 		form.Set("client_id", set.ClientID)
 		if sec.ClientSecret != "" {
@@ -73,7 +74,7 @@ func (c *tokenCache) exchange(ctx context.Context, path string, set OAuth2Settin
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, set.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return nil, fmt.Errorf("credential %s: token url: %w", path, ErrBadTokenCredential)
+		return nil, fmt.Errorf("credential %s: token url: %w", path, vault.ErrBadTokenCredential)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -84,11 +85,11 @@ func (c *tokenCache) exchange(ctx context.Context, path string, set OAuth2Settin
 	}
 	resp, err := c.transport.RoundTrip(req)
 	if err != nil {
-		var e *Error
+		var e *errcode.Error
 		if errors.As(err, &e) {
 			return nil, e // the dial guard refused the token endpoint
 		}
-		return nil, newError(http.StatusBadGateway, CodeUpstreamError,
+		return nil, errcode.New(http.StatusBadGateway, errcode.UpstreamError,
 			"credential "+path+": cannot reach the token endpoint "+req.URL.Host,
 			"check that the token endpoint is up and reachable from airlock; airlock retries with backoff")
 	}
@@ -151,18 +152,18 @@ func parseTokenResponse(status int, contentType string, body []byte) (*tokenResp
 // tokenEndpointError maps a parse failure to the agent's error: a rejected
 // client or grant is CREDENTIAL_INVALID, anything else UPSTREAM_ERROR; the
 // endpoint's error code travels in Error.Upstream.
-func tokenEndpointError(path, host string, err error) *Error {
+func tokenEndpointError(path, host string, err error) *errcode.Error {
 	var ee *endpointError
 	if !errors.As(err, &ee) {
-		return newError(http.StatusBadGateway, CodeUpstreamError,
+		return errcode.New(http.StatusBadGateway, errcode.UpstreamError,
 			"credential "+path+": the token endpoint "+host+msgMalformed,
 			"check the credential's --token-url; airlock retries with backoff")
 	}
-	code := CodeUpstreamError
+	code := errcode.UpstreamError
 	if ee.status == http.StatusBadRequest || ee.status == http.StatusUnauthorized || ee.status == http.StatusForbidden {
-		code = CodeCredentialInvalid
+		code = errcode.CredentialInvalid
 	}
-	e := newError(http.StatusBadGateway, code,
+	e := errcode.New(http.StatusBadGateway, code,
 		"credential "+path+": the token endpoint "+host+msgRefused+" ("+strconv.Itoa(ee.status)+")",
 		"check the client id, client secret, scopes and grant with `airlock vault set-oauth2`")
 	e.Upstream = ee.code
@@ -193,9 +194,9 @@ func printableASCII(s string) bool {
 
 // tokenResult is the metric label of a failed token request.
 func tokenResult(err error) string {
-	var e *Error
+	var e *errcode.Error
 	switch {
-	case errors.As(err, &e) && e.Code == CodeCredentialInvalid:
+	case errors.As(err, &e) && e.Code == errcode.CredentialInvalid:
 		return "rejected"
 	case errors.As(err, &e) && strings.Contains(e.Message, msgRefused):
 		return "error"
@@ -211,10 +212,10 @@ func tokenResult(err error) string {
 // CLI (or a second airlock on the same vault) therefore never use a refresh
 // token another has already rotated. A rotated token that could not be saved
 // is kept in memory and used (and saved) by the next attempt.
-func (c *tokenCache) refreshGrant(ctx context.Context, cred *vault.Credential, set OAuth2Settings) (*tokenResponse, error) {
+func (c *Cache) refreshGrant(ctx context.Context, cred *vault.Credential, set vault.OAuth2Settings) (*tokenResponse, error) {
 	v := c.vault()
 	if v == nil {
-		return nil, vaultLocked()
+		return nil, errcode.New(http.StatusServiceUnavailable, errcode.VaultLocked, "the vault is sealed", "restart `airlock serve` with the passphrase or key file to unseal it")
 	}
 	var tr *tokenResponse
 	err := v.Update(func(d *vault.Data) error {
@@ -222,7 +223,7 @@ func (c *tokenCache) refreshGrant(ctx context.Context, cred *vault.Credential, s
 		if err != nil {
 			return err
 		}
-		sec, err := OAuth2SecretOf(cur)
+		sec, err := vault.OAuth2SecretOf(cur)
 		if err != nil {
 			return err
 		}
@@ -230,7 +231,7 @@ func (c *tokenCache) refreshGrant(ctx context.Context, cred *vault.Credential, s
 		if p := c.pendingFor(cred.Path); p != "" {
 			sec.RefreshToken = p
 		}
-		form := url.Values{"grant_type": {GrantRefreshToken}, "refresh_token": {sec.RefreshToken}}
+		form := url.Values{"grant_type": {vault.GrantRefreshToken}, "refresh_token": {sec.RefreshToken}}
 		if tr, err = c.exchange(ctx, cred.Path, set, sec, form); err != nil {
 			return err
 		}
@@ -248,7 +249,7 @@ func (c *tokenCache) refreshGrant(ctx context.Context, cred *vault.Credential, s
 		c.setPending(cred.Path, "")
 		return tr, nil
 	case err != nil && tr != nil:
-		return nil, newError(http.StatusBadGateway, CodeCredentialInvalid,
+		return nil, errcode.New(http.StatusBadGateway, errcode.CredentialInvalid,
 			"credential "+cred.Path+": the rotated refresh token could not be saved to the vault",
 			"check that the vault file is writable; airlock keeps the new token in memory and retries")
 	case err != nil:
@@ -258,13 +259,13 @@ func (c *tokenCache) refreshGrant(ctx context.Context, cred *vault.Credential, s
 	return tr, nil
 }
 
-func (c *tokenCache) pendingFor(path string) string {
+func (c *Cache) pendingFor(path string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pending[path]
 }
 
-func (c *tokenCache) setPending(path, tok string) {
+func (c *Cache) setPending(path, tok string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if tok == "" {
@@ -276,7 +277,7 @@ func (c *tokenCache) setPending(path, tok string) {
 
 // storeSecret replaces the secret document of cur in d (a copy owned by
 // the update).
-func storeSecret(d *vault.Data, cur *vault.Credential, sec OAuth2Secret) error {
+func storeSecret(d *vault.Data, cur *vault.Credential, sec vault.OAuth2Secret) error {
 	val, err := json.Marshal(sec)
 	if err != nil {
 		return fmt.Errorf("encode oauth2 secret of %s: %w", cur.Path, err)

@@ -1,0 +1,75 @@
+// Package deptest checks the import graph against DESIGN.md's package
+// table: the "must not" column, as a test.
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/airlock/airlock/"
+
+// rules: packages matching a prefix must not depend (transitively, tests
+// excluded) on any of the listed packages or prefixes (a trailing "/"
+// means the whole tree).
+var rules = []struct {
+	pkg    string // package path or prefix ending in "/"
+	banned []string
+}{
+	{"vault", []string{"proxy", "proxy/", "policy", "certs", "net/http"}},
+	{"policy", []string{"proxy", "proxy/", "vault", "certs"}},
+	{"certs", []string{"proxy", "proxy/", "policy", "vault"}},
+	{"proxy/", []string{"proxy", "cmd/"}}, // sub-packages never import their parent
+}
+
+func TestImportGraph(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, mod+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg, deps := strings.TrimPrefix(f[0], mod), f[1:]
+		for _, r := range rules {
+			if !matches(pkg, r.pkg) {
+				continue
+			}
+			seen++
+			for _, d := range deps {
+				for _, b := range r.banned {
+					if bannedDep(d, b) {
+						t.Errorf("%s imports %s (DESIGN.md: must not)", pkg, d)
+					}
+				}
+			}
+		}
+	}
+	if seen < 8 {
+		t.Fatalf("only %d packages checked; is the module path right?", seen)
+	}
+}
+
+func matches(pkg, pattern string) bool {
+	if strings.HasSuffix(pattern, "/") {
+		return strings.HasPrefix(pkg, pattern)
+	}
+	return pkg == pattern || strings.HasPrefix(pkg, pattern+"/")
+}
+
+// bannedDep reports whether dependency d is banned by b: a module package
+// (b relative to the module) or a standard library package.
+func bannedDep(d, b string) bool {
+	if b == "net/http" {
+		return d == b
+	}
+	rel, ok := strings.CutPrefix(d, mod)
+	if !ok {
+		return false
+	}
+	if strings.HasSuffix(b, "/") {
+		return strings.HasPrefix(rel, b)
+	}
+	return rel == b
+}

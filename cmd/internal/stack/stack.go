@@ -1,0 +1,91 @@
+// Package stack is the one wiring of an airlock: vault + policy + local CA
+// + proxy server (+ the SanctumAI RPC door and the audit file), shared by
+// `airlock serve`, `airlock demo` and cmd/airlock-bench so the demo and the
+// bench run exactly what serve runs.
+package stack
+
+import (
+	"crypto/x509"
+	"errors"
+
+	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/rpc"
+	"github.com/airlock/airlock/vault"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// DefaultCertCache is the leaf-certificate cache size of serve.
+const DefaultCertCache = 10000
+
+// Options are the parts of one airlock.
+type Options struct {
+	Vault  *vault.Vault   // unlocked
+	CA     *certs.CA      // local CA for MITM leaves
+	Policy *policy.Policy // initial policy
+	Log    *zap.Logger
+
+	CertCache     int            // leaf cache entries; 0: DefaultCertCache
+	UpstreamRoots *x509.CertPool // nil: system roots
+	AuditLog      *audit.Log     // optional hash-chained audit file
+	// RPC, when set, serves the SanctumAI door on the proxy port (its
+	// Registerer defaults to the server's registry, its Logger to Log).
+	RPC *rpc.Options
+	// Tune adjusts the proxy configuration last (serve's hardening flags).
+	Tune func(*proxy.Config)
+}
+
+// Stack is a built airlock, not yet serving.
+type Stack struct {
+	Server *proxy.Server
+	RPC    *rpc.Server // nil without Options.RPC
+}
+
+// ErrIncomplete is returned by New when a required part is missing.
+var ErrIncomplete = errors.New("stack: Vault, CA, Policy and Log are required")
+
+// New wires the parts into a proxy server (and RPC door).
+func New(o Options) (*Stack, error) {
+	if o.Vault == nil || o.CA == nil || o.Policy == nil || o.Log == nil {
+		return nil, ErrIncomplete
+	}
+	size := o.CertCache
+	if size <= 0 {
+		size = DefaultCertCache
+	}
+	st := &Stack{}
+	cfg := proxy.Config{Vault: o.Vault, Policy: o.Policy, Certs: certs.NewCache(o.CA, size), Log: o.Log,
+		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog}
+	if o.RPC != nil {
+		ro := *o.RPC
+		cfg.RPC = func(s *proxy.Server) proxy.ConnHandler {
+			if ro.Registerer == nil {
+				ro.Registerer = s.Metrics().Registry
+			}
+			if ro.Logger == nil {
+				ro.Logger = o.Log
+			}
+			st.RPC = rpc.New(s, ro)
+			return st.RPC.ServeConn
+		}
+	}
+	if o.Tune != nil {
+		o.Tune(&cfg)
+	}
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st.Server = srv
+	return st, nil
+}
+
+// JSONLogger is serve's zap logger for --log-format json, writing to w.
+func JSONLogger(w zapcore.WriteSyncer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "time", zapcore.RFC3339NanoTimeEncoder
+	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zapcore.InfoLevel))
+}
