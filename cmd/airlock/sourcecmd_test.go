@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,6 +22,51 @@ func sourceTestVault(t *testing.T) *vault.Vault {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// tableLeaf finds the leaf at path ("source", "add", "file") in the
+// command table.
+func tableLeaf(t *testing.T, path ...string) *command {
+	t.Helper()
+	table, c := commands, (*command)(nil)
+	for _, name := range path {
+		if c = lookup(table, name); c == nil {
+			t.Fatalf("no command %q in the table", strings.Join(path, " "))
+		}
+		table = c.sub
+	}
+	return c
+}
+
+// parseSourceAdd parses `source add TYPE ARGS...` as the table does,
+// without running it.
+func parseSourceAdd(t *testing.T, args ...string) (*sourceAddOptions, error) {
+	t.Helper()
+	c := tableLeaf(t, "source", "add", args[0])
+	fs := newFlagSet("airlock source add " + args[0])
+	f := declareSourceAdd(args[0], fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return nil, err
+	}
+	if err := c.checkArgs(fs.Args()); err != nil {
+		return nil, err
+	}
+	return f.options(fs.Args())
+}
+
+// parseSetRef parses `vault set-ref PATH FLAGS...` as the table does.
+func parseSetRef(t *testing.T, args ...string) (*setRefOptions, error) {
+	t.Helper()
+	fs := newFlagSet("airlock vault set-ref")
+	o := declareSetRef(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := tableLeaf(t, "vault", "set-ref").checkArgs(fs.Args()); err != nil {
+		return nil, err
+	}
+	o.Path = fs.Args()[0]
+	return o, o.check()
 }
 
 func grepForms(t *testing.T, what, text string, secrets ...string) {
@@ -65,7 +109,7 @@ func TestSourceCommands(t *testing.T) {
 		{[]string{"file", "files", "--dir", dir}, ""},
 	}
 	for _, tc := range cases {
-		o, err := parseSourceAdd(tc.args)
+		o, err := parseSourceAdd(t, tc.args...)
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -85,23 +129,23 @@ func TestSourceCommands(t *testing.T) {
 		t.Fatalf("exec argv stored as %q", e.Config["argv"])
 	}
 	// Adding again without --replace is refused; a secret missing on stdin is refused.
-	o, _ := parseSourceAdd([]string{"file", "files", "--dir", dir})
+	o, _ := parseSourceAdd(t, "file", "files", "--dir", dir)
 	if err := runSourceAdd(v, o, sourceIO{In: strings.NewReader(""), Out: &out, Err: &errOut}); err == nil || !strings.Contains(hintOf(err), "--replace") {
 		t.Fatalf("duplicate: %v", err)
 	}
-	o, _ = parseSourceAdd([]string{"vault-kv", "kv2", "--address", "https://x.invalid"})
+	o, _ = parseSourceAdd(t, "vault-kv", "kv2", "--address", "https://x.invalid")
 	if err := runSourceAdd(v, o, sourceIO{In: strings.NewReader(""), Out: &out, Err: &errOut}); err == nil || !strings.Contains(err.Error(), "no token on stdin") {
 		t.Fatalf("missing secret: %v", err)
 	}
 
-	ro, err := parseSetRef([]string{"github/token", "--source", "files", "--key", "gh", "--ttl", "30s"})
+	ro, err := parseSetRef(t, "github/token", "--source", "files", "--key", "gh", "--ttl", "30s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := runSetRef(v, ro, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	if ro, _ := parseSetRef([]string{"x/y", "--source", "nope", "--key", "k"}); runSetRef(v, ro, &errOut) == nil {
+	if ro, _ := parseSetRef(t, "x/y", "--source", "nope", "--key", "k"); runSetRef(v, ro, &errOut) == nil {
 		t.Fatal("set-ref to an undefined source")
 	}
 	if err := runSourceRm(v, "files", false, &errOut); err == nil || !strings.Contains(err.Error(), "github/token") {
@@ -142,25 +186,36 @@ func TestSourceCommands(t *testing.T) {
 	}
 }
 
-// TestSourceAddBadInput: clear usage errors with hints, and no secret is
-// ever taken from argv.
+// TestSourceAddBadInput: clear usage errors (exit 2) with hints, before
+// the vault is opened (the home here has none), and no secret is ever
+// taken from argv.
 func TestSourceAddBadInput(t *testing.T) {
 	cases := map[string][]string{
 		"no name":          {"helvetisafe"},
 		"bad type":         {"ldap", "x"},
 		"bad name":         {"file", "a/b", "--dir", "."},
 		"exec no argv":     {"exec", "e"},
+		"exec no dashes":   {"exec", "e", "pass", "show"},
+		"exec no name":     {"exec", "--", "pass", "show"},
 		"pem no key file":  {"helvetisafe", "h", "--base-url", "https://x", "--key-mode", "pem"},
 		"secret flag":      {"vault-kv", "k", "--address", "https://x", "--token", "hvs.in-argv"},
 		"bad assume":       {"helvetisafe", "h", "--base-url", "https://x", "--assume", "oaep_hash"},
 		"stray positional": {"file", "f", "--dir", ".", "extra"},
 	}
+	saved, savedErr := Stdout, Stderr
+	t.Cleanup(func() { Stdout, Stderr = saved, savedErr })
+	home := t.TempDir()
+	t.Setenv("AIRLOCK_HOME", home)
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := parseSourceAdd(args)
-			var ue *usageErr
-			if err == nil || !errors.As(err, &ue) || hintOf(err) == "" {
-				t.Fatalf("err = %v, hint %q", err, hintOf(err))
+			var out, errb bytes.Buffer
+			Stdout, Stderr = &out, &errb
+			code := runCLI(append([]string{"source", "add"}, args...))
+			if code != exitUsage || !strings.Contains(errb.String(), "airlock: error: ") || !strings.Contains(errb.String(), "airlock: hint: ") {
+				t.Fatalf("exit %d, stderr %q; want exit 2 with an error and a hint", code, errb.String())
+			}
+			if strings.Contains(errb.String(), home) { // the missing vault's error names it
+				t.Fatalf("the vault was opened before the arguments were checked: %q", errb.String())
 			}
 		})
 	}
