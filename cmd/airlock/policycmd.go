@@ -21,9 +21,9 @@ func policyCheckCmd(g *globals, fs *flagSet) runFunc {
 		n := printLint(p, lintInventory(g.home, openVaultNoPrompt(g.home)))
 		warn := ""
 		if n > 0 {
-			warn = fmt.Sprintf(", %d warning(s) above", n)
+			warn = fmt.Sprintf("; %d warning(s) above", n)
 		}
-		fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants%s)\n", file, len(p.Rules), len(p.Grants), warn)
+		fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants)%s\n", file, len(p.Rules), len(p.Grants), warn)
 		return nil
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -219,4 +221,60 @@ func TestSourceAddBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSourceCLI runs the built binary: sources added with their secrets on
+// stdin, a reference credential, `vault list` with its SOURCE column and
+// JSON member, `source list`, the doctor's source checks and `source rm`;
+// no secret in any output.
+func TestSourceCLI(t *testing.T) {
+	t.Parallel()
+	e := initEnv(t)
+	dir := t.TempDir()
+	const fileValue, kvToken = "ghp_file_value_CLI_9", "hvs.kv-token-CLI-8"
+	writeFile(t, filepath.Join(dir, "gh"), fileValue)
+	var all strings.Builder
+	keep := func(r result) result { all.WriteString(r.stdout + r.stderr); return r }
+	keep(e.ok("", "source", "add", "file", "files", "--dir", dir, "--ttl", "1m"))
+	keep(e.ok(kvToken+"\n", "source", "add", "vault-kv", "kv", "--address", "https://127.0.0.1:1"))
+	keep(e.ok("", "source", "add", "exec", "echoer", "--first-line", "--", "echo", "{key}"))
+	wantError(t, keep(e.run("", "source", "add", "file", "files", "--dir", dir)), exitFailure, `source "files" exists`)
+	keep(e.ok("", "vault", "set-ref", "github/token", "--source", "files", "--key", "gh"))
+	keep(e.ok("sk-stored-value-CLI-7", "vault", "set", "openai/api-key"))
+	wantError(t, keep(e.run("", "vault", "set-ref", "x/y", "--key", "k")), exitUsage, "--source and --key are required")
+
+	r := keep(e.ok("", "vault", "list"))
+	if !regexp.MustCompile(`(?m)^PATH\s+KIND\s+CREATED\s+UPDATED\s+EXPIRES\s+SOURCE$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^github/token\s.*files:gh \(never fetched\)$`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`(?m)^openai/api-key\s.*\s-$`).MatchString(r.stdout) {
+		t.Errorf("vault list:\n%s", r)
+	}
+	var creds []credJSON
+	must(t, json.Unmarshal([]byte(keep(e.ok("", "vault", "list", "--json")).stdout), &creds))
+	for _, c := range creds {
+		switch {
+		case c.Path == "github/token" && (c.Source == nil || c.Source.Source != "files" || c.Source.Key != "gh" || c.Source.LastFetch != nil):
+			t.Errorf("github/token source member: %+v", c.Source)
+		case c.Path == "openai/api-key" && c.Source != nil:
+			t.Errorf("stored value has a source member: %+v", c.Source)
+		}
+	}
+	r = keep(e.ok("", "source", "list"))
+	for _, want := range []string{"NAME", "files", "file", dir, "echoer", "kv", "https://127.0.0.1:1", "token", "never"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("source list lacks %q\n%s", want, r)
+		}
+	}
+	r = keep(e.run("", "doctor"))
+	for _, re := range []string{`✓ source files: file answers`, `✓ source echoer: exec answers`, `✗ source kv: `} {
+		if !strings.Contains(r.stdout, re) {
+			t.Errorf("doctor lacks %q\n%s", re, r)
+		}
+	}
+	wantError(t, keep(e.run("", "source", "rm", "files")), exitFailure, "used by github/token")
+	keep(e.ok("", "source", "rm", "files", "--force"))
+	if r := keep(e.ok("", "source", "list", "--json")); strings.Contains(r.stdout, `"files"`) {
+		t.Errorf("files still listed after rm --force\n%s", r)
+	}
+	grepForms(t, "CLI output", all.String(), fileValue, kvToken, "sk-stored-value-CLI-7")
 }
