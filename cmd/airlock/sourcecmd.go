@@ -100,10 +100,10 @@ func sourceAddCmd(typ string) func(g *globals, fs *flagSet) runFunc {
 func declareSourceAdd(typ string, fs *flagSet) *sourceAddFlags {
 	f := &sourceAddFlags{typ: typ, fs: fs, str: map[string]*string{}}
 	def := func(name, cfgKey, help string) { f.str[cfgKey] = fs.String(name, "", help) }
-	def("ttl", "ttl", "cache TTL `DURATION`, e.g. 5m (default 5m)")
+	def("ttl", "ttl", "how long (`DURATION`) a fetched value is cached (default 5m)")
 	def("refresh-ahead", "refresh_ahead", "refresh this long (`DURATION`) before the TTL ends (default TTL/5)")
-	def("stale-for", "stale_for", "after a failed refresh serve the cached value this long (`DURATION`; default 0: fail closed)")
-	def("fetch-timeout", "fetch_timeout", "bound on one fetch (`DURATION`; default 30s)")
+	def("stale-for", "stale_for", "after a failed refresh, serve the cached value this long (`DURATION`; default 0: fail closed)")
+	def("fetch-timeout", "fetch_timeout", "longest time (`DURATION`) one fetch may take (default 30s)")
 	f.replace = fs.Bool("replace", false, "replace an existing source of that name")
 	f.firstLine = fs.Bool("first-line", false, "keep only the first line of the value")
 	switch typ {
@@ -113,7 +113,7 @@ func declareSourceAdd(typ string, fs *flagSet) *sourceAddFlags {
 		def("client-id", "client_id", "OAuth2 client `ID`")
 		def("scopes", "scopes", "OAuth2 `SCOPES`, space-separated")
 		def("key-mode", "key_mode", "`MODE`: pem (--rsa-key-file) or password (account password on stdin)")
-		def("timeout", "timeout", "HTTP timeout `DURATION` (default 15s)")
+		def("timeout", "timeout", "HTTP timeout (`DURATION`, default 15s)")
 		fs.StringVar(&f.keyFile, "rsa-key-file", "", "RSA private key PEM `FILE`, copied into the vault")
 		fs.StringVar(&f.caFile, "ca-file", "", "CA bundle PEM `FILE` for a private CA")
 		fs.Var(&f.assume, "assume", "override a protocol assumption `NAME=VALUE` (README: HelvetiSafe assumptions)")
@@ -124,14 +124,14 @@ func declareSourceAdd(typ string, fs *flagSet) *sourceAddFlags {
 		def("auth", "auth", "`MODE`: token (token on stdin) or approle (secret ID on stdin)")
 		def("role-id", "role_id", "AppRole role `ID`")
 		def("approle-mount", "approle_mount", "AppRole auth `MOUNT` (default approle)")
-		def("timeout", "timeout", "HTTP timeout `DURATION` (default 15s)")
+		def("timeout", "timeout", "HTTP timeout (`DURATION`, default 15s)")
 		fs.StringVar(&f.caFile, "ca-file", "", "CA bundle PEM `FILE` for a private CA")
 	case source.TypeExec:
-		def("timeout", "timeout", "command timeout `DURATION` (default 10s)")
+		def("timeout", "timeout", "command timeout (`DURATION`, default 10s)")
 		fs.Var(&f.env, "env", "pass variable `NAME` from airlock's environment (repeatable; PATH and HOME always are)")
 		fs.Var(&f.setenv, "setenv", "set `NAME=VALUE` for the command (repeatable; not for secrets)")
 	case source.TypeFile:
-		def("dir", "dir", "`DIR`ectory of secret files (key = file name)")
+		def("dir", "dir", "directory `DIR` of secret files (key = file name)")
 	}
 	return f
 }
@@ -446,11 +446,11 @@ func vaultSetRefCmd(g *globals, fs *flagSet) runFunc {
 // declareSetRef declares the flags of `vault set-ref` on fs.
 func declareSetRef(fs *flagSet) *setRefOptions {
 	o := &setRefOptions{}
-	fs.StringVar(&o.Ref.Source, "source", "", "(required) source `NAME` (airlock source list)")
-	fs.StringVar(&o.Ref.Key, "key", "", "(required) the secret's name `KEY` in the source")
-	fs.StringVar(&o.Ref.Field, "field", "", "one `FIELD` of a structured secret (KV data field, JSON field)")
-	fs.IntVar(&o.Ref.Version, "version", 0, "pin a version `N` (vault-kv)")
-	fs.DurationVar(&o.Ref.TTL, "ttl", 0, "cache TTL for this credential (default: the source's)")
+	fs.StringVar(&o.Ref.Source, "source", "", "(required) the source (`NAME`, from airlock source list)")
+	fs.StringVar(&o.Ref.Key, "key", "", "(required) the secret's name in the source (`KEY`)")
+	fs.StringVar(&o.Ref.Field, "field", "", "take one `FIELD` of a structured secret (KV data field, JSON field)")
+	fs.IntVar(&o.Ref.Version, "version", 0, "pin version `N` (vault-kv)")
+	fs.DurationVar(&o.Ref.TTL, "ttl", 0, "how long (`DURATION`) this credential's value is cached (default: the source's)")
 	fs.StringVar(&o.Username, "username", "", "user name `U` (basic auth)")
 	fs.BoolVar(&o.Replace, "replace", false, "replace a stored (non-reference) credential at PATH")
 	return o
