@@ -3,10 +3,8 @@ package main
 // `airlock approvals` and `airlock console`: clients of the approvals admin
 // API served by `airlock serve` on its admin listener (proxy/console).
 //
-// Register in the command table:
-//
-//	{name: "approvals", usage: usageApprovals, summary: "list, approve, deny or watch requests held for approval", run: cmdApprovals},
-//	{name: "console", usage: usageConsole, summary: "print (or open) a one-time login URL for the web console", run: cmdConsole},
+// Registered in the command table (commands.go) as the group `approvals`
+// (list, the default; approve; deny; watch) and the leaf `console`.
 
 import (
 	"bytes"
@@ -25,11 +23,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-)
-
-const (
-	usageApprovals = "airlock approvals [list [--json]] | approve ID [--for 1h|--always|--once] | deny ID [--reason TEXT] | watch"
-	usageConsole   = "airlock console [--open] [--admin ADDR]"
 )
 
 // approvalsAdminToken returns the admin token the CLI sends. The default
@@ -152,41 +145,20 @@ func (c *adminClient) pending(ctx context.Context) ([]pendingEntry, error) {
 	return out.Pending, err
 }
 
-// cmdApprovals is `airlock approvals [list|approve|deny|watch]`.
-func cmdApprovals(g *globals, args []string) error {
-	sub := "list"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
-	switch sub {
-	case "list":
-		return cmdApprovalsList(g, args)
-	case "approve":
-		return cmdApprovalsDecide(g, args, true)
-	case "deny":
-		return cmdApprovalsDecide(g, args, false)
-	case "watch":
-		return cmdApprovalsWatch(g, args)
-	}
-	return withHint(usageErrorf("approvals: unknown subcommand %q", sub), "usage: "+usageApprovals)
-}
-
 // adminFlag adds --admin to fs.
 func adminFlag(fs *flagSet) *string {
-	return fs.String("admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin address of airlock serve")
+	return fs.String("admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin address `HOST:PORT` of airlock serve (AIRLOCK_ADMIN sets the default)")
 }
 
-func cmdApprovalsList(g *globals, args []string) error {
-	fs := newFlagSet("approvals", "airlock approvals [list] [--json] [--admin ADDR]")
+// approvalsListCmd is `airlock approvals [list] [--json]`.
+func approvalsListCmd(g *globals, fs *flagSet) runFunc {
 	asJSON := fs.Bool("json", false, "print one JSON document")
 	admin := adminFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
-		return err
-	}
-	c, err := newAdminClient(g, *admin)
+	return func([]string) error { return approvalsList(g, *admin, *asJSON) }
+}
+
+func approvalsList(g *globals, admin string, asJSON bool) error {
+	c, err := newAdminClient(g, admin)
 	if err != nil {
 		return err
 	}
@@ -194,7 +166,7 @@ func cmdApprovalsList(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"pending": ps})
@@ -222,35 +194,31 @@ func ageString(s float64) string {
 	return (time.Duration(s) * time.Second).String()
 }
 
-// cmdApprovalsDecide is `approvals approve ID [--for D|--always|--once]`
-// and `approvals deny ID [--reason TEXT]`.
-func cmdApprovalsDecide(g *globals, args []string, approve bool) error {
-	name, usage := "approvals deny", "airlock approvals deny ID [--reason TEXT] [--admin ADDR]"
-	if approve {
-		name, usage = "approvals approve", "airlock approvals approve ID [--for 1h|--always|--once] [--admin ADDR]"
-	}
-	fs := newFlagSet(name, usage)
+// approvalsApproveCmd is `approvals approve ID [--for D|--always|--once]`.
+func approvalsApproveCmd(g *globals, fs *flagSet) runFunc {
 	admin := adminFlag(fs)
-	var forD, reason string
-	var always, once bool
-	if approve {
-		fs.StringVar(&forD, "for", "", "remember the approval for a duration (1h, 30m) or session")
-		fs.BoolVar(&always, "always", false, "remember the approval for good (an unmatched host also gets a rule proposed in policy.proposed.yaml)")
-		fs.BoolVar(&once, "once", false, "release only the held requests")
-	} else {
-		fs.StringVar(&reason, "reason", "", "why, shown to the agent")
+	forD := fs.String("for", "", "remember the approval for `DURATION` (1h, 30m) or session")
+	always := fs.Bool("always", false, "remember the approval for good (an unmatched host also gets a rule proposed in policy.proposed.yaml)")
+	once := fs.Bool("once", false, "release only the held requests")
+	return func(args []string) error {
+		remember, err := rememberFlag(*forD, *always, *once)
+		if err != nil {
+			return err
+		}
+		return approvalsDecide(g, *admin, args[0], true, remember, "")
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(1, 1); err != nil {
-		return err
-	}
-	remember, err := rememberFlag(forD, always, once)
-	if err != nil {
-		return err
-	}
-	c, err := newAdminClient(g, *admin)
+}
+
+// approvalsDenyCmd is `approvals deny ID [--reason TEXT]`.
+func approvalsDenyCmd(g *globals, fs *flagSet) runFunc {
+	admin := adminFlag(fs)
+	reason := fs.String("reason", "", "why, shown to the agent (`TEXT`)")
+	return func(args []string) error { return approvalsDecide(g, *admin, args[0], false, "", *reason) }
+}
+
+// approvalsDecide approves or denies the held entry id.
+func approvalsDecide(g *globals, admin, id string, approve bool, remember, reason string) error {
+	c, err := newAdminClient(g, admin)
 	if err != nil {
 		return err
 	}
@@ -271,7 +239,6 @@ func cmdApprovalsDecide(g *globals, args []string, approve bool) error {
 		Remember string    `json:"remember"`
 		Until    time.Time `json:"until"`
 	}
-	id := fs.Arg(0)
 	if err := c.call(context.Background(), http.MethodPost, "/v1/approvals/"+urlPathEscape(id)+"/"+verdict, body, &out); err != nil {
 		return err
 	}
@@ -333,17 +300,14 @@ func urlPathEscape(s string) string {
 	return b.String()
 }
 
-// cmdApprovalsWatch prints one line per new pending entry until Ctrl-C.
-func cmdApprovalsWatch(g *globals, args []string) error {
-	fs := newFlagSet("approvals watch", "airlock approvals watch [--admin ADDR]")
+// approvalsWatchCmd prints one line per new pending entry until Ctrl-C.
+func approvalsWatchCmd(g *globals, fs *flagSet) runFunc {
 	admin := adminFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
-		return err
-	}
-	c, err := newAdminClient(g, *admin)
+	return func([]string) error { return approvalsWatch(g, *admin) }
+}
+
+func approvalsWatch(g *globals, admin string) error {
+	c, err := newAdminClient(g, admin)
 	if err != nil {
 		return err
 	}
@@ -388,19 +352,16 @@ func watchApprovals(ctx context.Context, c *adminClient, w io.Writer, every time
 	}
 }
 
-// cmdConsole mints a one-time console login URL and prints it (and opens it
-// with --open).
-func cmdConsole(g *globals, args []string) error {
-	fs := newFlagSet("console", usageConsole)
+// consoleCmd mints a one-time console login URL and prints it (and opens
+// it with --open).
+func consoleCmd(g *globals, fs *flagSet) runFunc {
 	admin := adminFlag(fs)
 	open := fs.Bool("open", false, "open the URL in the default browser")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := fs.wantArgs(0, 0); err != nil {
-		return err
-	}
-	c, err := newAdminClient(g, *admin)
+	return func([]string) error { return consoleLogin(g, *admin, *open) }
+}
+
+func consoleLogin(g *globals, admin string, open bool) error {
+	c, err := newAdminClient(g, admin)
 	if err != nil {
 		return err
 	}
@@ -413,7 +374,7 @@ func cmdConsole(g *globals, args []string) error {
 	}
 	fmt.Fprintln(Stdout, out.URL)
 	fmt.Fprintf(Stderr, "one-time login URL: works once, within %s\n", time.Duration(out.ExpiresIn)*time.Second)
-	if *open {
+	if open {
 		if err := openBrowser(out.URL); err != nil {
 			return withHint(fmt.Errorf("open a browser: %w", err), "open the URL above yourself")
 		}

@@ -19,7 +19,7 @@ import (
 const cliTestToken = "cli-admin-token-0123456789"
 
 // approvalsEnv is a real queue behind the real console admin API on
-// loopback, with the approvals commands registered as the integrator will.
+// loopback; the approvals commands run through the command table.
 type approvalsEnv struct {
 	q    *approval.Queue
 	srv  *httptest.Server
@@ -40,11 +40,8 @@ func newApprovalsEnv(t *testing.T) *approvalsEnv {
 	}
 	srv := httptest.NewServer(con)
 	t.Cleanup(srv.Close)
-	saved, savedOut, savedErr := commands, Stdout, Stderr
-	t.Cleanup(func() { commands, Stdout, Stderr = saved, savedOut, savedErr })
-	commands = append(append([]*command{}, saved...),
-		&command{name: "approvals", usage: usageApprovals, summary: "list, approve, deny or watch requests held for approval", run: cmdApprovals},
-		&command{name: "console", usage: usageConsole, summary: "print (or open) a one-time login URL for the web console", run: cmdConsole})
+	savedOut, savedErr := Stdout, Stderr
+	t.Cleanup(func() { Stdout, Stderr = savedOut, savedErr })
 	t.Setenv("AIRLOCK_HOME", t.TempDir())
 	t.Setenv("AIRLOCK_ADMIN_TOKEN", cliTestToken)
 	return &approvalsEnv{q: q, srv: srv, addr: strings.TrimPrefix(srv.URL, "http://")}
@@ -136,7 +133,7 @@ func TestApprovalsCLIBadInput(t *testing.T) {
 		"two remembers":  {[]string{"approvals", "approve", "ap-x", "--once", "--always"}, 2, "only one of"},
 		"bad duration":   {[]string{"approvals", "approve", "ap-x", "--for", "soon"}, 2, "not a duration"},
 		"no id":          {[]string{"approvals", "approve"}, 2, "missing argument"},
-		"unknown sub":    {[]string{"approvals", "approv"}, 2, "unknown subcommand"},
+		"unknown sub":    {[]string{"approvals", "approv"}, 2, `unknown command "airlock approvals approv"`},
 		"unknown id":     {[]string{"approvals", "deny", "ap-nope"}, 1, "no pending approval ap-nope"},
 		"extra argument": {[]string{"approvals", "list", "x"}, 2, "unexpected argument"},
 	}

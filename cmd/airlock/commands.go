@@ -41,6 +41,7 @@ var commands = []*command{
 		{name: "set", args: "PATH", summary: "store a credential (value from stdin, or a prompt)", setup: vaultSetCmd},
 		{name: "set-oauth2", args: "PATH", summary: "store an OAuth2 client (secret or refresh token from stdin, or a prompt)", setup: vaultSetOAuth2Cmd},
 		{name: "set-aws", args: "PATH", summary: "store an AWS access key for SigV4 signing (secret from stdin, or a prompt)", setup: vaultSetAWSCmd},
+		{name: "set-ref", args: "PATH", summary: "store a reference: the value is fetched from a source (`airlock source add`)", setup: vaultSetRefCmd},
 		{name: "list", summary: "list credentials (metadata only, never values)", setup: vaultListCmd},
 		{name: "get", args: "PATH", summary: "print one credential value", setup: vaultGetCmd},
 		{name: "rm", args: "PATH", summary: "delete a credential", setup: vaultRmCmd},
@@ -64,6 +65,23 @@ var commands = []*command{
 	{name: "audit", summary: "verify the hash chain of audit log files", sub: []*command{
 		{name: "verify", args: "FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", setup: auditVerifyCmd},
 	}},
+	{name: "source", summary: "manage credential sources (HelvetiSafe, Vault KV, a command, a directory)", sub: []*command{
+		{name: "add", summary: "define a source; airlock's own secrets for it on stdin, one per line", sub: []*command{
+			{name: "helvetisafe", args: "NAME", summary: "a HelvetiSafe organisation (client secret or API token, then password, on stdin)", setup: sourceAddCmd(sourceTypeHelvetiSafe)},
+			{name: "vault-kv", args: "NAME", summary: "a HashiCorp Vault / OpenBao KV v2 mount (token or AppRole secret ID on stdin)", setup: sourceAddCmd(sourceTypeVaultKV)},
+			{name: "exec", args: "NAME -- CMD [ARGS...]", summary: "a command printing the secret ({key} in ARGS is replaced by the key)", setup: sourceAddCmd(sourceTypeExec)},
+			{name: "file", args: "NAME", summary: "a directory of secret files (key = file name)", setup: sourceAddCmd(sourceTypeFile)},
+		}},
+		{name: "list", summary: "list sources: settings, secret names, last fetch (never values)", setup: sourceListCmd},
+		{name: "rm", args: "NAME", summary: "delete a source", setup: sourceRmCmd},
+	}},
+	{name: "approvals", dflt: "list", summary: "list, approve, deny or watch requests held for approval", sub: []*command{
+		{name: "list", summary: "list the requests waiting for approval (the default)", setup: approvalsListCmd},
+		{name: "approve", args: "ID", summary: "release a held request, and remember the approval --for a while, --always or --once", setup: approvalsApproveCmd},
+		{name: "deny", args: "ID", summary: "refuse a held request", setup: approvalsDenyCmd},
+		{name: "watch", summary: "print one line per new held request until Ctrl-C", setup: approvalsWatchCmd},
+	}},
+	{name: "console", summary: "print (or open) a one-time login URL for the web console", setup: consoleCmd},
 	{name: "env", summary: "print shell exports that route an agent through airlock", setup: envCmd},
 	{name: "run", args: "-- CMD [ARGS...]", summary: "run CMD with the airlock environment (and none of airlock's secrets)", setup: runCmd},
 	{name: "doctor", summary: "check the home, vault, policy, CA, port and shell; print a fix for each problem", setup: doctorCmd},
@@ -80,6 +98,7 @@ type command struct {
 	summary string
 	setup   func(g *globals, fs *flagSet) runFunc
 	sub     []*command
+	dflt    string // a group's sub-command run when none is named ("approvals" lists)
 }
 
 // runFunc runs a command with its positional arguments, after its flags
@@ -145,6 +164,9 @@ func runCommand(g *globals, table []*command, args []string, prefix string) erro
 	}
 	path := prefix + " " + c.name
 	if c.sub != nil {
+		if c.dflt != "" && (len(args) < 2 || strings.HasPrefix(args[1], "-") && args[1] != "-h" && args[1] != "--help") {
+			args = append([]string{args[0], c.dflt}, args[1:]...)
+		}
 		if len(args) < 2 {
 			printGroupUsage(Stderr, g, path, c.sub)
 			return &exitCodeError{code: exitUsage}

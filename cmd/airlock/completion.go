@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"strings"
 )
@@ -23,37 +24,45 @@ func completionCmd(g *globals, fs *flagSet) runFunc {
 	}
 }
 
-// bashCompletion completes the command, then the sub-command of a group,
-// then file names. Global flags before the command are skipped.
+// bashCompletion completes the command, the sub-commands of a group (at
+// any depth: `source add <TAB>`), a leaf's flags after "-", then file
+// names. Global flags before the command are skipped.
 func bashCompletion(table []*command) string {
 	var b strings.Builder
 	b.WriteString(`# airlock bash completion: source <(airlock completion bash)
 _airlock() {
-	local cur i cmd=""
+	local cur i next path="" words="" known
 	cur="${COMP_WORDS[COMP_CWORD]}"
-	for ((i = 1; i < COMP_CWORD; i++)); do
+`)
+	var known []string
+	walkTable(table, nil, func(path []string, c *command) { known = append(known, strings.Join(path, " ")) })
+	fmt.Fprintf(&b, "\tknown=%q\n", "|"+strings.Join(known, "|")+"|")
+	b.WriteString(`	for ((i = 1; i < COMP_CWORD; i++)); do
 		case "${COMP_WORDS[i]}" in
-		--home | --passphrase-file) ((i++)) ;;
+		--home | --passphrase-file) [[ -z "$path" ]] && ((i++)) ;;
 		-*) ;;
-		*) cmd="${COMP_WORDS[i]}"; break ;;
+		*)
+			next="${path:+$path }${COMP_WORDS[i]}"
+			[[ "$known" == *"|$next|"* ]] && path="$next"
+			;;
 		esac
 	done
-	if [[ -z "$cmd" ]]; then
-		COMPREPLY=($(compgen -W "` + names(table, " ") + `" -- "$cur"))
-		return
-	fi
-	local subs=""
-	case "$cmd" in
+	case "$path" in
 `)
-	for _, c := range table {
-		if c.sub != nil {
-			fmt.Fprintf(&b, "\t%s) subs=%q ;;\n", c.name, names(c.sub, " "))
+	fmt.Fprintf(&b, "\t\"\") words=%q ;;\n", names(table, " "))
+	walkTable(table, nil, func(path []string, c *command) {
+		words := names(c.sub, " ")
+		if c.sub == nil {
+			words = flagNames(c, path)
 		}
-	}
+		if words != "" {
+			fmt.Fprintf(&b, "\t%q) words=%q ;;\n", strings.Join(path, " "), words)
+		}
+	})
 	b.WriteString(`	esac
-	if [[ -n "$subs" && $i -eq $((COMP_CWORD - 1)) ]]; then
-		COMPREPLY=($(compgen -W "$subs" -- "$cur"))
-		return
+	if [[ -n "$words" && ( "$cur" == -* || "$words" != -* ) ]]; then
+		COMPREPLY=($(compgen -W "$words" -- "$cur"))
+		[[ ${#COMPREPLY[@]} -gt 0 || "$cur" == -* ]] && return
 	fi
 	COMPREPLY=($(compgen -f -- "$cur"))
 }
@@ -62,17 +71,44 @@ complete -o filenames -F _airlock airlock
 	return b.String()
 }
 
+// walkTable calls fn for every command of table, groups and leaves, with
+// its path of names.
+func walkTable(table []*command, path []string, fn func(path []string, c *command)) {
+	for _, c := range table {
+		p := append(append([]string{}, path...), c.name)
+		fn(p, c)
+		walkTable(c.sub, p, fn)
+	}
+}
+
+// flagNames is "--a --b" for leaf c's flags.
+func flagNames(c *command, path []string) string {
+	fs, _ := c.flags(&globals{}, "airlock "+strings.Join(path, " "))
+	var n []string
+	fs.VisitAll(func(f *flag.Flag) { n = append(n, "--"+f.Name) })
+	return strings.Join(n, " ")
+}
+
 // fishCompletion lists commands with their summaries, and sub-commands
-// after their group.
+// after their group (at any depth).
 func fishCompletion(table []*command) string {
 	var b strings.Builder
 	b.WriteString("# airlock fish completion: airlock completion fish | source\ncomplete -c airlock -f\n")
 	for _, c := range table {
 		fmt.Fprintf(&b, "complete -c airlock -n __fish_use_subcommand -a %s -d %s\n", c.name, fishQuote(c.summary))
-		for _, s := range c.sub {
-			fmt.Fprintf(&b, "complete -c airlock -n '__fish_seen_subcommand_from %s; and not __fish_seen_subcommand_from %s' -a %s -d %s\n",
-				c.name, names(c.sub, " "), s.name, fishQuote(s.summary))
-		}
 	}
+	walkTable(table, nil, func(path []string, c *command) {
+		if c.sub == nil {
+			return
+		}
+		var cond []string
+		for _, name := range path {
+			cond = append(cond, "__fish_seen_subcommand_from "+name)
+		}
+		cond = append(cond, "not __fish_seen_subcommand_from "+names(c.sub, " "))
+		for _, s := range c.sub {
+			fmt.Fprintf(&b, "complete -c airlock -n '%s' -a %s -d %s\n", strings.Join(cond, "; and "), s.name, fishQuote(s.summary))
+		}
+	})
 	return b.String()
 }

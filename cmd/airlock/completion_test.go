@@ -29,6 +29,12 @@ func TestBashCompletion(t *testing.T) {
 		"after global flags":       {words: []string{"airlock", "--home", "/tmp/x", "ag"}, want: "agent"},
 		"files after sub-command":  {words: []string{"airlock", "policy", "check", filepath.Join(filepath.Dir(script), "airl")}, want: script},
 		"completion's own command": {words: []string{"airlock", "compl"}, want: "completion"},
+		"nested group":             {words: []string{"airlock", "source", "add", ""}, want: "helvetisafe vault-kv exec file"},
+		"nested leaf's flags":      {words: []string{"airlock", "source", "add", "exec", "pass", "--fi"}, want: "--first-line"},
+		"approvals sub-commands":   {words: []string{"airlock", "approvals", "a"}, want: "approve"},
+		"a leaf's flags":           {words: []string{"airlock", "approvals", "approve", "ap-1", "--al"}, want: "--always"},
+		"vault set-ref":            {words: []string{"airlock", "vault", "set-r"}, want: "set-ref"},
+		"console":                  {words: []string{"airlock", "cons"}, want: "console"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -54,9 +60,11 @@ func TestCompletionScripts(t *testing.T) {
 					t.Errorf("%s script lacks command %s", sh, c.name)
 				}
 			}
-			if !strings.Contains(out, "rotate") {
-				t.Errorf("%s script lacks sub-command agent rotate", sh)
-			}
+			walkTable(commands, nil, func(path []string, c *command) {
+				if !strings.Contains(out, c.name) {
+					t.Errorf("%s script lacks %s", sh, strings.Join(path, " "))
+				}
+			})
 			if _, err := exec.LookPath(sh); err != nil {
 				return // syntax not checked: shell not installed
 			}

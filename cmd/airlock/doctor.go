@@ -88,6 +88,7 @@ func (d *doctor) run() {
 	d.checkPolicy()
 	d.checkCA()
 	d.checkCredentials()
+	d.checkSourceDefs()
 	d.checkPort()
 	d.checkShellProxy()
 }

@@ -105,6 +105,7 @@ func (d *doctor) checkPolicy() {
 		return
 	}
 	d.add(name, statusOK, fmt.Sprintf("%s valid (%d rules)", path, len(p.Rules)), "")
+	printLint(p, lintInventory(d.h, d.vault))
 }
 
 // checkCA checks the CA certificate's validity period and whether the

@@ -19,6 +19,9 @@ type flagSet struct {
 	// (until "--"). Off for `run`, whose arguments belong to the child.
 	interspersed bool
 	args         []string
+	// dash is how many positional arguments came before a "--" (-1: no
+	// "--"): `source add exec NAME -- CMD...` finds its command with it.
+	dash int
 }
 
 // newFlagSet returns a flag set for the command path ("airlock vault set").
@@ -31,7 +34,7 @@ func newFlagSet(name string) *flagSet {
 
 // Parse parses args; positional arguments are then in Args.
 func (fs *flagSet) Parse(args []string) error {
-	fs.args = nil
+	fs.args, fs.dash = nil, -1
 	for {
 		err := fs.FlagSet.Parse(args)
 		if errors.Is(err, flag.ErrHelp) {
@@ -45,7 +48,11 @@ func (fs *flagSet) Parse(args []string) error {
 			return nil
 		}
 		// flag.Parse consumed a "--" iff the token before rest is "--".
-		if !fs.interspersed || (len(args) > len(rest) && args[len(args)-len(rest)-1] == "--") {
+		dashed := len(args) > len(rest) && args[len(args)-len(rest)-1] == "--"
+		if !fs.interspersed || dashed {
+			if dashed {
+				fs.dash = len(fs.args)
+			}
 			fs.args = append(fs.args, rest...)
 			return nil
 		}

@@ -18,7 +18,12 @@ func policyCheckCmd(g *globals, fs *flagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants)\n", file, len(p.Rules), len(p.Grants))
+		n := printLint(p, lintInventory(g.home, openVaultNoPrompt(g.home)))
+		warn := ""
+		if n > 0 {
+			warn = fmt.Sprintf("; %d warning(s) above", n)
+		}
+		fmt.Fprintf(Stderr, "airlock: policy %s ok (%d rules, %d grants)%s\n", file, len(p.Rules), len(p.Grants), warn)
 		return nil
 	}
 }

@@ -1,21 +1,19 @@
 package main
 
 // `airlock source add|list|rm`, `airlock vault set-ref` and the doctor
-// check of credential sources. The command table is not edited here: each
-// command is a parse function (a flag-set builder plus positional
-// arguments) and a run function taking the parsed options, the open vault
-// and its I/O, so the table can register them as it likes.
+// check of credential sources. `source add` is a group with one leaf per
+// source type, so each type's flags are its own (and its help lists them).
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -25,13 +23,16 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-// Usage lines of the source commands.
+// Source types, as the command table names its `source add` leaves.
 const (
-	usageSourceAdd   = "airlock source add helvetisafe|vault-kv|exec|file NAME [FLAGS] [-- ARGV...]  (secrets on stdin, one per line)"
-	usageSourceList  = "airlock source list [--json]"
-	usageSourceRm    = "airlock source rm NAME [--force]"
-	usageVaultSetRef = "airlock vault set-ref PATH --source NAME --key KEY [--field F] [--version N] [--ttl D] [--username U] [--replace]"
+	sourceTypeHelvetiSafe = source.TypeHelvetiSafe
+	sourceTypeVaultKV     = source.TypeVaultKV
+	sourceTypeExec        = source.TypeExec
+	sourceTypeFile        = source.TypeFile
 )
+
+// sourceStatusPath is the file `serve` writes the sources' fetch status to.
+func sourceStatusPath(h home) string { return filepath.Join(h.Dir(), "sources.status.json") }
 
 // sourceIO is where a source command reads secrets and writes output.
 // Prompt, when set (stdin is a terminal), asks for one secret without echo.
@@ -39,6 +40,15 @@ type sourceIO struct {
 	In       io.Reader
 	Prompt   func(what string) ([]byte, error)
 	Out, Err io.Writer
+}
+
+// cliSourceIO is the process's streams; a terminal on stdin is prompted.
+func cliSourceIO() sourceIO {
+	sio := sourceIO{In: Stdin, Out: Stdout, Err: Stderr}
+	if isTerminal(Stdin) {
+		sio.Prompt = readHidden
+	}
+	return sio
 }
 
 // sourceAddOptions are the parsed options of `source add`.
@@ -56,90 +66,113 @@ type repeated []string
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
-// parseSourceAdd parses `source add TYPE NAME [FLAGS] [-- ARGV...]`.
-func parseSourceAdd(args []string) (*sourceAddOptions, error) {
-	if len(args) < 2 || strings.HasPrefix(args[0], "-") || strings.HasPrefix(args[1], "-") {
-		return nil, withHint(usageError("source add needs a type and a name"), "usage: "+usageSourceAdd)
+// sourceAddFlags are the flags of `source add TYPE`, declared on its flag
+// set; options turns them and the positional arguments into options.
+type sourceAddFlags struct {
+	typ                 string
+	fs                  *flagSet
+	str                 map[string]*string // config key -> flag value
+	replace, firstLine  *bool
+	caFile, keyFile     string
+	assume, env, setenv repeated
+}
+
+// sourceAddCmd is the setup of `airlock source add TYPE NAME`.
+func sourceAddCmd(typ string) func(g *globals, fs *flagSet) runFunc {
+	return func(g *globals, fs *flagSet) runFunc {
+		f := declareSourceAdd(typ, fs)
+		return func(args []string) error {
+			o, err := f.options(args)
+			if err != nil {
+				return err
+			}
+			v, err := openVault(g.home)
+			if err != nil {
+				return err
+			}
+			return runSourceAdd(v, o, cliSourceIO())
+		}
 	}
-	o := &sourceAddOptions{Type: args[0], Name: args[1], Config: map[string]string{}, Files: map[string]string{}}
-	if !slices.Contains(source.Types, o.Type) {
-		return nil, withHint(usageErrorf("unknown source type %q", o.Type), "use one of: "+strings.Join(source.Types, ", "))
+}
+
+// declareSourceAdd declares the flags of `source add typ` on fs. No flag
+// takes a secret: those are read from stdin.
+func declareSourceAdd(typ string, fs *flagSet) *sourceAddFlags {
+	f := &sourceAddFlags{typ: typ, fs: fs, str: map[string]*string{}}
+	def := func(name, cfgKey, help string) { f.str[cfgKey] = fs.String(name, "", help) }
+	def("ttl", "ttl", "how long (`DURATION`) a fetched value is cached (default 5m)")
+	def("refresh-ahead", "refresh_ahead", "refresh this long (`DURATION`) before the TTL ends (default TTL/5)")
+	def("stale-for", "stale_for", "after a failed refresh, serve the cached value this long (`DURATION`; default 0: fail closed)")
+	def("fetch-timeout", "fetch_timeout", "longest time (`DURATION`) one fetch may take (default 30s)")
+	f.replace = fs.Bool("replace", false, "replace an existing source of that name")
+	f.firstLine = fs.Bool("first-line", false, "keep only the first line of the value")
+	switch typ {
+	case source.TypeHelvetiSafe:
+		def("base-url", "base_url", "HelvetiSafe base `URL`, https://...")
+		def("auth", "auth", "`MODE`: oauth2 (client credentials, secret on stdin) or token (portal API token on stdin)")
+		def("client-id", "client_id", "OAuth2 client `ID`")
+		def("scopes", "scopes", "OAuth2 `SCOPES`, space-separated")
+		def("key-mode", "key_mode", "`MODE`: pem (--rsa-key-file) or password (account password on stdin)")
+		def("timeout", "timeout", "HTTP timeout (`DURATION`, default 15s)")
+		fs.StringVar(&f.keyFile, "rsa-key-file", "", "RSA private key PEM `FILE`, copied into the vault")
+		fs.StringVar(&f.caFile, "ca-file", "", "CA bundle PEM `FILE` for a private CA")
+		fs.Var(&f.assume, "assume", "override a protocol assumption `NAME=VALUE` (README: HelvetiSafe assumptions)")
+	case source.TypeVaultKV:
+		def("address", "address", "Vault / OpenBao `URL`, https://host:8200")
+		def("mount", "mount", "KV v2 `MOUNT` (default secret)")
+		def("namespace", "namespace", "X-Vault-Namespace `NS`")
+		def("auth", "auth", "`MODE`: token (token on stdin) or approle (secret ID on stdin)")
+		def("role-id", "role_id", "AppRole role `ID`")
+		def("approle-mount", "approle_mount", "AppRole auth `MOUNT` (default approle)")
+		def("timeout", "timeout", "HTTP timeout (`DURATION`, default 15s)")
+		fs.StringVar(&f.caFile, "ca-file", "", "CA bundle PEM `FILE` for a private CA")
+	case source.TypeExec:
+		def("timeout", "timeout", "command timeout (`DURATION`, default 10s)")
+		fs.Var(&f.env, "env", "pass variable `NAME` from airlock's environment (repeatable; PATH and HOME always are)")
+		fs.Var(&f.setenv, "setenv", "set `NAME=VALUE` for the command (repeatable; not for secrets)")
+	case source.TypeFile:
+		def("dir", "dir", "directory `DIR` of secret files (key = file name)")
 	}
+	return f
+}
+
+// options builds the options from the parsed flags and args: NAME, and
+// for exec "-- CMD [ARGS...]".
+func (f *sourceAddFlags) options(args []string) (*sourceAddOptions, error) {
+	o := &sourceAddOptions{Type: f.typ, Name: args[0], Config: map[string]string{}, Files: map[string]string{}, Replace: *f.replace}
 	if err := checkSourceName(o.Name); err != nil {
 		return nil, err
 	}
-	fs := flag.NewFlagSet("source add "+o.Type, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	str := map[string]*string{}
-	def := func(name, cfgKey, help string) { str[cfgKey] = fs.String(name, "", help) }
-	def("ttl", "ttl", "cache TTL, e.g. 5m (default 5m)")
-	def("refresh-ahead", "refresh_ahead", "refresh this long before the TTL ends (default TTL/5)")
-	def("stale-for", "stale_for", "after a failed refresh serve the cached value this long (default 0: fail closed)")
-	def("fetch-timeout", "fetch_timeout", "bound on one fetch (default 30s)")
-	fs.BoolVar(&o.Replace, "replace", false, "replace an existing source of that name")
-	var caFile, keyFile string
-	var assume, env, setenv repeated
-	firstLine := fs.Bool("first-line", false, "keep only the first line of the value")
-	switch o.Type {
-	case source.TypeHelvetiSafe:
-		def("base-url", "base_url", "HelvetiSafe base URL, https://...")
-		def("auth", "auth", "oauth2 (client credentials, secret on stdin) or token (portal API token on stdin)")
-		def("client-id", "client_id", "OAuth2 client ID")
-		def("scopes", "scopes", "OAuth2 scopes, space-separated")
-		def("key-mode", "key_mode", "pem (--rsa-key-file) or password (account password on stdin)")
-		def("timeout", "timeout", "HTTP timeout (default 15s)")
-		fs.StringVar(&keyFile, "rsa-key-file", "", "RSA private key PEM, copied into the vault")
-		fs.StringVar(&caFile, "ca-file", "", "CA bundle PEM for a private CA")
-		fs.Var(&assume, "assume", "override a protocol assumption NAME=VALUE (README: HelvetiSafe assumptions)")
-	case source.TypeVaultKV:
-		def("address", "address", "Vault / OpenBao address, https://host:8200")
-		def("mount", "mount", "KV v2 mount (default secret)")
-		def("namespace", "namespace", "X-Vault-Namespace")
-		def("auth", "auth", "token (token on stdin) or approle (secret ID on stdin)")
-		def("role-id", "role_id", "AppRole role ID")
-		def("approle-mount", "approle_mount", "AppRole auth mount (default approle)")
-		def("timeout", "timeout", "HTTP timeout (default 15s)")
-		fs.StringVar(&caFile, "ca-file", "", "CA bundle PEM for a private CA")
-	case source.TypeExec:
-		def("timeout", "timeout", "command timeout (default 10s)")
-		fs.Var(&env, "env", "pass this variable from airlock's environment (repeatable; PATH and HOME always are)")
-		fs.Var(&setenv, "setenv", "set NAME=VALUE for the command (repeatable; not for secrets)")
-	case source.TypeFile:
-		def("dir", "dir", "directory of secret files (key = file name)")
-	}
-	rest, argv := splitArgv(args[2:])
-	if err := fs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelpShown
+	var argv []string
+	if f.typ == source.TypeExec {
+		if f.fs.dash != 1 || len(args) < 2 {
+			return nil, withHint(usageError("source add exec needs NAME, then -- and the command"), "e.g. airlock source add exec pass -- pass show {key}")
 		}
-		return nil, withHint(usageError(err.Error()), "usage: "+usageSourceAdd)
+		argv = args[1:]
 	}
-	if fs.NArg() > 0 {
-		return nil, withHint(usageErrorf("unexpected argument %q", fs.Arg(0)), "put the command after --: airlock source add exec NAME -- pass show {key}")
-	}
-	for k, p := range str {
+	for k, p := range f.str {
 		if *p != "" {
 			o.Config[k] = *p
 		}
 	}
-	if *firstLine {
+	if *f.firstLine {
 		o.Config["first_line"] = "true"
 	}
-	for _, a := range assume {
+	for _, a := range f.assume {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
 			return nil, withHint(usageErrorf("--assume %q: want NAME=VALUE", a), "see the README table of HelvetiSafe assumptions")
 		}
 		o.Config["assume."+k] = v
 	}
-	if caFile != "" {
-		b, err := os.ReadFile(caFile)
+	if f.caFile != "" {
+		b, err := os.ReadFile(f.caFile)
 		if err != nil {
 			return nil, withHint(fmt.Errorf("--ca-file: %w", err), "give a readable PEM file")
 		}
 		o.Config["ca_pem"] = string(b)
 	}
-	return o, o.finish(keyFile, argv, env, setenv)
+	return o, o.finish(f.keyFile, argv, f.env, f.setenv)
 }
 
 // finish fills the type-specific defaults and the secrets to read.
@@ -181,14 +214,6 @@ func (o *sourceAddOptions) finish(keyFile string, argv, env, setenv []string) er
 		}
 	}
 	return nil
-}
-
-// splitArgv splits args at the first "--".
-func splitArgv(args []string) (flags, argv []string) {
-	if i := slices.Index(args, "--"); i >= 0 {
-		return args[:i], args[i+1:]
-	}
-	return args, nil
 }
 
 func checkSourceName(name string) error {
@@ -275,6 +300,30 @@ func runSourceAdd(v *vault.Vault, o *sourceAddOptions, sio sourceIO) error {
 	verb := map[bool]string{true: "replaced", false: "added"}[replaced]
 	fmt.Fprintf(sio.Err, "airlock: %s source %s (%s); `airlock doctor` checks that it answers\n", verb, o.Name, o.Type)
 	return nil
+}
+
+// sourceListCmd is `airlock source list [--json]`.
+func sourceListCmd(g *globals, fs *flagSet) runFunc {
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	return func([]string) error {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		return runSourceList(v.Snapshot(), sourceStatusPath(g.home), *asJSON, Stdout)
+	}
+}
+
+// sourceRmCmd is `airlock source rm NAME [--force]`.
+func sourceRmCmd(g *globals, fs *flagSet) runFunc {
+	force := fs.Bool("force", false, "remove it even though credentials refer to it (they then fail until re-pointed)")
+	return func(args []string) error {
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		return runSourceRm(v, args[0], *force, Stderr)
+	}
 }
 
 // sourceListEntry is one `source list --json` entry: never a secret.
@@ -378,39 +427,47 @@ type setRefOptions struct {
 	Replace  bool
 }
 
-// parseSetRef parses `vault set-ref PATH --source NAME --key KEY ...`.
-func parseSetRef(args []string) (*setRefOptions, error) {
-	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
-		return nil, withHint(usageError("vault set-ref needs a credential path"), "usage: "+usageVaultSetRef)
-	}
-	o := &setRefOptions{Path: args[0]}
-	if err := checkCredPath(o.Path); err != nil {
-		return nil, err
-	}
-	fs := flag.NewFlagSet("vault set-ref", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.Ref.Source, "source", "", "source name (airlock source list)")
-	fs.StringVar(&o.Ref.Key, "key", "", "the secret's name in the source")
-	fs.StringVar(&o.Ref.Field, "field", "", "one field of a structured secret (KV data field, JSON field)")
-	fs.IntVar(&o.Ref.Version, "version", 0, "pin a version (vault-kv)")
-	fs.DurationVar(&o.Ref.TTL, "ttl", 0, "cache TTL for this credential (default: the source's)")
-	fs.StringVar(&o.Username, "username", "", "user name (basic auth)")
-	fs.BoolVar(&o.Replace, "replace", false, "replace a stored (non-reference) credential at PATH")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, errHelpShown
+// vaultSetRefCmd is `airlock vault set-ref PATH --source NAME --key KEY`.
+func vaultSetRefCmd(g *globals, fs *flagSet) runFunc {
+	o := declareSetRef(fs)
+	return func(args []string) error {
+		o.Path = args[0]
+		if err := o.check(); err != nil {
+			return err
 		}
-		return nil, withHint(usageError(err.Error()), "usage: "+usageVaultSetRef)
+		v, err := openVault(g.home)
+		if err != nil {
+			return err
+		}
+		return runSetRef(v, o, Stderr)
+	}
+}
+
+// declareSetRef declares the flags of `vault set-ref` on fs.
+func declareSetRef(fs *flagSet) *setRefOptions {
+	o := &setRefOptions{}
+	fs.StringVar(&o.Ref.Source, "source", "", "(required) the source (`NAME`, from airlock source list)")
+	fs.StringVar(&o.Ref.Key, "key", "", "(required) the secret's name in the source (`KEY`)")
+	fs.StringVar(&o.Ref.Field, "field", "", "take one `FIELD` of a structured secret (KV data field, JSON field)")
+	fs.IntVar(&o.Ref.Version, "version", 0, "pin version `N` (vault-kv)")
+	fs.DurationVar(&o.Ref.TTL, "ttl", 0, "how long (`DURATION`) this credential's value is cached (default: the source's)")
+	fs.StringVar(&o.Username, "username", "", "user name `U` (basic auth)")
+	fs.BoolVar(&o.Replace, "replace", false, "replace a stored (non-reference) credential at PATH")
+	return o
+}
+
+// check validates the options before the vault is opened.
+func (o *setRefOptions) check() error {
+	if err := checkCredPath(o.Path); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return nil, withHint(usageErrorf("unexpected argument %q", fs.Arg(0)), "usage: "+usageVaultSetRef)
 	case o.Ref.Source == "" || o.Ref.Key == "":
-		return nil, withHint(usageError("--source and --key are required"), "usage: "+usageVaultSetRef)
+		return usageError("vault set-ref: --source and --key are required")
 	case strings.Contains(o.Ref.Field, "#") || o.Ref.Version < 0 || o.Ref.TTL < 0:
-		return nil, withHint(usageError("--field must not contain '#'; --version and --ttl must not be negative"), "usage: "+usageVaultSetRef)
+		return usageError("vault set-ref: --field must not contain '#'; --version and --ttl must not be negative")
 	}
-	return o, nil
+	return nil
 }
 
 // runSetRef stores a reference credential: no value, a source and a key.

@@ -24,7 +24,10 @@ func (c *command) synopsis(fs *flagSet) string {
 		flags = []string{"[flags]"}
 	}
 	parts := []string{fs.Name()}
-	if fs.interspersed {
+	if before, after, dashed := strings.Cut(c.args, "--"); fs.interspersed && dashed {
+		// Flags go before "--": what follows belongs to the command run.
+		parts = append(append(append(parts, before), flags...), "--"+after)
+	} else if fs.interspersed {
 		parts = append(append(parts, c.args), flags...)
 	} else {
 		parts = append(append(parts, flags...), c.args)

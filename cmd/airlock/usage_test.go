@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -75,4 +78,19 @@ func TestChildEnv(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("childEnv = %q, want %q", got, want)
 	}
+}
+
+// TestReadmeCLIReferenceListsEveryCommand: every command name of the
+// table appears in the README's "## CLI" reference, after its group.
+func TestReadmeCLIReferenceListsEveryCommand(t *testing.T) {
+	md, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	must(t, err)
+	_, ref, _ := strings.Cut(string(md), "\n## CLI\n")
+	ref, _, _ = strings.Cut(ref, "\n## ")
+	walkTable(commands, nil, func(path []string, c *command) {
+		loc := regexp.MustCompile(`(airlock|\|) ` + regexp.QuoteMeta(path[0]) + `\b`).FindStringIndex(ref)
+		if loc == nil || !regexp.MustCompile(`\b`+regexp.QuoteMeta(c.name)+`\b`).MatchString(ref[loc[0]:]) {
+			t.Errorf("README CLI reference lacks %q", strings.Join(path, " "))
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -122,6 +123,7 @@ type credJSON struct {
 	UpdatedAt time.Time         `json:"updated_at"`
 	ExpiresAt *time.Time        `json:"expires_at"`
 	Metadata  map[string]string `json:"metadata"`
+	Source    *source.RefInfo   `json:"source"` // a reference credential's source and fetch status; null for a stored value
 }
 
 func vaultListCmd(g *globals, fs *flagSet) runFunc {
@@ -133,19 +135,23 @@ func vaultListCmd(g *globals, fs *flagSet) runFunc {
 		}
 		d := v.Snapshot()
 		paths := slices.Sorted(maps.Keys(d.Credentials))
+		// A missing or unreadable status file only means "never fetched".
+		st, _ := source.ReadStatus(sourceStatusPath(g.home))
 		if *asJSON {
 			out := make([]credJSON, 0, len(paths))
 			for _, p := range paths {
-				out = append(out, toCredJSON(d.Credentials[p]))
+				j := toCredJSON(d.Credentials[p])
+				j.Source = refJSON(d.Credentials[p], st)
+				out = append(out, j)
 			}
 			return writeJSON(out)
 		}
 		tw := tabwriter.NewWriter(Stdout, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "PATH\tKIND\tCREATED\tUPDATED\tEXPIRES")
+		fmt.Fprintln(tw, "PATH\tKIND\tCREATED\tUPDATED\tEXPIRES\tSOURCE")
 		now := time.Now()
 		for _, p := range paths {
 			c := d.Credentials[p]
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Path, kindOf(c), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt), fmtExpires(c, now))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Path, kindOf(c), fmtTime(c.CreatedAt), fmtTime(c.UpdatedAt), fmtExpires(c, now), refColumn(c, st))
 		}
 		return tw.Flush()
 	}
