@@ -42,7 +42,7 @@ func TestParseSourceAgents(t *testing.T) {
 }
 
 func TestTransparentFlagsNeedAgent(t *testing.T) {
-	fs := newFlagSet("serve", "airlock serve")
+	fs := newFlagSet("serve")
 	tf := addServeTransparentFlags(fs)
 	if err := fs.Parse([]string{"--transparent", "127.0.0.1:0"}); err != nil {
 		t.Fatal(err)
@@ -50,7 +50,7 @@ func TestTransparentFlagsNeedAgent(t *testing.T) {
 	if _, err := tf.listen(nil, nil, nil); err == nil || !strings.Contains(err.Error(), "needs an agent") {
 		t.Fatalf("err %v", err)
 	}
-	fs = newFlagSet("serve", "airlock serve")
+	fs = newFlagSet("serve")
 	tf = addServeTransparentFlags(fs)
 	_ = fs.Parse([]string{"--transparent-agent", "bot"})
 	if _, err := tf.listen(nil, nil, nil); err == nil || !strings.Contains(err.Error(), "need --transparent") {
