@@ -124,6 +124,7 @@ environment:
   AIRLOCK_NEW_PASSPHRASE     new passphrase for 'vault passwd'
   AIRLOCK_LISTEN             proxy address used in agent URLs (default 127.0.0.1:7600)
   AIRLOCK_ADMIN              admin address of 'serve' (default 127.0.0.1:7700)
+  AIRLOCK_ADMIN_TOKEN        admin token 'approvals' and 'console' send (else the home's admin.token)
   AIRLOCK_INSECURE_FAST_KDF  =1 makes 'init' use a weak key derivation: for tests only
 
 'airlock help COMMAND' or 'airlock COMMAND --help' describes a command.
