@@ -1,0 +1,121 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// MaxRequestBody is the default bound on the request bytes the meter reads
+// ahead to find max_tokens and, for streaming Chat Completions, to add
+// stream_options.include_usage. A longer body is relayed untouched (the
+// buffered prefix, then the rest as it streams): no rewrite, and the
+// reservation uses the rule's default_max_tokens and an input estimate from
+// the Content-Length (or the bound when it is unknown).
+const MaxRequestBody = 4 << 20
+
+// RequestInfo is what the meter learnt from a request body.
+type RequestInfo struct {
+	Endpoint  Endpoint
+	Model     string // the request's "model" ("" for Azure, whose path names a deployment)
+	Stream    bool
+	MaxOutput int64 // max_tokens / max_completion_tokens / max_output_tokens, 0 = not given
+	// InputEstimate is an upper-leaning guess of the input tokens: body
+	// bytes / 3 (text is ~4 bytes a token in English, ~3 for most other
+	// scripts; images and JSON punctuation make it larger still).
+	InputEstimate int64
+	// Rewritten: stream_options.include_usage was added, and the usage
+	// chunk (and every "usage":null) must be stripped from the answer.
+	Rewritten bool
+	Oversize  bool // the body exceeded the bound: nothing parsed
+}
+
+type requestFields struct {
+	Model               string          `json:"model"`
+	Stream              bool            `json:"stream"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	MaxOutputTokens     *int64          `json:"max_output_tokens"`
+	StreamOptions       json.RawMessage `json:"stream_options"`
+}
+
+// InspectRequest reads up to limit bytes of r's body (limit <= 0:
+// MaxRequestBody), learns the fields that size a reservation and, for a
+// streaming Chat Completion that did not ask for usage, rewrites the body so
+// the provider reports it. r.Body is always replaced by a reader of the
+// same bytes (or the rewritten ones, with ContentLength and GetBody
+// updated), so the caller forwards r as usual.
+func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, error) {
+	if limit <= 0 {
+		limit = MaxRequestBody
+	}
+	info := &RequestInfo{Endpoint: ep}
+	if r.Body == nil || r.Body == http.NoBody {
+		return info, nil
+	}
+	head, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("usage: read request body: %w", err)
+	}
+	if int64(len(head)) > limit {
+		info.Oversize = true
+		size := r.ContentLength
+		if size < int64(len(head)) {
+			size = int64(len(head))
+		}
+		info.InputEstimate = (size + 2) / 3
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+		return info, nil
+	}
+	_ = r.Body.Close()
+	body := inspectBody(head, info)
+	setBody(r, body)
+	return info, nil
+}
+
+// inspectBody fills info from a whole body and returns the body to send.
+func inspectBody(body []byte, info *RequestInfo) []byte {
+	info.InputEstimate = (int64(len(body)) + 2) / 3
+	var f requestFields
+	if json.Unmarshal(body, &f) != nil {
+		return body // not JSON: the provider will say so; reserve the default
+	}
+	info.Model, info.Stream = f.Model, f.Stream
+	for _, p := range []*int64{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
+		if p != nil && *p > info.MaxOutput {
+			info.MaxOutput = *p
+		}
+	}
+	if info.Endpoint == EndpointChat && f.Stream && !includesUsage(f.StreamOptions) {
+		if out, ok := addIncludeUsage(body); ok {
+			info.Rewritten = true
+			return out
+		}
+	}
+	return body
+}
+
+func includesUsage(raw json.RawMessage) bool {
+	var so struct {
+		IncludeUsage bool `json:"include_usage"`
+	}
+	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && so.IncludeUsage
+}
+
+func setBody(r *http.Request, body []byte) {
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	if r.Header.Get("Content-Length") != "" {
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	r.TransferEncoding = nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
