@@ -301,7 +301,13 @@ func TestBudgetConcurrency(t *testing.T) {
 	close(start)
 	got429 := 0
 	for got429 < 40 {
-		c := <-codes
+		var c int
+		select {
+		case c = <-codes:
+		case <-time.After(10 * time.Second):
+			close(up.gate)
+			t.Fatalf("only %d rejections; %d requests forwarded against a budget for 10", got429, up.hits.Load())
+		}
 		if c != http.StatusTooManyRequests {
 			t.Fatalf("status %d before all rejections were in", c)
 		}

@@ -1,0 +1,286 @@
+package usage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShippedPrices(t *testing.T) {
+	p := ShippedPrices()
+	if len(p.Models()) < 20 {
+		t.Fatalf("only %d models", len(p.Models()))
+	}
+	cases := map[string]string{
+		"gpt-4o":                     "gpt-4o",
+		"gpt-4o-2024-08-06":          "gpt-4o",
+		"gpt-4o-mini-2024-07-18":     "gpt-4o-mini",
+		"gpt-5-mini-2025-08-07":      "gpt-5-mini",
+		"claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
+		"claude-3-5-haiku-latest":    "claude-3-5-haiku",
+		"gpt-4o-audio-preview":       OtherModel, // a different model, not guessed from its prefix
+		"gpt-4o-2024-08-06-ft":       OtherModel,
+		"":                           OtherModel,
+		"llama-3.3-70b":              OtherModel,
+	}
+	for model, want := range cases {
+		if got, _, _ := p.Lookup(model); got != want {
+			t.Errorf("Lookup(%q) = %q, want %q", model, got, want)
+		}
+	}
+	over, err := p.With(map[string]Price{"gpt-4o": {Input: 1, Output: 2}, "my-model": {Input: 3, Output: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, pr, _ := over.Lookup("gpt-4o-2024-08-06"); pr.Input != 1 {
+		t.Errorf("override not applied: %+v", pr)
+	}
+	if _, err := p.With(map[string]Price{"x": {Input: -1}}); err == nil {
+		t.Error("negative price accepted")
+	}
+	if _, err := ParsePrices([]byte("version: 1\nmodels:\n  a: {input: 1, ouptut: 2}\n")); err == nil {
+		t.Error("unknown key accepted")
+	}
+}
+
+func TestCost(t *testing.T) {
+	pr := Price{Input: 2.5, Output: 10, CachedInput: 1.25}
+	got := pr.Cost(Tokens{Input: 1_000_000, CachedInput: 400_000, Output: 100_000, Reasoning: 50_000})
+	want := int64((0.6*2.5 + 0.4*1.25 + 0.1*10) * 1e9)
+	if got != want {
+		t.Errorf("cost %d, want %d", got, want)
+	}
+}
+
+func TestAddIncludeUsage(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"absent":        {`{"model":"m","stream":true}`, `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`},
+		"spaced":        {`{ "model": "m", "stream": true }`, `{ "model": "m", "stream": true,"stream_options":{"include_usage":true} }`},
+		"false":         {`{"stream":true,"stream_options":{"include_usage":false}}`, `{"stream":true,"stream_options":{"include_usage":true}}`},
+		"other options": {`{"stream_options":{"x":1},"stream":true}`, `{"stream_options":{"include_usage":true,"x":1},"stream":true}`},
+		"empty options": {`{"stream_options":{},"stream":true}`, `{"stream_options":{"include_usage":true},"stream":true}`},
+		"null options":  {`{"stream_options":null,"stream":true}`, `{"stream_options":{"include_usage":true},"stream":true}`},
+		"duplicate":     {`{"stream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`, `{"stream_options":{"include_usage":true},"stream_options":{"include_usage":true}}`},
+		"escaped key":   {`{"stream":true,"a\"b":"}{"}`, `{"stream":true,"a\"b":"}{","stream_options":{"include_usage":true}}`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := addIncludeUsage([]byte(tc.in))
+			if !ok || string(got) != tc.want {
+				t.Errorf("got %s (%v), want %s", got, ok, tc.want)
+			}
+		})
+	}
+	if _, ok := addIncludeUsage([]byte(`{"stream_options":"x"}`)); ok {
+		t.Error("edited a string stream_options")
+	}
+}
+
+func TestRemoveMember(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"last":   {`{"a":1,"usage":null}`, `{"a":1}`},
+		"first":  {`{"usage":null,"a":1}`, `{"a":1}`},
+		"middle": {`{"a":1, "usage": null, "b":2}`, `{"a":1, "b":2}`},
+		"only":   {`{"usage":null}`, `{}`},
+	}
+	for name, tc := range cases {
+		ms, _, _, ok := objectMembers([]byte(tc.in))
+		if !ok {
+			t.Fatalf("%s: not an object", name)
+		}
+		if got := removeMember([]byte(tc.in), ms, find(ms, "usage")); string(got) != tc.want {
+			t.Errorf("%s: got %s, want %s", name, got, tc.want)
+		}
+	}
+}
+
+// TestInspectRequest: limits are read, oversize bodies pass untouched.
+func TestInspectRequest(t *testing.T) {
+	mk := func(body string) *http.Request {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+		return r
+	}
+	r := mk(`{"model":"o3","max_completion_tokens":777,"stream":true}`)
+	info, err := InspectRequest(r, EndpointChat, 0)
+	if err != nil || info.MaxOutput != 777 || info.Model != "o3" || !info.Rewritten {
+		t.Fatalf("info %+v err %v", info, err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	if r.ContentLength != int64(len(b)) || !bytes.Contains(b, []byte(`"include_usage":true`)) {
+		t.Errorf("body %s len %d", b, r.ContentLength)
+	}
+	big := `{"model":"o3","stream":true,"messages":[{"content":"` + strings.Repeat("x", 5000) + `"}]}`
+	r = mk(big)
+	info, err = InspectRequest(r, EndpointChat, 1024)
+	if err != nil || !info.Oversize || info.Rewritten || info.InputEstimate < int64(len(big))/3 {
+		t.Fatalf("oversize info %+v err %v", info, err)
+	}
+	if b, _ := io.ReadAll(r.Body); string(b) != big {
+		t.Error("oversize body changed")
+	}
+	r = mk(`{"model":"claude-opus-4-5","max_tokens":64000}`)
+	if info, _ := InspectRequest(r, EndpointMessages, 0); info.MaxOutput != 64000 || info.Rewritten {
+		t.Errorf("messages %+v", info)
+	}
+}
+
+func TestEndpointOf(t *testing.T) {
+	cases := []struct {
+		d      Dialect
+		method string
+		path   string
+		want   Endpoint
+	}{
+		{DialectOpenAI, "POST", "/v1/chat/completions", EndpointChat},
+		{DialectOpenAI, "POST", "/openai/deployments/x/chat/completions", EndpointChat},
+		{DialectOpenAI, "GET", "/v1/chat/completions", EndpointNone},
+		{DialectOpenAI, "POST", "/v1/responses", EndpointResponses},
+		{DialectOpenAI, "POST", "/v1/responses/resp_1/cancel", EndpointNone},
+		{DialectOpenAI, "POST", "/v1/embeddings", EndpointEmbeddings},
+		{DialectOpenAI, "POST", "/v1/files", EndpointNone},
+		{DialectAnthropic, "POST", "/v1/messages", EndpointMessages},
+		{DialectAnthropic, "POST", "/v1/messages/count_tokens", EndpointNone},
+		{DialectNone, "POST", "/v1/chat/completions", EndpointNone},
+	}
+	for _, c := range cases {
+		if got := EndpointOf(c.d, c.method, c.path); got != c.want {
+			t.Errorf("%s %s %s = %v, want %v", c.d, c.method, c.path, got, c.want)
+		}
+	}
+	for host, want := range map[string]Dialect{"api.openai.com": DialectOpenAI, "my.openai.azure.com": DialectOpenAI,
+		"api.anthropic.com": DialectAnthropic, "example.com": DialectNone} {
+		if got := DefaultDialect(host); got != want {
+			t.Errorf("DefaultDialect(%s) = %s", host, got)
+		}
+	}
+}
+
+// TestWindows: calendar windows follow the budget's time zone; rolling
+// 24h resets when the excess ages out.
+func TestWindows(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Skip("no tzdata:", err)
+	}
+	now := time.Date(2026, 3, 31, 23, 30, 0, 0, time.UTC) // 19:30 in New York
+	cases := map[string]struct {
+		b       Budget
+		end     time.Time
+		buckets int
+	}{
+		"hour utc":    {Budget{Name: "a", Window: "hour"}, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), 1},
+		"day utc":     {Budget{Name: "a", Window: "day"}, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), 1},
+		"day ny":      {Budget{Name: "a", Window: "day", Location: ny}, time.Date(2026, 4, 1, 0, 0, 0, 0, ny), 1},
+		"month utc":   {Budget{Name: "a", Window: "month"}, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), 1},
+		"month ny":    {Budget{Name: "a", Window: "month", Location: ny}, time.Date(2026, 4, 1, 0, 0, 0, 0, ny), 1},
+		"rolling 24h": {Budget{Name: "a", Window: "24h"}, now.Add(5 * time.Minute), 288},
+	}
+	for name, tc := range cases {
+		buckets, end := tc.b.window(now)
+		if !end.Equal(tc.end) || len(buckets) != tc.buckets {
+			t.Errorf("%s: end %v (%d buckets), want %v (%d)", name, end, len(buckets), tc.end, tc.buckets)
+		}
+	}
+	b := Budget{Name: "r", Window: "24h", Tokens: 100}
+	per := make([]int64, 288)
+	per[10], per[200] = 60, 40 // full; need 30 → bucket 10 must age out
+	got := b.resetAt(now, time.Time{}, per, 0, 30)
+	want := now.Truncate(rollingBucket).Add(-time.Duration(287-10)*rollingBucket + 24*time.Hour)
+	if !got.Equal(want) {
+		t.Errorf("rolling reset %v, want %v", got, want)
+	}
+	for _, bad := range []Budget{{Name: "x", Window: "day", Tokens: 1}, {Name: "x", Agent: "a", Window: "week", Tokens: 1},
+		{Name: "x", Agent: "a", Window: "day"}, {Name: "x", Agent: "a", Window: "day", Tokens: 1, USD: 1}, {Name: "x", Agent: "a", Window: "day", Tokens: 1, WarnAt: 1.5}} {
+		if bad.Validate() == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}
+
+// TestRestartKeepsCounters: usage and budget state survive a restart of
+// the file store; a budget spent before the restart stays spent.
+func TestRestartKeepsCounters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "usage.json")
+	up := newFake(t)
+	body := `{"model":"gpt-4o","max_tokens":100}`
+	b := []Budget{{Name: "day", Agent: "bot", Tokens: usageA.Prompt + usageA.Completion + 50, Window: "day", WarnAt: 0.5}}
+	st, err := OpenFile(path, FileOptions{FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, up, st, b, openaiTarget)
+	g.post(t, "/v1/chat/completions", body)
+	before := waitRows(t, st, 1)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi, err)
+	}
+	st2, err := OpenFile(path, FileOptions{FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	after := st2.Rows()
+	if len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("after restart %+v, before %+v", after, before)
+	}
+	g2 := newGateway(t, up, st2, b, openaiTarget)
+	resp, _ := g2.post(t, "/v1/chat/completions", body)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("budget forgotten across restart: status %d", resp.StatusCode)
+	}
+	state, err := LoadState(path)
+	if err != nil || len(state.Budgets) != 1 || state.Budgets[0].Name != "day" {
+		t.Fatalf("state budgets %+v %v", state, err)
+	}
+}
+
+// TestStateFileCorrupt: a broken file is refused with a way out.
+func TestStateFileCorrupt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "usage.json")
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	if _, err := OpenFile(path, FileOptions{}); err == nil || !strings.Contains(err.Error(), "move the file away") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestReservationExpires: a reservation nobody ends stops counting at its
+// expiry.
+func TestReservationExpires(t *testing.T) {
+	s := NewMemStore()
+	now := time.Now()
+	c := []Claim{{Budget: "b", Buckets: []string{"b@1"}, Limit: 10, Amount: 10}}
+	if err := s.Reserve(context.Background(), Reservation{ID: "1", Claims: c, Now: now, Expires: now.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	var over *OverLimitError
+	if err := s.Reserve(context.Background(), Reservation{ID: "2", Claims: c, Now: now}); !errors.As(err, &over) {
+		t.Fatalf("second reservation: %v", err)
+	}
+	if err := s.Reserve(context.Background(), Reservation{ID: "3", Claims: c, Now: now.Add(2 * time.Minute)}); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+}
+
+// TestUnpricedModelsBounded: unknown model names from upstreams cannot
+// grow the state without bound.
+func TestUnpricedModelsBounded(t *testing.T) {
+	s := NewMemStore()
+	for i := range 200 {
+		s.Commit(context.Background(), "", nil, Record{Time: time.Now(), Model: "m" + strings.Repeat("x", i), Unpriced: true, Outcome: OutcomeOK})
+	}
+	if n := len(s.Rows()); n != maxUnpricedPerDay+1 {
+		t.Errorf("%d rows", n)
+	}
+}
