@@ -128,8 +128,11 @@ func pos(p *int64) int64 {
 
 // addOpenAI takes a Chat/Embeddings/Responses usage object.
 func (t *tally) addOpenAI(raw []byte) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return
+	}
 	var u wireUsage
-	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &u) != nil {
+	if json.Unmarshal(raw, &u) != nil {
 		return
 	}
 	var k Tokens
@@ -159,8 +162,11 @@ func (t *tally) addOpenAI(raw []byte) {
 // addAnthropic takes a Messages usage object; final marks message_delta
 // or a whole JSON message (message_start's figures are provisional).
 func (t *tally) addAnthropic(raw []byte, final bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return
+	}
 	var u wireUsage
-	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &u) != nil {
+	if json.Unmarshal(raw, &u) != nil {
 		return
 	}
 	for i, f := range []struct {

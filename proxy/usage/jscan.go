@@ -8,8 +8,9 @@ package usage
 // validate: bytes that are not JSON simply capture nothing. The captured
 // values are decoded with encoding/json afterwards.
 type jscan struct {
-	paths [][]string // wanted object paths, at most maxTrack keys each
-	caps  []capture  // one per path
+	paths [][]string         // wanted object paths, at most maxTrack keys each
+	caps  []capture          // one per path
+	want  [maxTrack + 1]bool // some path has this many keys
 
 	depth   int // containers open
 	isObj   [maxTrack + 1]bool
@@ -42,6 +43,11 @@ const (
 
 func newScan(paths [][]string) *jscan {
 	s := &jscan{paths: paths, caps: make([]capture, len(paths)), active: -1}
+	for _, p := range paths {
+		if len(p) <= maxTrack {
+			s.want[len(p)] = len(p) > 0
+		}
+	}
 	return s
 }
 
@@ -71,7 +77,18 @@ func (s *jscan) overflowed(i int) bool { return s.caps[i].over }
 
 // write scans p.
 func (s *jscan) write(p []byte) {
-	for _, c := range p {
+	for i := 0; i < len(p); i++ {
+		if s.inStr && !s.esc {
+			// fast path: the plain bytes of a string, up to its next quote
+			// or backslash, in one step
+			j := indexQuoteOrEscape(p[i:])
+			if j > 0 {
+				s.strRun(p[i : i+j])
+				i += j - 1
+				continue
+			}
+		}
+		c := p[i]
 		if s.active >= 0 {
 			s.capByte(c)
 		}
@@ -128,6 +145,37 @@ func (s *jscan) write(p []byte) {
 	}
 }
 
+// indexQuoteOrEscape returns the index of the first '"' or '\\' in b, or
+// len(b).
+func indexQuoteOrEscape(b []byte) int {
+	for i, c := range b {
+		if c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// strRun consumes plain string bytes (no quote, no backslash).
+func (s *jscan) strRun(run []byte) {
+	if len(s.strBuf)+len(run) > maxKeyLen {
+		s.strOver = true
+	}
+	if room := maxKeyLen - len(s.strBuf); room > 0 {
+		s.strBuf = append(s.strBuf, run[:min(room, len(run))]...)
+	}
+	if s.active >= 0 {
+		cp := &s.caps[s.active]
+		if !cp.over {
+			if len(cp.buf)+len(run) > maxCapture {
+				cp.over, cp.buf = true, cp.buf[:0]
+			} else {
+				cp.buf = append(cp.buf, run...)
+			}
+		}
+	}
+}
+
 // strByte consumes one byte inside a string.
 func (s *jscan) strByte(c byte) {
 	if s.esc {
@@ -160,7 +208,7 @@ func (s *jscan) keepStr(c byte) {
 
 // maybeStart begins a capture if a value starts here at a wanted path.
 func (s *jscan) maybeStart(c byte) {
-	if s.active >= 0 || s.depth < 1 || s.depth > maxTrack || !s.isObj[s.depth] || !s.keyOK[s.depth] {
+	if s.active >= 0 || s.depth < 1 || s.depth > maxTrack || !s.want[s.depth] || !s.isObj[s.depth] || !s.keyOK[s.depth] {
 		return
 	}
 	for i, p := range s.paths {

@@ -8,7 +8,9 @@ import (
 // member locates one member of a JSON object inside its byte slice:
 // b[keyStart] is the key's opening quote, b[valStart:valEnd] the value.
 type member struct {
-	key              string
+	raw              []byte // the key between its quotes, when it has no escapes
+	key              string // the decoded key, when it has escapes
+	esc              bool
 	keyStart         int
 	valStart, valEnd int
 }
@@ -19,6 +21,11 @@ type member struct {
 // re-encoding it, so every byte they do not touch stays as the sender wrote
 // it.
 func objectMembers(b []byte) (ms []member, open, closing int, ok bool) {
+	return appendMembers(nil, b)
+}
+
+// appendMembers is objectMembers appending to ms (scratch reuse).
+func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok bool) {
 	if !json.Valid(b) {
 		return nil, 0, 0, false
 	}
@@ -35,17 +42,30 @@ func objectMembers(b []byte) (ms []member, open, closing int, ok bool) {
 		}
 		ks := i
 		ke := skipValue(b, i)
-		var key string
-		if err := json.Unmarshal(b[ks:ke], &key); err != nil {
-			return nil, 0, 0, false
+		m := member{keyStart: ks}
+		if q := b[ks:ke]; bytes.IndexByte(q, '\\') < 0 {
+			m.raw = q[1 : len(q)-1]
+		} else {
+			k, ok := unquote(q)
+			if !ok {
+				return nil, 0, 0, false
+			}
+			m.key, m.esc = k, true
 		}
 		i = skipSpace(b, ke)
 		i = skipSpace(b, i+1) // ':'
 		ve := skipValue(b, i)
-		ms = append(ms, member{key: key, keyStart: ks, valStart: i, valEnd: ve})
+		m.valStart, m.valEnd = i, ve
+		ms = append(ms, m)
 		i = skipSpace(b, ve)
 	}
 	return ms, open, i, true
+}
+
+func unquote(q []byte) (string, bool) {
+	var k string
+	err := json.Unmarshal(q, &k)
+	return k, err == nil
 }
 
 func skipSpace(b []byte, i int) int {
@@ -99,17 +119,29 @@ func skipValue(b []byte, i int) int {
 // one, so that is the one an edit must touch.
 func find(ms []member, key string) int {
 	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].key == key {
+		if ms[i].is(key) {
 			return i
 		}
 	}
 	return -1
 }
 
+func (m *member) is(key string) bool {
+	if m.esc {
+		return m.key == key
+	}
+	return string(m.raw) == key
+}
+
 // removeMember returns b without member i of ms and the separator that
 // joined it to its neighbour, so a compact or ", "-separated object reads
 // as if the member had never been written.
 func removeMember(b []byte, ms []member, i int) []byte {
+	return appendWithout(nil, b, ms, i)
+}
+
+// appendWithout appends b without member i to dst.
+func appendWithout(dst, b []byte, ms []member, i int) []byte {
 	var from, to int
 	switch {
 	case i > 0:
@@ -119,9 +151,8 @@ func removeMember(b []byte, ms []member, i int) []byte {
 	default:
 		from, to = ms[0].keyStart, ms[0].valEnd
 	}
-	out := make([]byte, 0, len(b)-(to-from))
-	out = append(out, b[:from]...)
-	return append(out, b[to:]...)
+	dst = append(dst, b[:from]...)
+	return append(dst, b[to:]...)
 }
 
 func splice(b []byte, from, to int, with string) []byte {

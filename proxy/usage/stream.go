@@ -79,6 +79,7 @@ type sseMeter struct {
 	dataEnd     int
 	out         []byte // bytes ready for the agent (strip mode)
 	dropped     int    // usage-only chunks removed (tests, logs)
+	ms          []member
 }
 
 func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
@@ -280,11 +281,12 @@ func (s *sseMeter) release(complete bool) {
 			s.hold = s.hold[:0]
 			return
 		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
-			if ms, _, _, ok := objectMembers(ev[s.dataStart:s.dataEnd]); ok {
-				if i := find(ms, "usage"); i >= 0 {
-					data := removeMember(ev[s.dataStart:s.dataEnd], ms, i)
+			data := ev[s.dataStart:s.dataEnd]
+			var ok bool
+			if s.ms, _, _, ok = appendMembers(s.ms[:0], data); ok {
+				if i := find(s.ms, "usage"); i >= 0 {
 					s.out = append(s.out, ev[:s.dataStart]...)
-					s.out = append(s.out, data...)
+					s.out = appendWithout(s.out, data, s.ms, i)
 					s.out = append(s.out, ev[s.dataEnd:]...)
 					s.hold = s.hold[:0]
 					return
