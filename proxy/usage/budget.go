@@ -176,3 +176,9 @@ func (b *Budget) resetAt(now time.Time, end time.Time, perBucket []int64, reserv
 func bucketKey(name string, start time.Time) string {
 	return name + "@" + strconv.FormatInt(start.Unix(), 10)
 }
+
+// Bucket is the store key real usage at now is charged to.
+func (b *Budget) Bucket(now time.Time) string {
+	buckets, _ := b.window(now)
+	return buckets[len(buckets)-1]
+}

@@ -211,3 +211,48 @@ func writeAtomic(path string, data []byte) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// BudgetStatus is one budget's state at a moment, read from a state file.
+type BudgetStatus struct {
+	BudgetInfo
+	Used  float64   `json:"used"`       // committed in the current window, in Unit
+	Ratio float64   `json:"used_ratio"` // Used / Limit
+	Reset time.Time `json:"reset"`      // end of the calendar window; rolling: when the oldest usage ages out
+}
+
+// BudgetStatus computes every recorded budget's current window at now
+// (for `airlock usage budgets`; in-flight reservations are not in the file).
+func (st *State) BudgetStatus(now time.Time) ([]BudgetStatus, error) {
+	out := make([]BudgetStatus, 0, len(st.Budgets))
+	for _, info := range st.Budgets {
+		loc, err := time.LoadLocation(info.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("budget %s: time zone %q: %w", info.Name, info.Timezone, err)
+		}
+		b := Budget{Name: info.Name, Window: info.Window, Location: loc}
+		if info.Unit == "usd" {
+			b.USD = info.Limit
+		} else {
+			b.Tokens = int64(info.Limit)
+		}
+		buckets, end := b.window(now)
+		var used int64
+		per := make([]int64, len(buckets))
+		for i, k := range buckets {
+			per[i] = st.Buckets[k]
+			used += per[i]
+		}
+		if b.Window == "24h" {
+			end = b.resetAt(now, end, per, 0, b.limit()-used+1)
+			if used == 0 {
+				end = now
+			}
+		}
+		s := BudgetStatus{BudgetInfo: info, Used: b.toUnit(used), Reset: end}
+		if l := b.limit(); l > 0 {
+			s.Ratio = float64(used) / float64(l)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
