@@ -284,3 +284,58 @@ func TestUnpricedModelsBounded(t *testing.T) {
 		t.Errorf("%d rows", n)
 	}
 }
+
+// TestHugeEventBounded: a hostile or huge upstream event passes through
+// unchanged while the meter keeps bounded buffers.
+func TestHugeEventBounded(t *testing.T) {
+	big := []byte("data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 5<<20) + "\"}}],\"usage\":null}\n\ndata: [DONE]\n\n")
+	var tl tally
+	s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, true)
+	var out []byte
+	for rest := big; len(rest) > 0; {
+		n := min(32<<10, len(rest))
+		s.feed(rest[:n])
+		rest = rest[n:]
+		out = append(out, s.out...)
+		s.out = s.out[:0]
+		if cap(s.hold) > 2*maxHold+64<<10 {
+			t.Fatalf("held %d bytes", cap(s.hold))
+		}
+		for i := range s.scan.caps {
+			if cap(s.scan.caps[i].buf) > 2*maxCapture {
+				t.Fatalf("capture %d holds %d bytes", i, cap(s.scan.caps[i].buf))
+			}
+		}
+	}
+	s.end()
+	out = append(out, s.out...)
+	if !bytes.Equal(out, big) {
+		t.Fatal("huge event changed")
+	}
+}
+
+// TestUSDBudgetUnknownModel: a model outside the price table is reserved
+// at the table's highest price (so it cannot slip through a USD budget)
+// and charged nothing (its cost is not guessed).
+func TestUSDBudgetUnknownModel(t *testing.T) {
+	up := newFake(t)
+	up.model = "mystery-1"
+	st := NewMemStore()
+	mx := ShippedPrices().MaxPrice()
+	body := `{"model":"mystery-1","max_tokens":1000}`
+	est := nanoUSD((int64(len(body))+2)/3, mx.Input) + nanoUSD(1000, mx.Output)
+	b := []Budget{{Name: "usd", Agent: "bot", USD: float64(est-1) / 1e9, Window: "day"}}
+	g := newGateway(t, up, st, b, openaiTarget)
+	if resp, _ := g.post(t, "/v1/chat/completions", body); resp.StatusCode != 429 {
+		t.Fatalf("status %d: reservation below the table's highest price", resp.StatusCode)
+	}
+	b[0].USD = float64(est+1) / 1e9
+	g2 := newGateway(t, up, st, b, openaiTarget)
+	if resp, _ := g2.post(t, "/v1/chat/completions", body); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rows := waitRows(t, st, 1)
+	if !rows[0].Unpriced || rows[0].CostNano != 0 || rows[0].Tokens.Output != usageA.Completion || rows[0].Model != "mystery-1" {
+		t.Errorf("row %s", fmtRow(rows[0]))
+	}
+}
