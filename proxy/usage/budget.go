@@ -35,6 +35,9 @@ type BudgetError struct {
 	Pending float64 // reserved by requests in flight, in Unit
 	Request float64 // what this request would reserve, in Unit
 	Reset   time.Time
+	// InFlight: what is used leaves room; requests in flight hold it and
+	// may free it any moment (RetryAfter is then 1s).
+	InFlight bool
 }
 
 func (e *BudgetError) Error() string {
@@ -43,12 +46,26 @@ func (e *BudgetError) Error() string {
 		fmtAmount(e.Pending, e.Unit), fmtAmount(e.Request, e.Unit), e.Reset.UTC().Format(time.RFC3339))
 }
 
+// Suggestion says what the agent's operator can do, for the error body.
+func (e *BudgetError) Suggestion() string {
+	switch {
+	case e.Request > e.Limit:
+		return "this request alone reserves more than the budget's limit: lower max_tokens (or the rule's default_max_tokens), or raise the limit of budget " + e.Budget
+	case e.InFlight:
+		return "requests in flight hold the rest of budget " + e.Budget + ": retry when they finish"
+	}
+	return "wait until " + e.Reset.UTC().Format(time.RFC3339) + " or raise the limit of budget " + e.Budget + " in the policy"
+}
+
 // Is makes errors.Is(err, ErrBudgetExceeded) true.
 func (e *BudgetError) Is(target error) bool { return target == ErrBudgetExceeded }
 
 // RetryAfter is the whole seconds until Reset (at least 1), for the
 // Retry-After header.
 func (e *BudgetError) RetryAfter(now time.Time) int {
+	if e.InFlight {
+		return 1
+	}
 	s := int(e.Reset.Sub(now).Seconds() + 0.999)
 	return max(s, 1)
 }

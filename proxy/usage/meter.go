@@ -163,6 +163,8 @@ func newID() string {
 }
 
 // Ticket is one admitted request, from its reservation to its record.
+// Wrap and Abort are no-ops on a nil *Ticket (a request Admit did not
+// meter), so callers need not check.
 type Ticket struct {
 	m       *Meter
 	conf    *conf
@@ -177,6 +179,16 @@ type Ticket struct {
 
 // Info is what the meter learnt from the request.
 func (t *Ticket) Info() *RequestInfo { return t.info }
+
+// RefreshGauges sets airlock_budget_used_ratio for every budget (call at
+// start and now and then, so idle budgets and new windows show too).
+func (m *Meter) RefreshGauges() {
+	c := m.conf.Load()
+	now := m.now()
+	for i := range c.budgets {
+		m.checkBudget(&c.budgets[i], now)
+	}
+}
 
 func (t *Ticket) reserve(ctx context.Context) error {
 	now := t.start
@@ -201,7 +213,8 @@ func (t *Ticket) reserve(ctx context.Context) error {
 		b, c := t.budgets[over.Claim], claims[over.Claim]
 		be := &BudgetError{Budget: b.Name, Unit: b.unit(), Limit: b.toUnit(c.Limit), Used: b.toUnit(over.Used),
 			Pending: b.toUnit(over.Reserved), Request: b.toUnit(c.Amount),
-			Reset: b.resetAt(now, ends[over.Claim], over.PerBucket, over.Reserved, c.Amount)}
+			Reset:    b.resetAt(now, ends[over.Claim], over.PerBucket, over.Reserved, c.Amount),
+			InFlight: over.Used+c.Amount <= c.Limit}
 		t.m.rejected(t.target, be, over.Used, c.Limit)
 		return be
 	}
@@ -229,6 +242,9 @@ func (t *Ticket) estimate(b *Budget) int64 {
 // strips what airlock added). The ticket ends when the body reaches EOF,
 // fails or is closed.
 func (t *Ticket) Wrap(resp *http.Response) {
+	if t == nil || resp == nil {
+		return
+	}
 	resp.Body = newBody(t, resp)
 	if t.info.Rewritten && resp.ContentLength >= 0 && isSSE(resp) {
 		resp.ContentLength = -1 // stripping changes the length
@@ -240,6 +256,9 @@ func (t *Ticket) Wrap(resp *http.Response) {
 // timeout, refusal later in the pipeline): recorded as no usage, the
 // reservation released.
 func (t *Ticket) Abort() {
+	if t == nil {
+		return
+	}
 	t.finish(&tally{})
 }
 

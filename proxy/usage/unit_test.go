@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestShippedPrices(t *testing.T) {
@@ -337,5 +341,60 @@ func TestUSDBudgetUnknownModel(t *testing.T) {
 	rows := waitRows(t, st, 1)
 	if !rows[0].Unpriced || rows[0].CostNano != 0 || rows[0].Tokens.Output != usageA.Completion || rows[0].Model != "mystery-1" {
 		t.Errorf("row %s", fmtRow(rows[0]))
+	}
+}
+
+// TestWarningWebhook: crossing warn_at logs, counts and POSTs once per
+// window.
+func TestWarningWebhook(t *testing.T) {
+	notes := make(chan map[string]any, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var n map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&n)
+		notes <- n
+	}))
+	defer hook.Close()
+	up := newFake(t)
+	st := NewMemStore()
+	reg := prometheus.NewRegistry()
+	mt, _ := NewMetrics(reg)
+	b := []Budget{{Name: "w", Agent: "bot", Tokens: 10 * (usageA.Prompt + usageA.Completion), Window: "hour", WarnAt: 0.15}}
+	m, err := New(Config{Store: st, Budgets: b, Metrics: mt, Webhook: hook.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		req := httptest.NewRequest("POST", up.srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","max_tokens":10}`))
+		tk, err := m.Admit(context.Background(), openaiTarget, req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		req.RequestURI = ""
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Wrap(resp)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	select {
+	case n := <-notes:
+		if n["budget"] != "w" || n["event"] != "budget_warning" {
+			t.Errorf("note %v", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no webhook call")
+	}
+	select {
+	case n := <-notes:
+		t.Errorf("second warning in one window: %v", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if got := testutil.ToFloat64(mt.BudgetWarnings.WithLabelValues("w")); got != 1 {
+		t.Errorf("warnings metric %v", got)
+	}
+	if got := testutil.ToFloat64(mt.BudgetUsedRatio.WithLabelValues("w")); got < 0.29 || got > 0.31 {
+		t.Errorf("ratio %v, want 0.3", got)
 	}
 }
