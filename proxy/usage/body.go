@@ -24,6 +24,7 @@ type Body struct {
 	js       *jscan    // JSON
 	finished bool
 
+	ok    bool   // 2xx status
 	strip bool   // sse.out holds the relayed bytes
 	buf   []byte // strip mode read buffer
 	off   int    // strip mode: bytes of sse.out already returned
@@ -36,7 +37,7 @@ func isSSE(resp *http.Response) bool {
 }
 
 func newBody(t *Ticket, resp *http.Response) *Body {
-	b := &Body{rc: resp.Body, t: t}
+	b := &Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
 	if b.rc == nil {
 		b.rc = http.NoBody
 	}
@@ -71,6 +72,7 @@ func (b *Body) Read(p []byte) (int, error) {
 			b.feed(p[:n])
 		}
 		if err != nil {
+			b.tally.complete = err == io.EOF && b.ok
 			b.end()
 		}
 	}
@@ -117,6 +119,7 @@ func (b *Body) readStripped(p []byte) (int, error) {
 		b.sse.feed(b.buf[:n])
 		if err != nil {
 			b.err = err
+			b.tally.complete = err == io.EOF && b.ok
 			b.end() // flushes the held event into out
 		}
 		b.mu.Unlock()

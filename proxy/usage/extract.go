@@ -112,6 +112,7 @@ type tally struct {
 	seen     bool // some usage figure was read
 	final    bool // the provider's final usage was read (not only message_start)
 	errored  bool // the provider reported an error
+	complete bool // a 2xx answer read to its end (set by Body)
 	model    string
 	oa       Tokens // OpenAI figures (last usage object wins)
 	in, out  int64  // Anthropic fields, each replaced when reported again

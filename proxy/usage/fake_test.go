@@ -39,6 +39,7 @@ type fake struct {
 	between  func(i int)   // called after chunk i was flushed
 	midError bool          // the stream ends with a provider error instead of usage
 	hangAt   int           // >0: stop after this many chunks and wait for the client to leave
+	noUsage  bool          // never report usage (a host that ignores include_usage)
 
 	hits      atomic.Int64
 	mu        sync.Mutex // guards lastBody
@@ -84,7 +85,7 @@ func (f *fake) serve(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	switch {
 	case strings.HasSuffix(path, "/chat/completions") && req.Stream:
-		f.chatSSE(w, r, req.StreamOptions != nil && req.StreamOptions.IncludeUsage)
+		f.chatSSE(w, r, req.StreamOptions != nil && req.StreamOptions.IncludeUsage && !f.noUsage)
 	case strings.HasSuffix(path, "/chat/completions"):
 		f.json(w, f.chatJSON())
 	case strings.HasSuffix(path, "/responses") && req.Stream:

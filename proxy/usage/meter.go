@@ -174,6 +174,7 @@ type Ticket struct {
 	start   time.Time
 	maxOut  int64
 	budgets []*Budget // the budgets holding a claim
+	amounts []int64   // the claims, same order
 	once    sync.Once
 }
 
@@ -203,6 +204,7 @@ func (t *Ticket) reserve(ctx context.Context) error {
 		claims = append(claims, Claim{Budget: b.Name, Buckets: buckets, Limit: b.limit(), Amount: t.estimate(b)})
 		ends = append(ends, end)
 		t.budgets = append(t.budgets, b)
+		t.amounts = append(t.amounts, claims[len(claims)-1].Amount)
 	}
 	if len(claims) == 0 {
 		return nil

@@ -48,11 +48,19 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	if !priced && model != "" {
 		recModel = model
 	}
+	// A whole 2xx answer without usage should not exist (airlock asks for
+	// it); one that does may be an agent's trick (a body only the
+	// provider's parser accepts, so no include_usage was added): charge
+	// the reservation rather than let it run free.
+	charged := outcome == OutcomeNone && tl.complete && !tl.errored && len(t.budgets) > 0
 	var charges []Charge
-	for _, b := range t.budgets {
+	for i, b := range t.budgets {
 		amount := tok.Total()
 		if b.USD > 0 {
 			amount = cost
+		}
+		if charged {
+			amount = t.amounts[i]
 		}
 		buckets, _ := b.window(now)
 		charges = append(charges, Charge{Bucket: buckets[len(buckets)-1], Amount: amount})
@@ -70,6 +78,8 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 		zap.Float64("cost_usd", float64(cost)/1e9), zap.Bool("unpriced", !priced), zap.Bool("provider_error", tl.errored)}
 	if err != nil {
 		m.log.Error("usage commit failed", append(fields, zap.Error(err))...)
+	} else if charged {
+		m.log.Warn("llm answer complete without usage: its reservation is charged to the budgets", fields...)
 	} else if !priced && outcome != OutcomeNone {
 		m.log.Warn("llm usage of a model outside the price table: tokens counted, cost unknown", fields...)
 	} else {

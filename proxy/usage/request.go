@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // MaxRequestBody is the default bound on the request bytes the meter reads
@@ -33,13 +35,55 @@ type RequestInfo struct {
 	Oversize  bool // the body exceeded the bound: nothing parsed
 }
 
+// requestFields are decoded leniently, each on its own: a provider's
+// parser may accept what encoding/json refuses (100.0 for an integer,
+// "true" for a boolean), and one odd field must not hide the others (that
+// would let an agent stream without usage, or reserve nothing).
 type requestFields struct {
-	Model               string          `json:"model"`
-	Stream              bool            `json:"stream"`
-	MaxTokens           *int64          `json:"max_tokens"`
-	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
-	MaxOutputTokens     *int64          `json:"max_output_tokens"`
+	Model               json.RawMessage `json:"model"`
+	Stream              json.RawMessage `json:"stream"`
+	MaxTokens           json.RawMessage `json:"max_tokens"`
+	MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+	MaxOutputTokens     json.RawMessage `json:"max_output_tokens"`
 	StreamOptions       json.RawMessage `json:"stream_options"`
+}
+
+// maxOutputCap bounds a requested maximum (no model comes near it), so a
+// hostile max_tokens cannot overflow a reservation.
+const maxOutputCap = 1 << 32
+
+// laxInt reads a JSON number or numeric string, clamped to [0, maxOutputCap].
+func laxInt(raw json.RawMessage) int64 {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
+	if err != nil || f != f || f <= 0 {
+		return 0
+	}
+	return int64(min(math.Ceil(f), maxOutputCap))
+}
+
+// laxBool reads true the way lenient parsers do: true, 1, "true", "1",
+// "yes", "on", "t", "y" (any case).
+func laxBool(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch x := v.(type) {
+	case bool:
+		return x
+	case float64:
+		return x != 0
+	case string:
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "1", "yes", "on", "t", "y":
+			return true
+		}
+	}
+	return false
 }
 
 // InspectRequest reads up to limit bytes of r's body (limit <= 0:
@@ -81,15 +125,14 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
 	var f requestFields
 	if json.Unmarshal(body, &f) != nil {
-		return body // not JSON: the provider will say so; reserve the default
+		return body // not a JSON object: the provider will say so; reserve the default
 	}
-	info.Model, info.Stream = f.Model, f.Stream
-	for _, p := range []*int64{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
-		if p != nil && *p > info.MaxOutput {
-			info.MaxOutput = *p
-		}
+	_ = json.Unmarshal(f.Model, &info.Model)
+	info.Stream = laxBool(f.Stream)
+	for _, raw := range []json.RawMessage{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
+		info.MaxOutput = max(info.MaxOutput, laxInt(raw))
 	}
-	if info.Endpoint == EndpointChat && f.Stream && !includesUsage(f.StreamOptions) {
+	if info.Endpoint == EndpointChat && info.Stream && !includesUsage(f.StreamOptions) {
 		if out, ok := addIncludeUsage(body); ok {
 			info.Rewritten = true
 			return out
@@ -100,9 +143,10 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 
 func includesUsage(raw json.RawMessage) bool {
 	var so struct {
-		IncludeUsage bool `json:"include_usage"`
+		IncludeUsage json.RawMessage `json:"include_usage"`
 	}
-	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && so.IncludeUsage
+	// only a real true counts: anything else is rewritten to true
+	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && string(bytes.TrimSpace(so.IncludeUsage)) == "true"
 }
 
 func setBody(r *http.Request, body []byte) {

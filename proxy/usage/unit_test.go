@@ -398,3 +398,48 @@ func TestWarningWebhook(t *testing.T) {
 		t.Errorf("ratio %v, want 0.3", got)
 	}
 }
+
+// TestLenientRequestFields (hostile): fields a provider's lenient parser
+// accepts but encoding/json refuses must not switch metering off.
+func TestLenientRequestFields(t *testing.T) {
+	cases := map[string]struct {
+		body    string
+		stream  bool
+		max     int64
+		rewrite bool
+	}{
+		"float max_tokens":  {`{"model":"gpt-4o","stream":true,"max_tokens":100.0}`, true, 100, true},
+		"string stream":     {`{"model":"gpt-4o","stream":"true","max_tokens":"250"}`, true, 250, true},
+		"huge max_tokens":   {`{"model":"gpt-4o","max_tokens":9e18}`, false, maxOutputCap, false},
+		"negative":          {`{"model":"gpt-4o","max_tokens":-5}`, false, 0, false},
+		"usage string true": {`{"stream":1,"stream_options":{"include_usage":"yes"}}`, true, 0, true},
+	}
+	for name, tc := range cases {
+		r := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(tc.body))
+		info, err := InspectRequest(r, EndpointChat, 0)
+		if err != nil || info.Stream != tc.stream || info.MaxOutput != tc.max || info.Rewritten != tc.rewrite {
+			t.Errorf("%s: %+v %v", name, info, err)
+		}
+	}
+}
+
+// TestCompleteAnswerWithoutUsageCharged (hostile): a 2xx stream that ends
+// normally without usage (the upstream ignored include_usage, or never
+// saw it) charges the reservation instead of running free.
+func TestCompleteAnswerWithoutUsageCharged(t *testing.T) {
+	up := newFake(t)
+	up.noUsage = true
+	st := NewMemStore()
+	b := []Budget{{Name: "b", Agent: "bot", Tokens: 1_000_000, Window: "day"}}
+	g := newGateway(t, up, st, b, openaiTarget)
+	body := `{"model":"gpt-4o","stream":true,"max_tokens":500}`
+	g.post(t, "/v1/chat/completions", body)
+	rows := waitRows(t, st, 1)
+	if rows[0].NoUsage != 1 || rows[0].Tokens != (Tokens{}) {
+		t.Errorf("row %s", fmtRow(rows[0]))
+	}
+	used, reserved, _ := st.Window(context.Background(), "b", b[0].mustWindow(time.Now()))
+	if want := int64(500 + (len(body)+2)/3); used != want || reserved != 0 {
+		t.Errorf("used %d reserved %d, want %d charged", used, reserved, want)
+	}
+}
