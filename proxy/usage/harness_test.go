@@ -91,7 +91,7 @@ func writeBudgetError(w http.ResponseWriter, be *BudgetError, now time.Time) {
 	w.Header().Set("Retry-After", strconv.Itoa(be.RetryAfter(now)))
 	w.WriteHeader(http.StatusTooManyRequests)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
-		"code": "BUDGET_EXCEEDED", "detail": be.Error(), "budget": be.Budget, "unit": be.Unit,
+		"code": "BUDGET_EXCEEDED", "message": be.Error(), "detail": be.Error(), "suggestion": be.Suggestion(), "budget": be.Budget, "unit": be.Unit,
 		"limit": be.Limit, "used": be.Used, "reset": be.Reset.UTC().Format(time.RFC3339)}})
 }
 
