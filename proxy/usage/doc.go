@@ -45,8 +45,12 @@
 // the model is unknown). [Store.Reserve] admits the request only if every
 // claim fits: committed usage over the window + in-flight reservations +
 // the claim <= limit. When the answer ends, [Store.Commit] drops the
-// reservation and adds the real usage; a response without usage commits
-// nothing but the record (the reservation is released). Windows are
+// reservation and adds the real usage; a response without usage
+// (aborted, cancelled, provider error) commits nothing but the record: the
+// reservation is released. One exception guards against agents that
+// switch usage reporting off with a body only the provider's parser
+// accepts: a 2xx answer read to its end without any usage is charged its
+// reservation (logged at Warn). Windows are
 // calendar hour/day/month in the budget's time zone, or a rolling 24h
 // summed from 5-minute buckets.
 //
