@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchStream is n chat chunks as the provider sends them, with
@@ -116,5 +117,37 @@ func BenchmarkObserverJSON(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkFirstEvent: time from request to the first SSE event through a
+// loopback gateway, metering off vs on (rewritten stream), real HTTP.
+func BenchmarkFirstEvent(b *testing.B) {
+	up := newFake(b)
+	for _, mode := range []string{"off", "meter", "meter-rewrite"} {
+		b.Run(mode, func(b *testing.B) {
+			g := newGateway(b, up, NewMemStore(), nil, openaiTarget)
+			g.meterOn = mode != "off"
+			body := `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}`
+			if mode == "meter-rewrite" {
+				body = `{"model":"gpt-4o","stream":true}`
+			}
+			var first time.Duration
+			for b.Loop() {
+				start := time.Now()
+				resp, err := http.Post(g.srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 1)
+				if _, err := resp.Body.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				first += time.Since(start)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "µs-to-first-event")
+		})
 	}
 }

@@ -28,7 +28,7 @@ var usageA = fakeUsage{Prompt: 1234, Completion: 567, Cached: 1024, Reasoning: 2
 
 // fake is a loopback OpenAI + Anthropic API.
 type fake struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	usage  fakeUsage
 	model  string
@@ -48,7 +48,7 @@ type fake struct {
 	leaveOnce sync.Once
 }
 
-func newFake(t *testing.T) *fake {
+func newFake(t testing.TB) *fake {
 	f := &fake{t: t, usage: usageA, model: "gpt-4o-2024-08-06", chunks: []string{"Hel", "lo", ", wor", "ld!"},
 		userLeft: make(chan struct{})}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))

@@ -34,7 +34,7 @@ type gateway struct {
 
 type tkKey struct{}
 
-func newGateway(t *testing.T, up *fake, st Store, budgets []Budget, tg Target) *gateway {
+func newGateway(t testing.TB, up *fake, st Store, budgets []Budget, tg Target) *gateway {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	mt, err := NewMetrics(reg)

@@ -114,8 +114,13 @@ func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, er
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
 		return info, nil
 	}
-	_ = r.Body.Close()
 	body := inspectBody(head, info)
+	if !info.Rewritten {
+		// the same bytes: keep the original closer and length (replacing
+		// the body wholesale costs the relay ~30µs of first-event latency)
+		r.Body = readCloser{bytes.NewReader(body), r.Body}
+		return info, nil
+	}
 	setBody(r, body)
 	return info, nil
 }
@@ -150,7 +155,7 @@ func includesUsage(raw json.RawMessage) bool {
 }
 
 func setBody(r *http.Request, body []byte) {
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = readCloser{bytes.NewReader(body), r.Body}
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	if r.Header.Get("Content-Length") != "" {
