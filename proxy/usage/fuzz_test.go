@@ -115,6 +115,7 @@ func FuzzJSONScan(f *testing.F) {
 	f.Add([]byte(`{"a":[1,{"usage":2}],"usage":{"prompt_tokens":3},"response":{"usage":{"x":[{}]}}}`), []byte{2})
 	f.Add([]byte(`{"usage":"s\"}","response":{"model":"m","usage":null}}`), []byte{1, 9})
 	f.Add([]byte(`{"usage":12.5e3 ,"model":true}`), []byte{})
+	f.Add([]byte(`{"a":[[[["]}",{"usage":1}],[1, 2e5]]]],"usage":{"x":[[[["{"]]]]},"model":"m"}`), []byte{4})
 	f.Fuzz(func(t *testing.T, doc, cuts []byte) {
 		s := newScan([][]string{{"usage"}, {"response", "usage"}, {"model"}})
 		for i, rest := 0, doc; len(rest) > 0; i++ {

@@ -1,5 +1,7 @@
 package usage
 
+import "bytes"
+
 // jscan is an incremental, allocation-light JSON scanner that captures the
 // raw bytes of the values at a few fixed object paths ("usage",
 // "response.usage", "model", ...) while the document streams past. It never
@@ -87,6 +89,15 @@ func (s *jscan) write(p []byte) {
 				i += j - 1
 				continue
 			}
+		}
+		if !s.inStr && s.active < 0 && s.depth > maxTrack {
+			// fast path: below the followed depth only quotes and brackets
+			// matter (an embeddings vector is megabytes of digits)
+			j := bytes.IndexAny(p[i:], "\"{}[]")
+			if j < 0 {
+				return
+			}
+			i += j
 		}
 		c := p[i]
 		if s.active >= 0 {
