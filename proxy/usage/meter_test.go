@@ -165,8 +165,8 @@ func TestEventByEventDelivery(t *testing.T) {
 			up.between = func(i int) {
 				select {
 				case <-next:
-				case <-time.After(5 * time.Second):
-					t.Errorf("chunk %d never reached the agent", i)
+				case <-time.After(2 * time.Second):
+					t.Errorf("chunk %d did not reach the agent before the next was due", i)
 				}
 			}
 			g := newGateway(t, up, NewMemStore(), nil, openaiTarget)
@@ -185,14 +185,27 @@ func TestEventByEventDelivery(t *testing.T) {
 				}
 				close(seen)
 			}()
-			<-seen // role chunk
+			recv := func() string {
+				select {
+				case l := <-seen:
+					return l
+				case <-time.After(10 * time.Second):
+					t.Fatal("no event")
+				}
+				return ""
+			}
+			recv() // role chunk
 			for i, c := range up.chunks {
-				line := <-seen
+				line := recv()
 				wc, _ := json.Marshal(c)
 				if !strings.Contains(line, string(wc)) {
 					t.Fatalf("event %d = %q, want content %s", i, line, wc)
 				}
-				next <- struct{}{} // the fake may send the next chunk only now
+				select {
+				case next <- struct{}{}: // the fake may send the next chunk only now
+				case <-time.After(10 * time.Second):
+					t.Fatalf("event %d arrived only after the fake gave up waiting for it", i)
+				}
 			}
 			for range seen {
 			}
