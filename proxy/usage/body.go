@@ -1,0 +1,168 @@
+package usage
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Body is the metering response body: an io.ReadCloser over the upstream
+// body that relays every byte once, as it arrives, while parsing usage on
+// the side. Without a request rewrite, Read returns exactly what the
+// upstream Read returned. With one (include_usage added), SSE bytes are
+// released event by event, each as soon as its blank line arrives, minus
+// what the rewrite made the provider add.
+type Body struct {
+	rc io.ReadCloser
+	t  *Ticket
+
+	mu       sync.Mutex // guards the parse state below (Close may race Read)
+	tally    tally
+	sse      *sseMeter // text/event-stream
+	js       *jscan    // JSON
+	finished bool
+
+	ok    bool   // 2xx status
+	strip bool   // sse.out holds the relayed bytes
+	buf   []byte // strip mode read buffer
+	off   int    // strip mode: bytes of sse.out already returned
+	err   error  // strip mode: upstream error, returned once out is drained
+}
+
+func isSSE(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == "text/event-stream"
+}
+
+func newBody(t *Ticket, resp *http.Response) *Body {
+	b := &Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
+	if b.rc == nil {
+		b.rc = http.NoBody
+	}
+	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	if enc != "" && enc != "identity" {
+		return b // compressed despite our request: relayed, not parsed
+	}
+	ep := t.info.Endpoint
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case mt == "text/event-stream":
+		b.strip = t.info.Rewritten
+		b.sse = newSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
+		if b.strip {
+			b.buf = make([]byte, 32<<10)
+		}
+	case strings.HasSuffix(mt, "json"):
+		b.js = newScan(pathsFor(ep, false))
+	}
+	return b
+}
+
+// Read implements io.Reader.
+func (b *Body) Read(p []byte) (int, error) {
+	if b.strip {
+		return b.readStripped(p)
+	}
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	if !b.finished {
+		if n > 0 {
+			b.feed(p[:n])
+		}
+		if err != nil {
+			b.tally.complete = err == io.EOF && b.ok
+			b.end()
+		}
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *Body) feed(p []byte) {
+	switch {
+	case b.sse != nil:
+		b.sse.feed(p)
+	case b.js != nil:
+		b.js.write(p)
+	}
+}
+
+// readStripped returns held-back bytes as events complete.
+func (b *Body) readStripped(p []byte) (int, error) {
+	for {
+		b.mu.Lock()
+		if b.off < len(b.sse.out) {
+			n := copy(p, b.sse.out[b.off:])
+			if b.off += n; b.off == len(b.sse.out) {
+				b.sse.out, b.off = b.sse.out[:0], 0
+			}
+			b.mu.Unlock()
+			return n, nil
+		}
+		if b.err != nil {
+			err := b.err
+			b.mu.Unlock()
+			return 0, err
+		}
+		b.mu.Unlock()
+		n, err := b.rc.Read(b.buf)
+		b.mu.Lock()
+		if b.finished {
+			b.mu.Unlock()
+			if err == nil {
+				err = io.ErrClosedPipe
+			}
+			return 0, err
+		}
+		b.sse.feed(b.buf[:n])
+		if err != nil {
+			b.err = err
+			b.tally.complete = err == io.EOF && b.ok
+			b.end() // flushes the held event into out
+		}
+		b.mu.Unlock()
+	}
+}
+
+// end interprets what was seen and ends the ticket. Called with mu held.
+func (b *Body) end() {
+	if b.finished {
+		return
+	}
+	b.finished = true
+	switch {
+	case b.sse != nil:
+		b.sse.end()
+	case b.js != nil:
+		interpretJSON(b.js, b.t.info.Endpoint, &b.tally)
+	}
+	b.t.finish(&b.tally)
+}
+
+// Close implements io.Closer: a body closed before its end is metered
+// with what was seen (an aborted stream without its usage chunk records no
+// usage and releases the reservation).
+func (b *Body) Close() error {
+	b.mu.Lock()
+	b.end()
+	b.mu.Unlock()
+	return b.rc.Close()
+}
+
+// interpretJSON reads the captures of a whole JSON answer.
+func interpretJSON(s *jscan, ep Endpoint, t *tally) {
+	if e := s.get(pError); e != nil && string(e) != "null" {
+		t.errored = true
+	}
+	if ep == EndpointMessages {
+		if string(s.get(pType)) == `"error"` {
+			t.errored = true
+		}
+		t.addAnthropic(s.get(pUsage), true)
+	} else {
+		t.addOpenAI(s.get(pUsage))
+	}
+	t.setModel(s.get(pModel))
+}

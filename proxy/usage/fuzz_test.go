@@ -1,0 +1,188 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// feedSplit feeds data to a fresh sseMeter in pieces cut by the bytes of
+// cuts, returning the relayed bytes (strip mode) and the tally.
+func feedSplit(ep Endpoint, d Dialect, strip bool, data, cuts []byte) ([]byte, tally) {
+	var t tally
+	s := newSSEMeter(ep, d, &t, strip)
+	var out []byte
+	for i := 0; len(data) > 0; i++ {
+		n := len(data)
+		if len(cuts) > 0 {
+			n = min(int(cuts[i%len(cuts)])%17+1, len(data))
+		}
+		s.feed(data[:n])
+		data = data[n:]
+		out = append(out, s.out...)
+		s.out = s.out[:0]
+	}
+	s.end()
+	out = append(out, s.out...)
+	return out, t
+}
+
+func seedStreams(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.sse")
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, []byte{3, 200, 7})
+	}
+	f.Add([]byte("data: {\"usage\":{\"prompt_tokens\":1}}\r\n\r\ndata: [DONE]\r\r"), []byte{1})
+	f.Add([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":5}}}\n\n"), []byte{})
+}
+
+// FuzzSSEMeter: any bytes, any split: no panic, the same tally and the
+// same relayed bytes however the stream is cut, and outside strip mode
+// nothing is changed.
+func FuzzSSEMeter(f *testing.F) {
+	seedStreams(f)
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		for _, ep := range []Endpoint{EndpointChat, EndpointResponses, EndpointMessages} {
+			d := DialectOpenAI
+			if ep == EndpointMessages {
+				d = DialectAnthropic
+			}
+			whole, t1 := feedSplit(ep, d, true, data, nil)
+			cut, t2 := feedSplit(ep, d, true, data, cuts)
+			if !bytes.Equal(whole, cut) || t1 != t2 {
+				t.Fatalf("%v: split changed the result:\n%q\n%q\n%+v\n%+v", ep, whole, cut, t1, t2)
+			}
+			if ep != EndpointChat && len(whole) != 0 {
+				t.Fatalf("%v: strip mode outside chat completions", ep)
+			}
+			if ep == EndpointChat && !bytes.Contains(data, []byte("usage")) && !bytes.Equal(whole, data) {
+				t.Fatalf("bytes changed without a usage member:\n%q\n%q", data, whole)
+			}
+			if len(whole) > len(data) {
+				t.Fatal("strip added bytes")
+			}
+		}
+	})
+}
+
+// FuzzStripReference builds the same stream twice, as a provider sends it
+// with include_usage (a "usage":null member in every chunk, a usage-only
+// chunk at the end) and without, and checks that stripping the first gives
+// exactly the second, with the usage counted.
+func FuzzStripReference(f *testing.F) {
+	f.Add("Hello", uint8(3), false, false, uint32(12), uint32(34), "x")
+	f.Add("a\"b\\n\u2028", uint8(0), true, true, uint32(0), uint32(1), "")
+	f.Fuzz(func(t *testing.T, content string, pos uint8, spaced, crlf bool, prompt, completion uint32, extra string) {
+		sep, eol := ",", "\n"
+		if spaced {
+			sep = ", "
+		}
+		if crlf {
+			eol = "\r\n"
+		}
+		c, _ := json.Marshal(content)
+		x, _ := json.Marshal(extra)
+		members := []string{`"id":"chatcmpl-1"`, `"object":"chat.completion.chunk"`, `"choices":[{"index":0,"delta":{"content":` + string(c) + `}}]`, `"extra":` + string(x)}
+		p := int(pos) % (len(members) + 1)
+		with := append(append(append([]string{}, members[:p]...), `"usage":null`), members[p:]...)
+		obj := func(ms []string) string { return "{" + strings.Join(ms, sep) + "}" }
+		ev := func(s string) string { return "data: " + s + eol + eol }
+		usage := fmt.Sprintf(`{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d}}`, prompt, completion)
+		want := ev(obj(members)) + ": keep-alive" + eol + eol + ev(obj(members)) + ev("[DONE]")
+		in := ev(obj(with)) + ": keep-alive" + eol + eol + ev(obj(with)) + ev(usage) + ev("[DONE]")
+		got, tl := feedSplit(EndpointChat, DialectOpenAI, true, []byte(in), []byte(content))
+		if string(got) != want {
+			t.Fatalf("stripped:\n%q\nwant:\n%q", got, want)
+		}
+		if tl.oa.Input != int64(prompt) || tl.oa.Output != int64(completion) || !tl.final {
+			t.Fatalf("tally %+v", tl)
+		}
+	})
+}
+
+// FuzzJSONScan compares the streaming path scanner with encoding/json on
+// valid documents.
+func FuzzJSONScan(f *testing.F) {
+	f.Add([]byte(`{"a":[1,{"usage":2}],"usage":{"prompt_tokens":3},"response":{"usage":{"x":[{}]}}}`), []byte{2})
+	f.Add([]byte(`{"usage":"s\"}","response":{"model":"m","usage":null}}`), []byte{1, 9})
+	f.Add([]byte(`{"usage":12.5e3 ,"model":true}`), []byte{})
+	f.Add([]byte(`{"a":[[[["]}",{"usage":1}],[1, 2e5]]]],"usage":{"x":[[[["{"]]]]},"model":"m"}`), []byte{4})
+	f.Fuzz(func(t *testing.T, doc, cuts []byte) {
+		s := newScan([][]string{{"usage"}, {"response", "usage"}, {"model"}})
+		for i, rest := 0, doc; len(rest) > 0; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(int(cuts[i%len(cuts)])%13+1, n)
+			}
+			s.write(rest[:n])
+			rest = rest[n:]
+		}
+		if !json.Valid(doc) || bytes.IndexByte(doc, '\\') >= 0 {
+			return // the scanner only has to survive these
+		}
+		var m map[string]any
+		if json.Unmarshal(doc, &m) != nil || hasDup(doc) {
+			return
+		}
+		check := func(i int, want any, present bool) {
+			got := s.get(i)
+			if s.overflowed(i) {
+				return
+			}
+			if !present {
+				if got != nil {
+					t.Fatalf("path %d: captured %q from nothing", i, got)
+				}
+				return
+			}
+			var v any
+			if err := json.Unmarshal(got, &v); err != nil || !reflect.DeepEqual(v, want) {
+				t.Fatalf("path %d: captured %q, want %v (%v)", i, got, want, err)
+			}
+		}
+		u, ok := m["usage"]
+		check(0, u, ok)
+		mo, ok := m["model"]
+		check(2, mo, ok)
+		if r, ok := m["response"].(map[string]any); ok {
+			ru, ok := r["usage"]
+			check(1, ru, ok)
+		}
+	})
+}
+
+// hasDup reports duplicate keys at the top level or inside "response"
+// (encoding/json keeps the last, the scanner the first).
+func hasDup(doc []byte) bool {
+	ms, _, _, ok := objectMembers(doc)
+	if !ok {
+		return true
+	}
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if seen[m.key] {
+			return true
+		}
+		seen[m.key] = true
+		if m.key == "response" && hasDupObj(doc[m.valStart:m.valEnd]) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDupObj(b []byte) bool {
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	return hasDup(b)
+}

@@ -1,0 +1,199 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// member locates one member of a JSON object inside its byte slice:
+// b[keyStart] is the key's opening quote, b[valStart:valEnd] the value.
+type member struct {
+	raw              []byte // the key between its quotes, when it has no escapes
+	key              string // the decoded key, when it has escapes
+	esc              bool
+	keyStart         int
+	valStart, valEnd int
+}
+
+// objectMembers returns the members of the JSON object b (surrounding
+// whitespace allowed), its opening and closing brace offsets, and ok=false
+// if b is not a valid JSON object. Byte offsets let callers edit b without
+// re-encoding it, so every byte they do not touch stays as the sender wrote
+// it.
+func objectMembers(b []byte) (ms []member, open, closing int, ok bool) {
+	return appendMembers(nil, b)
+}
+
+// appendMembers is objectMembers appending to ms (scratch reuse).
+func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok bool) {
+	if !json.Valid(b) {
+		return nil, 0, 0, false
+	}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, 0, 0, false
+	}
+	open = i
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+			continue
+		}
+		ks := i
+		ke := skipValue(b, i)
+		m := member{keyStart: ks}
+		if q := b[ks:ke]; bytes.IndexByte(q, '\\') < 0 {
+			m.raw = q[1 : len(q)-1]
+		} else {
+			k, ok := unquote(q)
+			if !ok {
+				return nil, 0, 0, false
+			}
+			m.key, m.esc = k, true
+		}
+		i = skipSpace(b, ke)
+		i = skipSpace(b, i+1) // ':'
+		ve := skipValue(b, i)
+		m.valStart, m.valEnd = i, ve
+		ms = append(ms, m)
+		i = skipSpace(b, ve)
+	}
+	return ms, open, i, true
+}
+
+func unquote(q []byte) (string, bool) {
+	var k string
+	err := json.Unmarshal(q, &k)
+	return k, err == nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the offset just past the JSON value starting at b[i];
+// b must be valid JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				return j + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = skipValue(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	default:
+		j := i
+		for j < len(b) && bytes.IndexByte([]byte(",}] \t\r\n"), b[j]) < 0 {
+			j++
+		}
+		return j
+	}
+}
+
+// find returns the index of the LAST member named key, or -1: with
+// duplicate keys the providers' parsers (and encoding/json) keep the last
+// one, so that is the one an edit must touch.
+func find(ms []member, key string) int {
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].is(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *member) is(key string) bool {
+	if m.esc {
+		return m.key == key
+	}
+	return string(m.raw) == key
+}
+
+// removeMember returns b without member i of ms and the separator that
+// joined it to its neighbour, so a compact or ", "-separated object reads
+// as if the member had never been written.
+func removeMember(b []byte, ms []member, i int) []byte {
+	return appendWithout(nil, b, ms, i)
+}
+
+// appendWithout appends b without member i to dst.
+func appendWithout(dst, b []byte, ms []member, i int) []byte {
+	var from, to int
+	switch {
+	case i > 0:
+		from, to = ms[i-1].valEnd, ms[i].valEnd
+	case len(ms) > 1:
+		from, to = ms[0].keyStart, ms[1].keyStart
+	default:
+		from, to = ms[0].keyStart, ms[0].valEnd
+	}
+	dst = append(dst, b[:from]...)
+	return append(dst, b[to:]...)
+}
+
+func splice(b []byte, from, to int, with string) []byte {
+	out := make([]byte, 0, len(b)-(to-from)+len(with))
+	out = append(out, b[:from]...)
+	out = append(out, with...)
+	return append(out, b[to:]...)
+}
+
+// addIncludeUsage returns body with stream_options.include_usage set to
+// true, editing only the bytes it must. ok=false: the body has a shape it
+// does not edit (stream_options neither an object nor null) and stays as is.
+func addIncludeUsage(body []byte) ([]byte, bool) {
+	ms, _, closing, ok := objectMembers(body)
+	if !ok {
+		return body, false
+	}
+	i := find(ms, "stream_options")
+	if i < 0 {
+		if len(ms) == 0 {
+			return splice(body, closing, closing, `"stream_options":{"include_usage":true}`), true
+		}
+		end := ms[len(ms)-1].valEnd
+		return splice(body, end, end, `,"stream_options":{"include_usage":true}`), true
+	}
+	so := ms[i]
+	val := body[so.valStart:so.valEnd]
+	if string(val) == "null" {
+		return splice(body, so.valStart, so.valEnd, `{"include_usage":true}`), true
+	}
+	inner, open, _, ok := objectMembers(val)
+	if !ok {
+		return body, false
+	}
+	if j := find(inner, "include_usage"); j >= 0 {
+		return splice(body, so.valStart+inner[j].valStart, so.valStart+inner[j].valEnd, "true"), true
+	}
+	ins := `"include_usage":true`
+	if len(inner) > 0 {
+		ins += ","
+	}
+	at := so.valStart + open + 1
+	return splice(body, at, at, ins), true
+}

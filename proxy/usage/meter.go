@@ -1,0 +1,270 @@
+package usage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultMaxTokens is the output reservation of a request that names no
+// maximum on a rule without default_max_tokens.
+const DefaultMaxTokens = 4096
+
+// DefaultReservationTTL bounds how long a reservation nobody commits or
+// releases keeps counting (a crash between admission and answer).
+const DefaultReservationTTL = time.Hour
+
+// Config configures a [Meter].
+type Config struct {
+	Store          Store            // required
+	Prices         *Prices          // nil: ShippedPrices()
+	Budgets        []Budget         // validated by New
+	Metrics        *Metrics         // nil: not counted
+	Log            *zap.Logger      // nil: not logged
+	Webhook        string           // optional URL POSTed a JSON note when a budget crosses warn_at
+	Client         *http.Client     // for the webhook; nil: a client with a 5s timeout
+	Now            func() time.Time // nil: time.Now
+	MaxRequestBody int64            // 0: MaxRequestBody
+	ReservationTTL time.Duration    // 0: DefaultReservationTTL
+}
+
+// Meter meters LLM requests and enforces budgets. Safe for concurrent use.
+type Meter struct {
+	store   Store
+	metrics *Metrics
+	log     *zap.Logger
+	now     func() time.Time
+	maxBody int64
+	ttl     time.Duration
+	webhook string
+	client  *http.Client
+
+	conf atomic.Pointer[conf] // prices and budgets; Reload swaps it
+
+	warnMu sync.Mutex      // guards warned
+	warned map[string]bool // budget bucket key → warning sent for that window
+}
+
+type conf struct {
+	prices  *Prices
+	budgets []Budget
+}
+
+// New returns a meter.
+func New(c Config) (*Meter, error) {
+	if c.Store == nil {
+		return nil, errors.New("usage: no store")
+	}
+	m := &Meter{store: c.Store, metrics: c.Metrics, log: c.Log, now: c.Now, maxBody: c.MaxRequestBody,
+		ttl: c.ReservationTTL, webhook: c.Webhook, client: c.Client, warned: map[string]bool{}}
+	if m.log == nil {
+		m.log = zap.NewNop()
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.ttl <= 0 {
+		m.ttl = DefaultReservationTTL
+	}
+	if m.client == nil {
+		m.client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if err := m.Reload(c.Budgets, c.Prices); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Reload replaces the budgets and the price table (policy reload). Usage
+// already counted stays: budgets are keyed by name.
+func (m *Meter) Reload(budgets []Budget, prices *Prices) error {
+	if prices == nil {
+		prices = ShippedPrices()
+	}
+	seen := map[string]bool{}
+	infos := make([]BudgetInfo, 0, len(budgets))
+	for i := range budgets {
+		b := &budgets[i]
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("usage: %w", err)
+		}
+		if seen[b.Name] {
+			return fmt.Errorf("usage: budget %s defined twice", b.Name)
+		}
+		seen[b.Name] = true
+		tz := "UTC"
+		if b.Location != nil {
+			tz = b.Location.String()
+		}
+		infos = append(infos, BudgetInfo{Name: b.Name, Unit: b.unit(), Limit: b.toUnit(b.limit()), Window: b.Window, Timezone: tz, WarnAt: b.WarnAt})
+	}
+	m.conf.Store(&conf{prices: prices, budgets: append([]Budget(nil), budgets...)})
+	if d, ok := m.store.(interface{ SetBudgets([]BudgetInfo) }); ok {
+		d.SetBudgets(infos)
+	}
+	return nil
+}
+
+// Target is who sends a request and over what: the matched rule's names
+// and usage settings.
+type Target struct {
+	Agent, Rule, Credential string
+	Dialect                 Dialect // the rule's usage: (DefaultDialect(host) when unset)
+	DefaultMaxTokens        int64   // the rule's default_max_tokens (0: DefaultMaxTokens)
+}
+
+// Admit is the admission step for one request, called after the rule
+// matched and before the credential is injected. For a request that is not
+// a metered LLM call it returns (nil, nil) and leaves r alone. Otherwise it
+// reads (bounded) and maybe rewrites r's body (see [InspectRequest]),
+// removes Accept-Encoding so the answer can be read, and reserves the
+// request's maximum on every budget that covers it. A budget without room
+// gives a *[BudgetError] (errors.Is ErrBudgetExceeded); nothing is reserved
+// then. With a ticket, the caller must end it exactly once: [Ticket.Wrap]
+// on the response (its body's Close or EOF ends it) or [Ticket.Abort] if
+// no response comes.
+func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, error) {
+	ep := EndpointOf(t.Dialect, r.Method, r.URL.Path)
+	if ep == EndpointNone {
+		return nil, nil
+	}
+	info, err := InspectRequest(r, ep, m.maxBody)
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Del("Accept-Encoding")
+	c := m.conf.Load()
+	tk := &Ticket{m: m, conf: c, target: t, info: info, id: newID(), start: m.now()}
+	tk.maxOut = info.MaxOutput
+	if tk.maxOut <= 0 && ep != EndpointEmbeddings {
+		tk.maxOut = t.DefaultMaxTokens
+		if tk.maxOut <= 0 {
+			tk.maxOut = DefaultMaxTokens
+		}
+	}
+	if err := tk.reserve(ctx); err != nil {
+		return nil, err
+	}
+	return tk, nil
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Ticket is one admitted request, from its reservation to its record.
+// Wrap and Abort are no-ops on a nil *Ticket (a request Admit did not
+// meter), so callers need not check.
+type Ticket struct {
+	m       *Meter
+	conf    *conf
+	target  Target
+	info    *RequestInfo
+	id      string
+	start   time.Time
+	maxOut  int64
+	budgets []*Budget // the budgets holding a claim
+	amounts []int64   // the claims, same order
+	once    sync.Once
+}
+
+// Info is what the meter learnt from the request.
+func (t *Ticket) Info() *RequestInfo { return t.info }
+
+// RefreshGauges sets airlock_budget_used_ratio for every budget (call at
+// start and now and then, so idle budgets and new windows show too).
+func (m *Meter) RefreshGauges() {
+	c := m.conf.Load()
+	now := m.now()
+	for i := range c.budgets {
+		m.checkBudget(&c.budgets[i], now)
+	}
+}
+
+func (t *Ticket) reserve(ctx context.Context) error {
+	now := t.start
+	var claims []Claim
+	var ends []time.Time
+	for i := range t.conf.budgets {
+		b := &t.conf.budgets[i]
+		if !b.Matches(t.target.Agent, t.target.Rule, t.target.Credential) {
+			continue
+		}
+		buckets, end := b.window(now)
+		claims = append(claims, Claim{Budget: b.Name, Buckets: buckets, Limit: b.limit(), Amount: t.estimate(b)})
+		ends = append(ends, end)
+		t.budgets = append(t.budgets, b)
+		t.amounts = append(t.amounts, claims[len(claims)-1].Amount)
+	}
+	if len(claims) == 0 {
+		return nil
+	}
+	err := t.m.store.Reserve(ctx, Reservation{ID: t.id, Claims: claims, Now: now, Expires: now.Add(t.m.ttl)})
+	var over *OverLimitError
+	if errors.As(err, &over) && over.Claim >= 0 && over.Claim < len(claims) {
+		b, c := t.budgets[over.Claim], claims[over.Claim]
+		be := &BudgetError{Budget: b.Name, Unit: b.unit(), Limit: b.toUnit(c.Limit), Used: b.toUnit(over.Used),
+			Pending: b.toUnit(over.Reserved), Request: b.toUnit(c.Amount),
+			Reset:    b.resetAt(now, ends[over.Claim], over.PerBucket, over.Reserved, c.Amount),
+			InFlight: over.Used+c.Amount <= c.Limit}
+		t.m.rejected(t.target, be, over.Used, c.Limit)
+		return be
+	}
+	if err != nil {
+		return fmt.Errorf("usage: reserve budget: %w", err)
+	}
+	return nil
+}
+
+// estimate is the request's reservation on b, in b's units.
+func (t *Ticket) estimate(b *Budget) int64 {
+	tokens := t.info.InputEstimate + t.maxOut
+	if b.USD <= 0 {
+		return tokens
+	}
+	_, pr, ok := t.conf.prices.Lookup(t.info.Model)
+	if !ok {
+		pr = t.conf.prices.MaxPrice() // reservation only: the cost is never guessed
+	}
+	return nanoUSD(t.info.InputEstimate, pr.Input) + nanoUSD(t.maxOut, pr.Output)
+}
+
+// Wrap meters resp: it replaces resp.Body with the metering body (which
+// relays every byte as it arrives and, when the request was rewritten,
+// strips what airlock added). The ticket ends when the body reaches EOF,
+// fails or is closed.
+func (t *Ticket) Wrap(resp *http.Response) {
+	if t == nil || resp == nil {
+		return
+	}
+	resp.Body = newBody(t, resp)
+	if t.info.Rewritten && resp.ContentLength >= 0 && isSSE(resp) {
+		resp.ContentLength = -1 // stripping changes the length
+		resp.Header.Del("Content-Length")
+	}
+}
+
+// Abort ends a ticket whose request got no response (dial failure,
+// timeout, refusal later in the pipeline): recorded as no usage, the
+// reservation released.
+func (t *Ticket) Abort() {
+	if t == nil {
+		return
+	}
+	t.finish(&tally{})
+}
+
+// finish commits what the response reported, once.
+func (t *Ticket) finish(tl *tally) {
+	t.once.Do(func() { t.m.record(t, tl) })
+}

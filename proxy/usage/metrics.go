@@ -1,0 +1,59 @@
+package usage
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the meter's Prometheus collectors. Label values come from
+// configuration (agent, rule, credential and budget names) or from the
+// price table (model; others are "other"), so cardinality stays bounded.
+type Metrics struct {
+	Tokens           *prometheus.CounterVec // agent, rule, credential, model, kind
+	CostUSD          *prometheus.CounterVec // agent, rule, credential, model
+	Requests         *prometheus.CounterVec // agent, rule, credential, model, outcome
+	BudgetUsedRatio  *prometheus.GaugeVec   // budget
+	BudgetRejections *prometheus.CounterVec // budget
+	BudgetWarnings   *prometheus.CounterVec // budget
+}
+
+// Token kinds of airlock_llm_tokens_total. cached_input and cache_write
+// are parts of input, reasoning is part of output.
+const (
+	KindInput       = "input"
+	KindOutput      = "output"
+	KindCachedInput = "cached_input"
+	KindCacheWrite  = "cache_write"
+	KindReasoning   = "reasoning"
+)
+
+// NewMetrics creates the collectors and registers them on reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	who := []string{"agent", "rule", "credential", "model"}
+	m := &Metrics{
+		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_llm_tokens_total",
+			Help: "LLM tokens counted from the providers' usage, by kind (cached_input and cache_write are part of input, reasoning part of output)."},
+			append(who[:4:4], "kind")),
+		CostUSD: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_llm_cost_usd_total",
+			Help: "LLM cost in USD from the price table (models outside the table add nothing)."}, who),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_llm_requests_total",
+			Help: "Metered LLM requests by outcome (ok, partial, no_usage)."}, append(who[:4:4], "outcome")),
+		BudgetUsedRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "airlock_budget_used_ratio",
+			Help: "Committed usage of a budget's current window over its limit."}, []string{"budget"}),
+		BudgetRejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_budget_rejections_total",
+			Help: "Requests refused because a budget had no room."}, []string{"budget"}),
+		BudgetWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_budget_warnings_total",
+			Help: "Budget windows that crossed their warn_at fraction."}, []string{"budget"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.Tokens, m.CostUSD, m.Requests, m.BudgetUsedRatio, m.BudgetRejections, m.BudgetWarnings} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("usage metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,188 @@
+package usage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Log field names.
+const (
+	LogAgent      = "agent"
+	LogRule       = "rule"
+	LogCredential = "credential"
+	LogModel      = "model"
+	LogOutcome    = "outcome"
+	LogBudget     = "budget"
+)
+
+// record turns a finished response into a Commit, metrics and a log line.
+func (m *Meter) record(t *Ticket, tl *tally) {
+	now := m.now()
+	d := t.target.Dialect
+	tok := tl.tokens(d)
+	model := tl.model
+	if model == "" {
+		model = t.info.Model
+	}
+	name, price, priced := t.conf.prices.Lookup(model)
+	outcome := OutcomeNone
+	switch {
+	case tl.final:
+		outcome = OutcomeOK
+	case tl.seen:
+		outcome = OutcomePartial
+	}
+	if outcome == OutcomeNone {
+		tok = Tokens{}
+	}
+	var cost int64
+	if priced {
+		cost = price.Cost(tok)
+	}
+	recModel := name
+	if !priced && model != "" {
+		recModel = model
+	}
+	// A whole 2xx answer without usage should not exist (airlock asks for
+	// it); one that does may be an agent's trick (a body only the
+	// provider's parser accepts, so no include_usage was added): charge
+	// the reservation rather than let it run free.
+	charged := outcome == OutcomeNone && tl.complete && !tl.errored && len(t.budgets) > 0
+	var charges []Charge
+	for i, b := range t.budgets {
+		amount := tok.Total()
+		if b.USD > 0 {
+			amount = cost
+		}
+		if charged {
+			amount = t.amounts[i]
+		}
+		buckets, _ := b.window(now)
+		charges = append(charges, Charge{Bucket: buckets[len(buckets)-1], Amount: amount})
+	}
+	rec := Record{Time: now, Agent: t.target.Agent, Rule: t.target.Rule, Credential: t.target.Credential,
+		Model: recModel, Outcome: outcome, Tokens: tok, CostNano: cost, Unpriced: !priced}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := m.store.Commit(ctx, t.id, charges, rec)
+	m.count(t.target, name, rec)
+	fields := []zap.Field{zap.String(LogAgent, rec.Agent), zap.String(LogRule, rec.Rule),
+		zap.String(LogCredential, rec.Credential), zap.String(LogModel, name), zap.String(LogOutcome, string(outcome)),
+		zap.Int64("input_tokens", tok.Input), zap.Int64("output_tokens", tok.Output),
+		zap.Int64("cached_input_tokens", tok.CachedInput), zap.Int64("reasoning_tokens", tok.Reasoning),
+		zap.Float64("cost_usd", float64(cost)/1e9), zap.Bool("unpriced", !priced), zap.Bool("provider_error", tl.errored)}
+	if err != nil {
+		m.log.Error("usage commit failed", append(fields, zap.Error(err))...)
+	} else if charged {
+		m.log.Warn("llm answer complete without usage: its reservation is charged to the budgets", fields...)
+	} else if !priced && outcome != OutcomeNone {
+		m.log.Warn("llm usage of a model outside the price table: tokens counted, cost unknown", fields...)
+	} else {
+		m.log.Info("llm usage", fields...)
+	}
+	for _, b := range t.budgets {
+		m.checkBudget(b, now)
+	}
+}
+
+func (m *Meter) count(t Target, model string, rec Record) {
+	if m.metrics == nil {
+		return
+	}
+	l := []string{t.Agent, t.Rule, t.Credential, model}
+	m.metrics.Requests.WithLabelValues(append(l, string(rec.Outcome))...).Inc()
+	if rec.Outcome == OutcomeNone {
+		return
+	}
+	for _, k := range []struct {
+		kind string
+		n    int64
+	}{{KindInput, rec.Tokens.Input}, {KindOutput, rec.Tokens.Output}, {KindCachedInput, rec.Tokens.CachedInput},
+		{KindCacheWrite, rec.Tokens.CacheWrite}, {KindReasoning, rec.Tokens.Reasoning}} {
+		m.metrics.Tokens.WithLabelValues(append(l[:4:4], k.kind)...).Add(float64(k.n))
+	}
+	m.metrics.CostUSD.WithLabelValues(l...).Add(float64(rec.CostNano) / 1e9)
+}
+
+// rejected counts and logs a refusal.
+func (m *Meter) rejected(t Target, e *BudgetError, used, limit int64) {
+	if m.metrics != nil {
+		m.metrics.BudgetRejections.WithLabelValues(e.Budget).Inc()
+		m.metrics.BudgetUsedRatio.WithLabelValues(e.Budget).Set(float64(used) / float64(limit))
+	}
+	m.log.Warn("budget exceeded", zap.String(LogBudget, e.Budget), zap.String(LogAgent, t.Agent),
+		zap.String(LogRule, t.Rule), zap.String(LogCredential, t.Credential), zap.String("unit", e.Unit),
+		zap.Float64("limit", e.Limit), zap.Float64("used", e.Used), zap.Float64("pending", e.Pending),
+		zap.Float64("request", e.Request), zap.Time("reset", e.Reset))
+}
+
+// checkBudget updates a budget's gauge and sends its warning once per
+// window when it crosses warn_at.
+func (m *Meter) checkBudget(b *Budget, now time.Time) {
+	buckets, end := b.window(now)
+	used, _, err := m.store.Window(context.Background(), b.Name, buckets)
+	if err != nil {
+		return
+	}
+	ratio := float64(used) / float64(b.limit())
+	if m.metrics != nil {
+		m.metrics.BudgetUsedRatio.WithLabelValues(b.Name).Set(ratio)
+	}
+	key := buckets[0]
+	if b.Window == "24h" {
+		key = b.Name + "@rolling" // one warning until it drops back below
+	}
+	if b.WarnAt <= 0 || ratio < b.WarnAt {
+		if b.Window == "24h" {
+			m.warnMu.Lock()
+			delete(m.warned, key)
+			m.warnMu.Unlock()
+		}
+		return
+	}
+	m.warnMu.Lock()
+	if m.warned[key] {
+		m.warnMu.Unlock()
+		return
+	}
+	if len(m.warned) > 4096 {
+		clear(m.warned)
+	}
+	m.warned[key] = true
+	m.warnMu.Unlock()
+	if m.metrics != nil {
+		m.metrics.BudgetWarnings.WithLabelValues(b.Name).Inc()
+	}
+	m.log.Warn("budget warning", zap.String(LogBudget, b.Name), zap.Float64("used_ratio", ratio),
+		zap.Float64("warn_at", b.WarnAt), zap.Time("reset", end))
+	if m.webhook != "" {
+		note := map[string]any{"event": "budget_warning", "budget": b.Name, "unit": b.unit(), "limit": b.toUnit(b.limit()),
+			"used": b.toUnit(used), "used_ratio": ratio, "warn_at": b.WarnAt, "reset": end.UTC().Format(time.RFC3339)}
+		go m.notify(note) // bounded: once per budget window
+	}
+}
+
+// notify POSTs a warning to the webhook; failures are logged.
+func (m *Meter) notify(note map[string]any) {
+	body, _ := json.Marshal(note)
+	req, err := http.NewRequest(http.MethodPost, m.webhook, bytes.NewReader(body))
+	if err != nil {
+		m.log.Error("budget webhook", zap.Error(err))
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.client.Do(req)
+	if err != nil {
+		m.log.Error("budget webhook", zap.Error(err))
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		m.log.Error("budget webhook", zap.Int("status", resp.StatusCode))
+	}
+}

@@ -1,0 +1,301 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store keeps budget counters, in-flight reservations and usage totals.
+// Every method is atomic on its own: Reserve checks all its claims and
+// reserves all or none, so two concurrent admissions can never both take
+// the last room of a budget. The operations are plain counter arithmetic
+// over keys so a shared implementation can run each as one Redis Lua
+// script (see the package documentation).
+type Store interface {
+	// Reserve adds r's claims to their budgets' in-flight totals if, for
+	// every claim, used(window) + in-flight + amount <= limit; otherwise
+	// it reserves nothing and returns an *OverLimitError.
+	Reserve(ctx context.Context, r Reservation) error
+	// Commit drops reservation id (if still held), adds the charges to
+	// their buckets and rec to the usage totals.
+	Commit(ctx context.Context, id string, charges []Charge, rec Record) error
+	// Release drops reservation id; unknown ids are not an error.
+	Release(ctx context.Context, id string) error
+	// Window returns a budget's committed usage over buckets and its
+	// in-flight reservations.
+	Window(ctx context.Context, budget string, buckets []string) (used, reserved int64, err error)
+}
+
+// Reservation is one request's claim on every budget that covers it.
+type Reservation struct {
+	ID      string
+	Claims  []Claim
+	Now     time.Time
+	Expires time.Time // a reservation never committed or released stops counting then
+}
+
+// Claim asks for Amount units of a budget (tokens or nano-USD).
+type Claim struct {
+	Budget  string   // the budget's name: key of its in-flight total
+	Buckets []string // usage buckets of the current window, oldest first
+	Limit   int64
+	Amount  int64
+}
+
+// Charge adds real usage to a bucket.
+type Charge struct {
+	Bucket string
+	Amount int64
+}
+
+// OverLimitError is Reserve's refusal: claim index Claim did not fit.
+type OverLimitError struct {
+	Claim     int
+	Used      int64
+	Reserved  int64
+	PerBucket []int64 // usage per bucket of the claim, same order
+}
+
+func (e *OverLimitError) Error() string {
+	return fmt.Sprintf("claim %d over its limit (used %d, reserved %d)", e.Claim, e.Used, e.Reserved)
+}
+
+// Outcome says how much of a response's usage was seen.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeOK      Outcome = "ok"       // the provider's final usage was read
+	OutcomePartial Outcome = "partial"  // only provisional figures (Anthropic message_start) before the end
+	OutcomeNone    Outcome = "no_usage" // nothing: aborted, cancelled, provider error, unreadable
+)
+
+// Record is one metered request.
+type Record struct {
+	Time       time.Time
+	Agent      string
+	Rule       string
+	Credential string
+	Model      string // the table's name, or the provider's name when unpriced
+	Outcome    Outcome
+	Tokens     Tokens
+	CostNano   int64 // nano-USD; 0 when unpriced
+	Unpriced   bool  // the model is not in the price table: cost unknown
+}
+
+// Row is a usage total per UTC day × agent × rule × credential × model.
+type Row struct {
+	Day        string `json:"day"` // 2006-01-02, UTC
+	Agent      string `json:"agent"`
+	Rule       string `json:"rule"`
+	Credential string `json:"credential"`
+	Model      string `json:"model"`
+	Unpriced   bool   `json:"unpriced,omitempty"`
+	Requests   int64  `json:"requests"`
+	Partial    int64  `json:"partial,omitempty"`
+	NoUsage    int64  `json:"no_usage,omitempty"`
+	Tokens     Tokens `json:"tokens"`
+	CostNano   int64  `json:"cost_nano_usd"`
+}
+
+type rowKey struct{ day, agent, rule, credential, model string }
+
+type hold struct {
+	claims  []Claim
+	expires time.Time
+}
+
+// maxUnpricedPerDay bounds the distinct unknown model names kept per day
+// (the rest are kept as "other"): model names come from the upstream.
+const maxUnpricedPerDay = 50
+
+// MemStore is the in-process [Store]. The zero value is not usable; use
+// [NewMemStore].
+type MemStore struct {
+	mu       sync.Mutex       // guards the fields below
+	buckets  map[string]int64 // bucket key → committed units
+	inflight map[string]int64 // budget → reserved units
+	holds    map[string]hold  // reservation id → its claims
+	rows     map[rowKey]*Row
+	unpriced map[string]int // day → distinct unpriced model names
+	dirty    bool
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore {
+	return &MemStore{buckets: map[string]int64{}, inflight: map[string]int64{}, holds: map[string]hold{},
+		rows: map[rowKey]*Row{}, unpriced: map[string]int{}}
+}
+
+// ErrDuplicateReservation: Reserve was called twice with one id.
+var ErrDuplicateReservation = errors.New("reservation id already held")
+
+// Reserve implements [Store].
+func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(r.Now)
+	if _, ok := s.holds[r.ID]; ok {
+		return ErrDuplicateReservation
+	}
+	for i, c := range r.Claims {
+		used, per := s.sum(c.Buckets)
+		if used+s.inflight[c.Budget]+c.Amount > c.Limit {
+			return &OverLimitError{Claim: i, Used: used, Reserved: s.inflight[c.Budget], PerBucket: per}
+		}
+	}
+	for _, c := range r.Claims {
+		s.inflight[c.Budget] += c.Amount
+	}
+	s.holds[r.ID] = hold{claims: r.Claims, expires: r.Expires}
+	return nil
+}
+
+func (s *MemStore) sum(buckets []string) (int64, []int64) {
+	var used int64
+	per := make([]int64, len(buckets))
+	for i, b := range buckets {
+		per[i] = s.buckets[b]
+		used += per[i]
+	}
+	return used, per
+}
+
+// expire drops reservations past their expiry (their requests died
+// without a word). Called with mu held.
+func (s *MemStore) expire(now time.Time) {
+	for id, h := range s.holds {
+		if !h.expires.IsZero() && now.After(h.expires) {
+			s.drop(id)
+		}
+	}
+}
+
+func (s *MemStore) drop(id string) {
+	h, ok := s.holds[id]
+	if !ok {
+		return
+	}
+	for _, c := range h.claims {
+		if s.inflight[c.Budget] -= c.Amount; s.inflight[c.Budget] <= 0 {
+			delete(s.inflight, c.Budget)
+		}
+	}
+	delete(s.holds, id)
+}
+
+// Release implements [Store].
+func (s *MemStore) Release(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(id)
+	return nil
+}
+
+// Commit implements [Store].
+func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(id)
+	for _, c := range charges {
+		if c.Amount > 0 {
+			s.buckets[c.Bucket] += c.Amount
+		}
+	}
+	s.addRow(rec)
+	s.dirty = true
+	return nil
+}
+
+func (s *MemStore) addRow(rec Record) {
+	day := rec.Time.UTC().Format(time.DateOnly)
+	k := rowKey{day, rec.Agent, rec.Rule, rec.Credential, rec.Model}
+	row := s.rows[k]
+	if row == nil {
+		if rec.Unpriced {
+			if s.unpriced[day] >= maxUnpricedPerDay {
+				k.model = OtherModel
+				rec.Model = OtherModel
+			} else {
+				s.unpriced[day]++
+			}
+		}
+		if row = s.rows[k]; row == nil {
+			row = &Row{Day: day, Agent: rec.Agent, Rule: rec.Rule, Credential: rec.Credential, Model: rec.Model, Unpriced: rec.Unpriced}
+			s.rows[k] = row
+		}
+	}
+	row.Requests++
+	switch rec.Outcome {
+	case OutcomePartial:
+		row.Partial++
+	case OutcomeNone:
+		row.NoUsage++
+	}
+	row.Tokens.Input += rec.Tokens.Input
+	row.Tokens.Output += rec.Tokens.Output
+	row.Tokens.CachedInput += rec.Tokens.CachedInput
+	row.Tokens.CacheWrite += rec.Tokens.CacheWrite
+	row.Tokens.Reasoning += rec.Tokens.Reasoning
+	row.CostNano += rec.CostNano
+}
+
+// Window implements [Store].
+func (s *MemStore) Window(_ context.Context, budget string, buckets []string) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used, _ := s.sum(buckets)
+	return used, s.inflight[budget], nil
+}
+
+// Rows returns the usage totals, sorted by day then names.
+func (s *MemStore) Rows() []Row {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rowsLocked()
+}
+
+func (s *MemStore) rowsLocked() []Row {
+	out := make([]Row, 0, len(s.rows))
+	for _, r := range s.rows {
+		out = append(out, *r)
+	}
+	sortRows(out)
+	return out
+}
+
+func sortRows(out []Row) {
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		return strings.Join([]string{a.Day, a.Agent, a.Rule, a.Credential, a.Model}, "\x00") <
+			strings.Join([]string{b.Day, b.Agent, b.Rule, b.Credential, b.Model}, "\x00")
+	})
+}
+
+// prune forgets buckets older than keepBuckets and rows older than
+// keepRows. Called with mu held.
+func (s *MemStore) prune(now time.Time, keepBuckets, keepRows time.Duration) {
+	for k := range s.buckets {
+		at := strings.LastIndexByte(k, '@')
+		if sec, err := strconv.ParseInt(k[at+1:], 10, 64); at < 0 || err != nil || now.Sub(time.Unix(sec, 0)) > keepBuckets {
+			delete(s.buckets, k)
+		}
+	}
+	oldest := now.Add(-keepRows).UTC().Format(time.DateOnly)
+	for k := range s.rows {
+		if k.day < oldest {
+			delete(s.rows, k)
+		}
+	}
+	for d := range s.unpriced {
+		if d < oldest {
+			delete(s.unpriced, d)
+		}
+	}
+}

@@ -1,0 +1,308 @@
+package usage
+
+import (
+	"bytes"
+)
+
+// Indices of the captured paths (see pathsFor).
+const (
+	pUsage = iota
+	pModel
+	pChoices
+	pError
+	pType
+	pRespUsage
+	pRespModel
+	pMsgUsage
+	pMsgModel
+	nPaths
+)
+
+// pathsFor returns the paths worth capturing for an endpoint; unused
+// indices stay nil and never match.
+func pathsFor(ep Endpoint, sse bool) [][]string {
+	p := make([][]string, nPaths)
+	p[pUsage], p[pModel], p[pError] = []string{"usage"}, []string{"model"}, []string{"error"}
+	switch ep {
+	case EndpointChat:
+		if sse {
+			p[pChoices] = []string{"choices"}
+		}
+	case EndpointResponses:
+		if sse {
+			p[pType], p[pRespUsage], p[pRespModel] = []string{"type"}, []string{"response", "usage"}, []string{"response", "model"}
+		}
+	case EndpointMessages:
+		p[pType] = []string{"type"}
+		if sse {
+			p[pMsgUsage], p[pMsgModel] = []string{"message", "usage"}, []string{"message", "model"}
+		}
+	}
+	return p
+}
+
+// maxHold bounds the bytes of one SSE event held back while the meter
+// decides whether to drop it (only when it strips the usage chunk airlock
+// asked for). Longer events pass unedited: a usage-only chunk is tiny.
+const maxHold = 64 << 10
+
+// sseMeter parses a text/event-stream incrementally (WHATWG "event stream
+// interpretation": lines end in CRLF, LF or CR, a blank line ends an event),
+// feeding each event's data into a [jscan], and interprets every event as
+// it completes. Memory is bounded: field names and event names are
+// truncated, data is never kept (only jscan's bounded captures), and a held
+// event is at most maxHold bytes.
+type sseMeter struct {
+	ep    Endpoint
+	d     Dialect
+	scan  *jscan
+	tally *tally
+
+	inValue   bool // past the field name's colon
+	skipSpace bool // the value's first space is not part of it
+	lastCR    bool
+	lineLen   int
+	field     [8]byte
+	flen      int
+	kind      byte // 'd' data, 'e' event, 0 other
+	evName    []byte
+	dataLines int
+	dataHead  []byte // first bytes of the data, to see [DONE]
+	done      bool   // data: [DONE] seen
+
+	// strip mode: hold each event, drop the usage-only chunk, remove
+	// "usage":null members (they appear only because airlock asked).
+	strip       bool
+	hold        []byte
+	passthrough bool // the held event outgrew maxHold and was released
+	dataStart   int  // offsets of the (single) data value in hold
+	dataEnd     int
+	out         []byte // bytes ready for the agent (strip mode)
+	dropped     int    // usage-only chunks removed (tests, logs)
+	ms          []member
+}
+
+func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
+	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat}
+}
+
+// feed consumes p; in strip mode the bytes to relay accumulate in s.out.
+func (s *sseMeter) feed(p []byte) {
+	for i := 0; i < len(p); {
+		c := p[i]
+		if s.lastCR {
+			s.lastCR = false
+			if c == '\n' {
+				s.emit(p[i : i+1])
+				i++
+				continue
+			}
+		}
+		if s.inValue {
+			j := bytes.IndexAny(p[i:], "\r\n")
+			if j < 0 {
+				j = len(p) - i
+			}
+			run := p[i : i+j]
+			if s.skipSpace && len(run) > 0 {
+				s.skipSpace = false
+				if run[0] == ' ' {
+					s.emit(run[:1])
+					run, i = run[1:], i+1
+					j--
+					if s.kind == 'd' {
+						s.dataStart = len(s.hold)
+					}
+				}
+			}
+			s.value(run)
+			s.emit(run)
+			s.lineLen += len(run)
+			i += j
+			if i < len(p) {
+				s.endLine(p[i])
+				i++
+			}
+			continue
+		}
+		s.emit(p[i : i+1])
+		i++
+		switch c {
+		case '\r', '\n':
+			s.lastCR = c == '\r'
+			s.lineEnd()
+		case ':':
+			s.lineLen++
+			s.startValue()
+		default:
+			s.lineLen++
+			if s.flen < len(s.field) {
+				s.field[s.flen] = c
+			}
+			s.flen++
+		}
+	}
+}
+
+// endLine handles a line terminator met inside a value.
+func (s *sseMeter) endLine(c byte) {
+	if s.kind == 'd' {
+		s.dataEnd = len(s.hold)
+	}
+	s.emit([]byte{c})
+	s.lastCR = c == '\r'
+	s.lineEnd()
+}
+
+func (s *sseMeter) startValue() {
+	s.inValue, s.skipSpace = true, true
+	switch string(s.field[:min(s.flen, len(s.field))]) {
+	case "data":
+		if s.flen == 4 {
+			s.kind = 'd'
+			s.dataStart, s.dataEnd = len(s.hold), -1
+			if s.dataLines > 0 {
+				s.scan.write([]byte{'\n'})
+			}
+			s.dataLines++
+		}
+	case "event":
+		if s.flen == 5 {
+			s.kind = 'e'
+			s.evName = s.evName[:0]
+		}
+	}
+}
+
+func (s *sseMeter) value(run []byte) {
+	switch s.kind {
+	case 'd':
+		s.scan.write(run)
+		if s.dataLines == 1 && len(s.dataHead) < 8 {
+			s.dataHead = append(s.dataHead, run[:min(len(run), 8-len(s.dataHead))]...)
+		}
+	case 'e':
+		if room := 64 - len(s.evName); room > 0 {
+			s.evName = append(s.evName, run[:min(len(run), room)]...)
+		}
+	}
+}
+
+func (s *sseMeter) lineEnd() {
+	empty := s.lineLen == 0
+	s.inValue, s.skipSpace, s.kind, s.flen, s.lineLen = false, false, 0, 0, 0
+	if empty {
+		s.dispatch(true)
+	}
+}
+
+// emit passes relayed bytes on: held in strip mode, otherwise nothing to do
+// (the caller relays its buffer as is).
+func (s *sseMeter) emit(b []byte) {
+	if !s.strip {
+		return
+	}
+	if s.passthrough {
+		s.out = append(s.out, b...)
+		return
+	}
+	s.hold = append(s.hold, b...)
+	if len(s.hold) > maxHold {
+		s.out = append(s.out, s.hold...)
+		s.hold, s.passthrough = s.hold[:0], true
+	}
+}
+
+// dispatch interprets the finished event; complete=false at end of stream
+// without the closing blank line (then held bytes go out unedited).
+func (s *sseMeter) dispatch(complete bool) {
+	if s.dataLines > 0 {
+		if string(s.dataHead) == "[DONE]" && s.dataLines == 1 {
+			s.done = true
+		}
+		s.interpret()
+	}
+	if s.strip {
+		s.release(complete)
+	}
+	s.scan.reset()
+	s.evName, s.dataHead, s.dataLines = s.evName[:0], s.dataHead[:0], 0
+	s.passthrough = false
+}
+
+func (s *sseMeter) interpret() {
+	sc, t := s.scan, s.tally
+	if e := sc.get(pError); e != nil && string(e) != "null" {
+		t.errored = true
+	}
+	typ := string(bytes.Trim(sc.get(pType), `"`))
+	if typ == "" {
+		typ = string(s.evName)
+	}
+	switch s.ep {
+	case EndpointChat:
+		t.addOpenAI(sc.get(pUsage))
+		t.setModel(sc.get(pModel))
+	case EndpointResponses:
+		switch typ {
+		case "response.completed", "response.incomplete", "response.failed":
+			t.addOpenAI(sc.get(pRespUsage))
+			t.setModel(sc.get(pRespModel))
+			t.errored = t.errored || typ == "response.failed"
+		case "error":
+			t.errored = true
+		}
+	case EndpointMessages:
+		switch typ {
+		case "message_start":
+			t.addAnthropic(sc.get(pMsgUsage), false)
+			t.setModel(sc.get(pMsgModel))
+		case "message_delta":
+			t.addAnthropic(sc.get(pUsage), true)
+		case "error":
+			t.errored = true
+		}
+	}
+}
+
+// release moves the held event to out, dropping or editing it when it
+// only exists because airlock asked for include_usage.
+func (s *sseMeter) release(complete bool) {
+	if s.passthrough || len(s.hold) == 0 {
+		s.hold = s.hold[:0]
+		return
+	}
+	ev := s.hold
+	if complete && s.dataLines == 1 {
+		u := s.scan.get(pUsage)
+		switch {
+		case u != nil && string(u) != "null" && string(bytes.TrimSpace(s.scan.get(pChoices))) == "[]":
+			s.dropped++
+			s.hold = s.hold[:0]
+			return
+		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
+			data := ev[s.dataStart:s.dataEnd]
+			var ok bool
+			if s.ms, _, _, ok = appendMembers(s.ms[:0], data); ok {
+				if i := find(s.ms, "usage"); i >= 0 {
+					s.out = append(s.out, ev[:s.dataStart]...)
+					s.out = appendWithout(s.out, data, s.ms, i)
+					s.out = append(s.out, ev[s.dataEnd:]...)
+					s.hold = s.hold[:0]
+					return
+				}
+			}
+		}
+	}
+	s.out = append(s.out, ev...)
+	s.hold = s.hold[:0]
+}
+
+// end finishes the stream: a last event without its blank line is still
+// counted, and any held bytes go out unedited.
+func (s *sseMeter) end() {
+	if s.lineLen > 0 || s.inValue {
+		s.lineEnd()
+	}
+	s.dispatch(false)
+}
