@@ -36,6 +36,7 @@ func openVault(h home) (*vault.Vault, error) {
 	if err != nil {
 		return nil, vaultError(path, err)
 	}
+	noteGeneration(h, v) // rollback warning (generation.go)
 	return v, nil
 }
 
