@@ -4,24 +4,33 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/vault"
 )
 
 // auditCommands are `airlock audit ...`.
 var auditCommands = []*command{
-	{name: "verify", usage: "airlock audit verify FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", run: cmdAuditVerify},
+	{name: "verify", usage: usageAuditVerify, summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", run: cmdAuditVerify},
 }
 
+const usageAuditVerify = "airlock audit verify [--from SEQ | --after PREVIOUS_FILE] FILE..."
+
 // cmdAuditVerify checks audit files with the vault's audit HMAC key and
-// prints "ok N lines", or fails (exit 1) naming the first broken line.
+// prints "ok N lines", or fails (exit 1) naming the first broken line. The
+// first line given must be the chain's genesis unless --from or --after
+// says where the files start (older files deleted on purpose).
 func cmdAuditVerify(g *globals, args []string) error {
-	fs := newFlagSet("audit verify", "airlock audit verify FILE...")
+	fs := newFlagSet("audit verify", usageAuditVerify)
+	from := fs.Uint64("from", 0, "the first file starts at this seq (older lines deleted on purpose)")
+	after := fs.String("after", "", "the first file continues the last line of this previous audit file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return withHint(usageError("audit verify needs at least one FILE"), "usage: airlock audit verify FILE.* FILE")
+	}
+	if *from != 0 && *after != "" {
+		return withHint(usageError("audit verify takes --from or --after, not both"), "usage: "+usageAuditVerify)
 	}
 	v, err := openVault(g.home)
 	if err != nil {
@@ -31,9 +40,11 @@ func cmdAuditVerify(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := proxy.VerifyAudit(key, fs.Args()...)
-	var ce *proxy.ChainError
+	n, err := audit.VerifyChain(key, audit.Start{Seq: *from, After: *after}, fs.Args()...)
+	var ce *audit.ChainError
 	switch {
+	case errors.As(err, &ce) && ce.Head:
+		return withHint(err, "lines at the head of the chain are missing; if older audit files were deleted on purpose, give --from SEQ or --after PREVIOUS_FILE")
 	case errors.As(err, &ce):
 		return withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
 	case err != nil:
