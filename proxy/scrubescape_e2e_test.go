@@ -30,12 +30,12 @@ func escapedForms(secret string) map[string]string {
 		return b.String()
 	}
 	return map[string]string{
-		"u00xx":        u(false, 1),
-		"u00XX":        u(true, 1),
-		"mixed":        u(true, 3),
-		"hex":          hex.EncodeToString([]byte(secret)),
-		"HEX":          strings.ToUpper(hex.EncodeToString([]byte(secret))),
-		"base64 \\/":   strings.ReplaceAll(base64.StdEncoding.EncodeToString([]byte("\xff\xfe"+secret)), "/", `\/`),
+		"u00xx":         u(false, 1),
+		"u00XX":         u(true, 1),
+		"mixed":         u(true, 3),
+		"hex":           hex.EncodeToString([]byte(secret)),
+		"HEX":           strings.ToUpper(hex.EncodeToString([]byte(secret))),
+		"base64 \\/":    strings.ReplaceAll(base64.StdEncoding.EncodeToString([]byte("\xff\xfe"+secret)), "/", `\/`),
 		"dash as u002d": strings.ReplaceAll(secret, "-", `\u002d`),
 	}
 }
