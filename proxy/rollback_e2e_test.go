@@ -59,6 +59,7 @@ func TestHostileVaultRollback(t *testing.T) {
 		}
 		return nil
 	})
+	e.waitMetric("airlock_vault_reloads_total", map[string]string{"result": "error"}, 1)
 	if got := connect(oldAgent); got != 407 {
 		t.Errorf("after the rollback the revoked token gets CONNECT %d, want 407", got)
 	}
