@@ -17,7 +17,8 @@ type payload struct {
 	Credentials []credRecord      `json:"credentials"`
 	Agents      []agentRecord     `json:"agents"`
 	System      map[string][]byte `json:"system"`
-	Sources     []sourceRecord    `json:"sources,omitempty"` // source.go
+	Sources     []sourceRecord    `json:"sources,omitempty"`    // source.go
+	Generation  uint64            `json:"generation,omitempty"` // generation.go; absent in older files: 0
 }
 
 type credRecord struct {
@@ -40,8 +41,11 @@ type agentRecord struct {
 }
 
 // encodePayload validates d and serializes it in a canonical order.
-func encodePayload(d *Data) ([]byte, error) {
-	p := payload{System: map[string][]byte{}}
+func encodePayload(d *Data) ([]byte, error) { return encodePayloadGen(d, 0) }
+
+// encodePayloadGen is encodePayload with the file's generation.
+func encodePayloadGen(d *Data, gen uint64) ([]byte, error) {
+	p := payload{System: map[string][]byte{}, Generation: gen}
 	for _, path := range d.CredentialPaths() {
 		c := d.Credentials[path]
 		if err := checkCredential(path, c); err != nil {
@@ -105,19 +109,25 @@ func checkAgent(key string, a *Agent) error {
 // decodePayload parses authenticated plaintext into a fresh Data. It is
 // strict anyway: duplicates, unknown fields and trailing data are errors.
 func decodePayload(b []byte) (*Data, error) {
+	d, _, err := decodePayloadGen(b)
+	return d, err
+}
+
+// decodePayloadGen is decodePayload that also returns the generation.
+func decodePayloadGen(b []byte) (*Data, uint64, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var p payload
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("payload: malformed: %w", ErrCorrupt)
+		return nil, 0, fmt.Errorf("payload: malformed: %w", ErrCorrupt)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("payload: trailing data: %w", ErrCorrupt)
+		return nil, 0, fmt.Errorf("payload: trailing data: %w", ErrCorrupt)
 	}
 	d := newData()
 	for _, r := range p.Credentials {
 		if _, dup := d.Credentials[r.Path]; dup || r.Path == "" {
-			return nil, fmt.Errorf("payload: empty or duplicate credential path %q: %w", r.Path, ErrCorrupt)
+			return nil, 0, fmt.Errorf("payload: empty or duplicate credential path %q: %w", r.Path, ErrCorrupt)
 		}
 		if r.Kind == "" {
 			r.Kind = KindStatic
@@ -127,10 +137,10 @@ func decodePayload(b []byte) (*Data, error) {
 	}
 	for _, r := range p.Agents {
 		if _, dup := d.Agents[r.Name]; dup || r.Name == "" {
-			return nil, fmt.Errorf("payload: empty or duplicate agent name %q: %w", r.Name, ErrCorrupt)
+			return nil, 0, fmt.Errorf("payload: empty or duplicate agent name %q: %w", r.Name, ErrCorrupt)
 		}
 		if err := checkAgent(r.Name, &Agent{PublicKey: r.PublicKey}); err != nil {
-			return nil, fmt.Errorf("payload: %v: %w", err, ErrCorrupt)
+			return nil, 0, fmt.Errorf("payload: %v: %w", err, ErrCorrupt)
 		}
 		d.Agents[r.Name] = &Agent{Name: r.Name, PublicKey: ed25519.PublicKey(r.PublicKey), TokenHash: r.TokenHash,
 			CreatedAt: r.CreatedAt, Disabled: r.Disabled}
@@ -139,9 +149,9 @@ func decodePayload(b []byte) (*Data, error) {
 		d.System[k] = NewSecret(v)
 	}
 	if err := decodeSources(d, p.Sources); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return d, nil
+	return d, p.Generation, nil
 }
 
 // sortedKeys returns the keys of m in order.

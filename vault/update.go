@@ -41,15 +41,17 @@ func (v *Vault) modify(change func() (*header, *Data, error)) error {
 // saveLocked seals d under hdr and replaces the file. Callers hold mu and
 // the file lock.
 func (v *Vault) saveLocked(hdr *header, d *Data) error {
-	pt, raw, saved, err := v.seal(hdr, d)
+	gen := v.gen.Load() + 1 // every save (generation.go)
+	pt, raw, saved, err := v.seal(hdr, d, gen)
 	if err != nil {
 		return fmt.Errorf("save vault %s: %w", v.path, err)
 	}
 	if err := writeAtomic(v.path, raw); err != nil {
 		return err
 	}
-	v.adopt(hdr, saved, raw, pt)
+	v.adopt(hdr, saved, raw, pt, gen)
 	removeStaleTemps(v.path)
+	v.saved(gen)
 	return nil
 }
 

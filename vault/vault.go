@@ -27,10 +27,12 @@ type Vault struct {
 	mu      sync.Mutex
 	hdr     *header  // header of the last file read or written
 	fileSum [32]byte // SHA-256 of that file
-	dataSum [32]byte // SHA-256 of its plaintext payload
+	dataSum [32]byte // SHA-256 of its plaintext payload, generation left out (contentSum)
 
 	snap   atomic.Pointer[Data]
-	loaded atomic.Int64 // unix nanoseconds of the last successful read
+	loaded atomic.Int64  // unix nanoseconds of the last successful read
+	gen    atomic.Uint64 // generation of the snapshot (generation.go); written under mu
+	onSave atomic.Pointer[func(gen uint64)]
 }
 
 // Create writes a new, empty vault at path (mode 0600) unlocked by
@@ -64,7 +66,7 @@ func Create(path string, passphrase []byte, opts CreateOptions) (*Vault, error) 
 		}
 	}
 	v := &Vault{path: path, key: key}
-	pt, raw, d, err := v.seal(hdr, newData())
+	pt, raw, d, err := v.seal(hdr, newData(), 1)
 	if err != nil {
 		return nil, fmt.Errorf("create vault %s: %w", path, err)
 	}
@@ -76,7 +78,7 @@ func Create(path string, passphrase []byte, opts CreateOptions) (*Vault, error) 
 	if err := createExclusive(path, raw); err != nil {
 		return nil, err
 	}
-	v.adopt(hdr, d, raw, pt)
+	v.adopt(hdr, d, raw, pt, 1)
 	return v, nil
 }
 
@@ -121,11 +123,11 @@ func openRaw(path string, raw []byte, u Unlock) (*Vault, error) {
 		return nil, err
 	}
 	v := &Vault{path: path, key: key}
-	pt, d, err := v.decrypt(s)
+	pt, d, gen, err := v.decrypt(s)
 	if err != nil {
 		return nil, err
 	}
-	v.adopt(s.hdr, d, raw, pt)
+	v.adopt(s.hdr, d, raw, pt, gen)
 	return v, nil
 }
 
@@ -139,20 +141,21 @@ func (v *Vault) Snapshot() *Data { return v.snap.Load() }
 // Update) or written.
 func (v *Vault) LoadedAt() time.Time { return time.Unix(0, v.loaded.Load()) }
 
-func (v *Vault) decrypt(s *sealed) (pt []byte, d *Data, err error) {
+func (v *Vault) decrypt(s *sealed) (pt []byte, d *Data, gen uint64, err error) {
 	if pt, err = s.open(v.key); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	if d, err = decodePayload(pt); err != nil {
-		return nil, nil, err
+	if d, gen, err = decodePayloadGen(pt); err != nil {
+		return nil, nil, 0, err
 	}
-	return pt, d, nil
+	return pt, d, gen, nil
 }
 
-// seal encodes d under hdr and returns the plaintext, the file bytes and
-// the canonical decoded copy that becomes the snapshot once saved.
-func (v *Vault) seal(hdr *header, d *Data) (pt, raw []byte, saved *Data, err error) {
-	if pt, err = encodePayload(d); err != nil {
+// seal encodes d as generation gen under hdr and returns the plaintext,
+// the file bytes and the canonical decoded copy that becomes the snapshot
+// once saved.
+func (v *Vault) seal(hdr *header, d *Data, gen uint64) (pt, raw []byte, saved *Data, err error) {
+	if pt, err = encodePayloadGen(d, gen); err != nil {
 		return nil, nil, nil, err
 	}
 	if raw, err = sealFile(hdr, v.key, pt); err != nil {
@@ -166,10 +169,11 @@ func (v *Vault) seal(hdr *header, d *Data) (pt, raw []byte, saved *Data, err err
 
 // adopt publishes a file just read or written. Callers hold mu (or own v
 // exclusively).
-func (v *Vault) adopt(hdr *header, d *Data, raw, pt []byte) {
+func (v *Vault) adopt(hdr *header, d *Data, raw, pt []byte, gen uint64) {
 	v.hdr = hdr
+	v.gen.Store(gen)
 	v.fileSum = sha256.Sum256(raw)
-	v.dataSum = sha256.Sum256(pt)
+	v.dataSum = contentSum(pt)
 	v.snap.Store(d)
 	v.loaded.Store(time.Now().UnixNano())
 }
@@ -190,11 +194,14 @@ func (v *Vault) readCurrent() (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	pt, d, err := v.decrypt(s)
+	pt, d, gen, err := v.decrypt(s)
 	if err != nil {
 		return false, fmt.Errorf("does not decrypt with the unlocked data key (replaced or damaged): %w", err)
 	}
+	if err := v.checkGeneration(gen); err != nil {
+		return false, err
+	}
 	prev := v.dataSum
-	v.adopt(s.hdr, d, raw, pt)
+	v.adopt(s.hdr, d, raw, pt, gen)
 	return !bytes.Equal(prev[:], v.dataSum[:]), nil
 }

@@ -4,16 +4,20 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/vault"
 )
 
-// cmdAuditVerify checks audit files with the vault's audit HMAC key and
-// prints "ok N lines", or fails (exit 1) naming the first broken line.
+// auditVerifyCmd checks audit files with the vault's audit HMAC key and
+// prints "ok N lines", or fails (exit 1) naming the first broken line. The
+// first line given must be the chain's genesis unless --from or --after
+// says where the files start (older files deleted on purpose).
 func auditVerifyCmd(g *globals, fs *flagSet) runFunc {
+	from := fs.Uint64("from", 0, "the first file starts at this `seq` (older lines deleted on purpose)")
+	after := fs.String("after", "", "the first file continues the last line of this previous audit `file`")
 	return func(args []string) error {
-		if len(args) == 0 {
-			return withHint(usageError("audit verify needs at least one FILE"), "usage: airlock audit verify FILE.* FILE")
+		if *from != 0 && *after != "" {
+			return withHint(usageError("audit verify takes --from or --after, not both"), "give one of them: --from SEQ or --after PREVIOUS_FILE")
 		}
 		v, err := openVault(g.home)
 		if err != nil {
@@ -23,9 +27,11 @@ func auditVerifyCmd(g *globals, fs *flagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		n, err := proxy.VerifyAudit(key, args...)
-		var ce *proxy.ChainError
+		n, err := audit.VerifyChain(key, audit.Start{Seq: *from, After: *after}, args...)
+		var ce *audit.ChainError
 		switch {
+		case errors.As(err, &ce) && ce.Head:
+			return withHint(err, "lines at the head of the chain are missing; if older audit files were deleted on purpose, give --from SEQ or --after PREVIOUS_FILE")
 		case errors.As(err, &ce):
 			return withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
 		case err != nil:

@@ -63,7 +63,7 @@ var commands = []*command{
 		{name: "install", summary: "print (or with --system perform) the steps that make programs trust the CA", setup: caInstallCmd},
 	}},
 	{name: "audit", summary: "verify the hash chain of audit log files", sub: []*command{
-		{name: "verify", args: "FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE)", setup: auditVerifyCmd},
+		{name: "verify", args: "FILE...", summary: "check the hash chain of audit log files (rotated files first: FILE.* FILE; --from/--after when older files were deleted)", setup: auditVerifyCmd},
 	}},
 	{name: "source", summary: "manage credential sources (HelvetiSafe, Vault KV, a command, a directory)", sub: []*command{
 		{name: "add", summary: "define a source; airlock's own secrets for it on stdin, one per line", sub: []*command{

@@ -122,6 +122,7 @@ func createVault(h home, pass []byte) (err error) {
 			_ = os.Remove(h.VaultPath())
 		}
 	}()
+	restartGeneration(h, v) // a new vault: forget the old one's generation (generation.go)
 	err = v.Update(func(d *vault.Data) error {
 		if d.System == nil {
 			d.System = map[string]vault.Secret{}

@@ -32,6 +32,7 @@ func openVault(h home) (*vault.Vault, error) {
 		}
 		v, err := vault.Open(path, u)
 		if err == nil {
+			noteGeneration(h, v) // rollback warning (generation.go)
 			return v, nil
 		}
 		if !prompted || !errors.Is(err, vault.ErrWrongPassphrase) || try == passphraseTries {

@@ -66,7 +66,7 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			return l
 		}, wantLine: 4, reason: "altered"},
 		"deleted line":       {tamper: func(l [][]byte) [][]byte { return slices.Delete(l, 2, 3) }, wantLine: 3, reason: "chain broken"},
-		"deleted first line": {tamper: func(l [][]byte) [][]byte { return l[1:] }},
+		"deleted first line": {tamper: func(l [][]byte) [][]byte { return l[1:] }, wantLine: 1, reason: "lines before it were removed"},
 		"swapped lines": {tamper: func(l [][]byte) [][]byte {
 			l[4], l[5] = l[5], l[4]
 			return l
@@ -121,8 +121,8 @@ func TestAuditRotationKeepsChain(t *testing.T) {
 			t.Errorf("%s is %d bytes, over the 1024 limit", f, fi.Size())
 		}
 	}
-	if _, err := Verify(testAuditKey, path); err != nil {
-		t.Errorf("newest file alone: %v", err)
+	if _, err := VerifyChain(testAuditKey, Start{After: files[len(files)-1]}, path); err != nil {
+		t.Errorf("newest file alone, after the previous one: %v", err)
 	}
 	missing := slices.Delete(slices.Clone(all), 1, 2)
 	var ce *ChainError

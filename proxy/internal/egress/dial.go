@@ -49,7 +49,17 @@ var ErrBlocked = errors.New("destination resolves only to forbidden networks")
 
 // Forbidden reports whether ip is in a network the guard refuses, ignoring
 // exemptions. v4-mapped v6 addresses are judged as v4.
+//
+// Every address with an IPv6 zone ("fe80::1%eth0", "::1%lo", "::1%1") is
+// forbidden, whatever its network and whatever egress.allow_networks says:
+// [netip.Prefix.Contains] is false for any zoned address, so a zone would
+// otherwise carry a loopback, link-local or unique-local address (the
+// metadata service's fd00:ec2::254 included) past every prefix. Zones name
+// an interface of this machine; no public destination needs one.
 func Forbidden(ip netip.Addr) bool {
+	if ip.Zone() != "" {
+		return true
+	}
 	ip = ip.Unmap()
 	for _, p := range forbidden {
 		if p.Contains(ip) {
@@ -60,6 +70,9 @@ func Forbidden(ip netip.Addr) bool {
 }
 
 func allowedIP(ip netip.Addr, allow []netip.Prefix) bool {
+	if ip.Zone() != "" { // refused outright, exemptions included (see Forbidden)
+		return false
+	}
 	ip = ip.Unmap()
 	for _, p := range allow {
 		if p.Contains(ip) {
@@ -92,6 +105,9 @@ func NewDialer(allow func() []netip.Prefix) *Dialer {
 func (d *Dialer) CheckedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Zone() != "" {
+			return nil, zonedBlocked(host)
+		}
 		ips = []netip.Addr{ip}
 	} else {
 		ips, err = d.resolver.LookupNetIP(ctx, "ip", host)
@@ -117,6 +133,12 @@ func egressBlocked(host string) *errcode.Error {
 		fmt.Sprintf("%s: %v", host, ErrBlocked),
 		"loopback, private, link-local and CGNAT addresses are refused; list the network in egress.allow_networks if this is intended")
 	return e
+}
+
+func zonedBlocked(host string) *errcode.Error {
+	return errcode.New(http.StatusForbidden, errcode.EgressBlocked,
+		fmt.Sprintf("%s: an IPv6 zone (%%interface) names this machine's own network: %v", host, ErrBlocked),
+		"addresses with a zone are always refused, egress.allow_networks included; send the request to the host's name or its address without a zone")
 }
 
 // DialContext is an http.Transport dial function with the SSRF guard.

@@ -7,9 +7,10 @@ import (
 	"sync"
 )
 
-// PooledCap is the capacity of pooled Reader buffers: a read
-// plus the longest form of a secret up to ~3 KiB.
-const PooledCap = ReadSize + 4<<10
+// PooledCap is the capacity of pooled Reader buffers: a read plus the
+// longest spelling of a form (maxEscape × its length) of up to ~2.7 KiB, a
+// long JWT's base64 form.
+const PooledCap = ReadSize + 16<<10
 
 var scrubBufs = sync.Pool{New: func() any { b := make([]byte, 0, PooledCap); return &b }}
 

@@ -19,8 +19,10 @@ func chunked(b, cuts []byte) *chunks {
 }
 
 // FuzzScrubber: for any secret, body and chunking, the streaming scrubber
-// equals bytes.ReplaceAll for the raw secret, equals the one-shot Scan for
-// all forms, and leaves no form of the secret in its output.
+// equals bytes.ReplaceAll for the raw secret (when the body holds no
+// backslash, which could start an escaped spelling), equals the one-shot
+// Scan and the naive reference (naiveEscScrub) for all forms, and leaves no
+// form of the secret in its output.
 func FuzzScrubber(f *testing.F) {
 	f.Add([]byte(testSecret), []byte("echo: "), []byte(" done"), []byte{3, 9, 1}, uint8(0))
 	f.Add([]byte("aaaaaaaa"), []byte("aaaa"), []byte("aaaaaaa"), []byte{7, 7, 7, 7}, uint8(1))
@@ -40,7 +42,7 @@ func FuzzScrubber(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := bytes.ReplaceAll(body, secret, repl); !bytes.Equal(got, want) {
+		if want := bytes.ReplaceAll(body, secret, repl); !bytes.Equal(got, want) && !bytes.ContainsRune(body, '\\') {
 			t.Fatalf("raw: streaming %q != ReplaceAll %q", got, want)
 		}
 
@@ -53,7 +55,7 @@ func FuzzScrubber(f *testing.F) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("forms: streaming %q != one-shot %q", got, want)
 		}
-		if naive := naiveScrub(all.forms, body, repl); !bytes.Equal(want, naive) {
+		if naive := naiveEscScrub(all.forms, body, repl); !bytes.Equal(want, naive) {
 			t.Fatalf("forms: one-shot %q != naive %q", want, naive)
 		}
 		if whole, _ := all.ReplaceAll(body); !bytes.Equal(whole, want) {
@@ -72,28 +74,4 @@ func FuzzScrubber(f *testing.F) {
 			}
 		}
 	})
-}
-
-// naiveScrub is the reference for the Replacer's skipping Scan: at each
-// position, the longest form there (forms are sorted longest first) is
-// replaced; otherwise the byte is kept.
-func naiveScrub(forms [][]byte, body, repl []byte) []byte {
-	var out []byte
-	for i := 0; i < len(body); {
-		m := 0
-		for _, f := range forms {
-			if bytes.HasPrefix(body[i:], f) {
-				m = len(f)
-				break
-			}
-		}
-		if m == 0 {
-			out = append(out, body[i])
-			i++
-			continue
-		}
-		out = append(out, repl...)
-		i += m
-	}
-	return out
 }

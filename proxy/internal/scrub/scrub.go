@@ -1,11 +1,16 @@
 // Package scrub replaces echoes of a secret in response headers and bodies:
 // every encoding airlock knows of (raw, base64 at each offset, URL-encoded,
-// hex), streaming, without buffering a whole body. Both doors use it.
+// hex in either case, and each of these JSON-escaped in any mix of literal
+// and escaped bytes), streaming, without buffering a whole body. Both doors
+// use it. It also holds the relay's checks that keep a secret from being
+// echoed in pieces ([StripRange], [RefusePartial]) or under a compression
+// layer the scrubber cannot see through ([RefuseCompressed]).
 package scrub
 
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"math"
 	"net/http"
@@ -21,7 +26,8 @@ const MinLen = 6
 // Forms returns the forms of secret an upstream may echo: raw;
 // base64 (standard and URL alphabets, padded and not, and the two
 // alignment-shifted encodings that appear when the secret sits inside a
-// longer base64 payload); query- and path-escaped. extra values (e.g. the
+// longer base64 payload); query- and path-escaped; hex, lower and upper
+// case. Every form is also matched JSON-escaped (see [Replacer]). extra values (e.g. the
 // full injected basic-auth value) are added raw and in base64. Forms shorter
 // than MinLen are dropped; the result is deduplicated.
 func Forms(secret []byte, extra ...[]byte) [][]byte {
@@ -45,6 +51,8 @@ func Forms(secret []byte, extra ...[]byte) [][]byte {
 		}
 		add([]byte(url.QueryEscape(string(v))))
 		add([]byte(url.PathEscape(string(v))))
+		add([]byte(hex.EncodeToString(v)))
+		add(bytes.ToUpper([]byte(hex.EncodeToString(v))))
 	}
 	return forms
 }
@@ -67,15 +75,17 @@ func shiftedBase64(enc *base64.Encoding, v []byte, shift int) []byte {
 }
 
 // Replacer replaces every occurrence of its forms, leftmost first and the
-// longest form at a position, with repl. It is immutable and shared by the
+// longest form at a position, with repl. A form is matched in any JSON
+// escaping of its bytes too (escape.go). It is immutable and shared by the
 // readers of one response.
 type Replacer struct {
 	forms  [][]byte // longest first
+	fs     []form   // forms, as the decoding match reads them
 	first  [256]bool
-	pairs  pairSet // the first two bytes of each form (scrubfast.go)
-	inside pairSet // every pair within the first minLen bytes of a form
+	pairs  pairSet // the first two bytes of each spelling of a form (filter.go)
+	inside pairSet // every pair within the first minLen bytes of a spelling
 	minLen int
-	maxLen int
+	maxLen int // the longest spelling: maxEscape × the longest form
 	repl   []byte
 }
 
@@ -83,22 +93,19 @@ func NewReplacer(forms [][]byte, repl []byte) *Replacer {
 	r := &Replacer{forms: slices.Clone(forms), repl: repl, minLen: math.MaxInt}
 	slices.SortStableFunc(r.forms, func(a, b []byte) int { return len(b) - len(a) })
 	for _, f := range r.forms {
-		r.first[f[0]] = true
-		r.pairs.add(f[0], f[1])
-		r.maxLen = max(r.maxLen, len(f))
+		r.fs = append(r.fs, form{b: f, backslash: bytes.IndexByte(f, '\\') >= 0})
+		r.maxLen = max(r.maxLen, maxEscape*len(f))
 		r.minLen = min(r.minLen, len(f))
 	}
 	for _, f := range r.forms {
-		for j := 1; j < r.minLen; j++ {
-			r.inside.add(f[j-1], f[j])
-		}
+		r.addFilters(f, r.minLen)
 	}
 	return r
 }
 
 // Scan appends the scrubbed form of buf to out. Unless final, it stops
 // before a suffix of buf that could still grow into a (longer) match; that
-// suffix, buf[used:], is shorter than the longest form and must be scanned
+// suffix, buf[used:], is shorter than the longest spelling of a form (maxLen) and must be scanned
 // again with the bytes that follow it. n counts replacements.
 func (r *Replacer) Scan(out, buf []byte, final bool) (_ []byte, used, n int) {
 	start, i := 0, 0
@@ -150,10 +157,11 @@ func (r *Replacer) candidate(buf []byte, i int, final bool) (m int, stop bool) {
 		return 0, false
 	}
 	rest := buf[i:]
-	if !final && len(rest) < r.maxLen && r.couldGrow(rest) {
+	m, grow := r.matchAt(rest)
+	if !final && grow && len(rest) < r.maxLen {
 		return 0, true
 	}
-	return r.matchAt(rest), false
+	return m, false
 }
 
 // ReplaceAll scrubs a complete buffer; without an echo it returns buf
@@ -168,23 +176,19 @@ func (r *Replacer) ReplaceAll(buf []byte) ([]byte, int) {
 	return out, n
 }
 
-func (r *Replacer) couldGrow(rest []byte) bool {
-	for _, f := range r.forms {
-		if len(f) > len(rest) && bytes.HasPrefix(f, rest) {
-			return true
+// matchAt returns the length of the longest spelling of a form at the
+// start of b, or 0, and whether bytes after b could still make one (or a
+// longer one).
+func (r *Replacer) matchAt(b []byte) (m int, grow bool) {
+	for i := range r.fs {
+		f := &r.fs[i]
+		if b[0] != f.b[0] && b[0] != '\\' {
+			continue
 		}
+		n, g := matchForm(b, f)
+		m, grow = max(m, n), grow || g
 	}
-	return false
-}
-
-// matchAt returns the length of the longest form at the start of b, or 0.
-func (r *Replacer) matchAt(b []byte) int {
-	for _, f := range r.forms {
-		if bytes.HasPrefix(b, f) {
-			return len(f)
-		}
-	}
-	return 0
+	return m, grow
 }
 
 // ReplaceString scrubs a complete value (a header).
