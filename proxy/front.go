@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/egress"
+	"github.com/airlock/airlock/proxy/internal/h1"
 
 	"github.com/elazarl/goproxy"
 
@@ -194,6 +196,19 @@ func (s *Server) serveTunnel(c net.Conn, t *tunnel) {
 		return
 	}
 	s.serveInner(c, t)
+}
+
+// serveInner serves a MITM'd connection with the lean loop (package h1):
+// every request goes to the pipeline pinned to t.
+func (s *Server) serveInner(c net.Conn, t *tunnel) {
+	s.inner.ServeConn(c, h1.Conn{
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
+		Started:  func(ctx context.Context) { t.ctx = ctx },
+		Panicked: func() { s.log.Error("panic serving a request", fieldAgent(t.agent), fieldHost(t.host)) },
+		Refuse: func(c net.Conn, e *Error, method string) {
+			s.refuseRaw(c, e, &event{start: time.Now(), agent: t.agent, method: method, host: t.host, port: t.port})
+		},
+	})
 }
 
 // dialTunnel dials the target of a tunnel rule through the dial guard.
