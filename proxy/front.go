@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -224,4 +225,25 @@ func (s *Server) tunnelError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 		e.Message = "cannot reach " + ctx.Req.URL.Host
 	}
 	_ = e.Response(ctx.Req).Write(w)
+}
+
+// guardHeads wraps an agent connection in the head guard (package h1):
+// a head with both Content-Length and Transfer-Encoding is refused 400 on
+// the raw connection and recorded.
+func (s *Server) guardHeads(c net.Conn, agent string) net.Conn {
+	return h1.Guard(c, func(c net.Conn, e *Error) {
+		s.refuseRaw(c, e, &event{start: time.Now(), agent: agent, method: "?"})
+	})
+}
+
+// refuseRaw answers e on an agent connection no HTTP server writes to (a
+// refusal before or instead of parsing) and records ev as failed with e.
+// The caller ends the connection.
+func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
+	ev.fail(e)
+	s.record(ev)
+	var b bytes.Buffer
+	_ = e.Response(nil).Write(&b)
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write(b.Bytes())
 }
