@@ -1,16 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/egress"
+	"github.com/airlock/airlock/proxy/internal/h1"
 
 	"github.com/elazarl/goproxy"
 
@@ -196,6 +199,19 @@ func (s *Server) serveTunnel(c net.Conn, t *tunnel) {
 	s.serveInner(c, t)
 }
 
+// serveInner serves a MITM'd connection with the lean loop (package h1):
+// every request goes to the pipeline pinned to t.
+func (s *Server) serveInner(c net.Conn, t *tunnel) {
+	s.inner.ServeConn(c, h1.Conn{
+		Handler:  http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
+		Started:  func(ctx context.Context) { t.ctx = ctx },
+		Panicked: func() { s.log.Error("panic serving a request", fieldAgent(t.agent), fieldHost(t.host)) },
+		Refuse: func(c net.Conn, e *Error, method string) {
+			s.refuseRaw(c, e, &event{start: time.Now(), agent: t.agent, method: method, host: t.host, port: t.port})
+		},
+	})
+}
+
 // dialTunnel dials the target of a tunnel rule through the dial guard.
 func (s *Server) dialTunnel(r *http.Request, network, addr string) (net.Conn, error) {
 	c, err := s.dialer.DialContext(r.Context(), network, addr)
@@ -209,4 +225,25 @@ func (s *Server) tunnelError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 		e.Message = "cannot reach " + ctx.Req.URL.Host
 	}
 	_ = e.Response(ctx.Req).Write(w)
+}
+
+// guardHeads wraps an agent connection in the head guard (package h1):
+// a head with both Content-Length and Transfer-Encoding is refused 400 on
+// the raw connection and recorded.
+func (s *Server) guardHeads(c net.Conn, agent string) net.Conn {
+	return h1.Guard(c, func(c net.Conn, e *Error) {
+		s.refuseRaw(c, e, &event{start: time.Now(), agent: agent, method: "?"})
+	})
+}
+
+// refuseRaw answers e on an agent connection no HTTP server writes to (a
+// refusal before or instead of parsing) and records ev as failed with e.
+// The caller ends the connection.
+func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
+	ev.fail(e)
+	s.record(ev)
+	var b bytes.Buffer
+	_ = e.Response(nil).Write(&b)
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write(b.Bytes())
 }

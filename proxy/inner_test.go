@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/h1"
 )
 
 // Tests of the lean loop that serves MITM'd connections (inner.go,
@@ -299,7 +301,7 @@ func TestInnerAgentGoneCancelsUpstream(t *testing.T) {
 	})
 	tc, _ := e.tunnel(t)
 	_, _ = io.WriteString(tc, e.head("POST", "/slow", "Content-Length: 2")+"hi")
-	time.Sleep(watchDelay + 300*time.Millisecond)
+	time.Sleep(h1.WatchDelay + 300*time.Millisecond)
 	_ = tc.Close()
 	select {
 	case <-cancelled:
@@ -308,12 +310,12 @@ func TestInnerAgentGoneCancelsUpstream(t *testing.T) {
 	}
 }
 
-// A request slower than watchDelay completes, and the connection (whose
+// A request slower than h1.WatchDelay completes, and the connection (whose
 // read was interrupted to end the watch) carries the next one.
 func TestInnerSlowRequestKeepsConnection(t *testing.T) {
 	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(watchDelay + 300*time.Millisecond)
+			time.Sleep(h1.WatchDelay + 300*time.Millisecond)
 		}
 		_, _ = io.WriteString(w, "ok "+r.URL.Path)
 	})

@@ -29,7 +29,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/airlock/airlock/proxy/internal/egress"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -38,12 +37,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/proxy/internal/egress"
+
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
@@ -105,9 +107,9 @@ type Server struct {
 	guard     guards        // rate limits, connection caps, own addresses (hygiene.go)
 	goproxy   *goproxy.ProxyHttpServer
 
-	front      *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
-	frontL     *connListener
-	innerConns innerConns // MITM'd connections (inner.go)
+	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
+	frontL *connListener
+	inner  *h1.Server // the lean loop serving MITM'd connections (package h1)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
@@ -155,6 +157,8 @@ func New(cfg Config) (*Server, error) {
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
+	s.inner = &h1.Server{ReadHeaderTimeout: s.front.ReadHeaderTimeout, IdleTimeout: s.front.IdleTimeout,
+		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
@@ -296,7 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) drainInner(ctx context.Context) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for s.innerConns.closeIdle() > 0 {
+	for s.inner.CloseIdle() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -68,9 +68,10 @@ type Decision struct {
 	Rule       *policy.Rule      // the rule that matched or binds the credential; nil: none
 	Grant      *policy.Grant     // the grant that allowed it (Request.Actions); nil: none asked
 	Credential *vault.Credential // nil: nothing to inject
-	// Verdict is what the audit line records: "inject", "allow" or
+	// Verdict is what the audit line records: "inject", "allow",
 	// "would_deny" (report mode let a policy denial through without the
-	// credential).
+	// credential), "use" (sign, encrypt, decrypt) or "hand_out" (retrieve,
+	// http_header: the secret leaves airlock).
 	Verdict string
 	// State is the pipeline's own state of this decision; doors hand the
 	// Decision back (Forward) and never touch it.

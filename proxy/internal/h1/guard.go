@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bytes"
@@ -6,12 +6,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/airlock/airlock/proxy/errcode"
 )
 
-// errSmuggling ends an agent connection whose request head carries both
+// ErrSmuggling ends an agent connection whose request head carries both
 // Content-Length and Transfer-Encoding.
-var errSmuggling = errors.New("request has both Content-Length and Transfer-Encoding")
+var ErrSmuggling = errors.New("request has both Content-Length and Transfer-Encoding")
 
 // headGuard watches the raw bytes of an agent connection, before net/http
 // parses them, for request heads with both Content-Length and
@@ -26,9 +27,8 @@ var errSmuggling = errors.New("request has both Content-Length and Transfer-Enco
 // net/http refuses itself), it stops looking.
 type headGuard struct {
 	net.Conn
-	s     *Server
-	agent string
-	max   int // longest line followed; longer heads are net/http's 431
+	onRefuse func(c net.Conn, e *errcode.Error) // answers and records the refusal
+	max      int                                // longest line followed; longer heads are net/http's 431
 
 	st      guardState
 	line    []byte
@@ -53,18 +53,21 @@ const (
 	gOff                         // no longer inspecting
 )
 
-func (s *Server) guardHeads(c net.Conn, agent string) net.Conn {
-	return &headGuard{Conn: c, s: s, agent: agent, max: 64 << 10}
+// Guard wraps an agent connection in the head guard; refuse answers a
+// refused head on the raw connection (and records it), after which reads
+// fail with ErrSmuggling.
+func Guard(c net.Conn, refuse func(c net.Conn, e *errcode.Error)) net.Conn {
+	return &headGuard{Conn: c, onRefuse: refuse, max: 64 << 10}
 }
 
 func (g *headGuard) Read(p []byte) (int, error) {
 	if g.refused {
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errSmuggling}
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: ErrSmuggling}
 	}
 	n, err := g.Conn.Read(p)
 	if n > 0 && g.st != gOff && g.feed(p[:n]) {
 		g.refuse()
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: errSmuggling}
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: ErrSmuggling}
 	}
 	return n, err
 }
@@ -184,19 +187,9 @@ func (g *headGuard) headLine(line []byte) bool {
 // refuse answers 400 on the raw connection and records the refusal.
 func (g *headGuard) refuse() {
 	g.refused = true
-	e := newError(http.StatusBadRequest, CodeBadRequest, "request has both Content-Length and Transfer-Encoding",
+	e := errcode.New(http.StatusBadRequest, errcode.BadRequest, "request has both Content-Length and Transfer-Encoding",
 		"send a body with exactly one of Content-Length or Transfer-Encoding: chunked")
-	g.s.refuseRaw(g.Conn, e, &event{start: time.Now(), agent: g.agent, method: "?"})
-}
-
-// refuseRaw answers e on an agent connection no HTTP server writes to (a
-// refusal before or instead of parsing) and records ev as failed with e.
-// The caller ends the connection.
-func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
-	ev.fail(e)
-	s.record(ev)
-	var b bytes.Buffer
-	_ = e.Response(nil).Write(&b)
-	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, _ = c.Write(b.Bytes())
+	if g.onRefuse != nil {
+		g.onRefuse(g.Conn, e)
+	}
 }

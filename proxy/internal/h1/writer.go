@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"bufio"
@@ -62,7 +62,7 @@ func (w *innerWriter) WriteHeader(code int) {
 // frame picks the body framing for a final status.
 func (w *innerWriter) frame(code int) {
 	w.noBody = w.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
-	w.closeAfter = w.req.Close || !w.req.ProtoAtLeast(1, 1) || w.ic.s.closing.Load()
+	w.closeAfter = w.req.Close || !w.req.ProtoAtLeast(1, 1) || w.ic.s.closing()
 	if cl := w.h.Get("Content-Length"); cl != "" {
 		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
 			w.clen = n
@@ -248,3 +248,11 @@ func (w *innerWriter) writeTrailers() {
 		}
 	}
 }
+
+// peekedConn replays the bytes the loop read ahead (Hijack).
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -1,6 +1,15 @@
-package proxy
+// Package h1 is airlock's lean HTTP/1.1 server loop for MITM'd
+// connections: one agent, one destination per connection, so none of
+// net/http's per-request machinery; the same limits net/http enforces
+// (head size 431, head deadline, idle timeout, Host required, bounded
+// discard of unread bodies, contained panics, graceful shutdown). It serves
+// an http.Handler; net/http.Server is the drop-in reference behind the
+// same seam (proxy.Config.InnerNetHTTP).
+package h1
 
 import (
+	"strconv"
+
 	"bufio"
 	"context"
 	"errors"
@@ -12,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock/airlock/proxy/errcode"
 )
 
 // The requests of a MITM'd connection are served by a lean HTTP/1.1 loop
@@ -35,7 +46,37 @@ var (
 	errNoContinue   = errors.New("request body not sent: the response came first")
 )
 
-// innerConns tracks the MITM'd connections being served, for Shutdown.
+// Server serves connections with the lean loop. Set the fields before the
+// first ServeConn.
+type Server struct {
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	Closing           func() bool // true once shutdown began; nil: never
+
+	conns innerConns
+}
+
+// Conn is what ServeConn needs for one connection.
+type Conn struct {
+	Handler http.Handler
+	// Refuse answers a refused head on c (e as a response) and records it;
+	// method is "?" when the head could not be parsed.
+	Refuse func(c net.Conn, e *errcode.Error, method string)
+	// Panicked is told about a handler panic (never its value).
+	Panicked func()
+	// Started receives the connection's context before the first request:
+	// cancelled when the connection ends or the agent leaves mid-request.
+	Started func(ctx context.Context)
+}
+
+func (s *Server) closing() bool { return s.Closing != nil && s.Closing() }
+
+// CloseIdle closes the connections waiting for a request and reports how
+// many are still busy (Shutdown polls it).
+func (s *Server) CloseIdle() int { return s.conns.closeIdle() }
+
+// innerConns tracks the connections being served, for Shutdown.
 type innerConns struct {
 	mu    sync.Mutex
 	conns map[*innerConn]struct{}
@@ -75,8 +116,8 @@ func (ic *innerConns) closeIdle() (busy int) {
 type innerConn struct {
 	s      *Server
 	c      net.Conn
-	t      *tunnel
-	cancel context.CancelFunc // ends t.ctx
+	h      Conn
+	cancel context.CancelFunc // ends the connection's context
 	lim    headLimiter
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -143,22 +184,26 @@ var (
 	innerWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }} // one full TLS record
 )
 
-// serveInner serves the requests of a MITM'd connection until the agent
-// closes it, a timeout or a framing error ends it, or the server shuts down.
-func (s *Server) serveInner(c net.Conn, t *tunnel) {
-	ic := &innerConn{s: s, c: c, t: t, remote: c.RemoteAddr().String()}
+// ServeConn serves the requests of c until the agent closes it, a timeout
+// or a framing error ends it, or the server shuts down. It closes c.
+func (s *Server) ServeConn(c net.Conn, h Conn) {
+	ic := &innerConn{s: s, c: c, h: h, remote: c.RemoteAddr().String()}
 	// The parent of every upstream request made for this connection,
 	// cancelled when the agent is gone or the connection ends.
-	t.ctx, ic.cancel = context.WithCancel(context.Background())
+	var ctx context.Context
+	ctx, ic.cancel = context.WithCancel(context.Background())
 	defer ic.cancel()
+	if h.Started != nil {
+		h.Started(ctx)
+	}
 	ic.lim.r, ic.lim.remain = c, math.MaxInt64
 	ic.br = innerReaders.Get().(*bufio.Reader)
 	ic.br.Reset(&ic.lim)
 	ic.w.ic = ic
-	s.innerConns.add(ic)
+	s.conns.add(ic)
 	hijacked := false
 	defer func() {
-		s.innerConns.remove(ic)
+		s.conns.remove(ic)
 		if hijacked {
 			return // the upgraded stream owns the connection and its buffers
 		}
@@ -167,7 +212,7 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 		innerReaders.Put(ic.br)
 		ic.releaseWriter()
 	}()
-	for !s.closing.Load() {
+	for !s.closing() {
 		req, ok := ic.readRequest()
 		if !ok {
 			return
@@ -188,7 +233,7 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.active.Store(false)
 	ic.releaseWriter() // an idle connection holds no write buffer
-	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.front.IdleTimeout))
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.IdleTimeout))
 	if _, err := ic.br.Peek(1); err != nil {
 		return nil, false
 	}
@@ -196,8 +241,8 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.headOut = false // no request is in flight: no reader of the body either
 	ic.bw = innerWriters.Get().(*bufio.Writer)
 	ic.bw.Reset(ic.c)
-	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.front.ReadHeaderTimeout))
-	ic.lim.remain = int64(ic.s.front.MaxHeaderBytes) + 4096
+	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.ReadHeaderTimeout))
+	ic.lim.remain = int64(ic.s.MaxHeaderBytes) + 4096
 	req, err := http.ReadRequest(ic.br)
 	tooLarge := ic.lim.remain <= 0
 	ic.lim.remain = math.MaxInt64
@@ -218,7 +263,7 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 
 // checkHead refuses what net/http's server refuses beyond ReadRequest's own
 // checks, and CONNECT inside a tunnel.
-func checkHead(req *http.Request) *Error {
+func checkHead(req *http.Request) *errcode.Error {
 	switch {
 	case req.ProtoAtLeast(1, 1) && req.Host == "": // ReadRequest moved Host there
 		return badHead("HTTP/1.1 request without a Host header")
@@ -230,8 +275,8 @@ func checkHead(req *http.Request) *Error {
 	return nil
 }
 
-func badHead(msg string) *Error {
-	return newError(http.StatusBadRequest, CodeBadRequest, msg, "send a well-formed HTTP/1.1 request")
+func badHead(msg string) *errcode.Error {
+	return errcode.New(http.StatusBadRequest, errcode.BadRequest, msg, "send a well-formed HTTP/1.1 request")
 }
 
 // refuseHead answers a head ReadRequest could not parse. Read errors
@@ -241,8 +286,8 @@ func (ic *innerConn) refuseHead(err error, tooLarge bool) {
 	var ne net.Error
 	switch {
 	case tooLarge:
-		ic.refuse(newError(http.StatusRequestHeaderFieldsTooLarge, CodeBadRequest,
-			"request head larger than "+itoa(ic.s.front.MaxHeaderBytes)+" bytes", "send smaller headers"), "?")
+		ic.refuse(errcode.New(http.StatusRequestHeaderFieldsTooLarge, errcode.BadRequest,
+			"request head larger than "+strconv.Itoa(ic.s.MaxHeaderBytes)+" bytes", "send smaller headers"), "?")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &ne):
 	default:
 		ic.refuse(badHead("malformed request head"), "?")
@@ -251,9 +296,11 @@ func (ic *innerConn) refuseHead(err error, tooLarge bool) {
 
 // refuse answers e, records it and ends the connection. method is "?"
 // when the head could not be parsed.
-func (ic *innerConn) refuse(e *Error, method string) {
+func (ic *innerConn) refuse(e *errcode.Error, method string) {
 	// Nothing of a response is in ic.bw yet: the refusal goes straight out.
-	ic.s.refuseRaw(ic.c, e, &event{start: time.Now(), agent: ic.t.agent, method: method, host: ic.t.host, port: ic.t.port})
+	if ic.h.Refuse != nil {
+		ic.h.Refuse(ic.c, e, method)
+	}
 }
 
 // serve runs one request through the pipeline and finishes its response;
@@ -293,12 +340,12 @@ func (ic *innerConn) run(w *innerWriter, req *http.Request) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			ok = false
-			if p != http.ErrAbortHandler {
-				ic.s.log.Error("panic serving a request", fieldAgent(ic.t.agent), fieldHost(ic.t.host))
+			if p != http.ErrAbortHandler && ic.h.Panicked != nil {
+				ic.h.Panicked()
 			}
 		}
 	}()
-	ic.s.servePipeline(w, req, ic.t)
+	ic.h.Handler.ServeHTTP(w, req)
 	return true
 }
 
@@ -315,14 +362,14 @@ type innerBody struct {
 	done bool
 }
 
-func (b *innerBody) expect(req *http.Request) *Error {
+func (b *innerBody) expect(req *http.Request) *errcode.Error {
 	ex := req.Header.Get("Expect")
 	switch {
 	case ex == "":
 	case req.ProtoAtLeast(1, 1) && strings.EqualFold(ex, "100-continue"):
 		b.cont = true
 	default:
-		return newError(http.StatusExpectationFailed, CodeBadRequest, "unsupported Expect: "+ex, "send Expect: 100-continue or none")
+		return errcode.New(http.StatusExpectationFailed, errcode.BadRequest, "unsupported Expect: "+ex, "send Expect: 100-continue or none")
 	}
 	return nil
 }
@@ -366,7 +413,7 @@ func (b *innerBody) finish() bool {
 	if b.cont { // the agent is still waiting for 100 Continue: never sent
 		return false
 	}
-	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.front.ReadHeaderTimeout))
+	_ = b.ic.c.SetReadDeadline(time.Now().Add(b.ic.s.ReadHeaderTimeout))
 	n, err := io.CopyN(io.Discard, b.src, maxDiscard+1)
 	return errors.Is(err, io.EOF) && n <= maxDiscard
 }

@@ -1,4 +1,4 @@
-package proxy
+package h1
 
 import (
 	"errors"
@@ -16,6 +16,10 @@ import (
 // every upstream request made for it, is cancelled.
 
 const watchDelay = time.Second
+
+// WatchDelay is how long a request runs before the loop watches for the
+// agent leaving (tests wait past it).
+const WatchDelay = watchDelay
 
 type watchState uint8
 
