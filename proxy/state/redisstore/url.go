@@ -1,0 +1,95 @@
+package redisstore
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ParseURL parses a --state value into client options and a display
+// address without credentials. Accepted forms:
+//
+//	redis://[user:pass@]host:port[/db][?dial_timeout=3s&...]
+//	rediss://...                       the same over TLS
+//	redis+sentinel://[user:pass@]host:port[/db]?master_name=NAME[&addr=host:port...]
+//	redis+cluster://[user:pass@]host:port[?addr=host:port...]
+//
+// Query parameters are go-redis' own (dial_timeout, read_timeout,
+// pool_size, ...); unknown ones are errors.
+func ParseURL(raw string) (*redis.UniversalOptions, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v (want redis://[user:pass@]host:port/db)", ErrBadURL, stripURLError(err))
+	}
+	if u.Host == "" {
+		return nil, "", fmt.Errorf("%w: no host in %q (want redis://[user:pass@]host:port/db)", ErrBadURL, redacted(u))
+	}
+	shown := redacted(u)
+	switch u.Scheme {
+	case "redis", "rediss":
+		o, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %v", ErrBadURL, shown, err)
+		}
+		return &redis.UniversalOptions{
+			Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
+			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout,
+			WriteTimeout: o.WriteTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
+			MaxRetries: o.MaxRetries, Protocol: o.Protocol, ClientName: o.ClientName,
+		}, shown, nil
+	case "redis+sentinel", "rediss+sentinel":
+		u2 := *u
+		u2.Scheme = strings.TrimSuffix(u.Scheme, "+sentinel")
+		o, err := redis.ParseFailoverURL(u2.String())
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %v", ErrBadURL, shown, err)
+		}
+		if o.MasterName == "" {
+			return nil, "", fmt.Errorf("%w: %s: sentinel url needs ?master_name=NAME", ErrBadURL, shown)
+		}
+		return &redis.UniversalOptions{
+			Addrs: o.SentinelAddrs, MasterName: o.MasterName, DB: o.DB,
+			SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+			Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+			PoolSize: o.PoolSize,
+		}, shown, nil
+	case "redis+cluster", "rediss+cluster":
+		u2 := *u
+		u2.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+		o, err := redis.ParseClusterURL(u2.String())
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %v", ErrBadURL, shown, err)
+		}
+		return &redis.UniversalOptions{
+			Addrs: o.Addrs, IsClusterMode: true, Username: o.Username, Password: o.Password,
+			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout,
+			WriteTimeout: o.WriteTimeout, PoolSize: o.PoolSize,
+		}, shown, nil
+	}
+	return nil, "", fmt.Errorf("%w: scheme %q in %s (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", ErrBadURL, u.Scheme, shown)
+}
+
+// redacted is u without its password, for errors and Health.
+func redacted(u *url.URL) string {
+	v := *u
+	if _, has := v.User.Password(); has {
+		v.User = url.UserPassword(v.User.Username(), "xxxxx")
+	}
+	v.RawQuery = ""
+	if h, p, err := net.SplitHostPort(v.Host); err == nil && p == "" {
+		v.Host = h
+	}
+	return v.String()
+}
+
+// stripURLError drops the url text from a url.Error (it may hold a password).
+func stripURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
