@@ -69,7 +69,8 @@ return 0
 // fleet's token is older, exactly one replica (the holder of a lease of
 // Options.LeaseTTL) calls refresh and stores the result, sealed, as the
 // next version; the others wait for it (pub/sub, polled every 100 ms) and
-// read it. Concurrent calls on one Store share one attempt. A refresh
+// read it (a token refreshed meanwhile is taken even if it is valid for
+// less than minValid: it is the freshest there is). Concurrent calls on one Store share one attempt. A refresh
 // error reaches the lease holder's callers; waiters then try themselves.
 //
 // Redis unreachable: ErrUnavailable; the caller may refresh on its own
@@ -97,6 +98,7 @@ func (s *Store) Token(ctx context.Context, cred string, minValid time.Duration, 
 func (s *Store) token(ctx context.Context, cred string, minValid time.Duration, refresh RefreshFunc) (Token, error) {
 	signal, stop := s.subs.watch(s.chanOAuth2(), cred)
 	defer stop()
+	seen := int64(-1)
 	for {
 		cur, err := s.CachedToken(ctx, cred)
 		if err != nil {
@@ -105,13 +107,21 @@ func (s *Store) token(ctx context.Context, cred string, minValid time.Duration, 
 		if cur.AccessToken != "" && time.Until(cur.Expiry) > minValid {
 			return cur, nil
 		}
+		// A token stored by another replica since we started waiting is
+		// the freshest the provider gives: take it unless expired.
+		if seen >= 0 && cur.Version > seen && cur.AccessToken != "" && time.Now().Before(cur.Expiry) {
+			return cur, nil
+		}
+		if seen < 0 {
+			seen = cur.Version
+		}
 		owner := s.opts.ReplicaID + "/" + randomID()
 		got, err := s.rdb.SetNX(ctx, s.leaseKey(cred), owner, s.opts.LeaseTTL).Result()
 		if err = s.fail("oauth2_lease", err); err != nil {
 			return Token{}, err
 		}
 		if got {
-			return s.refreshHolding(ctx, cred, owner, minValid, refresh)
+			return s.refreshHolding(ctx, cred, owner, cur.Version, minValid, refresh)
 		}
 		select {
 		case <-ctx.Done():
@@ -124,7 +134,7 @@ func (s *Store) token(ctx context.Context, cred string, minValid time.Duration, 
 
 // refreshHolding runs refresh while holding the lease, stores the result
 // and wakes the waiters.
-func (s *Store) refreshHolding(ctx context.Context, cred, owner string, minValid time.Duration, refresh RefreshFunc) (Token, error) {
+func (s *Store) refreshHolding(ctx context.Context, cred, owner string, seen int64, minValid time.Duration, refresh RefreshFunc) (Token, error) {
 	defer func() {
 		_ = s.fail("oauth2_unlock", unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.leaseKey(cred)}, owner).Err())
 		_ = s.fail("oauth2_publish", s.rdb.Publish(context.WithoutCancel(ctx), s.chanOAuth2(), cred).Err())
@@ -133,7 +143,7 @@ func (s *Store) refreshHolding(ctx context.Context, cred, owner string, minValid
 	if err != nil {
 		return Token{}, err
 	}
-	if cur.AccessToken != "" && time.Until(cur.Expiry) > minValid {
+	if cur.AccessToken != "" && (time.Until(cur.Expiry) > minValid || cur.Version > seen && time.Now().Before(cur.Expiry)) {
 		return cur, nil
 	}
 	next, err := refresh(ctx, cur)
