@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,7 +20,35 @@ import (
 //
 // Query parameters are go-redis' own (dial_timeout, read_timeout,
 // pool_size, ...); unknown ones are errors.
+//
+// Timeouts default short (dial 1s, read/write 1s, pool wait 1s, one retry)
+// so an unreachable Redis costs a request about a second, not the
+// library's default of several; the URL's parameters override them.
 func ParseURL(raw string) (*redis.UniversalOptions, string, error) {
+	o, shown, err := parseURL(raw)
+	if err != nil {
+		return nil, "", err
+	}
+	setDefault(&o.DialTimeout, time.Second)
+	setDefault(&o.ReadTimeout, time.Second)
+	setDefault(&o.WriteTimeout, time.Second)
+	setDefault(&o.PoolTimeout, time.Second)
+	if o.MaxRetries == 0 {
+		o.MaxRetries = 1
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = 1
+	}
+	return o, shown, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = v
+	}
+}
+
+func parseURL(raw string) (*redis.UniversalOptions, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v (want redis://[user:pass@]host:port/db)", ErrBadURL, stripURLError(err))
@@ -38,7 +67,8 @@ func ParseURL(raw string) (*redis.UniversalOptions, string, error) {
 			Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
 			TLSConfig: o.TLSConfig, DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout,
 			WriteTimeout: o.WriteTimeout, PoolSize: o.PoolSize, MinIdleConns: o.MinIdleConns,
-			MaxRetries: o.MaxRetries, Protocol: o.Protocol, ClientName: o.ClientName,
+			MaxRetries: o.MaxRetries, Protocol: o.Protocol, ClientName: o.ClientName, PoolTimeout: o.PoolTimeout,
+			DialerRetries: o.DialerRetries,
 		}, shown, nil
 	case "redis+sentinel", "rediss+sentinel":
 		u2 := *u
