@@ -10,5 +10,5 @@ const (
 	logFieldReplica = "replica"
 )
 
-func zapMode(m Mode) zap.Field  { return zap.String(logFieldMode, m.String()) }
+func zapMode(m Mode) zap.Field   { return zap.String(logFieldMode, m.String()) }
 func zapErr(err error) zap.Field { return zap.String(logFieldError, err.Error()) }

@@ -27,7 +27,9 @@ type Token struct {
 }
 
 // String hides the tokens.
-func (t Token) String() string { return "oauth2 token v" + strconv.FormatInt(t.Version, 10) + " [REDACTED]" }
+func (t Token) String() string {
+	return "oauth2 token v" + strconv.FormatInt(t.Version, 10) + " [REDACTED]"
+}
 
 // GoString hides the tokens.
 func (t Token) GoString() string { return t.String() }

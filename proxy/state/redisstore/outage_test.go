@@ -18,7 +18,7 @@ import (
 func TestRedisOutage(t *testing.T) {
 	r := startRedis(t)
 	reg := prometheus.NewRegistry()
-	def := newStores(t, r, 1, Options{Registerer: reg})[0]                                // defaults
+	def := newStores(t, r, 1, Options{Registerer: reg})[0]                                 // defaults
 	inv := newStores(t, r, 1, Options{RateLimitMode: FailClosed, BudgetMode: FailOpen})[0] // inverted modes
 	ctx := context.Background()
 	evs := def.Revocations(ctx)

@@ -21,7 +21,7 @@ type subscriber struct {
 	done chan struct{}
 	once sync.Once
 
-	mu        sync.Mutex // guards watchers and listeners
+	mu        sync.Mutex                            // guards watchers and listeners
 	watchers  map[string]map[chan struct{}]struct{} // channel + "\x00" + payload
 	listeners map[string]map[chan string]struct{}   // channel
 }
