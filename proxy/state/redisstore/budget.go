@@ -228,3 +228,36 @@ func (s *Store) Used(ctx context.Context, key string, w Window) (used, reserved 
 	}
 	return v[1], v[2], nil
 }
+
+// extendScript pushes live reservation ARGV[1]'s expiry to now + ARGV[2] ms.
+//
+//	KEYS  1 used (unused), 2 reservation expiries, 3 reservation amounts
+//
+// Returns 0 when the reservation is gone or already past its expiry.
+var extendScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local exp = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0')
+if exp <= now_ms or redis.call('HEXISTS', KEYS[3], ARGV[1]) == 0 then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], 'XX', now_ms + ttl, ARGV[1])
+if redis.call('PTTL', KEYS[2]) < ttl * 2 then
+  redis.call('PEXPIRE', KEYS[2], ttl * 2)
+  redis.call('PEXPIRE', KEYS[3], ttl * 2)
+end
+return 1
+`)
+
+// Extend keeps r alive for another Options.ReservationTTL (a stream that
+// outlives it calls this now and then). It reports whether r was still
+// held; false means it lapsed and the budget no longer counts it.
+func (s *Store) Extend(ctx context.Context, r Reservation) (held bool, err error) {
+	if r.Local || !r.Granted {
+		return false, nil
+	}
+	n, err := extendScript.Run(ctx, s.rdb, s.budgetKeys(r.Key, r.Window), r.ID, s.opts.ReservationTTL.Milliseconds()).Int()
+	if err = s.fail("budget_extend", err); err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}

@@ -91,19 +91,51 @@ func TestBudgetReservationExpires(t *testing.T) {
 	r := startRedis(t)
 	s := newStores(t, r, 2, Options{ReservationTTL: 300 * time.Millisecond})
 	ctx := context.Background()
-	for range 3 {
-		if _, err := s[0].Reserve(ctx, "b", month, 10, 30); err != nil {
+	var kept Reservation
+	for i := range 3 {
+		res, err := s[0].Reserve(ctx, "b", month, 10, 30)
+		if err != nil {
 			t.Fatal(err)
 		}
+		if i == 0 {
+			kept = res
+		}
 	}
+	// s[1] keeps one of them alive (a long stream) while s[0] dies.
+	stopExtend := make(chan struct{})
+	extended := make(chan bool, 1)
+	go func() {
+		held := true
+		for {
+			select {
+			case <-stopExtend:
+				extended <- held
+				return
+			case <-time.After(100 * time.Millisecond):
+				h, err := s[1].Extend(ctx, kept)
+				held = held && h && err == nil
+			}
+		}
+	}()
 	if _, err := s[1].Reserve(ctx, "b", month, 10, 30); !errors.Is(err, ErrExceeded) {
 		t.Fatalf("full budget: %v, want ErrExceeded", err)
 	}
 	s[0].Close() // the "replica" dies without Commit/Release
-	waitFor(t, 2*time.Second, "reservations lapse", func() error {
-		_, err := s[1].Reserve(ctx, "b", month, 30, 30)
+	waitFor(t, 2*time.Second, "the two unextended reservations lapse", func() error {
+		_, err := s[1].Reserve(ctx, "b", month, 20, 30)
 		return err
 	})
+	if _, err := s[1].Reserve(ctx, "b", month, 1, 30); !errors.Is(err, ErrExceeded) {
+		t.Errorf("the extended reservation lapsed too: %v", err)
+	}
+	close(stopExtend)
+	if !<-extended {
+		t.Error("Extend reported the live reservation gone")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if held, err := s[1].Extend(ctx, kept); held || err != nil {
+		t.Errorf("Extend of a lapsed reservation: %v %v", held, err)
+	}
 }
 
 // TestBudgetRolling: a rolling window counts commits across calls and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +29,9 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("before the outage: %v %v", ok, err)
 	}
 
+	// Requests keep coming through the outage: none may hang.
+	h := startHammer(def)
+	time.Sleep(200 * time.Millisecond)
 	r.kill()
 	cases := map[string]func() error{
 		"ratelimit fail_open admits": func() error {
@@ -76,9 +81,9 @@ func TestRedisOutage(t *testing.T) {
 			}
 		})
 	}
-	h := def.Health(ctx)
-	if h.OK || h.LastError == "" || h.Errors["ratelimit"] == 0 || h.Errors["budget_reserve"] == 0 || h.Modes["budgets"] != "fail_closed" {
-		t.Errorf("health during outage: %+v", h)
+	health := def.Health(ctx)
+	if h := health; h.OK || h.LastError == "" || h.Errors["ratelimit"] == 0 || h.Errors["budget_reserve"] == 0 || h.Modes["budgets"] != "fail_closed" {
+		t.Errorf("health during outage: %+v", health)
 	}
 	for _, op := range []string{"ratelimit", "budget_reserve", "approval_pend", "oauth2_read", "revocation_publish"} {
 		if v := testutil.ToFloat64(def.errs.WithLabelValues(op)); v < 1 {
@@ -103,6 +108,20 @@ func TestRedisOutage(t *testing.T) {
 	if !def.Health(ctx).OK {
 		t.Error("health not OK after restart")
 	}
+	okBefore := h.ok.Load()
+	waitFor(t, 5*time.Second, "hammer admitted again", func() error {
+		if h.ok.Load() <= okBefore+10 {
+			return errNotYet
+		}
+		return nil
+	})
+	h.stop()
+	if h.unavailable.Load() == 0 || time.Duration(h.slowest.Load()) > 3*time.Second {
+		t.Errorf("hammer through the outage: %d unavailable, slowest call %v (want > 0 and < 3s)",
+			h.unavailable.Load(), time.Duration(h.slowest.Load()))
+	}
+	t.Logf("hammer: %d admitted, %d fail-open during the outage, slowest call %v",
+		h.ok.Load(), h.unavailable.Load(), time.Duration(h.slowest.Load()))
 	waitSubscribed(t, r, 2) // go-redis resubscribed on its own
 	if err := inv.PublishRevocation(ctx, Revocation{Kind: SessionRevoked, Agent: "bot", Session: "s1"}); err != nil {
 		t.Fatal(err)
@@ -137,3 +156,42 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// hammer calls Allow from 10 goroutines until stopped, recording outcomes
+// and the slowest call.
+type hammer struct {
+	ok, unavailable, slowest atomic.Int64
+	done                     chan struct{}
+	wg                       sync.WaitGroup
+}
+
+func startHammer(s *Store) *hammer {
+	h := &hammer{done: make(chan struct{})}
+	for range 10 {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			for {
+				select {
+				case <-h.done:
+					return
+				default:
+				}
+				start := time.Now()
+				_, _, err := s.Allow(context.Background(), "bot/hammer", 1e6, 1e6)
+				if d := int64(time.Since(start)); d > h.slowest.Load() {
+					h.slowest.Store(d)
+				}
+				if err != nil {
+					h.unavailable.Add(1)
+					time.Sleep(time.Millisecond)
+				} else {
+					h.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return h
+}
+
+func (h *hammer) stop() { close(h.done); h.wg.Wait() }
