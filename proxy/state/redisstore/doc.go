@@ -25,8 +25,8 @@
 //	            refuses the request; remembered approvals read as "not remembered"
 //	oauth2      Token returns ErrUnavailable; the caller may refresh locally only
 //	            when the credential's refresh token does not rotate
-//	revocation  Publish returns ErrUnavailable; subscribers resubscribe when
-//	            Redis is back (events sent meanwhile are lost: reload the vault)
+//	revocation  Publish returns ErrUnavailable; readers follow a stream and
+//	            catch up from their last entry when Redis is back
 //	fleet       heartbeats fail and are counted; Replicas returns ErrUnavailable
 //
 // Allow and Reserve apply the mode themselves and still return the error,

@@ -9,9 +9,8 @@ import (
 )
 
 // subscriber owns the Store's one pub/sub connection, subscribed to the
-// approvals, oauth2 and revocation channels, and fans messages out:
-// watchers wait for one payload on one channel (an approval id, a
-// credential name), listeners get every payload of a channel. go-redis
+// approvals and oauth2 channels, and wakes watchers waiting for one
+// payload on one channel (an approval id, a credential name). go-redis
 // reconnects and resubscribes by itself; messages published while the
 // connection was down are lost, which is why every waiter also polls.
 type subscriber struct {
@@ -21,17 +20,16 @@ type subscriber struct {
 	done chan struct{}
 	once sync.Once
 
-	mu        sync.Mutex                            // guards watchers and listeners
-	watchers  map[string]map[chan struct{}]struct{} // channel + "\x00" + payload
-	listeners map[string]map[chan string]struct{}   // channel
+	mu       sync.Mutex                            // guards watchers
+	watchers map[string]map[chan struct{}]struct{} // channel + "\x00" + payload
 }
 
 func newSubscriber(s *Store) *subscriber {
 	sub := &subscriber{
 		s: s, stop: make(chan struct{}), done: make(chan struct{}),
-		watchers: map[string]map[chan struct{}]struct{}{}, listeners: map[string]map[chan string]struct{}{},
+		watchers: map[string]map[chan struct{}]struct{}{},
 	}
-	sub.ps = s.rdb.Subscribe(context.Background(), s.chanApprovals(), s.chanOAuth2(), s.chanRevocations())
+	sub.ps = s.rdb.Subscribe(context.Background(), s.chanApprovals(), s.chanOAuth2())
 	go sub.run(sub.ps.Channel(redis.WithChannelHealthCheckInterval(time.Second), redis.WithChannelSize(1024)))
 	return sub
 }
@@ -60,13 +58,6 @@ func (sub *subscriber) dispatch(channel, payload string) {
 		default: // already signalled
 		}
 	}
-	for l := range sub.listeners[channel] {
-		select {
-		case l <- payload:
-		default:
-			sub.s.fail("revocation_dropped", errDropped)
-		}
-	}
 }
 
 // watch returns a channel signalled when payload is published on
@@ -90,23 +81,6 @@ func (sub *subscriber) watch(channel, payload string) (<-chan struct{}, func()) 
 	}
 }
 
-// listen returns a channel receiving every payload published on channel
-// (dropped, and counted, when its buffer of 256 is full).
-func (sub *subscriber) listen(channel string) (<-chan string, func()) {
-	l := make(chan string, 256)
-	sub.mu.Lock()
-	if sub.listeners[channel] == nil {
-		sub.listeners[channel] = map[chan string]struct{}{}
-	}
-	sub.listeners[channel][l] = struct{}{}
-	sub.mu.Unlock()
-	return l, func() {
-		sub.mu.Lock()
-		delete(sub.listeners[channel], l)
-		sub.mu.Unlock()
-	}
-}
-
 func (sub *subscriber) close() {
 	sub.once.Do(func() {
 		close(sub.stop)
@@ -115,12 +89,5 @@ func (sub *subscriber) close() {
 	})
 }
 
-type droppedError struct{}
-
-func (droppedError) Error() string { return "revocation listener too slow, event dropped" }
-
-var errDropped error = droppedError{}
-
-func (s *Store) chanApprovals() string   { return s.key("chan", "approvals") }
-func (s *Store) chanOAuth2() string      { return s.key("chan", "oauth2") }
-func (s *Store) chanRevocations() string { return s.key("chan", "revocations") }
+func (s *Store) chanApprovals() string { return s.key("chan", "approvals") }
+func (s *Store) chanOAuth2() string    { return s.key("chan", "oauth2") }
