@@ -1,7 +1,9 @@
 package redisstore
 
 import (
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -50,4 +52,14 @@ func open(key []byte, cred string, version int64, sealed []byte) ([]byte, error)
 		return nil, ErrBadRecord
 	}
 	return plain, nil
+}
+
+// TokenKeyFrom derives the Options.TokenKey from the vault's data key
+// (HKDF-SHA256, its own info string), so Redis never sees the data key
+// and a leaked token key opens no vault.
+func TokenKeyFrom(dataKey []byte) ([]byte, error) {
+	if len(dataKey) < 32 {
+		return nil, fmt.Errorf("derive oauth2 token key: data key has %d bytes, want at least 32", len(dataKey))
+	}
+	return hkdf.Key(sha256.New, dataKey, nil, "airlock redis oauth2 token key v1", chacha20poly1305.KeySize)
 }
