@@ -11,7 +11,7 @@ import (
 // Batcher tuning: a few workers, each sending what is queued as one
 // pipeline; at most maxBatch calls per pipeline.
 const (
-	batchWorkers = 4
+	batchWorkers = 2
 	maxBatch     = 128
 )
 
@@ -98,6 +98,10 @@ func (b *batcher) run() {
 // loads the script and sends the batch once more.
 func (b *batcher) send(batch []*gcraCall) {
 	ctx := context.Background()
+	if !b.s.cluster {
+		b.script(ctx, batch)
+		return
+	}
 	cmds, err := b.pipeline(ctx, batch)
 	if isNoScript(err) {
 		if lerr := gcraScript.Load(ctx, b.s.rdb).Err(); lerr == nil {
@@ -146,4 +150,27 @@ func (b *batcher) pipeline(ctx context.Context, batch []*gcraCall) ([]*redis.Cmd
 		}
 	}
 	return cmds, nil
+}
+
+// script decides batch in one gcraBatchScript call (Run falls back from
+// EVALSHA to EVAL after a Redis restart).
+func (b *batcher) script(ctx context.Context, batch []*gcraCall) {
+	keys := make([]string, len(batch))
+	args := make([]any, 0, 2*len(batch))
+	for i, c := range batch {
+		keys[i] = c.key
+		args = append(args, c.interval, c.burst)
+	}
+	v, err := gcraBatchScript.Run(ctx, b.s.rdb, keys, args...).Int64Slice()
+	if err == nil && len(v) != 2*len(batch) {
+		err = fmt.Errorf("gcra batch script answered %d values, want %d", len(v), 2*len(batch))
+	}
+	err = b.s.fail("ratelimit", err)
+	for i, c := range batch {
+		if err != nil {
+			c.done <- gcraResult{err: err}
+		} else {
+			c.done <- gcraResult{v: v[2*i : 2*i+2]}
+		}
+	}
 }

@@ -15,7 +15,10 @@ func TestFleetMembership(t *testing.T) {
 	ctx := context.Background()
 	hctx, stopHeartbeat := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { s[0].Heartbeat(hctx, Replica{Addr: "10.0.0.1:7600", Version: "dev"}, 100*time.Millisecond); close(done) }()
+	go func() {
+		s[0].Heartbeat(hctx, Replica{Addr: "10.0.0.1:7600", Version: "dev"}, 100*time.Millisecond)
+		close(done)
+	}()
 	if err := s[1].Beat(ctx, Replica{Addr: "10.0.0.2:7600"}, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

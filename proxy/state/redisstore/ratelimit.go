@@ -40,14 +40,44 @@ redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.floor((new - n
 return {1, 0}
 `)
 
+// gcraBatchScript is gcraScript for many buckets in one call: KEYS[i]
+// with ARGV[2i-1] (interval) and ARGV[2i] (burst), decided one after the
+// other with one clock reading, answers flattened {ok1, retry1, ok2, ...}.
+// Each decision is the one gcraScript would make; the whole batch is
+// atomic. Used when all keys can meet in one script (not on Cluster).
+var gcraBatchScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local T = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  local new = tat + T
+  local allow_at = new - T * burst
+  if now < allow_at then
+    out[2 * i - 1] = 0
+    out[2 * i] = allow_at - now
+  else
+    redis.call('SET', key, string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 1)
+    out[2 * i - 1] = 1
+    out[2 * i] = 0
+  end
+end
+return out
+`)
+
 // Allow takes one request from the bucket key (one per agent × rule; the
 // caller names it, e.g. "research-bot/openai") that admits rate requests
 // per second with a burst of burst. Refused, it returns how long until a
 // request would be admitted, from the shared state.
 //
-// Concurrent calls are sent to Redis as pipelines of one script call per
-// request (one round trip for many requests; each decision is still made
-// by Redis, atomically): Options.NoBatch sends each call on its own.
+// Concurrent calls are batched: what is queued while a worker's previous
+// round trip was in flight goes as one script call deciding every request
+// in order (on Cluster, as a pipeline of one script call per request), so
+// many requests cost one round trip; each decision is still made by
+// Redis, atomically. Options.NoBatch sends each call on its own.
 //
 // When Redis is unreachable, ok follows Options.RateLimitMode and err
 // wraps ErrUnavailable. rate <= 0 or burst <= 0 admits without asking.

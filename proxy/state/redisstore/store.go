@@ -75,6 +75,9 @@ type Store struct {
 	rdb  redis.UniversalClient
 	opts Options
 	addr string // for Health, no credentials
+	// cluster: keys of different objects may live on different nodes, so
+	// rate-limit batches go as pipelines instead of one script.
+	cluster bool
 
 	errs    *prometheus.CounterVec
 	batcher *batcher
@@ -126,7 +129,8 @@ func newStore(rdb redis.UniversalClient, addr string, opts Options) *Store {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	s := &Store{rdb: rdb, opts: opts, addr: addr, errCount: map[string]uint64{}}
+	_, cluster := rdb.(*redis.ClusterClient)
+	s := &Store{rdb: rdb, opts: opts, addr: addr, cluster: cluster, errCount: map[string]uint64{}}
 	s.errs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "airlock_state_errors_total",
 		Help: "Shared state store operations that failed because Redis was unreachable or answered an error, by operation.",
