@@ -8,16 +8,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Batcher tuning: a few workers, each sending what is queued as one
-// pipeline; at most maxBatch calls per pipeline.
+// Batcher tuning: two workers (one round trip in flight while the next
+// batch gathers), at most maxBatch calls per script call or pipeline.
 const (
 	batchWorkers = 2
 	maxBatch     = 128
 )
 
-// batcher coalesces concurrent rate-limit calls into pipelines. Each
-// worker takes one queued call, drains what else is queued (without
-// waiting), and sends them all in one round trip. Calls never wait for a
+// batcher coalesces concurrent rate-limit calls. Each worker takes one
+// queued call, drains what else is queued (without waiting), and sends
+// them all in one round trip: one gcraBatchScript call, or on Cluster a
+// pipeline of gcraScript calls. Calls never wait for a
 // batch to fill: an idle store sends each call at once.
 type batcher struct {
 	s    *Store

@@ -26,12 +26,14 @@ type rotatingEndpoint struct {
 	mu      sync.Mutex // guards current, issued
 	current string
 	issued  []string // every token handed out, for the leak grep
-	calls   atomic.Int64
-	reused  atomic.Int64
+	calls    atomic.Int64
+	reused   atomic.Int64
+	lifetime atomic.Int64 // expires_in of issued tokens, seconds
 }
 
 func newRotatingEndpoint(t *testing.T, first string) *rotatingEndpoint {
 	e := &rotatingEndpoint{current: first, issued: []string{first}}
+	e.lifetime.Store(3600)
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.calls.Add(1)
 		_ = r.ParseForm()
@@ -47,7 +49,7 @@ func newRotatingEndpoint(t *testing.T, first string) *rotatingEndpoint {
 		at, rt := fmt.Sprintf("at-%d-Zq9s/+x", n), fmt.Sprintf("rt-%d-Kp3w=&y", n)
 		e.current = rt
 		e.issued = append(e.issued, at, rt)
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": at, "refresh_token": rt, "expires_in": 3600})
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": at, "refresh_token": rt, "expires_in": e.lifetime.Load()})
 	}))
 	t.Cleanup(e.Close)
 	return e
@@ -122,7 +124,8 @@ func TestOAuth2OneRefreshAcrossReplicas(t *testing.T) {
 	r := startRedis(t)
 	e := newRotatingEndpoint(t, "rt-seed-from-vault")
 	stores := newStores(t, r, 3, Options{})
-	got := hammerTokens(t, stores, time.Minute, e.refresher("rt-seed-from-vault"))
+	e.lifetime.Store(2) // expires in 2s; callers want 1s left
+	got := hammerTokens(t, stores, time.Second, e.refresher("rt-seed-from-vault"))
 	if n := e.calls.Load(); n != 1 {
 		t.Fatalf("token endpoint called %d times, want 1", n)
 	}
@@ -133,10 +136,13 @@ func TestOAuth2OneRefreshAcrossReplicas(t *testing.T) {
 		s.Close()
 	}
 
-	// "Restart" the fleet: new stores, the access token now too old
-	// (minValid 2h > its 1h), the vault still holding the seed.
+	// "Restart" the fleet once the token has less than 1s left: new
+	// stores, the vault still holding the seed, which the endpoint now
+	// rejects.
+	time.Sleep(1100 * time.Millisecond)
 	stores = newStores(t, r, 3, Options{})
-	got = hammerTokens(t, stores, 2*time.Hour, e.refresher("rt-seed-from-vault"))
+	e.lifetime.Store(3600)
+	got = hammerTokens(t, stores, time.Second, e.refresher("rt-seed-from-vault"))
 	if n, re := e.calls.Load(), e.reused.Load(); n != 2 || re != 0 {
 		t.Fatalf("after restart: %d endpoint calls, %d reused refresh tokens; want 2 and 0", n, re)
 	}
