@@ -23,9 +23,9 @@ import (
 // (and, as many providers do, it revokes the family: counted in reused).
 type rotatingEndpoint struct {
 	*httptest.Server
-	mu      sync.Mutex // guards current, issued
-	current string
-	issued  []string // every token handed out, for the leak grep
+	mu       sync.Mutex // guards current, issued
+	current  string
+	issued   []string // every token handed out, for the leak grep
 	calls    atomic.Int64
 	reused   atomic.Int64
 	lifetime atomic.Int64 // expires_in of issued tokens, seconds

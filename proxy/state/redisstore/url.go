@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -54,7 +53,7 @@ func parseURL(raw string) (*redis.UniversalOptions, string, error) {
 		return nil, "", fmt.Errorf("%w: %v (want redis://[user:pass@]host:port/db)", ErrBadURL, stripURLError(err))
 	}
 	if u.Host == "" {
-		return nil, "", fmt.Errorf("%w: no host in %q (want redis://[user:pass@]host:port/db)", ErrBadURL, redacted(u))
+		return nil, "", fmt.Errorf("%w: no host (want redis://[user:pass@]host:port/db)", ErrBadURL)
 	}
 	shown := redacted(u)
 	switch u.Scheme {
@@ -103,17 +102,23 @@ func parseURL(raw string) (*redis.UniversalOptions, string, error) {
 	return nil, "", fmt.Errorf("%w: scheme %q in %s (want redis://, rediss://, redis+sentinel:// or redis+cluster://)", ErrBadURL, u.Scheme, shown)
 }
 
-// redacted is u without its password, for errors and Health.
+// redacted is u as scheme://[user:xxxxx@]host[/db], for errors and
+// Health: no password, no query, no path that is not a db number.
 func redacted(u *url.URL) string {
-	v := *u
-	if _, has := v.User.Password(); has {
-		v.User = url.UserPassword(v.User.Username(), "xxxxx")
+	var b strings.Builder
+	b.WriteString(u.Scheme + "://")
+	if u.User != nil {
+		b.WriteString(url.PathEscape(u.User.Username()))
+		if _, has := u.User.Password(); has {
+			b.WriteString(":xxxxx")
+		}
+		b.WriteString("@")
 	}
-	v.RawQuery = ""
-	if h, p, err := net.SplitHostPort(v.Host); err == nil && p == "" {
-		v.Host = h
+	b.WriteString(u.Host)
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" && strings.Trim(db, "0123456789") == "" {
+		b.WriteString("/" + db)
 	}
-	return v.String()
+	return b.String()
 }
 
 // stripURLError drops the url text from a url.Error (it may hold a password).
