@@ -3,6 +3,9 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -116,5 +119,40 @@ func TestRememberedApprovals(t *testing.T) {
 	_ = s[1].Forget(ctx, "bot/github")
 	if _, ok, _ := s[0].Remembered(ctx, "bot/github"); ok {
 		t.Error("still remembered after Forget")
+	}
+}
+
+// TestApprovalOneDecisionWins: deciders racing on three replicas (an
+// approve and denies) → exactly one decision is recorded, and every
+// waiter sees that one.
+func TestApprovalOneDecisionWins(t *testing.T) {
+	r := startRedis(t)
+	s := newStores(t, r, 3, Options{})
+	ctx := context.Background()
+	for round := range 5 {
+		id, _, err := s[0].Pend(ctx, fmt.Sprintf("bot/race-%d", round), nil, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if s[i%3].Decide(ctx, id, Decision{Approved: i%2 == 0, By: fmt.Sprint(i)}) == nil {
+					wins.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := wins.Load(); n != 1 {
+			t.Fatalf("round %d: %d decisions won, want 1", round, n)
+		}
+		d0, err0 := s[1].Wait(ctx, id)
+		d1, err1 := s[2].Wait(ctx, id)
+		if err0 != nil || err1 != nil || d0 != d1 {
+			t.Fatalf("waiters saw %+v / %+v (%v %v)", d0, d1, err0, err1)
+		}
 	}
 }

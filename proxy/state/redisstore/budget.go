@@ -165,6 +165,9 @@ func (s *Store) Reserve(ctx context.Context, key string, w Window, amount, limit
 	if err := validWindow(w); err != nil {
 		return r, err
 	}
+	if amount < 0 || limit < 0 {
+		return r, fmt.Errorf("budget %s: negative amount %d or limit %d", key, amount, limit)
+	}
 	args := append(windowArgs(w), amount, limit, r.ID, s.opts.ReservationTTL.Milliseconds())
 	v, err := reserveScript.Run(ctx, s.rdb, s.budgetKeys(key, w), args...).Int64Slice()
 	if err == nil && len(v) != 3 {
@@ -192,6 +195,9 @@ func (s *Store) Reserve(ctx context.Context, key string, w Window, amount, limit
 func (s *Store) Commit(ctx context.Context, r Reservation, actual int64) (held bool, err error) {
 	if r.Local || !r.Granted {
 		return false, nil
+	}
+	if actual < 0 {
+		return false, fmt.Errorf("budget %s: negative usage %d", r.Key, actual)
 	}
 	args := append(windowArgs(r.Window), actual, 0, r.ID, 0)
 	v, err := commitScript.Run(ctx, s.rdb, s.budgetKeys(r.Key, r.Window), args...).Int64Slice()
