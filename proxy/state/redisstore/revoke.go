@@ -59,8 +59,8 @@ func (s *Store) PublishRevocation(ctx context.Context, ev Revocation) error {
 }
 
 // Revocations returns a channel of every revocation published by any
-// replica (this one included) from now until ctx ends, in order; then it
-// is closed. One blocking reader per call follows the stream from its
+// replica (this one included) from now until ctx ends or the Store is
+// closed, in order; then it is closed. One blocking reader per call follows the stream from its
 // last seen entry, so a dropped connection or a Redis restart with its
 // data loses nothing; a Redis that lost its data (no persistence) loses
 // what it held. A consumer must keep up: the channel holds 256 events.
@@ -79,6 +79,9 @@ func (s *Store) Revocations(ctx context.Context) <-chan Revocation {
 			if errors.Is(err, redis.Nil) {
 				s.ok()
 				continue
+			}
+			if errors.Is(err, redis.ErrClosed) {
+				return // the Store was closed
 			}
 			if err != nil {
 				if ctx.Err() == nil {
@@ -118,7 +121,7 @@ func (s *Store) revocationStart(ctx context.Context) string {
 			}
 			return msgs[0].ID
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, redis.ErrClosed) {
 			return "$"
 		}
 		_ = s.fail("revocation_read", err)

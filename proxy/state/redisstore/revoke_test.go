@@ -101,3 +101,19 @@ type notYet struct{}
 func (notYet) Error() string { return "not yet" }
 
 var errNotYet error = notYet{}
+
+// TestRevocationsEndOnClose: closing the Store ends its readers.
+func TestRevocationsEndOnClose(t *testing.T) {
+	r := startRedis(t)
+	s := newStores(t, r, 1, Options{})[0]
+	evs := s.Revocations(context.Background())
+	s.Close()
+	select {
+	case _, open := <-evs:
+		if open {
+			t.Error("event after close")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("reader still running 3s after Close")
+	}
+}
