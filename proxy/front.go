@@ -39,6 +39,8 @@ func (s *Server) serveFront(w http.ResponseWriter, r *http.Request) {
 		s.goproxy.ServeHTTP(w, r)
 		return
 	}
+	r, untrack := s.trackPlain(r) // cut on revocation (revoke.go)
+	defer untrack()
 	s.servePipeline(w, r, nil)
 }
 

@@ -39,11 +39,15 @@ func (s *Server) ReloadPolicy(path string) error {
 		return fmt.Errorf("reload policy: %w", err)
 	}
 	now := time.Now()
+	old := s.Policy()
 	s.swapPolicy(p, now)
 	s.metrics.PolicyReloads.WithLabelValues(resultSuccess).Inc()
 	s.metrics.LastReloadSuccess.Set(float64(now.UnixNano()) / 1e9)
 	s.log.Info("policy reloaded", zap.String("file", path), zap.String("sha256", p.Hash),
 		zap.Int("rules", len(p.Rules)), zap.String("mode", orString(p.Egress.Mode, "enforce")))
+	if v := s.Vault(); v != nil {
+		s.revokeRuleless(old, p, v.Snapshot())
+	}
 	return nil
 }
 
@@ -55,6 +59,7 @@ func (s *Server) ReloadVault() (changed bool, err error) {
 	if v == nil {
 		return false, ErrSealed
 	}
+	old := v.Snapshot()
 	changed, err = v.Reload()
 	if err != nil {
 		s.metrics.VaultReloads.WithLabelValues(resultError).Inc()
@@ -67,6 +72,7 @@ func (s *Server) ReloadVault() (changed bool, err error) {
 		d := v.Snapshot()
 		s.log.Info("vault reloaded", zap.String("file", v.Path()),
 			zap.Int("credentials", len(d.Credentials)), zap.Int("agents", len(d.Agents)))
+		s.revokeChangedAgents(old, d)
 	}
 	s.updateExpiring(time.Now())
 	return changed, nil

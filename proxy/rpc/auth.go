@@ -35,6 +35,35 @@ type session struct {
 type connState struct {
 	sessions map[string]*session
 	limiter  *rate.Limiter // failed authentications on this connection
+
+	// track registers the connection under an authenticated agent, so
+	// revoking the agent closes it (nil: the backend does not track).
+	track   func(agent string) (untrack func())
+	tracked map[string]func() // untrack by agent
+}
+
+// AgentTracker is implemented by a [Backend] that closes connections of
+// revoked agents (*proxy.Server): stop ends the connection.
+type AgentTracker interface {
+	TrackAgent(agent string, stop func()) (untrack func())
+}
+
+// trackAgent registers the connection under agent once.
+func (cs *connState) trackAgent(agent string) {
+	if cs.track == nil || cs.tracked[agent] != nil {
+		return
+	}
+	if cs.tracked == nil {
+		cs.tracked = make(map[string]func())
+	}
+	cs.tracked[agent] = cs.track(agent)
+}
+
+// untrackAll drops the registrations when the connection ends.
+func (cs *connState) untrackAll() {
+	for _, untrack := range cs.tracked {
+		untrack()
+	}
 }
 
 func newConnState() *connState {
@@ -163,6 +192,7 @@ func (s *Server) challengeResponse(cs *connState, c *call) (any, *Error) {
 		return nil, authFailed()
 	}
 	sess.authed, sess.pubKey, sess.expires = true, a.PublicKey, now.Add(s.opts.SessionTTL)
+	cs.trackAgent(sess.agent)
 	return map[string]any{"authenticated": true}, nil
 }
 

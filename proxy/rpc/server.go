@@ -118,6 +118,10 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer c.Close()
 	cs, dc := newConnState(), newDialectConn()
+	if t, ok := s.b.(AgentTracker); ok {
+		cs.track = func(agent string) func() { return t.TrackAgent(agent, cancel) }
+	}
+	defer cs.untrackAll()
 	r := bufio.NewReader(c)
 	for {
 		if err := c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout)); err != nil {
