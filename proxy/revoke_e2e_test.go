@@ -26,7 +26,7 @@ const revokeWithin = time.Second
 // response whose head is flushed and whose body never ends until the
 // request is cancelled (reported on cut).
 func revokeUpstream(cut chan<- struct{}) http.Handler {
-	ws := wsEcho(digest("Bearer " + secrets["test/bearer"]))
+	ws := wsEchoLoop(digest("Bearer " + secrets["test/bearer"]))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/x/ws" {
 			ws.ServeHTTP(w, r)
@@ -40,6 +40,31 @@ func revokeUpstream(cut chan<- struct{}) http.Handler {
 		select {
 		case cut <- struct{}{}:
 		default:
+		}
+	})
+}
+
+// wsEchoLoop is a WebSocket echo that answers every frame until the
+// connection ends (wsEcho answers one).
+func wsEchoLoop(wantAuth string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if digest(r.Header.Get("Authorization")) != wantAuth {
+			http.Error(w, "unauthorized upgrade", http.StatusUnauthorized)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
+			wsAccept(r.Header.Get("Sec-WebSocket-Key"))+"\r\n\r\n")
+		for {
+			payload, err := readFrame(brw.Reader)
+			if err != nil {
+				return
+			}
+			c.Write(frame([]byte("echo: "+string(payload)), false))
 		}
 	})
 }
@@ -129,9 +154,11 @@ func TestRevokeWebSocketAndInFlightCut(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
-	ws.Write(frame([]byte("hello"), true))
-	if got, err := readFrame(wsr); err != nil || string(got) != "echo: hello" {
-		t.Fatalf("echo frame %q, %v", got, err)
+	for i := range 2 {
+		ws.Write(frame([]byte("hello"), true))
+		if got, err := readFrame(wsr); err != nil || string(got) != "echo: hello" {
+			t.Fatalf("echo frame %d: %q, %v", i, got, err)
+		}
 	}
 	slow := mitmTLS(t, e, agent, up.hostPort(), "127.0.0.1")
 	io.WriteString(slow, "GET /x/hang HTTP/1.1\r\nHost: "+up.hostPort()+"\r\n\r\n")
