@@ -20,6 +20,8 @@ type opsState struct {
 	policyAt atomic.Pointer[policyStamp]
 	audit    atomic.Pointer[audit.Log]
 	upstream atomic.Pointer[upstreamCache]
+
+	vaultSeen atomic.Pointer[fileStamp] // the vault file as an auth miss last saw it (authreason.go)
 }
 
 // policyStamp remembers when a policy was swapped in.
