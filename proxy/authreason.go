@@ -36,20 +36,23 @@ func (s *Server) authFailReason(r *http.Request) string {
 	return authBadToken
 }
 
-// authToken checks an agent's proxy token. On a miss it first makes sure
-// the vault in force is the one on disk: an agent added (or re-keyed) by
-// the CLI a moment ago works at once instead of after the next poll.
+// authToken checks an agent's proxy token against the vault on disk: when
+// the file changed since last looked at (one stat per CONNECT or plain
+// request), it is reloaded first, so an agent the CLI added, removed or
+// re-keyed a moment ago is judged by its new entry, not after the poll.
 func (s *Server) authToken(v *vault.Vault, name, token string) bool {
-	if _, ok := v.Snapshot().AuthenticateToken(name, token); ok {
-		return true
-	}
+	_, ok := v.Snapshot().AuthenticateToken(name, token)
 	if !s.vaultFileChanged(v) {
-		return false
+		return ok
 	}
 	if changed, err := s.ReloadVault(); err != nil || !changed {
+		return ok
+	}
+	nv := s.Vault()
+	if nv == nil {
 		return false
 	}
-	_, ok := s.Vault().Snapshot().AuthenticateToken(name, token)
+	_, ok = nv.Snapshot().AuthenticateToken(name, token)
 	return ok
 }
 

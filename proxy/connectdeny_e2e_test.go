@@ -173,3 +173,53 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+func TestAgentRemoveRefusedAtOnce(t *testing.T) {
+	t.Parallel() // own home, own ports
+	e, up, _ := startInjectEnv(t, nil)
+	for i := range 3 {
+		name := fmt.Sprintf("gone%d", i)
+		agent := e.addAgent(name)
+		if status, _, _, body := getJSON(t, e.client(agent), up.URL+"/bearer/now", nil); status != 200 {
+			t.Fatalf("before rm: %d %s", status, body)
+		}
+		e.mustRun("", "agent", "rm", name)
+		resp, err := e.client(agent).Get(up.URL + "/bearer/after-rm")
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("request right after `agent rm`: %d, want the CONNECT refused (407)", resp.StatusCode)
+		}
+		if !strings.Contains(err.Error(), "Proxy Authentication Required") {
+			t.Fatalf("request right after `agent rm`: %v, want 407", err)
+		}
+	}
+}
+
+func TestReloadErrorInStatusAndReadyz(t *testing.T) {
+	t.Parallel() // own home, own ports
+	e, _, _ := startInjectEnv(t, nil)
+	e.writePolicy("version: 1\nrules:\n  - name: broken\n    host: \"x.example\"\n    action: frobnicate\n")
+	var st struct {
+		Policy struct {
+			LastReloadError *struct{ File, Error string } `json:"last_reload_error"`
+			Stale           string                        `json:"stale"`
+		} `json:"policy"`
+	}
+	waitFor(t, 3*time.Second, func() error {
+		_, body := e.adminGet("/v1/status")
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return fmt.Errorf("status %q: %v", body, err)
+		}
+		if st.Policy.LastReloadError == nil {
+			return fmt.Errorf("no last_reload_error in %s", body)
+		}
+		return nil
+	})
+	if !strings.Contains(st.Policy.LastReloadError.Error, "policy.yaml:5:") || !strings.Contains(st.Policy.Stale, "older than") {
+		t.Errorf("status: %+v, want the file:line:col of the error and the stale note", st.Policy)
+	}
+	code, body := e.adminGet("/readyz")
+	if code != 200 || !strings.Contains(body, "older than") || !strings.Contains(body, "policy.yaml:5:") {
+		t.Errorf("/readyz %d %s: want ready with the stale detail", code, body)
+	}
+}
