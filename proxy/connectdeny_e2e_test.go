@@ -223,3 +223,19 @@ func TestReloadErrorInStatusAndReadyz(t *testing.T) {
 		t.Errorf("/readyz %d %s: want ready with the stale detail", code, body)
 	}
 }
+
+func TestEgressBlockedNamesResolvedAddress(t *testing.T) {
+	t.Parallel() // own home, own ports
+	up := newUpstream(t, nil)
+	e := newEnv(t)
+	e.upCAFile = up.caFile(t)
+	agent := e.addAgent("bot")
+	_, port, _ := net.SplitHostPort(up.hostPort())
+	e.writePolicy("version: 1\nrules:\n  - name: local\n    host: \"localhost:" + port + "\"\n")
+	e.serve()
+	status, _, hdr, body := getJSON(t, e.client(agent), "https://localhost:"+port+"/v1/x", nil)
+	expectError(t, status, hdr, body, 403, "EGRESS_BLOCKED")
+	if !strings.Contains(body, "127.0.0.1") {
+		t.Errorf("EGRESS_BLOCKED does not name the refused address: %s", body)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -107,7 +108,7 @@ func (d *Dialer) CheckedAddrs(ctx context.Context, host string) ([]netip.Addr, e
 		}
 	}
 	if len(ok) == 0 {
-		return nil, egressBlocked(host)
+		return nil, egressBlocked(fmt.Sprintf("%s (resolved to %s)", host, joinAddrs(ips))) // names what was refused
 	}
 	return ok, nil
 }
@@ -173,4 +174,13 @@ func trimBrackets(h string) string {
 		return h[1 : len(h)-1]
 	}
 	return h
+}
+
+// joinAddrs lists the refused addresses of an EGRESS_BLOCKED message.
+func joinAddrs(ips []netip.Addr) string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return strings.Join(out, ", ")
 }
