@@ -222,6 +222,23 @@ func TestReloadErrorInStatusAndReadyz(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "older than") || !strings.Contains(body, "policy.yaml:5:") {
 		t.Errorf("/readyz %d %s: want ready with the stale detail", code, body)
 	}
+	e.extraEnv = append(e.extraEnv, "AIRLOCK_ADMIN="+e.adminAddr)
+	out, _, _ := e.run("", "doctor", "--json")
+	var rep struct {
+		Checks []struct{ Name, Status, Detail string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, out)
+	}
+	for _, c := range rep.Checks {
+		if c.Name == "reload" {
+			if c.Status != "warn" || !strings.Contains(c.Detail, "policy.yaml:5:") {
+				t.Errorf("doctor reload check: %+v, want a warning with the file:line:col", c)
+			}
+			return
+		}
+	}
+	t.Errorf("doctor has no reload check: %s", out)
 }
 
 func TestEgressBlockedNamesResolvedAddress(t *testing.T) {
