@@ -3,6 +3,9 @@ package proxy_test
 import (
 	"bufio"
 	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -337,4 +341,65 @@ func metricValue(t *testing.T, e *env, series string) float64 {
 		}
 	}
 	return -1
+}
+
+func TestRevokeSplicedTunnelAndPlainRequest(t *testing.T) {
+	t.Parallel() // own home, own ports
+	up := newUpstream(t, nil)
+	cut := make(chan struct{}, 1)
+	plain := httptest.NewServer(revokeUpstream(cut))
+	t.Cleanup(plain.Close)
+	e := newEnv(t)
+	e.setSecret("test/bearer", secrets["test/bearer"])
+	agent := e.addAgent("bot")
+	e.writePolicy(`version: 1
+egress:
+  allow_networks: ["127.0.0.0/8"]
+rules:
+  - name: pass
+    host: "` + up.hostPort() + `"
+    action: tunnel
+  - name: plain
+    host: "` + strings.TrimPrefix(plain.URL, "http://") + `"
+    credential: test/bearer
+    insecure_http: true
+`)
+	e.serve()
+	t.Cleanup(func() { assertNoSecrets(t, "airlock logs", e.logs.String()) })
+	// A spliced tunnel: TLS straight to the upstream through airlock.
+	resp, c, _ := rawConnect(t, e.proxyAddr, up.hostPort(), agentAuth(agent))
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(up.Certificate())
+	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	br := bufio.NewReader(tc)
+	if st, _, err := tunnelGet(tc, br, up.hostPort(), "/spliced"); err != nil || st != 200 {
+		t.Fatalf("through the splice: %d %v", st, err)
+	}
+	// A plain-proxy request in flight (absolute-form http://, injected).
+	pc, err := net.DialTimeout("tcp", e.proxyAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	fmt.Fprintf(pc, "GET %s/x/hang HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n",
+		plain.URL, strings.TrimPrefix(plain.URL, "http://"), base64.StdEncoding.EncodeToString([]byte(agentAuth(agent))))
+	pbr := bufio.NewReader(pc)
+	if resp, err := http.ReadResponse(pbr, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("plain request: %v %v", resp, err)
+	}
+
+	e.mustRun("", "agent", "rm", "bot")
+	t0 := time.Now()
+	t.Logf("spliced tunnel closed after %v", closedWithin(t, tc, br, t0, revokeWithin))
+	// The plain response is cut: its body ends (chunked stream broken or
+	// connection closed) and the upstream request is cancelled.
+	select {
+	case <-cut:
+		t.Logf("plain in-flight request cancelled after %v", time.Since(t0))
+	case <-time.After(revokeWithin):
+		t.Fatalf("the in-flight plain-proxy request was not cut within %v", revokeWithin)
+	}
 }
