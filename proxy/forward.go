@@ -180,6 +180,7 @@ func (s *Server) failUpstream(w http.ResponseWriter, d *decision, err error) {
 	e := classify(err, d)
 	if d != nil {
 		d.ev.fail(e)
+		d.ev.reason = scrubError(err, d) // the cause on the audit line (x509 text, ...)
 		s.log.Debug("upstream failed", fieldAgent(d.agent), fieldHost(d.host), zap.String("error", scrubError(err, d)))
 	}
 	e.Write(w)

@@ -89,6 +89,7 @@ func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 	}
 	agent, e := s.authenticate(r)
 	if e != nil {
+		d.ev.reason = s.authFailReason(r) // logged, never sent (authreason.go)
 		return e
 	}
 	d.agent, d.scheme = agent, "http"

@@ -120,6 +120,7 @@ type Server struct {
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
+	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener
