@@ -92,7 +92,7 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 			delete(out.Header, k)
 		}
 	}
-	policy.StripOverrides(out.Header) // X-HTTP-Method-Override, X-Original-URL, ...
+	policy.StripOverrides(out.Header)              // X-HTTP-Method-Override, X-Original-URL, ...
 	if err := s.placeholders(out, d); err != nil { // before the secret is injected (placeholder.go)
 		return err
 	}

@@ -36,7 +36,7 @@ func TestHeadGuardFraming(t *testing.T) {
 		"TLS after CONNECT": {raw: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" + smuggle},
 		// Until a 101 is written (TestHeadGuardAfterUpgrade) an Upgrade request is an ordinary one.
 		"after an upgrade, no 101 yet": {raw: "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + smuggle, refuse: true},
-		"keep-alive GETs":   {raw: "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"},
+		"keep-alive GETs":              {raw: "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

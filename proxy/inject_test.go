@@ -78,4 +78,3 @@ func TestInjectRefusesControlBytes(t *testing.T) {
 		t.Errorf("error echoes the secret: %s", got)
 	}
 }
-

@@ -108,8 +108,8 @@ func placeholderError(err error) *Error {
 // held back until the next read shows what follows it.
 type sniffBody struct {
 	src     io.ReadCloser
-	held    []byte                // a proper prefix of "{{airlock:" ending the last read
-	rw      *placeholder.Rewriter // the detector, from the first full prefix on
+	held    []byte                 // a proper prefix of "{{airlock:" ending the last read
+	rw      *placeholder.Rewriter  // the detector, from the first full prefix on
 	refused *atomic.Pointer[error] // shared with the bodies GetBody makes
 	pend    []byte                 // read for a caller with a tiny buffer, not yet returned
 	pendErr error

@@ -359,3 +359,221 @@ func TestHostileUpgradeThenSmuggle(t *testing.T) {
 		t.Errorf("upstream reached %d times after the smuggled head", n)
 	}
 }
+
+const tgToken = "123456789:AAF-tgSecret_9x8y7z6w"
+
+const placeholderPolicy = `version: 1
+egress:
+  allow_networks: ["127.0.0.0/8", "::1/128"]
+rules:
+  - name: telegram
+    host: "{{UP}}"
+    credential: telegram/bot-token
+    inject: {type: placeholder}
+  - name: other
+    host: "{{UP2}}"
+    credential: test/bearer
+`
+
+// chunked frames body as chunks split at the offsets given.
+func chunked(body string, cuts ...int) string {
+	var b strings.Builder
+	prev := 0
+	for _, c := range append(cuts, len(body)) {
+		if c > prev {
+			fmt.Fprintf(&b, "%x\r\n%s\r\n", c-prev, body[prev:c])
+			prev = c
+		}
+	}
+	return b.String() + "0\r\n\r\n"
+}
+
+// TestPlaceholders: {{airlock:PATH}} is substituted in the path, query,
+// header and (chunked, split at every offset) body on the rule binding it;
+// the echoed secret is scrubbed from the agent's answer. Sent to a host
+// whose rule does not bind it, every placeholder is a 403
+// PLACEHOLDER_NOT_ALLOWED and the upstream sees nothing (issue 22 item 2).
+func TestPlaceholders(t *testing.T) {
+	t.Parallel()
+	up, up2 := newRecorder(t), newRecorder(t)
+	e, agent := startRecorderEnv(t, placeholderPolicy, map[string]string{"telegram/bot-token": tgToken, "test/bearer": pathSecret}, up, up2)
+	const ph = "{{airlock:telegram/bot-token}}"
+	const phPath = "%7B%7Bairlock:telegram%2Fbot-token%7D%7D"
+	host := up.hostPort()
+	head := func(h, method, target string) string {
+		return method + " " + target + " HTTP/1.1\r\nHost: " + h + "\r\n"
+	}
+	check := func(name string, resp *http.Response, body string) {
+		t.Helper()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+		}
+		assertNoSecret(t, name+": agent's answer", body, tgToken)
+		if strings.Contains(body, "airlock:") {
+			t.Errorf("%s: the upstream saw a placeholder: %s", name, body)
+		}
+	}
+	last := func() recorded { r := up.all(); return r[len(r)-1] }
+
+	resp, body := rawRequest(t, e, agent, host, head(host, "POST", "/bot"+phPath+"/sendMessage")+"Content-Length: 0\r\n\r\n")
+	check("path", resp, body)
+	if got := last().RequestURI; got != "/bot"+url.PathEscape(tgToken)+"/sendMessage" && got != "/bot"+tgToken+"/sendMessage" {
+		t.Errorf("path at upstream %q", got)
+	}
+	resp, body = rawRequest(t, e, agent, host, head(host, "GET", "/getMe?chat=1&token="+url.QueryEscape(ph))+"\r\n")
+	check("query", resp, body)
+	if q, _ := url.ParseQuery(strings.SplitN(last().RequestURI, "?", 2)[1]); q.Get("token") != tgToken || q.Get("chat") != "1" {
+		t.Errorf("query at upstream %q", last().RequestURI)
+	}
+	resp, body = rawRequest(t, e, agent, host, head(host, "GET", "/getMe")+"X-Bot-Token: "+ph+"\r\n\r\n")
+	check("header", resp, body)
+	if got := last().Header.Get("X-Bot-Token"); got != tgToken {
+		t.Errorf("header at upstream: substituted %v", got == tgToken)
+	}
+	js := `{"chat_id":1,"text":"hi","token":"` + ph + `"}`
+	resp, body = rawRequest(t, e, agent, host, head(host, "POST", "/sendMessage")+
+		"Content-Type: application/json\r\nContent-Length: "+fmt.Sprint(len(js))+"\r\n\r\n"+js)
+	check("json body", resp, body)
+	want := strings.Replace(js, ph, tgToken, 1)
+	if last().Body != want {
+		t.Errorf("json body at upstream differs")
+	}
+	start := strings.Index(js, ph)
+	tc := mitmTLS(t, e, agent, host, "127.0.0.1") // one keep-alive connection for every offset
+	defer tc.Close()
+	br := bufio.NewReader(tc)
+	for off := start; off <= start+len(ph); off++ {
+		_ = tc.SetDeadline(time.Now().Add(15 * time.Second))
+		io.WriteString(tc, head(host, "POST", "/sendMessage")+"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+chunked(js, off, off+1))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		check(fmt.Sprintf("chunked body split at %d", off), resp, string(b))
+		if last().Body != want {
+			t.Errorf("offset %d: body at upstream differs", off)
+		}
+	}
+
+	host2 := up2.hostPort()
+	refused := []struct{ name, raw string }{ // the streamed one last: its cut request is recorded late
+		{"path", head(host2, "GET", "/bot"+phPath+"/getMe") + "\r\n"},
+		{"query", head(host2, "GET", "/getMe?token="+url.QueryEscape(ph)) + "\r\n"},
+		{"header", head(host2, "GET", "/getMe") + "X-Bot-Token: " + ph + "\r\n\r\n"},
+		{"bearer", head(host2, "GET", "/getMe") + "Authorization: Bearer " + ph + "\r\n\r\n"},
+		{"json body", head(host2, "POST", "/x") + "Content-Length: " + fmt.Sprint(len(js)) + "\r\n\r\n" + js},
+		{"chunked body", head(host2, "POST", "/x") + "Transfer-Encoding: chunked\r\n\r\n" + chunked(js, start+3)},
+	}
+	for _, tc := range refused {
+		name, raw := tc.name, tc.raw
+		before := len(up2.all())
+		resp, body := rawRequest(t, e, agent, host2, raw)
+		expectError(t, resp.StatusCode, resp.Header, body, 403, "PLACEHOLDER_NOT_ALLOWED")
+		if name == "chunked body" {
+			time.Sleep(200 * time.Millisecond) // let the cut request reach the recorder
+		}
+		got := up2.all()[before:]
+		for _, r := range got {
+			if strings.Contains(strings.ToLower(r.RequestURI+fmt.Sprint(r.Header)+r.Body), "airlock:") {
+				t.Errorf("%s: upstream 2 saw the placeholder: %q %q", name, r.RequestURI, r.Body)
+			}
+			if !r.BodyErr {
+				t.Errorf("%s: upstream 2 got a whole request %s %s", name, r.Method, r.RequestURI)
+			}
+		}
+		// A streamed body is cut before the placeholder (the head has gone);
+		// everything else is refused before anything is sent.
+		if len(got) != 0 && name != "chunked body" {
+			t.Errorf("%s: upstream 2 reached %d times", name, len(got))
+		}
+	}
+	assertNoSecret(t, "airlock logs", e.logs.String(), tgToken)
+}
+
+// TestCredentialSources: a file source and an exec source (a script)
+// inject their values through the real serve; the echoed values are
+// scrubbed; an exec source that starts failing answers 503
+// CREDENTIAL_SOURCE_UNAVAILABLE naming it once its stale window is over;
+// no fetched value appears in any log line (issue 21).
+func TestCredentialSources(t *testing.T) {
+	t.Parallel()
+	const fileVal, execVal = "fv-file-secret-83b1c0a9d7", "xv-exec-secret-2e6f4a1b95"
+	up := newRecorder(t)
+	e := newEnv(t)
+	e.upCAFile = recorderCAs(t, up)
+	dir := t.TempDir()
+	files := filepath.Join(dir, "files")
+	os.Mkdir(files, 0o700)
+	os.WriteFile(filepath.Join(files, "svc-key"), []byte(fileVal+"\n"), 0o600)
+	valFile := filepath.Join(dir, "exec-value")
+	os.WriteFile(valFile, []byte(execVal), 0o600)
+	script := filepath.Join(dir, "fetch.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = k1 ] || exit 2\nexec cat "+valFile+"\n"), 0o700)
+	e.mustRun("", "source", "add", "file", "files", "--dir", files, "--first-line")
+	e.mustRun("", "source", "add", "exec", "ex", "--ttl", "300ms", "--stale-for", "700ms", "--", script, "{key}")
+	e.mustRun("", "vault", "set-ref", "test/file", "--source", "files", "--key", "svc-key")
+	e.mustRun("", "vault", "set-ref", "test/exec", "--source", "ex", "--key", "k1")
+	agent := e.addAgent("bot")
+	e.writePolicy(strings.ReplaceAll(`version: 1
+egress:
+  allow_networks: ["127.0.0.0/8"]
+rules:
+  - name: from-file
+    host: "{{UP}}"
+    paths: ["/file/**"]
+    credential: test/file
+  - name: from-exec
+    host: "{{UP}}"
+    paths: ["/exec/**"]
+    credential: test/exec
+    inject: {type: api_key, header: X-Api-Key}
+`, "{{UP}}", up.hostPort()))
+	e.serve()
+	c := e.client(agent)
+	get := func(p string) (*http.Response, string) {
+		resp, err := c.Get(up.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	last := func() http.Header { r := up.all(); return r[len(r)-1].Header }
+	resp, body := get("/file/x")
+	if resp.StatusCode != 200 || last().Get("Authorization") != "Bearer "+fileVal {
+		t.Fatalf("file source: %d %s", resp.StatusCode, body)
+	}
+	assertNoSecret(t, "answer (file)", body, fileVal)
+	resp, body = get("/exec/x")
+	if resp.StatusCode != 200 || last().Get("X-Api-Key") != execVal {
+		t.Fatalf("exec source: %d %s", resp.StatusCode, body)
+	}
+	assertNoSecret(t, "answer (exec)", body, execVal)
+	if !strings.Contains(body, "[REDACTED") && !strings.Contains(body, "X-Api-Key: ") {
+		t.Logf("echo: %s", body)
+	}
+
+	os.Remove(valFile) // the source now fails
+	n := len(up.all())
+	waitFor(t, 10*time.Second, func() error {
+		resp, body := get("/exec/x")
+		if resp.StatusCode == 503 && resp.Header.Get("X-Airlock-Error") == "CREDENTIAL_SOURCE_UNAVAILABLE" {
+			if !strings.Contains(body, "source ex") {
+				t.Errorf("503 does not name the source: %s", body)
+			}
+			expectError(t, resp.StatusCode, resp.Header, body, 503, "CREDENTIAL_SOURCE_UNAVAILABLE")
+			return nil
+		}
+		n = len(up.all())
+		return fmt.Errorf("still %d", resp.StatusCode)
+	})
+	if len(up.all()) != n {
+		t.Errorf("the upstream was reached after the refusal")
+	}
+	for _, v := range []string{fileVal, execVal} {
+		assertNoSecret(t, "airlock logs", e.logs.String(), v)
+	}
+}
