@@ -60,7 +60,8 @@ func sniffRequest(out *http.Request, d *decision) error {
 		return nil
 	}
 	if n := out.ContentLength; n > 0 && n <= sniffWhole {
-		b, err := io.ReadAll(io.LimitReader(out.Body, n+1))
+		b := make([]byte, n)
+		_, err := io.ReadFull(out.Body, b)
 		_ = out.Body.Close()
 		if err != nil {
 			return newError(http.StatusBadRequest, CodeBadRequest, "cannot read the request body", "send the body again")
@@ -128,7 +129,7 @@ func (b *sniffBody) Read(p []byte) (int, error) {
 	}
 	if b.rw != nil {
 		n, err := b.rw.Read(p)
-		if errors.Is(err, placeholder.ErrNotAllowed) {
+		if errors.Is(err, placeholder.ErrNotAllowed) && b.refused != nil {
 			b.refused.Store(&err)
 		}
 		return n, err
