@@ -92,14 +92,23 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 			delete(out.Header, k)
 		}
 	}
-	policy.StripOverrides(out.Header)              // X-HTTP-Method-Override, X-Original-URL, ...
-	if err := s.placeholders(out, d); err != nil { // before the secret is injected (placeholder.go)
-		return err
-	}
-	if d.rule != nil && d.cred != nil {
-		d.rule.ApplyHeaders(out.Header) // agent auth headers out, static headers where absent
-	} else if d.rule != nil {
-		setStaticHeaders(out.Header, d.rule)
+	policy.StripOverrides(out.Header) // X-HTTP-Method-Override, X-Original-URL, ...
+	if d.rule != nil && d.cred != nil && d.rule.Inject.Placeholders {
+		// Auth headers out except those holding a placeholder, which is
+		// then substituted (placeholder.go); before the secret is injected.
+		d.rule.ApplyHeaders(out.Header)
+		if err := s.placeholders(out, d); err != nil {
+			return err
+		}
+	} else {
+		if err := s.placeholders(out, d); err != nil { // any placeholder: refused
+			return err
+		}
+		if d.rule != nil && d.cred != nil {
+			d.rule.ApplyHeaders(out.Header) // agent auth headers out, static headers where absent
+		} else if d.rule != nil {
+			setStaticHeaders(out.Header, d.rule)
+		}
 	}
 	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
 	if d.cred == nil {

@@ -430,6 +430,11 @@ func TestPlaceholders(t *testing.T) {
 	if got := last().Header.Get("X-Bot-Token"); got != tgToken {
 		t.Errorf("header at upstream: substituted %v", got == tgToken)
 	}
+	resp, body = rawRequest(t, e, agent, host, head(host, "GET", "/getMe")+"Authorization: Bearer "+ph+"\r\n\r\n")
+	check("authorization header", resp, body) // an auth header holding a placeholder is kept, then substituted
+	if h := last().Header; h.Get("Authorization") != "Bearer "+tgToken {
+		t.Errorf("Authorization at upstream: substituted %v", h.Get("Authorization") == "Bearer "+tgToken)
+	}
 	js := `{"chat_id":1,"text":"hi","token":"` + ph + `"}`
 	resp, body = rawRequest(t, e, agent, host, head(host, "POST", "/sendMessage")+
 		"Content-Type: application/json\r\nContent-Length: "+fmt.Sprint(len(js))+"\r\n\r\n"+js)
