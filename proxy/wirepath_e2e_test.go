@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -462,6 +463,14 @@ func TestPlaceholders(t *testing.T) {
 		}
 	}
 
+	// Another credential's placeholder on the binding host: refused, nothing sent.
+	before := len(up.all())
+	resp, body = rawRequest(t, e, agent, host, head(host, "GET", "/getMe")+"X-Other: {{airlock:test/bearer}}\r\n\r\n")
+	expectError(t, resp.StatusCode, resp.Header, body, 403, "PLACEHOLDER_NOT_ALLOWED")
+	if len(up.all()) != before {
+		t.Errorf("another credential's placeholder reached the upstream")
+	}
+
 	host2 := up2.hostPort()
 	refused := []struct{ name, raw string }{ // the streamed one last: its cut request is recorded late
 		{"path", head(host2, "GET", "/bot"+phPath+"/getMe") + "\r\n"},
@@ -581,4 +590,66 @@ rules:
 	for _, v := range []string{fileVal, execVal} {
 		assertNoSecret(t, "airlock logs", e.logs.String(), v)
 	}
+}
+
+// TestHostilePathsPlainHTTP: the plain http:// proxy door judges the
+// request-target the same way (absolute-form, r.RequestURI).
+func TestHostilePathsPlainHTTP(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []recorded
+	mux := http.NewServeMux()
+	for _, pattern := range []string{"/v1/public/", "/"} {
+		pattern := pattern
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			got = append(got, recorded{Handler: pattern, RequestURI: r.RequestURI, Method: r.Method, Header: r.Header.Clone()})
+			mu.Unlock()
+		})
+	}
+	up := httptest.NewServer(mux)
+	t.Cleanup(up.Close)
+	host := strings.TrimPrefix(up.URL, "http://")
+	e := newEnv(t)
+	e.setSecret("test/bearer", pathSecret)
+	agent := e.addAgent("bot")
+	e.writePolicy(`version: 1
+egress:
+  allow_networks: ["127.0.0.0/8"]
+rules:
+  - name: no-admin
+    host: "` + host + `"
+    paths: ["/v1/admin/**"]
+    action: deny
+  - name: api
+    host: "` + host + `"
+    paths: ["/v1/public/**"]
+    credential: test/bearer
+    insecure_http: true
+`)
+	e.serve()
+	auth := "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(agentAuth(agent))) + "\r\n"
+	for _, target := range []string{"/v1/public%2F..%2Fadmin", "/v1/public/..;/admin/users", "/v1/public/..\\admin",
+		"/v1/public/%2e%2e/admin", "/v1/Admin/users", "/v1/admin;x/users", "/v1/public/x"} {
+		c, err := net.Dial("tcp", e.proxyAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET http://%s%s HTTP/1.1\r\nHost: %s\r\n%sX-Original-URL: /v1/admin/x\r\nConnection: close\r\n\r\n", host, target, host, auth)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		resp.Body.Close()
+		c.Close()
+		if (resp.StatusCode == 200) != (target == "/v1/public/x") {
+			t.Errorf("%s: %d", target, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].RequestURI != "/v1/public/x" || got[0].Header.Get("X-Original-Url") != "" {
+		t.Errorf("upstream saw %+v", got)
+	}
+	assertNoSecret(t, "airlock logs", e.logs.String(), pathSecret)
 }
