@@ -391,9 +391,9 @@ func chunked(body string, cuts ...int) string {
 
 // TestPlaceholders: {{airlock:PATH}} is substituted in the path, query,
 // header and (chunked, split at every offset) body on the rule binding it;
-// the echoed secret is scrubbed from the agent's answer. Sent to a host
-// whose rule does not bind it, every placeholder is a 403
-// PLACEHOLDER_NOT_ALLOWED and the upstream sees nothing (issue 22 item 2).
+// the echoed secret is scrubbed from the agent's answer; another
+// credential's placeholder is refused (issue 22 item 2; the other host:
+// TestHostilePlaceholderElsewhere).
 func TestPlaceholders(t *testing.T) {
 	t.Parallel()
 	up, up2 := newRecorder(t), newRecorder(t)
@@ -471,6 +471,23 @@ func TestPlaceholders(t *testing.T) {
 		t.Errorf("another credential's placeholder reached the upstream")
 	}
 
+	assertNoSecret(t, "airlock logs", e.logs.String(), tgToken)
+}
+
+// TestHostilePlaceholderElsewhere: a placeholder sent to a host whose rule
+// does not bind it (a bearer rule) is refused with 403
+// PLACEHOLDER_NOT_ALLOWED wherever it is; the upstream sees nothing of it.
+func TestHostilePlaceholderElsewhere(t *testing.T) {
+	t.Parallel()
+	up, up2 := newRecorder(t), newRecorder(t)
+	e, agent := startRecorderEnv(t, placeholderPolicy, map[string]string{"telegram/bot-token": tgToken, "test/bearer": pathSecret}, up, up2)
+	const ph = "{{airlock:telegram/bot-token}}"
+	const phPath = "%7B%7Bairlock:telegram%2Fbot-token%7D%7D"
+	head := func(h, method, target string) string {
+		return method + " " + target + " HTTP/1.1\r\nHost: " + h + "\r\n"
+	}
+	js := `{"chat_id":1,"text":"hi","token":"` + ph + `"}`
+	start := strings.Index(js, ph)
 	host2 := up2.hostPort()
 	refused := []struct{ name, raw string }{ // the streamed one last: its cut request is recorded late
 		{"path", head(host2, "GET", "/bot"+phPath+"/getMe") + "\r\n"},
