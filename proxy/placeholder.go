@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -46,12 +47,35 @@ func (s *Server) placeholders(out *http.Request, d *decision) error {
 		}
 		return nil
 	}
-	head := *out // headers and URL only: the body is sniffed below
-	head.Body = nil
-	if _, err := placeholder.Request(&head, nil, 0); err != nil {
-		return placeholderError(err)
+	if headMayHold(out) {
+		head := *out // headers and URL only: the body is sniffed below
+		head.Body = nil
+		if _, err := placeholder.Request(&head, nil, 0); err != nil {
+			return placeholderError(err)
+		}
 	}
 	return sniffRequest(out, d)
+}
+
+// headMayHold is false when out's URL and headers cannot hold a
+// placeholder: no "airlock" in the decoded path, the query or a header
+// value, and no escape in the query (which the detector decodes). It
+// spares the common request the detector's copies.
+func headMayHold(out *http.Request) bool {
+	const word = "airlock"
+	u := out.URL
+	if strings.Contains(u.Path, word) || strings.Contains(u.RawPath, word) ||
+		strings.Contains(u.RawQuery, word) || strings.IndexByte(u.RawQuery, '%') >= 0 {
+		return true
+	}
+	for _, vv := range out.Header {
+		for _, v := range vv {
+			if strings.Contains(v, word) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sniffRequest refuses a body holding a placeholder (detection only).

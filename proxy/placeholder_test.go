@@ -130,3 +130,47 @@ func httptestRequest(body io.Reader, n int64) *http.Request {
 	req.ContentLength = n
 	return req
 }
+
+// BenchmarkPlaceholderHead: detection on a typical request head (no body)
+// on a rule without placeholders.
+func BenchmarkPlaceholderHead(b *testing.B) {
+	s := &Server{}
+	req, _ := http.NewRequest("POST", "https://api.openai.com/v1/chat/completions", nil)
+	for k, v := range map[string]string{"Content-Type": "application/json", "Authorization": "Bearer sk-agent-placeholder",
+		"User-Agent": "OpenAI/Python 1.50.0", "X-Stainless-Lang": "python", "X-Stainless-Os": "Linux",
+		"X-Stainless-Package-Version": "1.50.0", "Accept": "application/json", "Openai-Organization": "org-x"} {
+		req.Header.Set(k, v)
+	}
+	d := &decision{}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := s.placeholders(req, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestHeadMayHold(t *testing.T) {
+	for target, want := range map[string]bool{
+		"/v1/chat/completions":                 false,
+		"/v1/x?a=b&c=d":                        false,
+		"/bot%7B%7Bairlock:a%2Fb%7D%7D/send":   true,
+		"/bot%7B%7B%61irlock:a%2Fb%7D%7D/send": true,
+		"/x?t={{airlock:a/b}}":                 true,
+		"/x?t=%7B%7B%61%69rlock%3Aa%2Fb%7D%7D": true,
+	} {
+		req, err := http.NewRequest("GET", "https://h.example"+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := headMayHold(req); got != want {
+			t.Errorf("%s: %v, want %v", target, got, want)
+		}
+		if !want {
+			req.Header.Set("X-Token", "Bearer {{airlock:a/b}}")
+			if !headMayHold(req) {
+				t.Errorf("%s: header placeholder missed", target)
+			}
+		}
+	}
+}
