@@ -5,14 +5,18 @@
 package stack
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/rpc"
+	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/vault"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,12 +40,25 @@ type Options struct {
 	RPC *rpc.Options
 	// Tune adjusts the proxy configuration last (serve's hardening flags).
 	Tune func(*proxy.Config)
+	// SourceStatus, when set, is the file the credential sources' fetch
+	// status is written to every 10 s (what `airlock vault list` and
+	// `airlock source list` show); "": not written.
+	SourceStatus string
 }
 
 // Stack is a built airlock, not yet serving.
 type Stack struct {
-	Server *proxy.Server
-	RPC    *rpc.Server // nil without Options.RPC
+	Server  *proxy.Server
+	RPC     *rpc.Server      // nil without Options.RPC
+	Sources *source.Registry // the vault's credential sources (reference credentials)
+
+	stop context.CancelFunc
+}
+
+// Close stops the credential sources (status writer, file watchers).
+func (st *Stack) Close() {
+	st.stop()
+	st.Sources.Close()
 }
 
 // ErrIncomplete is returned by New when a required part is missing.
@@ -57,8 +74,23 @@ func New(o Options) (*Stack, error) {
 		size = DefaultCertCache
 	}
 	st := &Stack{}
+	metrics := proxy.NewMetrics()
+	sm, err := source.NewMetrics(metrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("stack: source metrics: %w", err)
+	}
+	st.Sources = source.NewRegistry(sm, o.Log.Named("source"))
+	if err := st.Sources.Load(o.Vault.Snapshot()); err != nil {
+		// A definition that does not build answers unavailable; the rest serve.
+		o.Log.Error("credential sources loaded with errors", zap.Error(err))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	st.stop = stop
+	if o.SourceStatus != "" {
+		go st.Sources.RunStatusWriter(ctx, o.SourceStatus, 10*time.Second)
+	}
 	cfg := proxy.Config{Vault: o.Vault, Policy: o.Policy, Certs: certs.NewCache(o.CA, size), Log: o.Log,
-		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog}
+		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog, Metrics: metrics, Sources: st.Sources}
 	if o.RPC != nil {
 		ro := *o.RPC
 		cfg.RPC = func(s *proxy.Server) proxy.ConnHandler {
@@ -77,6 +109,7 @@ func New(o Options) (*Stack, error) {
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	st.Server = srv
