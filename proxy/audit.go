@@ -45,6 +45,7 @@ type event struct {
 	door       string // door.Proxy, door.RPC, ...; "" is the proxy
 	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
 	aborted    bool   // the response stream was cut mid-body
+	approver   string // approval decisions: who decided (approve.go)
 }
 
 // fail marks the event as refused or failed with e.
@@ -74,7 +75,7 @@ func (s *Server) record(ev *event) {
 	}
 	dr, op := orString(ev.door, door.Proxy), orString(ev.operation, door.OpProxy)
 	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code, dr, op).Inc()
-	s.auditFile(ev, agent, code) // hash-chained file, when configured (auditlog.go)
+	s.auditFile(ev, agent, code) // hash-chained file and audit tap, when configured
 	if ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "") {
 		s.metrics.Denials.WithLabelValues(agent, code).Inc()
 	}
@@ -118,6 +119,9 @@ func (s *Server) record(ev *event) {
 	}
 	if ev.aborted {
 		fields = append(fields, zap.Bool(audit.FieldAborted, true))
+	}
+	if ev.approver != "" {
+		fields = append(fields, zap.String(audit.FieldApprover, ev.approver))
 	}
 	ce.Write(fields...)
 }
@@ -177,17 +181,23 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // auditFile queues ev for the audit file, when one is configured. It is
 // called from record with the label values already defaulted.
 func (s *Server) auditFile(ev *event, agent, code string) {
-	a := s.ops.audit.Load()
-	if a == nil {
+	a, tap := s.ops.audit.Load(), s.auditTap.Load()
+	if a == nil && tap == nil {
 		return
 	}
-	a.Write(audit.Line{
+	l := audit.Line{
 		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
 		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
 		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
 		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
-		Operation: lineOperation(ev.operation),
-	})
+		Operation: lineOperation(ev.operation), Approver: ev.approver,
+	}
+	if tap != nil {
+		(*tap)(l) // the console feed (approve.go)
+	}
+	if a != nil {
+		a.Write(l)
+	}
 }
 
 // lineOperation is the operation field of an audit file line: "" for a

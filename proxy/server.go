@@ -43,6 +43,7 @@ import (
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/state"
@@ -118,6 +119,9 @@ type Server struct {
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
+
+	approvals atomic.Pointer[approval.Queue]  // nil: approval rules fail closed (approve.go)
+	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener

@@ -81,6 +81,9 @@ var commands = []*command{
 		{name: "deny", args: "ID", summary: "refuse a held request", setup: approvalsDenyCmd},
 		{name: "watch", summary: "print one line per new held request until Ctrl-C", setup: approvalsWatchCmd},
 	}},
+	{name: "admin", summary: "the admin token of the admin listener", sub: []*command{
+		{name: "token", summary: "print the admin token (send it as Authorization: Bearer)", setup: adminTokenCmd},
+	}},
 	{name: "console", summary: "print (or open) a one-time login URL for the web console", setup: consoleCmd},
 	{name: "env", summary: "print shell exports that route an agent through airlock", setup: envCmd},
 	{name: "run", args: "-- CMD [ARGS...]", summary: "run CMD with the airlock environment (and none of airlock's secrets)", setup: runCmd},
