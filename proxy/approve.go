@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"time"
 
@@ -45,13 +46,15 @@ func needsApproval(rule *policy.Rule) bool {
 // awaitRule holds a request matched by a rule with `approval: required`.
 func (s *Server) awaitRule(ctx context.Context, d *decision, rule *policy.Rule) *Error {
 	return s.await(ctx, approval.Request{Agent: d.agent, Rule: rule.Name, Method: d.ev.method,
-		Host: d.host, Path: d.ev.path, Remember: rule.Approval.Remember})
+		Host: net.JoinHostPort(d.host, itoa(d.port)), Path: d.ev.path, Remember: rule.Approval.Remember})
 }
 
 // awaitUnmatched holds a request (or a CONNECT: method CONNECT, no path)
-// no rule matched, under egress.unmatched: ask.
-func (s *Server) awaitUnmatched(ctx context.Context, agent, method, host, path string) *Error {
-	return s.await(ctx, approval.Request{Agent: agent, Method: method, Host: host, Path: path, Unmatched: true})
+// no rule matched, under egress.unmatched: ask. The approval is keyed by
+// host:port, so approving one port of a host does not open the others.
+func (s *Server) awaitUnmatched(ctx context.Context, agent, method, host string, port int, path string) *Error {
+	return s.await(ctx, approval.Request{Agent: agent, Method: method, Host: net.JoinHostPort(host, itoa(port)),
+		Path: path, Unmatched: true})
 }
 
 func (s *Server) await(ctx context.Context, req approval.Request) *Error {

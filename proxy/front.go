@@ -104,7 +104,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		}
 		return s.rejectConnect(ctx, ev, denied(host, rule)), target
 	case policy.ActionAsk: // no rule names the host: hold the CONNECT for a person, then tunnel
-		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, ""); e != nil {
+		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, port, ""); e != nil {
 			// A client shows only the status line of a refused CONNECT;
 			// the JSON body is there for those that read it.
 			return s.rejectConnect(ctx, ev, e), target

@@ -131,7 +131,7 @@ func (s *Server) judgeRule(ctx context.Context, d *decision, pol *policy.Policy,
 			return nil
 		}
 		if pol.Egress.Unmatched == policy.ActionAsk && pol.Egress.Mode != policy.ModeReport { // held for a person (approve.go)
-			if e := s.awaitUnmatched(ctx, d.agent, ev.method, d.host, ev.path); e != nil {
+			if e := s.awaitUnmatched(ctx, d.agent, ev.method, d.host, d.port, ev.path); e != nil {
 				return e
 			}
 			ev.decision = decisionAllow
