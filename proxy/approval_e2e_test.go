@@ -340,3 +340,29 @@ func TestApprovalServeAskAlways(t *testing.T) {
 		t.Fatalf("second CONNECT: %d %s", status, body)
 	}
 }
+
+// TestApprovalServeReload: a policy reload applies a new approvals.timeout
+// to the next hold (60s before, 1s after).
+func TestApprovalServeReload(t *testing.T) {
+	a := newApprovalEnv(t, "approvals:\n  timeout: 60s\n", "")
+	a.serve()
+	pol, err := os.ReadFile(filepath.Join(a.home, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.writePolicy(strings.Replace(string(pol), "timeout: 60s", "timeout: 1s", 1))
+	waitFor(t, 30*time.Second, func() error {
+		if !strings.Contains(a.logs.String(), `"msg":"approvals reconfigured"`) {
+			return fmt.Errorf("policy not reloaded yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	r := <-a.getAsync(a.clientFor(), a.up.URL+"/v1/held")
+	if r.status != 403 || r.code != "APPROVAL_TIMEOUT" || time.Since(start) > 10*time.Second {
+		t.Fatalf("after reload: %d %s after %v", r.status, r.code, time.Since(start))
+	}
+	if a.hits.Load() != 0 {
+		t.Fatal("upstream reached")
+	}
+}
