@@ -165,8 +165,19 @@ func TestApprovalServeApprove(t *testing.T) {
 		}
 		return nil
 	})
-	if strings.Contains(a.logs.String(), heldSecret) {
-		t.Fatal("secret in the logs")
+	_, metrics := a.adminGet("/metrics")
+	for _, want := range []string{`airlock_approvals_total{result="approved"} 1`, "airlock_approvals_pending 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	tok := a.adminToken()
+	for what, text := range map[string]string{"logs": a.logs.String(), "metrics": metrics} {
+		for _, secret := range []string{heldSecret, tok} {
+			if strings.Contains(text, secret) {
+				t.Fatalf("a secret is in the %s", what)
+			}
+		}
 	}
 }
 
@@ -259,7 +270,11 @@ func TestApprovalServeShared(t *testing.T) {
 	if len(posts) != 2 {
 		t.Fatalf("%d webhook POSTs, want exactly one per entry", len(posts))
 	}
+	tok := a.adminToken()
 	for i, id := range []any{p["id"], p2["id"]} {
+		if raw, _ := json.Marshal(posts[i]); strings.Contains(string(raw), tok) || strings.Contains(string(raw), heldSecret) {
+			t.Fatalf("webhook POST %d carries a secret", i)
+		}
 		pend, _ := posts[i]["pending"].(map[string]any)
 		if pend["id"] != id || !strings.Contains(fmt.Sprint(posts[i]["approve_url"]), a.adminAddr) {
 			t.Fatalf("POST %d: %v", i, posts[i])

@@ -258,3 +258,23 @@ func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestApprovalConnectGivesUp: an agent that closes its connection while
+// its CONNECT is held cancels the entry.
+func TestApprovalConnectGivesUp(t *testing.T) {
+	rig := newApprovalRig(t, "  unmatched: ask\n", 30*time.Second)
+	c, err := net.Dial("tcp", rig.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT localhost:9 HTTP/1.1\r\nHost: localhost:9\r\nProxy-Authorization: Basic Ym90OnRvaw==\r\n\r\n")
+	p := rig.pendingOne(t)
+	if p.Host != "localhost:9" || p.Method != http.MethodConnect {
+		t.Fatalf("pending %+v", p)
+	}
+	c.Close()
+	waitUntil(t, 5*time.Second, func() bool {
+		ps, _ := rig.q.Pending(context.Background())
+		return len(ps) == 0
+	})
+}

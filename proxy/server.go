@@ -120,7 +120,7 @@ type Server struct {
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
 
-	approvals atomic.Pointer[approval.Queue]  // nil: approval rules fail closed (approve.go)
+	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
 	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
 
 	mu        sync.Mutex // guards listeners

@@ -15,8 +15,8 @@ import (
 // opsFlags are the operations flags of `airlock serve`: audit file,
 // profiling, and (always on) hot reload of the policy and the vault.
 type opsFlags struct {
-	auditLog     string
-	auditMaxSize int64
+	auditLog       string
+	auditMaxSize   int64
 	pprof          bool
 	protectMetrics bool
 }
