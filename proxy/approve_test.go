@@ -238,14 +238,31 @@ func TestApprovalConnectAsk(t *testing.T) {
 	if got := <-res; got != "HTTP/1.1 200" {
 		t.Fatalf("approved CONNECT answered %q", got)
 	}
-	res = connect()
+	// Denied: the CONNECT completes and the request inside gets the JSON
+	// refusal (an HTTPS client shows only the status line of a CONNECT).
+	c := rig.client
+	c.Transport.(*http.Transport).TLSClientConfig.ServerName = ""
+	res2 := rig.get("https://" + target + "/inside")
 	p = rig.pendingOne(t)
-	if _, err := rig.q.Decide(context.Background(), p.ID, approval.Verdict{Approver: "t"}); err != nil {
+	if _, err := rig.q.Decide(context.Background(), p.ID, approval.Verdict{Approver: "t", Reason: "no"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-res; got != "HTTP/1.1 403" {
-		t.Fatalf("denied CONNECT answered %q", got)
+	r := <-res2
+	if r.err != nil || r.status != http.StatusForbidden || r.code != approval.CodeDenied || !strings.Contains(r.body, p.ID) {
+		t.Fatalf("denied CONNECT: request inside answered %d %q %s %v", r.status, r.code, r.body, r.err)
 	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil {
+		t.Fatalf("refusal inside the tunnel is not JSON: %s", r.body)
+	}
+	// The tunnel ended with that answer: a retry is a new CONNECT, held again.
+	res3 := rig.get("https://" + target + "/retry")
+	p3 := rig.pendingOne(t)
+	if p3.ID == p.ID {
+		t.Fatal("retry reused the refused entry")
+	}
+	_, _ = rig.q.Decide(context.Background(), p3.ID, approval.Verdict{Approver: "t"})
+	<-res3
 }
 
 func waitUntil(t *testing.T, d time.Duration, ok func() bool) {

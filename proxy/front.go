@@ -105,9 +105,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		return s.rejectConnect(ctx, ev, denied(host, rule)), target
 	case policy.ActionAsk: // no rule names the host: hold the CONNECT for a person, then tunnel
 		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, port, ""); e != nil {
-			// A client shows only the status line of a refused CONNECT;
-			// the JSON body is there for those that read it.
-			return s.rejectConnect(ctx, ev, e), target
+			return s.refuseInside(ctx, ev, agent, host, port, e), target
 		}
 		fallthrough
 	case policy.ActionTunnel:
@@ -150,6 +148,24 @@ func denied(host string, rule *policy.Rule) *Error {
 		"add a rule for this agent and host to the policy; `airlock policy explain` shows which rule applies")
 }
 
+// refuseInside records the refusal e of a CONNECT, then completes the
+// CONNECT and answers the requests inside the tunnel with e: a client
+// shows only the status line of a refused CONNECT, but reads the JSON of
+// a refused request (DESIGN: deny after the TLS handshake).
+func (s *Server) refuseInside(ctx *goproxy.ProxyCtx, ev *event, agent, host string, port int, e *Error) *goproxy.ConnectAction {
+	ev.fail(e)
+	s.record(ev)
+	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port)), refuse: e}
+	release, ok := s.guard.conns.acquire(agent) // the per-agent connection cap holds here too
+	if !ok {
+		ctx.Resp = e.Response(ctx.Req)
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}
+	}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
+		s.mitm(&releaseConn{Conn: c, release: release}, t)
+	}}
+}
+
 // tunnel is what the CONNECT established for a MITM'd connection.
 type tunnel struct {
 	agent    string
@@ -157,6 +173,7 @@ type tunnel struct {
 	port     int
 	hostPort string // host:port as the CONNECT named it, normalised (the pin's fast path)
 	scheme   string // "https", or "http" when the agent spoke plain HTTP inside
+	refuse   *Error // set: every request inside is answered with it (refuseInside)
 
 	// ctx is the connection's context (inner.go): the parent of the
 	// upstream requests made for it, cancelled when the agent is gone.

@@ -46,6 +46,11 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 // then runs the pipeline (judge).
 func (s *Server) decide(r *http.Request, t *tunnel, ev *event) (*decision, *Error) {
 	d := &decision{ev: ev}
+	if t != nil && t.refuse != nil { // a CONNECT refused after its handshake (front.go)
+		d.agent, ev.agent, ev.host, ev.port = t.agent, t.agent, t.host, t.port
+		r.Close = true // one answer, then the tunnel ends: a retry gets a new CONNECT (and hold)
+		return nil, t.refuse
+	}
 	if e := loopDetected(r); e != nil { // Via: airlock (hygiene.go)
 		return nil, e
 	}

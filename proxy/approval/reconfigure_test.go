@@ -13,7 +13,11 @@ type recordingNotifier struct {
 	ids []string
 }
 
-func (n *recordingNotifier) Notify(p Pending) { n.mu.Lock(); n.ids = append(n.ids, p.ID); n.mu.Unlock() }
+func (n *recordingNotifier) Notify(p Pending) {
+	n.mu.Lock()
+	n.ids = append(n.ids, p.ID)
+	n.mu.Unlock()
+}
 
 func (n *recordingNotifier) count() int { n.mu.Lock(); defer n.mu.Unlock(); return len(n.ids) }
 
