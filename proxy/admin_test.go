@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -64,4 +65,24 @@ func TestAdminToken(t *testing.T) {
 	if w.Code != http.StatusUnauthorized {
 		t.Fatalf("no token configured: %d", w.Code)
 	}
+}
+
+// FuzzAdminAuth: an Authorization header is accepted exactly when it is
+// "Bearer" (any case) and the token, never for anything shorter, longer or
+// different, and never panics.
+func FuzzAdminAuth(f *testing.F) {
+	const tok = "alk_admin_fuzz0123456789abcdef"
+	for _, s := range []string{"", "Bearer " + tok, "bearer " + tok, "Bearer  " + tok + " ", "Bearer " + tok[:5], "Basic " + tok, "Bearer", "Bearer \x00"} {
+		f.Add(s)
+	}
+	a := &adminAuth{token: adminTokenDigest(tok)}
+	f.Fuzz(func(t *testing.T, h string) {
+		r := httptest.NewRequest("GET", "/v1/status", nil)
+		r.Header["Authorization"] = []string{h}
+		got := a.authorized(r)
+		want := len(h) > 7 && strings.EqualFold(h[:7], "bearer ") && strings.TrimSpace(h[7:]) == tok
+		if got != want {
+			t.Fatalf("authorized(%q) = %v, want %v", h, got, want)
+		}
+	})
 }
