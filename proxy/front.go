@@ -108,6 +108,11 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 			return a, t
 		}
 		return s.denyInsideTunnel(ctx, ev, host, denied(host, rule)), target // the JSON inside the tunnel (connectdeny.go)
+	case policy.ActionAsk: // no rule names the host: hold the CONNECT for a person, then tunnel
+		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, port, ""); e != nil {
+			return s.denyInsideTunnel(ctx, ev, host, e), target
+		}
+		fallthrough
 	case policy.ActionTunnel:
 		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (conncap.go)
 			return reject, target

@@ -30,6 +30,8 @@ type serveOptions struct {
 	ops        opsFlags  // audit log, pprof (serveops.go)
 	hard       hardFlags // timeouts, per-agent caps (servehard.go)
 	rpc        rpcFlags  // SanctumAI door (serverpc.go)
+
+	adminToken string // from the vault (admintoken.go), set by buildServer
 }
 
 // serveCmd declares the flags of `airlock serve`.
@@ -82,7 +84,7 @@ func cmdServe(g *globals, o *serveOptions) error {
 	logw.OnDrop(srv.Metrics().LogDropped.Inc)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, srv, o, log)
+	return run(ctx, g, srv, o, log)
 }
 
 // buildServer unlocks the vault, loads the CA and the policy: everything
@@ -94,6 +96,9 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	}
 	ca, err := loadCA(g.home, v)
 	if err != nil {
+		return nil, err
+	}
+	if o.adminToken, err = ensureAdminToken(v); err != nil { // admintoken.go
 		return nil, err
 	}
 	pol, err := policy.Load(o.policyPath)
@@ -111,7 +116,7 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 // run opens the ports (the proxy port first, so a second serve names it;
 // requests wait in its backlog until everything is up), serves until ctx
 // ends, then drains.
-func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
+func run(ctx context.Context, g *globals, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
 	l, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return withHint(fmt.Errorf("proxy listener %s: %w", o.listen, err), "is another `airlock serve` running? stop it, or pick another address with --listen (and AIRLOCK_LISTEN for the agents)")
@@ -128,16 +133,25 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 	}
 	defer stopRPC()
 	var admin *http.Server
+	var al net.Listener
 	adminAddr := "off"
 	if o.admin != "off" {
-		al, err := net.Listen("tcp", o.admin)
+		al, err = net.Listen("tcp", o.admin)
 		if err != nil {
 			return withHint(fmt.Errorf("admin listener: %w", err), "pick another address with --admin, or --admin off")
 		}
-		admin = &http.Server{Handler: o.ops.adminHandler(srv), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(al) }()
 		adminAddr = al.Addr().String()
 		srv.ProtectAddr(al.Addr()) // never proxy to our own admin port
+		defer al.Close()
+	}
+	appr, err := startApprovals(g, srv, o, adminAddr, log) // approval queue, console (approve.go)
+	if err != nil {
+		return err
+	}
+	defer appr.Close()
+	if al != nil {
+		admin = &http.Server{Handler: o.ops.adminHandler(srv, o.adminToken, consoleHandler(appr)), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(al) }()
 	}
 	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
 		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
