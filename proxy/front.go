@@ -54,7 +54,7 @@ func (s *Server) authenticate(r *http.Request) (string, *Error) {
 	if v == nil {
 		return "", vaultLocked()
 	}
-	if _, ok := v.Snapshot().AuthenticateToken(name, token); !ok {
+	if _, ok := v.Snapshot().AuthenticateToken(name, token); !ok && !authenticateRunToken(v.Snapshot(), name, token) { // runtoken.go
 		return "", newError(http.StatusProxyAuthRequired, CodeAuthFailed,
 			"unknown agent or wrong token",
 			"check the agent name and token; `airlock agent list` shows agents, `airlock agent rotate NAME` issues a new token")
@@ -163,6 +163,12 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		_ = c.Close()
 		return
 	}
+	s.serveMITM(c, t)
+}
+
+// serveMITM terminates c's TLS (or reads plain HTTP) as t and serves the
+// requests inside; CONNECT after its 200, the transparent door at once.
+func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	first, pc, err := sniff(c, 10*time.Second)
 	if err != nil {
 		_ = c.Close()

@@ -91,6 +91,7 @@ func (d *doctor) run() {
 	d.checkSourceDefs()
 	d.checkPort()
 	d.checkShellProxy()
+	d.checkIsolation() // isolatecmd.go
 }
 
 func (d *doctor) report() doctorReport {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/internal/isolate"
-	"github.com/airlock/airlock/vault"
 )
 
 const usageRunIsolate = "airlock run --isolate [--agent NAME] [--ttl D] -- CMD [ARGS...]"
@@ -46,23 +45,9 @@ func addRunIsolateFlags(fs *flagSet) runIsolateFlags {
 	}
 }
 
-// runCredential issues the run's identity. Until the agents registry can
-// mint per-run tokens, it returns the agent's own token and revokes
-// nothing (the lead replaces it with a registry-backed implementation).
-var runCredential isolate.RunCredential = keyFileCredential{}
-
-// keyFileCredential derives the token from keys/NAME.key.
-type keyFileCredential struct{ h home }
-
-func (k keyFileCredential) Issue(_ context.Context, agent string, ttl time.Duration) (isolate.Credential, error) {
-	seed, err := readAgentSeed(k.h, agent)
-	if err != nil {
-		return isolate.Credential{}, err
-	}
-	return isolate.Credential{Agent: agent, Token: vault.ProxyToken(seed), ExpiresAt: time.Now().Add(ttl)}, nil
-}
-
-func (keyFileCredential) Revoke(context.Context, isolate.Credential) error { return nil }
+// runCredential issues the run's identity: a fresh token registered in the
+// vault with the run's TTL (runcred.go); tests swap it.
+var runCredential isolate.RunCredential = vaultRunCredential{}
 
 // runIsolated runs argv isolated: every TCP connection goes to the proxy
 // at defaultListen() as a CONNECT with the run's credential.
@@ -75,9 +60,9 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 		return err
 	}
 	creds := runCredential
-	if kf, ok := creds.(keyFileCredential); ok {
-		kf.h = g.home
-		creds = kf
+	if vc, ok := creds.(vaultRunCredential); ok {
+		vc.h, vc.proxyAddr = g.home, defaultListen()
+		creds = vc
 	}
 	ctx := context.Background()
 	cred, err := creds.Issue(ctx, name, ttl)

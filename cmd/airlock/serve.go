@@ -27,9 +27,10 @@ type serveOptions struct {
 	policyPath string
 	logFormat  string
 	drain      time.Duration
-	ops        opsFlags  // audit log, pprof (serveops.go)
-	hard       hardFlags // timeouts, per-agent caps (servehard.go)
-	rpc        rpcFlags  // SanctumAI door (serverpc.go)
+	ops        opsFlags          // audit log, pprof (serveops.go)
+	hard       hardFlags         // timeouts, per-agent caps (servehard.go)
+	rpc        rpcFlags          // SanctumAI door (serverpc.go)
+	trans      *transparentFlags // --transparent door (transparentcmd.go)
 }
 
 // serveCmd declares the flags of `airlock serve`.
@@ -43,6 +44,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.ops.register(fs)
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
+	o.trans = addServeTransparentFlags(fs)
 	return func([]string) error {
 		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
 		if err := o.resolveLogFormat(Stderr); err != nil {
@@ -126,6 +128,11 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		return err
 	}
 	defer stopRPC()
+	stopTrans, err := startTransparent(ctx, srv, o.trans, log) // transparentcmd.go
+	if err != nil {
+		return err
+	}
+	defer stopTrans()
 	var admin *http.Server
 	adminAddr := "off"
 	if o.admin != "off" {
