@@ -103,7 +103,10 @@ func isolateOptions(h home, cred isolate.Credential, argv []string) (isolate.Opt
 	}
 	probe.Close()
 	files := map[string][]byte{}
-	for _, p := range []string{h.BundlePath(), h.CAPath()} {
+	if _, err := ensureWgetrc(h); err != nil { // wget trusts the CA only through it
+		return isolate.Options{}, err
+	}
+	for _, p := range []string{h.BundlePath(), h.CAPath(), h.WgetrcPath()} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return isolate.Options{}, withHint(fmt.Errorf("read %s: %w", p, err), "run `airlock init` first")
