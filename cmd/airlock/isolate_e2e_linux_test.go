@@ -447,10 +447,10 @@ echo "PROXY=$HTTPS_PROXY"
 cat "$1"/keys/*.key 2>/dev/null && echo LEAK-KEYS
 cat "$1"/airlock.vault >/dev/null 2>&1 && echo LEAK-VAULT
 cat /proc/"$2"/environ >/dev/null 2>&1 && echo LEAK-ENVIRON
-curl -s --max-time 5 --noproxy '*' https://unlisted.example.org/ >/dev/null 2>&1 && echo REACHED-UNLISTED
-curl -s --max-time 5 --noproxy '*' http://127.0.0.1:"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-LOOPBACK
-curl -s --max-time 5 --noproxy '*' http://"$HOSTIP":"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-HOST
-curl -s --max-time 5 -x "$HTTPS_PROXY" http://"$HOSTIP":"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-PROXY
+curl -s --fail --max-time 5 --noproxy '*' https://unlisted.example.org/ >/dev/null 2>&1 && echo REACHED-UNLISTED
+curl -s --fail --max-time 5 --noproxy '*' http://127.0.0.1:"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-LOOPBACK
+curl -s --fail --max-time 5 --noproxy '*' http://"$HOSTIP":"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-HOST
+curl -s --fail --max-time 5 -x "$HTTPS_PROXY" http://"$HOSTIP":"$3"/metrics >/dev/null 2>&1 && echo REACHED-ADMIN-PROXY
 /usr/bin/python3 - "$HOSTIP" "$4" <<'EOF'
 import socket, sys
 for dst in (sys.argv[1], "127.0.0.1", "192.0.2.1"):
@@ -549,8 +549,8 @@ func TestIsolatedTTL(t *testing.T) {
 	ie := newIsoEnv(t)
 	u := "https://api.example.test/ttl"
 	script := `curl -sS --max-time 10 "$1" && echo FIRST-OK; sleep 3.5
-curl -s --max-time 10 "$1" >/dev/null 2>&1 && echo LATE-PROXY-OK
-curl -s --max-time 10 --noproxy '*' "$1" >/dev/null 2>&1 && echo LATE-DIRECT-OK
+curl -s --fail --max-time 10 "$1" >/dev/null 2>&1 && echo LATE-PROXY-OK
+curl -s --fail --max-time 10 --noproxy '*' "$1" >/dev/null 2>&1 && echo LATE-DIRECT-OK
 true`
 	r := ie.e.run("", "run", "--isolate", "--agent", "bot", "--ttl", "3s", "--", "sh", "-c", script, "sh", u)
 	if r.code != 0 || !strings.Contains(r.stdout, "FIRST-OK") || !strings.Contains(r.stdout, digestHex("Bearer "+ie.openai)) {
