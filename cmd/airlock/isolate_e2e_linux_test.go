@@ -284,9 +284,16 @@ type isoEnv struct {
 	wantAnth   string
 }
 
-func newIsoEnv(t *testing.T, serveArgs ...string) *isoEnv {
+func newIsoEnv(t *testing.T) *isoEnv {
 	t.Helper()
 	skipUnlessIsolation(t)
+	return newIsoEnvArgs(t)
+}
+
+// newIsoEnvArgs is newIsoEnv without the isolation check, serve given
+// serveArgs.
+func newIsoEnvArgs(t *testing.T, serveArgs ...string) *isoEnv {
+	t.Helper()
 	e := initEnv(t)
 	ie := &isoEnv{e: e, openai: randomSecret(t, "sk-proj-"), anthropic: randomSecret(t, "sk-ant-")}
 	e.ok(ie.openai+"\n", "vault", "set", "test/openai")
@@ -561,4 +568,116 @@ true`
 			t.Errorf("%s: the run credential worked past --ttl\n%s", bad, r)
 		}
 	}
+}
+
+// redirectNetns is a test network namespace joined to the host by a veth
+// whose TCP (ports 80 and 443) a host nftables rule redirects to port, as
+// a host firewall in front of `serve --transparent` would.
+type redirectNetns struct {
+	name, hostIP, nsIP, hostIf, table string
+}
+
+func newRedirectNetns(t *testing.T) *redirectNetns {
+	t.Helper()
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	id := os.Getpid()%10000 + rand.IntN(1000)*10000
+	n := &redirectNetns{name: fmt.Sprintf("airlock-wt-%d", id)}
+	oct := 1 + rand.IntN(250)
+	n.hostIP, n.nsIP = fmt.Sprintf("100.126.%d.1", oct), fmt.Sprintf("100.126.%d.2", oct)
+	hostIf, nsIf := fmt.Sprintf("awt%dh", id%100000), fmt.Sprintf("awt%dn", id%100000)
+	n.hostIf, n.table = hostIf, fmt.Sprintf("airlock_wt_%d", id)
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	sh("ip", "netns", "add", n.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", n.name).Run() })
+	sh("ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", n.name)
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", hostIf).Run() })
+	sh("ip", "addr", "add", n.hostIP+"/30", "dev", hostIf)
+	sh("ip", "link", "set", hostIf, "up")
+	sh("ip", "-n", n.name, "link", "set", "lo", "up")
+	sh("ip", "-n", n.name, "addr", "add", n.nsIP+"/30", "dev", nsIf)
+	sh("ip", "-n", n.name, "link", "set", nsIf, "up")
+	sh("ip", "-n", n.name, "route", "add", "default", "via", n.hostIP)
+	return n
+}
+
+// redirect installs the host rule sending the namespace's TCP to port.
+func (n *redirectNetns) redirect(t *testing.T, port int) {
+	t.Helper()
+	table, hostIf := n.table, n.hostIf
+	rules := fmt.Sprintf(`table ip %s {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname "%s" tcp dport { 80, 443 } redirect to :%d
+  }
+}`, table, hostIf, port)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", table).Run() })
+}
+
+// freePort returns a TCP port free on ip now.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ip+":0")
+	must(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestServeTransparentRedirect: `serve --transparent` behind a host
+// redirect rule. A client in the test namespace with no proxy settings at
+// all (its DNS points the name at a documentation address) is intercepted,
+// attributed to its agent by source address, and gets the key injected;
+// a host no rule names is refused and counted on the transparent door.
+func TestServeTransparentRedirect(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespace, veth and nftables")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) is not installed")
+	}
+	n := newRedirectNetns(t)
+	port := freePort(t, n.hostIP)
+	n.redirect(t, port)
+	ie := newIsoEnvArgs(t, "--transparent", net.JoinHostPort(n.hostIP, strconv.Itoa(port)),
+		"--transparent-source", n.nsIP+"/32=bot")
+	waitUntil(t, 10*time.Second, "the transparent door listening", func() bool {
+		return strings.Contains(ie.s.logs.String(), "transparent door listening")
+	})
+	ca := filepath.Join(ie.e.home, "ca.pem")
+	client := func(args ...string) (string, error) {
+		out, err := exec.Command("ip", append([]string{"netns", "exec", n.name, "env", "-u", "HTTPS_PROXY", "-u", "https_proxy", "-u", "HTTP_PROXY", "-u", "http_proxy",
+			"curl", "-sS", "--fail", "--max-time", "10", "--cacert", ca}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := client("--resolve", "api.example.test:443:203.0.113.7", "https://api.example.test/transparent")
+	if err != nil || !strings.Contains(out, digestHex("Bearer "+ie.openai)) {
+		t.Fatalf("redirected client not injected: %v\n%s\nserve logs:\n%s", err, out, tail(ie.s.logs.String(), 3000))
+	}
+	ie.leaks(t, "the client's output", out)
+	out, err = client("--resolve", "api.example.test:80:203.0.113.7", "http://api.example.test/plain")
+	if err == nil && !strings.Contains(out, digestHex("Bearer "+ie.openai)) {
+		t.Fatalf("plain HTTP answered without airlock's injection:\n%s", out)
+	}
+	t.Logf("plain HTTP through the transparent door: err=%v %s", err, out)
+	before := ie.s.metric(t, `door="transparent"`, `code="ACCESS_DENIED"`, `agent="bot"`)
+	if out, err := client("--resolve", "unlisted.example.org:443:203.0.113.7", "https://unlisted.example.org/"); err == nil {
+		t.Fatalf("a host no rule names was reached:\n%s", out)
+	}
+	waitUntil(t, 5*time.Second, "the transparent deny counted", func() bool {
+		return ie.s.metric(t, `door="transparent"`, `code="ACCESS_DENIED"`, `agent="bot"`) > before
+	})
+	ie.leaks(t, "serve's logs", ie.s.logs.String())
 }
