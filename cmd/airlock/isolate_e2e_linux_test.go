@@ -71,14 +71,18 @@ type fakeLLM struct {
 
 const chunkGap = 250 * time.Millisecond
 
-func newFakeLLM(t *testing.T) *fakeLLM {
+func newFakeLLM(t testing.TB) *fakeLLM {
 	t.Helper()
 	ca, err := certs.NewCA("isolate e2e API", time.Now())
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var leaves []tls.Certificate
 	for _, n := range isoNames {
 		l, err := ca.Mint(n, time.Now())
-		must(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
 		leaves = append(leaves, *l)
 	}
 	var ln net.Listener
@@ -97,7 +101,9 @@ func newFakeLLM(t *testing.T) *fakeLLM {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	caFile := filepath.Join(t.TempDir(), "api-ca.pem")
-	writeFile(t, caFile, string(ca.CertPEM))
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return &fakeLLM{ip: ip, caFile: caFile}
 }
 
@@ -181,9 +187,18 @@ type isoServing struct {
 
 var adminRE = regexp.MustCompile(`"?admin"?[=:]"?([0-9.:]+)`)
 
-// serveWithHosts starts `airlock serve` (admin on a free port) in its own
-// mount namespace whose /etc/hosts maps isoNames to the fake.
+// serveWithHosts starts `airlock serve` for e (see startIsoServe) and
+// points e's later `airlock run` calls at it.
 func (e *tenv) serveWithHosts(t *testing.T, api *fakeLLM, extra ...string) *isoServing {
+	t.Helper()
+	s := startIsoServe(t, e.environ(), api, extra...)
+	e.env["AIRLOCK_LISTEN"] = s.addr
+	return s
+}
+
+// startIsoServe starts `airlock serve` (admin on a free port) in its own
+// mount namespace whose /etc/hosts maps isoNames to the fake.
+func startIsoServe(t testing.TB, environ []string, api *fakeLLM, extra ...string) *isoServing {
 	t.Helper()
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	var b strings.Builder
@@ -191,14 +206,18 @@ func (e *tenv) serveWithHosts(t *testing.T, api *fakeLLM, extra ...string) *isoS
 	for _, n := range isoNames {
 		b.WriteString(api.ip + " " + n + "\n")
 	}
-	writeFile(t, hosts, b.String())
+	if err := os.WriteFile(hosts, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"--mount", "sh", "-c", `mount --bind "$0" /etc/hosts && exec "$@"`, hosts,
 		airlockBin, "serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command("unshare", args...)
-	cmd.Env = append(e.environ(), "SSL_CERT_FILE="+api.caFile)
+	cmd.Env = append(environ, "SSL_CERT_FILE="+api.caFile)
 	s := &serving{logs: &lockedBuffer{}}
 	cmd.Stderr = s.logs
-	must(t, cmd.Start())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	s.pid = cmd.Process.Pid
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -233,7 +252,6 @@ func (e *tenv) serveWithHosts(t *testing.T, api *fakeLLM, extra ...string) *isoS
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	e.env["AIRLOCK_LISTEN"] = is.addr
 	return is
 }
 
