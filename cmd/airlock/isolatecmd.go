@@ -40,7 +40,7 @@ type runIsolateFlags struct {
 // Then add `d.checkIsolation()` to doctor.run.
 func addRunIsolateFlags(fs *flagSet) runIsolateFlags {
 	return runIsolateFlags{
-		isolate: fs.Bool("isolate", false, "run CMD in its own namespaces where airlock is the only way out (root)"),
+		isolate: fs.Bool("isolate", false, "run CMD in its own namespaces where airlock is the only way out (Linux; see airlock doctor)"),
 		ttl:     fs.Duration("ttl", defaultRunTTL, "lifetime of the run's credential (with --isolate)"),
 	}
 }
