@@ -123,3 +123,18 @@ func authenticateRunToken(d *vault.Data, name, token string) bool {
 	a := d.Agents[name]
 	return a != nil && !a.Disabled
 }
+
+// AuthenticateAgent reports whether token is agent's proxy token or one of
+// its live run tokens (the hand-off door's check; the proxy port uses the
+// same through Proxy-Authorization).
+func (s *Server) AuthenticateAgent(agent, token string) bool {
+	v := s.Vault()
+	if v == nil {
+		return false
+	}
+	d := v.Snapshot()
+	if _, ok := d.AuthenticateToken(agent, token); ok {
+		return true
+	}
+	return authenticateRunToken(d, agent, token)
+}

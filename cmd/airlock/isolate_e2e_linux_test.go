@@ -508,7 +508,7 @@ func TestIsolatedHostile(t *testing.T) {
 	}()
 	udpPort := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
 	_, adminPort, _ := net.SplitHostPort(ie.s.admin)
-	deniedBefore := ie.s.metric(t, `agent="bot"`, `code="ACCESS_DENIED"`)
+	deniedBefore := ie.s.metric(t, `agent="bot"`, `code="ACCESS_DENIED"`, `door="transparent"`)
 
 	r := ie.runIsolated(t, "sh", "-c", hostileScript, "sh", ie.e.home, strconv.Itoa(ie.s.pid), adminPort, udpPort)
 	if r.code != 0 {
@@ -524,7 +524,7 @@ func TestIsolatedHostile(t *testing.T) {
 		t.Errorf("DNS answer is not airlock's (synthetic pool %v)\n%s", isolate.SyntheticPool, r)
 	}
 	waitUntil(t, 5*time.Second, "the unlisted host's deny counted", func() bool {
-		return ie.s.metric(t, `agent="bot"`, `code="ACCESS_DENIED"`) > deniedBefore
+		return ie.s.metric(t, `agent="bot"`, `code="ACCESS_DENIED"`, `door="transparent"`) > deniedBefore
 	})
 	select {
 	case p := <-got:

@@ -78,6 +78,9 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 	if err != nil {
 		return err
 	}
+	handler, closeHandoff := isolate.Handoff(handoffPath(g.home), opts.ProxyAddr, cred, nil)
+	defer closeHandoff()
+	opts.Handler = handler
 	code, err := isolate.Run(ctx, opts)
 	if err != nil {
 		return isolateHint(err)

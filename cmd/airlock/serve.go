@@ -31,11 +31,12 @@ type serveOptions struct {
 	hard       hardFlags         // timeouts, per-agent caps (servehard.go)
 	rpc        rpcFlags          // SanctumAI door (serverpc.go)
 	trans      *transparentFlags // --transparent door (transparentcmd.go)
+	home       home              // the hand-off socket's directory (handoffcmd.go)
 }
 
 // serveCmd declares the flags of `airlock serve`.
 func serveCmd(g *globals, fs *flagSet) runFunc {
-	o := &serveOptions{}
+	o := &serveOptions{home: g.home}
 	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen `ADDR` (agents connect here)")
 	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener `ADDR` (/healthz, /readyz, /metrics), or off")
 	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy `FILE`")
@@ -133,6 +134,11 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		return err
 	}
 	defer stopTrans()
+	stopHandoff, err := startHandoff(ctx, srv, handoffPath(o.home), log) // handoffcmd.go
+	if err != nil {
+		return err
+	}
+	defer stopHandoff()
 	var admin *http.Server
 	adminAddr := "off"
 	if o.admin != "off" {
