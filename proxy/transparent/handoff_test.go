@@ -143,3 +143,22 @@ func TestHandoffRefusals(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// FuzzHandoffMessage: any message without exactly one descriptor is
+// refused without a panic; the credential check always runs before a Conn
+// exists.
+func FuzzHandoffMessage(f *testing.F) {
+	f.Add([]byte(`{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443","server_name":"x","tls":true,"peeked":"FgM="}`))
+	f.Add([]byte(`{"agent":"bot","token":"good","orig_dst":"[::1]:80","extra":1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		authed := false
+		c, err := handoffConn(msg, nil, func(a, tok string) bool { authed = true; return true })
+		if err == nil || c != nil {
+			t.Fatalf("a message with no descriptor was accepted: %+v", c)
+		}
+		if authed {
+			t.Fatal("credential checked for a message with no descriptor")
+		}
+	})
+}
