@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,26 +27,27 @@ var errHandoffInUse = errors.New("hand-off socket in use by another airlock serv
 
 // startHandoff serves the hand-off socket at path with srv's transparent
 // door until the returned stop. A socket another serve answers on is left
-// alone (runs keep working through CONNECT); a stale one is replaced.
-func startHandoff(ctx context.Context, srv *proxy.Server, path string, log *zap.Logger) (stop func(), err error) {
+// alone, a stale one replaced; when none can be opened serve still runs
+// (isolated runs fall back to CONNECT), so it never fails.
+func startHandoff(ctx context.Context, srv *proxy.Server, path string, log *zap.Logger) (stop func()) {
 	if c, err := net.DialTimeout("unixpacket", path, time.Second); err == nil {
 		c.Close()
 		log.Warn("isolated runs will use CONNECT", zap.String("socket", path), zap.Error(errHandoffInUse))
-		return func() {}, nil
+		return func() {}
 	}
 	_ = os.Remove(path)
 	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	if err != nil {
-		return nil, withHint(fmt.Errorf("hand-off socket: %w", err), "check that the airlock home is writable")
+	if err == nil {
+		if err = os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+		}
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("hand-off socket: %w", err)
+	if err != nil { // a read-only home, or no seqpacket sockets (macOS): runs use CONNECT
+		log.Warn("isolated runs will use CONNECT", zap.String("socket", path), zap.Error(err))
+		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	go func() { // not waited for: live hand-offs end with their connections
 		if err := transparent.ServeHandoff(ctx, ln, srv.AuthenticateAgent, srv.HandleTransparent, log); err != nil {
 			log.Error("hand-off socket stopped", zap.Error(err))
 		}
@@ -55,5 +55,5 @@ func startHandoff(ctx context.Context, srv *proxy.Server, path string, log *zap.
 	return func() {
 		cancel()
 		_ = os.Remove(path)
-	}, nil
+	}
 }

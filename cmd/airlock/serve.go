@@ -134,11 +134,7 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		return err
 	}
 	defer stopTrans()
-	stopHandoff, err := startHandoff(ctx, srv, handoffPath(o.home), log) // handoffcmd.go
-	if err != nil {
-		return err
-	}
-	defer stopHandoff()
+	defer startHandoff(ctx, srv, handoffPath(o.home), log)() // handoffcmd.go
 	var admin *http.Server
 	adminAddr := "off"
 	if o.admin != "off" {
