@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -698,4 +699,46 @@ func TestServeTransparentRedirect(t *testing.T) {
 		return ie.s.metric(t, `door="transparent"`, `code="ACCESS_DENIED"`, `agent="bot"`) > before
 	})
 	ie.leaks(t, "serve's logs", ie.s.logs.String())
+}
+
+// TestIsolatedUnprivileged: an ordinary user (nobody) runs `airlock run
+// --isolate` in unprivileged mode (user + network namespace) against the
+// real serve; curl with and without the proxy variables gets the key
+// injected. serve's hand-off socket is root's (0600), so this run also
+// exercises the CONNECT fallback.
+func TestIsolatedUnprivileged(t *testing.T) {
+	skipUnlessIsolation(t)
+	if err := isolate.UserSupported(); err != nil {
+		t.Skipf("unprivileged mode unavailable here: %v", err)
+	}
+	ie := newIsoEnv(t)
+	const nobody = 65534
+	for d := ie.e.home; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		must(t, os.Chmod(d, 0o755))
+	}
+	must(t, filepath.Walk(ie.e.home, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, nobody, nobody)
+	}))
+	must(t, os.Chown(ie.e.home, 0, 0)) // the home stays root's directory, its files nobody's
+	must(t, os.Chmod(ie.e.home, 0o777))
+	binDir := t.TempDir()
+	must(t, os.Chmod(binDir, 0o755))
+	bin := filepath.Join(binDir, "airlock")
+	src, err := os.ReadFile(airlockBin)
+	must(t, err)
+	must(t, os.WriteFile(bin, src, 0o755))
+	script := `curl -sS --fail --max-time 10 --noproxy '*' https://api.example.test/user && echo
+curl -sS --fail --max-time 10 https://api.example.test/user-explicit && echo`
+	cmd := exec.Command(bin, "run", "--isolate", "--agent", "bot", "--", "sh", "-c", script)
+	cmd.Env = append(ie.e.environ(), "HOME=/tmp", "TMPDIR=/tmp")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, Setsid: true}
+	out, err := cmd.CombinedOutput()
+	want := digestHex("Bearer " + ie.openai)
+	if err != nil || strings.Count(string(out), want) != 2 {
+		t.Fatalf("unprivileged run: %v\n%s\nserve logs:\n%s", err, out, tail(ie.s.logs.String(), 2000))
+	}
+	ie.leaks(t, "the client's output", string(out))
 }
