@@ -59,6 +59,9 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 	if err != nil {
 		return err
 	}
+	if err := checkProxyUp(defaultListen()); err != nil { // before a run token is written (runcmd.go)
+		return err
+	}
 	creds := runCredential
 	if vc, ok := creds.(vaultRunCredential); ok {
 		vc.h, vc.proxyAddr = g.home, defaultListen()
