@@ -176,6 +176,12 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		_ = c.Close()
 		return
 	}
+	s.serveMITM(c, t)
+}
+
+// serveMITM terminates c's TLS (or reads plain HTTP) as t and serves the
+// requests inside; CONNECT after its 200, the transparent door at once.
+func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	first, pc, err := sniff(c, 10*time.Second)
 	if err != nil {
 		_ = c.Close()

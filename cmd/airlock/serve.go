@@ -27,16 +27,18 @@ type serveOptions struct {
 	policyPath string
 	logFormat  string
 	drain      time.Duration
-	ops        opsFlags  // audit log, pprof (serveops.go)
-	hard       hardFlags // timeouts, per-agent caps (servehard.go)
-	rpc        rpcFlags  // SanctumAI door (serverpc.go)
+	ops        opsFlags          // audit log, pprof (serveops.go)
+	hard       hardFlags         // timeouts, per-agent caps (servehard.go)
+	rpc        rpcFlags          // SanctumAI door (serverpc.go)
+	trans      *transparentFlags // --transparent door (transparentcmd.go)
+	home       home              // the hand-off socket's directory (handoffcmd.go)
 
 	adminToken string // from the vault (admintoken.go), set by buildServer
 }
 
 // serveCmd declares the flags of `airlock serve`.
 func serveCmd(g *globals, fs *flagSet) runFunc {
-	o := &serveOptions{}
+	o := &serveOptions{home: g.home}
 	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen `ADDR` (agents connect here)")
 	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener `ADDR` (/healthz, /readyz, /metrics), or off")
 	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy `FILE`")
@@ -45,6 +47,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.ops.register(fs)
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
+	o.trans = addServeTransparentFlags(fs)
 	return func([]string) error {
 		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
 		if err := o.resolveLogFormat(Stderr); err != nil {
@@ -132,6 +135,12 @@ func run(ctx context.Context, g *globals, srv *proxy.Server, o *serveOptions, lo
 		return err
 	}
 	defer stopRPC()
+	stopTrans, err := startTransparent(ctx, srv, o.trans, log) // transparentcmd.go
+	if err != nil {
+		return err
+	}
+	defer stopTrans()
+	defer startHandoff(ctx, srv, handoffPath(o.home), log)() // handoffcmd.go
 	var admin *http.Server
 	var al net.Listener
 	adminAddr := "off"
