@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/usage"
 )
 
 // Decisions recorded in audit lines and the requests metric.
@@ -42,9 +43,10 @@ type event struct {
 	status     int
 	bytes      int64
 	upstream   time.Duration
-	door       string // door.Proxy, door.RPC, ...; "" is the proxy
-	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
-	aborted    bool   // the response stream was cut mid-body
+	door       string        // door.Proxy, door.RPC, ...; "" is the proxy
+	operation  string        // door.OpProxy, door.OpSign, ...; "" is a proxied request
+	aborted    bool          // the response stream was cut mid-body
+	ticket     *usage.Ticket // LLM usage of a metered request (meter.go); nil: not metered
 }
 
 // fail marks the event as refused or failed with e.
@@ -119,6 +121,7 @@ func (s *Server) record(ev *event) {
 	if ev.aborted {
 		fields = append(fields, zap.Bool(audit.FieldAborted, true))
 	}
+	fields = meterFields(ev, fields) // model and tokens of a metered request (meter.go)
 	ce.Write(fields...)
 }
 

@@ -100,7 +100,8 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply}) // servehard.go
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, // servehard.go
+		UsageFile: usageStatePath(g.home)}) // usagecmd.go; closed by srv.Shutdown
 	if err != nil {
 		return nil, err
 	}

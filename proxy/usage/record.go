@@ -70,6 +70,7 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := m.store.Commit(ctx, t.id, charges, rec)
+	t.result.Store(&Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9})
 	m.count(t.target, name, rec)
 	fields := []zap.Field{zap.String(LogAgent, rec.Agent), zap.String(LogRule, rec.Rule),
 		zap.String(LogCredential, rec.Credential), zap.String(LogModel, name), zap.String(LogOutcome, string(outcome)),
