@@ -107,6 +107,12 @@ func (m *Meter) Reload(budgets []Budget, prices *Prices) error {
 		infos = append(infos, BudgetInfo{Name: b.Name, Unit: b.unit(), Limit: b.toUnit(b.limit()), Window: b.Window, Timezone: tz, WarnAt: b.WarnAt})
 	}
 	m.conf.Store(&conf{prices: prices, budgets: append([]Budget(nil), budgets...)})
+	if m.metrics != nil { // known budgets show at 0 before their first refusal or warning
+		for _, b := range budgets {
+			m.metrics.BudgetRejections.WithLabelValues(b.Name)
+			m.metrics.BudgetWarnings.WithLabelValues(b.Name)
+		}
+	}
 	if d, ok := m.store.(interface{ SetBudgets([]BudgetInfo) }); ok {
 		d.SetBudgets(infos)
 	}
