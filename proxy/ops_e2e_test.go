@@ -403,8 +403,14 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	getJSON(t, c, up.URL+"/bearer/x", nil)
 	getJSON(t, c, up.URL+"/forbidden/x", nil)
 	e.waitMetric("airlock_credential_uses_total", nil, 1)
-	exported := map[string]bool{}
 	_, text := e.adminGet("/metrics")
+	// The LLM panels: metrics of a serve with a budget after one metered request.
+	ue, oai, _, uagent := startUsageEnv(t, "  - {name: daily, scope: {rule: openai}, limit: {tokens: 100000}, window: day}", nil)
+	post(t, ue.client(uagent), oai.URL+"/v1/chat/completions", chatJSONBody)
+	ue.waitMetric("airlock_llm_requests_total", map[string]string{"outcome": "ok"}, 1)
+	_, utext := ue.adminGet("/metrics")
+	text += "\n" + utext
+	exported := map[string]bool{}
 	for _, line := range strings.Split(text, "\n") {
 		if f := strings.Fields(line); len(f) >= 3 && (f[1] == "TYPE") {
 			exported[f[2]] = true
