@@ -37,6 +37,10 @@ rules:
     credential: llm/anthropic
     usage: anthropic
     inject: {type: custom, header: x-api-key, format: "{secret}"}
+  - name: down
+    host: "127.0.0.1:{{DOWN}}"
+    credential: llm/openai
+    usage: openai
 budgets:
 {{BUDGETS}}
 `
@@ -60,7 +64,7 @@ func startUsageEnv(t *testing.T, budgets string, tune func(*llmFake)) (*env, *ll
 	if budgets == "" {
 		budgets = "  []"
 	}
-	e.writePolicy(strings.NewReplacer("{{OAI}}", oai.hostPort(), "{{ANT}}", ant.hostPort(), "{{BUDGETS}}", budgets).Replace(usagePolicy))
+	e.writePolicy(strings.NewReplacer("{{OAI}}", oai.hostPort(), "{{ANT}}", ant.hostPort(), "{{BUDGETS}}", budgets, "{{DOWN}}", closedPort(t)).Replace(usagePolicy))
 	e.serveWaited()
 	t.Cleanup(func() {
 		for _, k := range []string{openaiKey, anthropicKey} {
@@ -431,4 +435,38 @@ func nodeModulesDir(t *testing.T, pkgs ...string) string {
 		}
 	}
 	return dir
+}
+
+// TestUsageE2EReservationReleasedWithoutResponse: a request whose upstream
+// cannot be reached gets its 502 and gives its reservation back at once,
+// so the next request fits a budget with room for one.
+func TestUsageE2EReservationReleasedWithoutResponse(t *testing.T) {
+	t.Parallel()
+	per := int64(len(concBody)+2)/3 + 100
+	budget := fmt.Sprintf("  - name: one\n    scope: {agent: bot}\n    limit: {tokens: %d}\n    window: day\n", per+per/2)
+	e, oai, _, agent := startUsageEnv(t, budget, nil)
+	c := e.client(agent)
+	downURL := "https://" + ruleHost(t, e, "down") + "/v1/chat/completions"
+	if status, hdr, body := post(t, c, downURL, concBody); status != http.StatusBadGateway {
+		t.Fatalf("unreachable upstream: %d %v %s", status, hdr, body)
+	}
+	if status, _, body := post(t, c, oai.URL+"/v1/chat/completions", concBody); status != http.StatusOK {
+		t.Fatalf("after a failed request the budget refuses: %d %s", status, body)
+	}
+	e.waitMetric("airlock_llm_requests_total", map[string]string{"rule": "down", "outcome": "no_usage"}, 1)
+}
+
+// ruleHost is the host of a rule of the home's policy.
+func ruleHost(t *testing.T, e *env, rule string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.home, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(b), "- name: "+rule+"\n    host: \"")
+	host, _, ok := strings.Cut(rest, "\"")
+	if !ok {
+		t.Fatalf("no rule %s", rule)
+	}
+	return host
 }
