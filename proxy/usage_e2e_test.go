@@ -205,7 +205,7 @@ func TestUsageE2ECountsEqualProvider(t *testing.T) {
 				CachedInput              int64 `json:"cached_input"`
 				CacheWrite               int64 `json:"cache_write"`
 			}
-			CostUSD  float64 `json:"cost_usd"`
+			CostUSD float64 `json:"cost_usd"`
 		}
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
