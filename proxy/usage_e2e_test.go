@@ -2,9 +2,12 @@ package proxy_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -66,14 +69,42 @@ func startUsageEnv(t *testing.T, budgets string, tune func(*llmFake)) (*env, *ll
 	}
 	e.writePolicy(strings.NewReplacer("{{OAI}}", oai.hostPort(), "{{ANT}}", ant.hostPort(), "{{BUDGETS}}", budgets, "{{DOWN}}", closedPort(t)).Replace(usagePolicy))
 	e.serveWaited()
-	t.Cleanup(func() {
-		for _, k := range []string{openaiKey, anthropicKey} {
-			if strings.Contains(e.logs.String(), k) {
-				t.Errorf("airlock logs contain an API key")
+	t.Cleanup(func() { // the logs, the metrics and the state file hold no form of a key
+		state, _ := os.ReadFile(filepath.Join(e.home, "usage.json"))
+		e.keepMetrics() // serve may still run (stopped by the cleanup registered before this one)
+		m, _ := lastMetrics.LoadAndDelete(e)
+		metrics, _ := m.(string)
+		if metrics == "" {
+			t.Errorf("no /metrics kept to check for secrets")
+		}
+		for where, text := range map[string]string{"airlock logs": e.logs.String(), "/metrics": metrics, "usage.json": string(state)} {
+			for _, k := range []string{openaiKey, anthropicKey} {
+				for _, form := range []string{k, base64.StdEncoding.EncodeToString([]byte(k)), url.QueryEscape(k), hex.EncodeToString([]byte(k))} {
+					if strings.Contains(text, form) {
+						t.Errorf("%s contain an API key", where)
+					}
+				}
 			}
 		}
 	})
 	return e, oai, ant, agent
+}
+
+// lastMetrics keeps each env's /metrics from just before serve stopped
+// (*env → string), for the secret check at the end of a test.
+var lastMetrics sync.Map
+
+// keepMetrics appends the running serve's /metrics to lastMetrics.
+func (e *env) keepMetrics() {
+	resp, err := http.Get("http://" + e.adminAddr + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	old, _ := lastMetrics.Load(e)
+	s, _ := old.(string)
+	lastMetrics.Store(e, s+string(b))
 }
 
 // serveWaited starts serve; the test's cleanup stops it and waits for its
@@ -83,6 +114,7 @@ func (e *env) serveWaited() {
 	e.serve()
 	p := e.cmd.Process
 	e.t.Cleanup(func() {
+		e.keepMetrics()
 		_ = p.Signal(os.Interrupt)
 		waitExit(e.t, p)
 	})
@@ -103,6 +135,7 @@ func waitExit(t *testing.T, p *os.Process) {
 func (e *env) stopAndWait() {
 	e.t.Helper()
 	p := e.cmd.Process
+	e.keepMetrics()
 	e.stop()
 	waitExit(e.t, p)
 }
