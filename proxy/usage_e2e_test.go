@@ -503,3 +503,43 @@ func ruleHost(t *testing.T, e *env, rule string) string {
 	}
 	return host
 }
+
+// TestUsageE2EPolicyReloadReplacesBudgets: a policy change seen by the
+// running serve (its file watcher) replaces the budgets: usage already
+// counted stays, and the smaller limit refuses the next request.
+func TestUsageE2EPolicyReloadReplacesBudgets(t *testing.T) {
+	t.Parallel()
+	budget := func(limit int64) string {
+		return fmt.Sprintf("  - name: team\n    scope: {rule: openai}\n    limit: {tokens: %d}\n    window: day\n", limit)
+	}
+	e, oai, ant, agent := startUsageEnv(t, budget(1_000_000), nil)
+	c := e.client(agent)
+	if status, _, body := post(t, c, oai.URL+"/v1/chat/completions", concBody); status != http.StatusOK {
+		t.Fatalf("first request: %d %s", status, body)
+	}
+	e.waitMetric("airlock_llm_requests_total", map[string]string{"outcome": "ok"}, 1)
+	// 1234 + 567 tokens are used: a limit of 1900 leaves less than a reservation (133).
+	pol, err := os.ReadFile(filepath.Join(e.home, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writePolicy(strings.Replace(string(pol), budget(1_000_000), budget(1900), 1))
+	waitFor(t, 10*time.Second, func() error {
+		if v, _ := e.metric("airlock_policy_reloads_total", map[string]string{"result": "success"}); v < 1 {
+			return errors.New("policy not reloaded yet")
+		}
+		return nil
+	})
+	status, hdr, body := post(t, c, oai.URL+"/v1/chat/completions", concBody)
+	if status != http.StatusTooManyRequests || hdr.Get("X-Airlock-Error") != "BUDGET_EXCEEDED" ||
+		!bytes.Contains(body, []byte(`"limit":1900,"used":1801`)) {
+		t.Fatalf("after the reload: %d %s", status, body)
+	}
+	// The Anthropic rule is outside the budget's scope.
+	if status, _, body := post(t, c, ant.URL+"/v1/messages", msgSSEBody); status != http.StatusOK {
+		t.Errorf("unbudgeted rule: %d %s", status, body)
+	}
+	if hits := oai.hits.Load(); hits != 1 {
+		t.Errorf("upstream hits %d, want 1", hits)
+	}
+}
