@@ -49,8 +49,8 @@ budgets:
 `
 
 const (
-	openaiKey    = "sk-proj-usage-e2e-0123456789abcdefghij"
-	anthropicKey = "sk-ant-api03-usage-e2e-0123456789abcdef"
+	usageOpenAIKey    = "sk-proj-usage-e2e-0123456789abcdefghij"
+	usageAnthropicKey = "sk-ant-api03-usage-e2e-0123456789abcdef"
 )
 
 // startUsageEnv runs airlock serve with usagePolicy and budgets (YAML list
@@ -61,8 +61,8 @@ func startUsageEnv(t *testing.T, budgets string, tune func(*llmFake)) (*env, *ll
 	e := newEnv(t)
 	up := &upstream{Server: oai.Server}
 	e.upCAFile = up.caFile(t) // httptest servers share one certificate
-	e.setSecret("llm/openai", openaiKey)
-	e.setSecret("llm/anthropic", anthropicKey)
+	e.setSecret("llm/openai", usageOpenAIKey)
+	e.setSecret("llm/anthropic", usageAnthropicKey)
 	agent := e.addAgent("bot")
 	if budgets == "" {
 		budgets = "  []"
@@ -78,7 +78,7 @@ func startUsageEnv(t *testing.T, budgets string, tune func(*llmFake)) (*env, *ll
 			t.Errorf("no /metrics kept to check for secrets")
 		}
 		for where, text := range map[string]string{"airlock logs": e.logs.String(), "/metrics": metrics, "usage.json": string(state)} {
-			for _, k := range []string{openaiKey, anthropicKey} {
+			for _, k := range []string{usageOpenAIKey, usageAnthropicKey} {
 				for _, form := range []string{k, base64.StdEncoding.EncodeToString([]byte(k)), url.QueryEscape(k), hex.EncodeToString([]byte(k))} {
 					if strings.Contains(text, form) {
 						t.Errorf("%s contain an API key", where)
