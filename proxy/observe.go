@@ -42,6 +42,7 @@ func (s *Server) observe(resp *http.Response) error {
 	if err := s.scrubResponse(resp); err != nil {
 		return err
 	}
+	s.meterResponse(resp) // reads the scrubbed stream (meter.go)
 	if len(s.observers) == 0 || resp.Request == nil {
 		return nil
 	}

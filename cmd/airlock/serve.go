@@ -108,8 +108,9 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply,
-		SourceStatus: sourceStatusPath(g.home)}) // servehard.go
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, // servehard.go
+		SourceStatus: sourceStatusPath(g.home),
+		UsageFile:    usageStatePath(g.home)}) // usagecmd.go; closed by srv.Shutdown
 	if err != nil {
 		return nil, err
 	}
