@@ -81,6 +81,10 @@ var commands = []*command{
 		{name: "deny", args: "ID", summary: "refuse a held request", setup: approvalsDenyCmd},
 		{name: "watch", summary: "print one line per new held request until Ctrl-C", setup: approvalsWatchCmd},
 	}},
+	{name: "usage", dflt: "show", summary: "LLM tokens and cost by agent, model, credential or day; budgets", sub: []*command{
+		{name: "show", summary: "tokens and cost grouped --by agent, model, credential or day (the default)", setup: usageShowCmd},
+		{name: "budgets", summary: "each budget of the policy with a bar of what is used", setup: usageBudgetsCmd},
+	}},
 	{name: "console", summary: "print (or open) a one-time login URL for the web console", setup: consoleCmd},
 	{name: "env", summary: "print shell exports that route an agent through airlock", setup: envCmd},
 	{name: "run", args: "-- CMD [ARGS...]", summary: "run CMD with the airlock environment (and none of airlock's secrets)", setup: runCmd},

@@ -14,58 +14,61 @@ import (
 	"github.com/airlock/airlock/proxy/usage"
 )
 
-// Register in the command table with:
-//
-//	{name: "usage", usage: usageUsage, summary: "LLM tokens and cost by agent, model, credential or day; budgets", run: cmdUsage},
-const usageUsage = "airlock usage [--by agent|model|credential|day] [--since 7d|DATE] [--json] [--state FILE]\n       airlock usage budgets [--json] [--state FILE]"
-
 // usageStatePath is where `airlock serve` persists usage and budget state
 // (usage.OpenFile on this path).
 func usageStatePath(h home) string { return filepath.Join(h.Dir(), "usage.json") }
 
-// usageOptions are the parsed flags of `airlock usage`.
-type usageOptions struct {
-	by      string
-	since   string
-	json    bool
-	state   string
-	budgets bool
+// stateFlag declares --state on fs.
+func stateFlag(fs *flagSet) *string {
+	return fs.String("state", "", "usage state `FILE` (default HOME/usage.json, written by `airlock serve`)")
 }
 
-// usageFlagSet builds the flag set of `airlock usage`.
-func usageFlagSet(o *usageOptions) *flagSet {
-	fs := newFlagSet("usage", usageUsage)
-	fs.StringVar(&o.by, "by", "agent", "group by agent, model, credential or day")
-	fs.StringVar(&o.since, "since", "7d", "how far back: a duration (7d, 24h) or a date (2026-11-01, UTC)")
-	fs.BoolVar(&o.json, "json", false, "print one JSON document")
-	fs.StringVar(&o.state, "state", "", "usage state file (default HOME/usage.json)")
-	return fs
-}
-
-// cmdUsage runs `airlock usage` and `airlock usage budgets`.
-func cmdUsage(g *globals, args []string) error {
-	var o usageOptions
-	fs := usageFlagSet(&o)
-	if err := fs.Parse(args); err != nil {
-		return err
+// loadUsageState reads the state file named by --state (or the home's).
+func loadUsageState(g *globals, path string) (*usage.State, error) {
+	if path == "" {
+		path = usageStatePath(g.home)
 	}
-	switch {
-	case fs.NArg() == 1 && fs.Arg(0) == "budgets":
-		o.budgets = true
-	case fs.NArg() > 0:
-		return withHint(usageErrorf("unexpected argument %q", fs.Arg(0)), "usage: "+usageUsage)
-	}
-	if o.state == "" {
-		o.state = usageStatePath(g.home)
-	}
-	st, err := usage.LoadState(o.state)
+	st, err := usage.LoadState(path)
 	if err != nil {
-		return withHint(err, "the file is written by `airlock serve`; point --state at another copy, or move it away to start from zero")
+		return nil, withHint(err, "the file is written by `airlock serve`; point --state at another copy, or move it away to start from zero")
 	}
-	if o.budgets {
-		return printBudgets(Stdout, st, o.json, time.Now())
+	return st, nil
+}
+
+// usageShowCmd is `airlock usage [show]`: tokens and cost by a key.
+func usageShowCmd(g *globals, fs *flagSet) runFunc {
+	var o usageOptions
+	fs.StringVar(&o.by, "by", "agent", "group by `KEY`: agent, model, credential or day")
+	fs.StringVar(&o.since, "since", "7d", "how far back: a duration (7d, 24h) or a date (2026-11-01, UTC) (`WHEN`)")
+	fs.BoolVar(&o.json, "json", false, "print one JSON document")
+	state := stateFlag(fs)
+	return func([]string) error {
+		st, err := loadUsageState(g, *state)
+		if err != nil {
+			return err
+		}
+		return printUsageTable(Stdout, st, o, time.Now())
 	}
-	return printUsageTable(Stdout, st, o, time.Now())
+}
+
+// usageBudgetsCmd is `airlock usage budgets`: each budget with a bar.
+func usageBudgetsCmd(g *globals, fs *flagSet) runFunc {
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	state := stateFlag(fs)
+	return func([]string) error {
+		st, err := loadUsageState(g, *state)
+		if err != nil {
+			return err
+		}
+		return printBudgets(Stdout, st, *asJSON, time.Now())
+	}
+}
+
+// usageOptions are the parsed flags of `airlock usage show`.
+type usageOptions struct {
+	by    string
+	since string
+	json  bool
 }
 
 // parseSince turns --since into the first UTC day included.

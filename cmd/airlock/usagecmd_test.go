@@ -56,7 +56,7 @@ func runUsageCmd(t *testing.T, h home, args ...string) (string, string, error) {
 	savedOut, savedErr := Stdout, Stderr
 	Stdout, Stderr = &out, &errb
 	defer func() { Stdout, Stderr = savedOut, savedErr }()
-	err := cmdUsage(&globals{home: h}, args)
+	err := runCommand(&globals{home: h, table: commands}, commands, append([]string{"usage"}, args...), "airlock")
 	return out.String(), errb.String(), err
 }
 
