@@ -108,6 +108,7 @@ type Server struct {
 	front      *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL     *connListener
 	innerConns innerConns // MITM'd connections (inner.go)
+	h2         *h2Door    // MITM'd connections whose agent chose h2 (h2.go)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
@@ -155,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 	s.forward = s.newForwarder()
 	s.goproxy = s.newGoproxy()
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
+	s.h2 = s.newH2(s.front)
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
