@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,7 +35,8 @@ import (
 //   - streams reset before their handler runs are queued at most
 //     4 × [h2MaxStreams] deep; beyond that the connection ends with
 //     ENHANCE_YOUR_CALM (the rapid-reset fix of x/net);
-//   - the idle timeout of the front door closes quiet connections (GOAWAY).
+//   - the idle timeout of the front door closes quiet connections (GOAWAY);
+//   - Shutdown sends GOAWAY and waits for in-flight streams (drain).
 //
 // Protocol errors x/net counts are logged and counted
 // (airlock_h2_errors_total by x/net's fixed error names).
@@ -45,22 +47,40 @@ import (
 // upstream transport as a stream and copies trailers back (relay.go).
 
 const (
-	h2MaxStreams    = 250
-	h2StreamWindow  = 1 << 20
-	h2ConnWindow    = 4 << 20
-	h2MaxReadFrame  = 1 << 20
-	h2ShutdownGrace = 5 * time.Second
+	h2MaxStreams   = 250
+	h2StreamWindow = 1 << 20
+	h2ConnWindow   = 4 << 20
+	h2MaxReadFrame = 1 << 20
 )
 
 // h2Door serves the MITM'd connections whose agent chose h2.
 type h2Door struct {
-	srv  *http2.Server
-	base *http.Server // limits (MaxHeaderBytes, IdleTimeout, ErrorLog) and graceful shutdown
+	srv   *http2.Server
+	base  *http.Server // limits (MaxHeaderBytes, IdleTimeout, ErrorLog) and graceful shutdown
+	conns atomic.Int64 // connections being served (drain waits for 0)
+}
+
+// drain sends GOAWAY on every h2 connection and waits until they have
+// finished their streams and closed, or ctx ends.
+func (h *h2Door) drain(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	go func() { _ = h.base.Shutdown(ctx) }() // GOAWAY (http2.ConfigureServer's hook)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for h.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
 }
 
 // newH2 builds the HTTP/2 server of MITM'd connections. front is the
-// front door's server: its limits apply, and its Shutdown sends GOAWAY on
-// every h2 connection (in-flight streams finish).
+// front door's server: its limits apply. Server.Shutdown calls drain.
 func (s *Server) newH2(front *http.Server) *h2Door {
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "airlock_h2_errors_total",
@@ -89,13 +109,8 @@ func (s *Server) newH2(front *http.Server) *h2Door {
 		},
 	}
 	// ConfigureServer registers srv's graceful shutdown on base; base never
-	// serves, it only carries limits and the shutdown hook.
+	// serves, it only carries limits and the shutdown hook (drain).
 	_ = http2.ConfigureServer(base, srv)
-	front.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), h2ShutdownGrace)
-		defer cancel()
-		_ = base.Shutdown(ctx)
-	})
 	return &h2Door{srv: srv, base: base}
 }
 
@@ -108,6 +123,8 @@ func (s *Server) serveH2(c *tls.Conn, t *tunnel) bool {
 	// t.ctx stays nil: each upstream request derives from its stream's
 	// context, cancelled by RST_STREAM or when the connection ends.
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveStream(w, r, t) })
+	s.h2.conns.Add(1)
+	defer s.h2.conns.Add(-1)
 	s.h2.srv.ServeConn(c, &http2.ServeConnOpts{BaseConfig: s.h2.base, Handler: h})
 	_ = c.Close()
 	return true

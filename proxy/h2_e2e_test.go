@@ -278,3 +278,39 @@ func (e *env) h2TunnelRaw(agent *url.URL, target string) (*tls.Conn, string) {
 	e.t.Cleanup(func() { tc.Close() })
 	return tc, tc.ConnectionState().NegotiatedProtocol
 }
+
+// TestH2ShutdownFinishesInFlightStreams stops `airlock serve` while an
+// h2 stream is open: the stream must still deliver the rest of its events
+// and end cleanly (GOAWAY, then the drain), not be cut by the exit.
+func TestH2ShutdownFinishesInFlightStreams(t *testing.T) {
+	t.Parallel()
+	step := make(chan string)
+	e, up, agent := startH2Env(t, step)
+	c := e.defaultClient(agent)
+	resp, err := c.Get(up.URL + "/sse/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	step <- "before"
+	if line, _ := br.ReadString('\n'); line != "data: before\n" {
+		t.Fatalf("first event %q", line)
+	}
+	e.stop() // SIGINT: airlock starts shutting down
+	waitFor(t, 10*time.Second, func() error {
+		if !strings.Contains(e.logs.String(), `"shutting down"`) {
+			return fmt.Errorf("airlock has not started shutting down")
+		}
+		return nil
+	})
+	step <- "after"
+	close(step)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("stream cut by the shutdown: %v (got %q)", err, rest)
+	}
+	if !strings.Contains(string(rest), "data: after\n") {
+		t.Errorf("rest of the stream = %q, want the event sent during shutdown", rest)
+	}
+}

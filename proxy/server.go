@@ -289,8 +289,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
 	errInner := s.drainInner(ctx)
+	errH2 := s.h2.drain(ctx) // GOAWAY, then in-flight h2 streams (h2.go)
 	s.transport.CloseIdleConnections()
-	return errors.Join(errFront, errInner)
+	return errors.Join(errFront, errInner, errH2)
 }
 
 // drainInner closes idle MITM'd connections until none is busy or ctx
