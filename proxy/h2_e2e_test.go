@@ -23,6 +23,9 @@ import (
 // HTTP/2 from the agent through `airlock serve`: ALPN, injection, the
 // tunnel pin per stream, SSE, and the CONTINUATION-flood limit.
 
+// hanging counts the upstream requests to /hang/ still open.
+var hanging atomic.Int64
+
 // h2Seen is what the h2 upstream answers: the protocol it was spoken to
 // with and a digest of the Authorization it received.
 type h2Seen struct {
@@ -43,6 +46,11 @@ func h2Upstream(t *testing.T, step <-chan string) *httptest.Server {
 			fmt.Fprintf(w, "data: %s\n\n", ev)
 			w.(http.Flusher).Flush()
 		}
+	})
+	mux.HandleFunc("/hang/", func(w http.ResponseWriter, r *http.Request) {
+		hanging.Add(1)
+		defer hanging.Add(-1)
+		<-r.Context().Done() // until airlock cancels the request
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -312,5 +320,84 @@ func TestH2ShutdownFinishesInFlightStreams(t *testing.T) {
 	}
 	if !strings.Contains(string(rest), "data: after\n") {
 		t.Errorf("rest of the stream = %q, want the event sent during shutdown", rest)
+	}
+}
+
+// TestH2RapidResetCancelsUpstreamWork plays the CVE-2023-44487 attacker
+// against a path whose upstream hangs until cancelled: 100 streams are
+// opened until all reached the upstream, then reset — every reset must
+// cancel its upstream request; then 3000 streams are opened and reset at
+// once. Nothing may be left hanging upstream, and airlock keeps serving.
+func TestH2RapidResetCancelsUpstreamWork(t *testing.T) {
+	t.Parallel()
+	e, up, agent := startH2Env(t, nil)
+	target := strings.TrimPrefix(up.URL, "https://")
+	tc, _ := e.h2TunnelRaw(agent, target)
+	fr := http2.NewFramer(tc, tc)
+	if _, err := io.WriteString(tc, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	_ = fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	go func() { // drain what airlock sends (settings, GOAWAY, ...)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				t.Logf("GOAWAY %v", g.ErrCode)
+			}
+		}
+	}()
+	open := func(id uint32) error {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", "/hang/x"}} {
+			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	noneHanging := func() error {
+		if h := hanging.Load(); h != 0 {
+			return fmt.Errorf("%d upstream requests still open after their streams were reset", h)
+		}
+		return nil
+	}
+	const batch = 100
+	for id := uint32(1); id < 2*batch; id += 2 {
+		if err := open(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, func() error {
+		if n := hanging.Load(); n < batch {
+			return fmt.Errorf("%d of %d streams reached the upstream", n, batch)
+		}
+		return nil
+	})
+	for id := uint32(1); id < 2*batch; id += 2 {
+		if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, noneHanging)
+
+	sent := 0
+	for id := uint32(2*batch + 1); sent < 3000; id += 2 {
+		if open(id) != nil || fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			break // airlock ended the connection (ENHANCE_YOUR_CALM)
+		}
+		sent++
+	}
+	t.Logf("then %d streams opened and reset at once", sent)
+	waitFor(t, 20*time.Second, noneHanging)
+	resp, err := e.defaultClient(agent).Get(up.URL + "/v1/after")
+	if err != nil {
+		t.Fatalf("airlock after the flood: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("airlock after the flood: %d", resp.StatusCode)
 	}
 }
