@@ -99,6 +99,12 @@ func (s *echoServer) desc() *grpc.ServiceDesc {
 				return nil, status.Error(codes.FailedPrecondition, "upstream says no: 100% über")
 			}),
 			unary("Secret", func(context.Context, []byte) ([]byte, error) { return []byte("leaked"), nil }),
+			unary("Whoami", func(ctx context.Context, _ []byte) ([]byte, error) {
+				md, _ := metadata.FromIncomingContext(ctx)
+				auth := md.Get("authorization")[0]
+				_ = grpc.SetTrailer(ctx, metadata.Pairs("x-echo", auth))
+				return []byte("you sent " + auth + " ok"), nil // an echo of the secret
+			}),
 		},
 		Streams: []grpc.StreamDesc{
 			stream("Server", true, false, func(ss grpc.ServerStream) error {
@@ -423,4 +429,25 @@ func first(md metadata.MD, k string) string {
 		return v[0]
 	}
 	return ""
+}
+
+func TestGRPCEchoOfTheSecretIsScrubbed(t *testing.T) {
+	t.Parallel()
+	e, _, target, agent := startGRPCEnv(t)
+	cc := e.grpcClient(agent, target)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in, out := []byte("x"), []byte(nil)
+	var trail metadata.MD
+	if err := cc.Invoke(ctx, "/test.Echo/Whoami", &in, &out, grpc.Trailer(&trail)); err != nil {
+		t.Fatalf("Whoami: %v (a scrubbed message must still be a well-framed gRPC message)", err)
+	}
+	if string(out) != "you sent Bearer [REDACTED:test/bearer] ok" {
+		t.Errorf("message = %q", out)
+	}
+	if got := first(trail, "x-echo"); got != "Bearer [REDACTED:test/bearer]" {
+		t.Errorf("trailer x-echo = %q", got)
+	}
+	assertNoSecrets(t, "the agent's gRPC message", string(out))
+	assertNoSecrets(t, "the agent's gRPC trailers", fmt.Sprint(trail))
 }
