@@ -92,6 +92,9 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		e.report()
 		return nil
 	}
+	if isGRPC(resp.Header) { // length-prefixed messages, scrubbed one by one (grpcscrub.go)
+		return s.scrubGRPC(resp, r, e)
+	}
 	if whole, err := scrubWhole(resp, r, e); whole { // short known-length bodies (scrubfast.go)
 		return err
 	}

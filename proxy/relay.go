@@ -135,6 +135,9 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 	var flusher http.Flusher
 	if stream {
 		flusher, _ = w.(http.Flusher)
+		if flusher != nil {
+			flusher.Flush() // the head now: a stream's first event (or gRPC message) may be long in coming
+		}
 	}
 	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
 		d.aborted = true

@@ -121,6 +121,7 @@ type Server struct {
 	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL *connListener
 	inner  *h1.Server // the lean loop serving MITM'd connections (package h1)
+	h2     *h2Door    // MITM'd connections whose agent chose h2 (h2.go)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
@@ -180,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	s.inner = &h1.Server{ReadHeaderTimeout: s.front.ReadHeaderTimeout, IdleTimeout: s.front.IdleTimeout,
 		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
+	s.h2 = s.newH2(s.front)
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
@@ -315,8 +317,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
 	errInner := s.drainInner(ctx)
+	errH2 := s.h2.drain(ctx) // GOAWAY, then in-flight h2 streams (h2.go)
 	s.transport.CloseIdleConnections()
-	return errors.Join(errFront, errInner, s.closeMeter()) // meter.go
+	return errors.Join(errFront, errInner, errH2, s.closeMeter()) // meter.go
 }
 
 // drainInner closes idle MITM'd connections until none is busy or ctx

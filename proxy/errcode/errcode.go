@@ -186,8 +186,12 @@ func (e *Error) Header(h http.Header) {
 	}
 }
 
-// Write sends e as the response on w.
+// Write sends e as the response on w, or hands it to w's [Renderer].
 func (e *Error) Write(w http.ResponseWriter) {
+	if r := rendererOf(w); r != nil { // a door with its own wire form (gRPC: grpc.go)
+		r.RenderError(e)
+		return
+	}
 	e.Header(w.Header())
 	b := e.Body()
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
