@@ -78,7 +78,7 @@ type home struct {
 }
 
 func newHome(t *testing.T, bin string, up *fakeAPI) *home {
-	h := &home{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "home"), upCA: up.caFile, downPort: closedPort(t)}
+	h := &home{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "home"), upCA: up.caFile, downPort: refusingPort(t)}
 	h.cli("", "init")
 	return h
 }
@@ -179,6 +179,18 @@ func (h *home) client(t *testing.T, agent *url.URL) *http.Client {
 	tr := &http.Transport{Proxy: http.ProxyURL(&pu), TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// refusingPort is a loopback port that refuses connections: port 1
+// (tcpmux), which no test binds. A port picked from the ephemeral range and
+// closed could be handed to a later listener (serve's own, :0).
+func refusingPort(t *testing.T) string {
+	t.Helper()
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:1", time.Second); err == nil {
+		c.Close()
+		t.Fatal("something listens on 127.0.0.1:1; the upstream-error traffic needs a refusing port")
+	}
+	return "1"
 }
 
 func closedPort(t *testing.T) string {

@@ -1,9 +1,12 @@
 package examplescheck
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,8 +38,8 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	up := newFakeAPI(t)
 
 	enf := newHome(t, bin, up)
-	enf.cli("sk-api-5e1f0c9a7d\n", "vault", "set", "api/key", "--expires", "3d") // < 7 days: AirlockCredentialExpiring fires
-	enf.cli("sk-llm-8b2d4f6a1c\n", "vault", "set", "llm/openai")
+	enf.cli(apiKey+"\n", "vault", "set", "api/key", "--expires", "3d") // < 7 days: AirlockCredentialExpiring fires
+	enf.cli(llmKey+"\n", "vault", "set", "llm/openai")
 	bot, cheap := enf.agent("bot"), enf.agent("cheap")
 	enf.policy(enforcePolicy, up)
 	enf.serve(t)
@@ -50,12 +53,15 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	go func() { // steady traffic, so every rate() has two differing samples
+	down := enf.client(t, bot) // 30 upstream errors a second: AirlockUpstreamErrors (> 0.5/s over 5m) fires within seconds
+	go func() {                // steady traffic, so every rate() has two differing samples
 		defer close(done)
 		traffic(t, stop, []trafficCase{
 			{enf.client(t, bot), "GET", up.URL + "/api/x", 200},
 			{enf.client(t, bot), "GET", up.URL + "/forbidden/x", 403},
-			{enf.client(t, bot), "GET", "https://127.0.0.1:" + enf.downPort + "/x", 502},
+			{down, "GET", "https://127.0.0.1:" + enf.downPort + "/x", 502},
+			{down, "GET", "https://127.0.0.1:" + enf.downPort + "/y", 502},
+			{down, "GET", "https://127.0.0.1:" + enf.downPort + "/z", 502},
 			{enf.client(t, bot), "POST", up.URL + "/v1/chat/completions", 200},
 			{enf.client(t, cheap), "POST", up.URL + "/v1/chat/completions", 429},
 			{rep.client(t, repBot), "GET", up.URL + "/forbidden/x", 200},
@@ -63,6 +69,7 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 	}()
 	defer func() { close(stop); <-done }()
 
+	t.Logf("airlock and prometheus up after %v", time.Since(start).Round(100*time.Millisecond))
 	dash := dashboardExprs(t)
 	alerts := alertRules(t)
 	checks := len(dash) + 1
@@ -86,6 +93,10 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		}
 		return len(pending) == 0
 	})
+	t.Logf("dashboard checked after %v", time.Since(start).Round(100*time.Millisecond))
+	if len(pending) > 0 && !strings.Contains(scrape(t, enf.admin), "# TYPE airlock_llm_requests_total") {
+		t.Errorf("airlock serve exports no airlock_llm_* metrics after metered requests: is the LLM meter wired into serve?")
+	}
 	for e, why := range pending {
 		t.Errorf("dashboard expression returns no data: %s\n  %s", e, why)
 	}
@@ -106,6 +117,9 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		if !known {
 			t.Errorf("alert %s: not in alertFires; say whether this test's traffic makes it fire", a.Alert)
 		}
+		if want && len(res) == 0 { // a 5m rate needs a few seconds of errors
+			pollUntil(t, 10*time.Second, func() bool { res, err = prom.query(a.Expr); return err == nil && len(res) > 0 })
+		}
 		if fires := len(res) > 0; fires != want {
 			t.Errorf("alert %s fires=%v, want %v: %s", a.Alert, fires, want, a.Expr)
 		}
@@ -120,11 +134,42 @@ func TestDashboardAndAlertsAgainstRealPrometheus(t *testing.T) {
 		}
 	}
 	prom.rulesHealthy(t, len(alerts))
+	for _, h := range []*home{enf, rep} { // nothing scraped or logged holds a key
+		noSecrets(t, "/metrics", scrape(t, h.admin))
+		noSecrets(t, "airlock serve log", h.logs.String())
+	}
 	t.Logf("done in %v", time.Since(start).Round(100*time.Millisecond))
 }
 
+const (
+	apiKey = "sk-api-5e1f0c9a7d3b"
+	llmKey = "sk-llm-8b2d4f6a1c0e"
+)
+
+func noSecrets(t *testing.T, where, text string) {
+	t.Helper()
+	for _, k := range []string{apiKey, llmKey} {
+		for _, form := range []string{k, base64.StdEncoding.EncodeToString([]byte(k)), url.QueryEscape(k), hex.EncodeToString([]byte(k))} {
+			if strings.Contains(text, form) {
+				t.Errorf("%s contains a form of a stored key", where)
+			}
+		}
+	}
+}
+
+func scrape(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // alertFires says which alerts the test's traffic makes fire: a credential
-// expiring in 3 days, 10 upstream errors a second, one replica in job
+// expiring in 3 days, 30 upstream errors a second, one replica in job
 // airlock-fleet. The others are quiet when airlock is healthy.
 var alertFires = map[string]bool{
 	"AirlockDown":                false,
@@ -346,5 +391,31 @@ func pollUntil(t *testing.T, d time.Duration, fn func() bool) {
 	deadline := time.Now().Add(d)
 	for !fn() && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestSelectors: the selector extraction behind the alert check finds the
+// metrics an expression reads, and nothing else.
+func TestSelectors(t *testing.T) {
+	cases := map[string]struct {
+		expr string
+		want []string
+	}{
+		"comparison":  {`up{job=~"airlock.*"} == 0`, []string{`up{job=~"airlock.*"}`}},
+		"aggregation": {`max by (instance) (airlock_vault_sealed) == 1`, []string{"airlock_vault_sealed"}},
+		"range and matchers": {`sum by (instance) (rate(airlock_requests_total{code="UPSTREAM_ERROR"}[5m])) > 0.5`,
+			[]string{`airlock_requests_total{code="UPSTREAM_ERROR"}`}},
+		"and, offset": {`sum by (a) (rate(x_total[5m])) > 1 and sum by (a) (rate(x_total[1h] offset 5m))`, []string{"x_total"}},
+		"nested":      {`count by (job) (up{job="airlock-fleet"} == 1) < 2`, []string{`up{job="airlock-fleet"}`}},
+		"functions":   {`time() - max(airlock_config_last_reload_success_timestamp_seconds)`, []string{"airlock_config_last_reload_success_timestamp_seconds"}},
+		"histogram": {`histogram_quantile(0.5, sum by (le, rule) (rate(airlock_upstream_duration_seconds_bucket[1m])))`,
+			[]string{"airlock_upstream_duration_seconds_bucket"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := selectors(tc.expr); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("selectors(%s) = %q, want %q", tc.expr, got, tc.want)
+			}
+		})
 	}
 }
