@@ -81,6 +81,9 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if d == nil || d.cred == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
+	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (hygiene.go)
+		return partialError(err)
+	}
 	r := s.cachedReplacer(d) // memoised for static credentials (scrubpool.go)
 	if r == nil {
 		return nil
@@ -138,7 +141,7 @@ func plainBody(resp *http.Response) (io.Reader, error) {
 		return resp.Body, nil
 	case "gzip", "x-gzip":
 		resp.Header.Del("Content-Encoding")
-		return &lazyGzip{src: resp.Body}, nil
+		return scrub.RefuseCompressed(&lazyGzip{src: resp.Body}), nil // gzip inside gzip: refused
 	}
 	return nil, newError(http.StatusBadGateway, CodeUpstreamError,
 		fmt.Sprintf("upstream answered with Content-Encoding %q, which airlock cannot scrub for credential echoes", enc),

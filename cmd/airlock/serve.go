@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 )
 
 // serveOptions are the flags of `airlock serve`.
@@ -76,7 +77,7 @@ func newLogger(format string, w io.Writer) *zap.Logger {
 }
 
 func cmdServe(g *globals, o *serveOptions) error {
-	logw := proxy.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
+	logw := audit.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
 	defer func() { _ = logw.Close() }()
 	log := newLogger(o.logFormat, logw)
 	defer func() { _ = log.Sync() }()
