@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/testkit"
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/vault"
 )
@@ -267,13 +268,7 @@ func TestApprovalConnectAsk(t *testing.T) {
 
 func waitUntil(t *testing.T, d time.Duration, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, d, "condition", ok)
 }
 
 // TestApprovalConnectGivesUp: an agent that closes its connection while

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,28 +21,18 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
-// The end-to-end tests run the real airlock binary (built once here) as a
-// subprocess against real TLS upstreams on loopback.
+// The end-to-end tests run the real airlock binary (built once here, with
+// -race when the tests have it) as a subprocess against real TLS upstreams
+// on loopback.
 
 var airlockBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "airlock-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	airlockBin = filepath.Join(dir, "airlock")
-	out, err := exec.Command("go", "build", "-race", "-o", airlockBin, "../cmd/airlock").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build airlock: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.Main(m, &airlockBin, "../cmd/airlock", ""))
 }
 
 const testPassphrase = "correct horse battery staple"
@@ -317,20 +306,7 @@ func getJSON(t *testing.T, c *http.Client, rawURL string, hdr http.Header) (int,
 	return resp.StatusCode, s, resp.Header, string(body)
 }
 
-// waitFor polls fn until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is the module's one poll-to-a-deadline helper.
+var waitFor = testkit.WaitFor
 
 var _ = net.Dial

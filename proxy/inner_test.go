@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/testkit"
 	"github.com/airlock/airlock/proxy/internal/h1"
 )
 
@@ -243,11 +244,7 @@ func waitLog(t *testing.T, logs *lockedBuffer, want string) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-	}
+	testkit.WaitUntil(t, 5*time.Second, "condition", cond)
 }
 
 // Hop-by-hop headers stop at airlock in both directions (relay.go).

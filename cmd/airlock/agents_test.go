@@ -31,6 +31,7 @@ print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode())`
 // against a loopback TLS API and checks the API saw the injected
 // credential while the agent never had it.
 func TestRealAgents(t *testing.T) {
+	t.Parallel()
 	e := initEnv(t)
 	secret := randomSecret(t, "sk-agent-")
 	e.ok(secret+"\n", "vault", "set", "test/key")

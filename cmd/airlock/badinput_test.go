@@ -11,6 +11,7 @@ import (
 // TestBadInput runs every bad input of the foundation issue against the
 // real binary: exit code, message, hint, no panic.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		setup     func(e *tenv) // after init
 		noInit    bool          // start from an empty home
@@ -243,6 +244,7 @@ const badPolicy = "version: 1\nrules:\n  - name: x\n    hots: a.example\n"
 // TestMalformedEnvImportsNothing: the good lines before a bad one are not
 // half-imported.
 func TestMalformedEnvImportsNothing(t *testing.T) {
+	t.Parallel()
 	e := initEnv(t)
 	r := e.run("", "vault", "import-env", filepath.Join("testdata", "env", "malformed.env"))
 	wantError(t, r, exitFailure, "nothing imported")

@@ -11,6 +11,7 @@ import (
 // TestDemo runs `airlock demo` as a user would and checks the lines it
 // promises, its exit code, and that it leaves nothing behind.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	tmp := t.TempDir()
 	e.env["TMPDIR"] = tmp

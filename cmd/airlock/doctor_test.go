@@ -64,6 +64,7 @@ func runDoctor(t *testing.T, e *tenv) (result, doctorReport, map[string]checkRes
 }
 
 func TestDoctor(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		setup  func(t *testing.T, e *tenv)
 		code   int

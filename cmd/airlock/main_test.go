@@ -12,35 +12,22 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
-// airlockBin is the binary TestMain builds once.
+// airlockBin is the binary TestMain builds once (with -race when the tests
+// have it) for every subprocess test.
 var airlockBin string
 
 const testPassphrase = "correct horse battery staple"
 
+// TestMain builds airlock once and runs the tests with GORACE set so the
+// -race subprocesses do not sleep at exit. AIRLOCK_TEST_BIN runs the
+// end-to-end tests against another build, e.g. the code before a fix, to
+// see the hostile tests fail there.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "airlock-cli-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	airlockBin = filepath.Join(dir, "airlock")
-	build := exec.Command("go", "build", "-o", airlockBin, ".")
-	if old := os.Getenv("AIRLOCK_TEST_BIN"); old != "" {
-		// Run the end-to-end tests against another build, e.g. the code
-		// before a fix, to see the hostile tests fail there.
-		build = exec.Command("cp", old, airlockBin)
-	}
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build airlock:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testkit.Main(m, &airlockBin, ".", os.Getenv("AIRLOCK_TEST_BIN")))
 }
 
 // tenv runs the airlock binary against one temporary home.

@@ -43,6 +43,7 @@ func markedBlocks(md []byte) []string {
 }
 
 func TestReadmeBlocks(t *testing.T) {
+	t.Parallel()
 	md, err := os.ReadFile(filepath.Join("testdata", "readme", "README.md"))
 	must(t, err)
 	got := markedBlocks(md)
@@ -56,6 +57,7 @@ func TestReadmeBlocks(t *testing.T) {
 // TestReadmeQuickstart runs the README's marked quick-start blocks
 // literally, so the README cannot drift from the CLI.
 func TestReadmeQuickstart(t *testing.T) {
+	t.Parallel()
 	md, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatalf("read README.md: %v", err)

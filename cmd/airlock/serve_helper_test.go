@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/certs"
+	"github.com/airlock/airlock/internal/testkit"
 )
 
 // upstreamHost is where test APIs listen: loopback, but not in the
@@ -142,14 +143,5 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// waitUntil polls fn until it returns true or d passes.
-func waitUntil(t *testing.T, d time.Duration, what string, fn func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitUntil is the module's one poll-to-a-deadline helper.
+var waitUntil = testkit.WaitUntil

@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/airlock/airlock/internal/testkit"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
@@ -272,22 +272,7 @@ func toString(v any) string {
 	return ""
 }
 
-var errTimeout = errors.New("timed out")
-
-// waitFor polls f until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v: %v", errTimeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is the module's one poll-to-a-deadline helper.
+var waitFor = testkit.WaitFor
 
 func fieldString(k, v string) zap.Field { return zap.String(k, v) }

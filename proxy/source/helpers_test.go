@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
 // clock is a fake clock shared by a fake server and the code under test.
@@ -99,18 +101,5 @@ func assertNoLeak(t testing.TB, what, text string, secrets ...string) {
 	}
 }
 
-// waitFor polls fn until it returns nil or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is the module's one poll-to-a-deadline helper.
+var waitFor = testkit.WaitFor

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
 // serveTest runs a Listener on loopback whose original destination is
@@ -61,21 +63,8 @@ func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	return 0
 }
 
-// waitFor polls f until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitFor is the module's one poll-to-a-deadline helper.
+var waitFor = testkit.WaitFor
 
 // TestHandOffReplaysTLS: the handler gets SNI, destination and agent, and
 // a TLS server on the handed Conn completes the handshake the client began

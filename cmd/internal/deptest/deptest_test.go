@@ -23,6 +23,9 @@ var rules = []struct {
 	{"proxy/", []string{"proxy", "cmd/"}}, // sub-packages never import their parent
 }
 
+// testOnly is the package only _test.go files may import.
+const testOnly = "internal/testkit"
+
 func TestImportGraph(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, mod+"...").CombinedOutput()
 	if err != nil {
@@ -32,6 +35,11 @@ func TestImportGraph(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
 		pkg, deps := strings.TrimPrefix(f[0], mod), f[1:]
+		for _, d := range deps {
+			if d == mod+testOnly {
+				t.Errorf("%s imports %s, which only tests may import", pkg, d)
+			}
+		}
 		for _, r := range rules {
 			if !matches(pkg, r.pkg) {
 				continue

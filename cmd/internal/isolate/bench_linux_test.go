@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
 // benchResult is what the bench child prints.
@@ -97,7 +99,7 @@ func BenchmarkIsolated(b *testing.B) {
 	for _, mode := range []string{"explicit", "isolated-explicit", "isolated-transparent"} {
 		for _, c := range []int{1, 50} {
 			b.Run(fmt.Sprintf("%s/c=%d", mode, c), func(b *testing.B) {
-				env := []string{"ISOLATE_TEST_CHILD=bench", "TEST_CA=" + caFile, "BENCH_N=" + strconv.Itoa(b.N), "BENCH_C=" + strconv.Itoa(c)}
+				env := []string{"ISOLATE_TEST_CHILD=bench", "TEST_CA=" + caFile, "BENCH_N=" + strconv.Itoa(b.N), "BENCH_C=" + strconv.Itoa(c), testkit.GORACE()}
 				var out []byte
 				var err error
 				switch mode {

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/testkit"
 	"github.com/airlock/airlock/proxy/transparent"
 )
 
@@ -195,7 +196,7 @@ func clientReachesStub(t *testing.T, mode Mode, name string, argv []string, ca *
 				Hide: []string{filepath.Dir(caPath)}, Files: map[string][]byte{caPath: ca.pem},
 				Env: func(Network) []string {
 					return []string{"PATH=" + os.Getenv("PATH"), "SSL_CERT_FILE=" + caPath, "CURL_CA_BUNDLE=" + caPath,
-						"TEST_CA=" + caPath, "ISOLATE_TEST_CHILD=" + name}
+						"TEST_CA=" + caPath, "ISOLATE_TEST_CHILD=" + name, testkit.GORACE()}
 				}})
 			path := "/" + name
 			if name == "goclient" {
@@ -226,7 +227,7 @@ func TestIsolatedUDPDropped(t *testing.T) {
 	// The Env hook runs once the host address is known.
 	r := runIso(t, Options{Argv: []string{os.Args[0], "-test.run=^$"},
 		Env: func(n Network) []string {
-			return []string{"ISOLATE_TEST_CHILD=udp", fmt.Sprintf("UDP_TARGETS=%s:%d,203.0.113.9:%d,%s:53", n.Host, port, port, "127.0.0.1")}
+			return []string{"ISOLATE_TEST_CHILD=udp", fmt.Sprintf("UDP_TARGETS=%s:%d,203.0.113.9:%d,%s:53", n.Host, port, port, "127.0.0.1"), testkit.GORACE()}
 		}})
 	if r.code != 0 || !strings.Contains(r.stdout, "dns: [198.18.") {
 		t.Fatalf("code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
@@ -476,7 +477,7 @@ func TestUserModeAsOrdinaryUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=userparent", "TMPDIR=/tmp"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=userparent", "TMPDIR=/tmp", testkit.GORACE()}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -503,7 +504,7 @@ func TestIsolatedTTYCtrlC(t *testing.T) {
 		t.Skip("script(1) not installed")
 	}
 	cmd := exec.Command("script", "-qefc", os.Args[0]+" -test.run=^$", "/dev/null")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=ttyparent"}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "ISOLATE_TEST_CHILD=ttyparent", testkit.GORACE()}
 	stdin, _ := cmd.StdinPipe()
 	defer stdin.Close()
 	stdout, _ := cmd.StdoutPipe()

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/testkit"
 	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/vault"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,13 +100,7 @@ func oauthCred(t *testing.T, te *tokenEndpoint, method string) *vault.Credential
 
 func waitUntil(t *testing.T, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !fn() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, 5*time.Second, what, fn)
 }
 
 func TestTokenSingleFlight(t *testing.T) {

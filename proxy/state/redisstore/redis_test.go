@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/airlock/airlock/internal/testkit"
 )
 
 // redisServer is a real redis-server on a free loopback port, in a temp
@@ -110,18 +112,13 @@ func newStores(tb testing.TB, r *redisServer, n int, opts Options) []*Store {
 	return out
 }
 
-// waitFor polls fn until it returns nil or the deadline passes.
+// waitFor is testkit.WaitFor with what the test waits for in the message.
 func waitFor(tb testing.TB, d time.Duration, what string, fn func() error) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
+	testkit.WaitFor(tb, d, func() error {
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
