@@ -17,7 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/vault"
 )

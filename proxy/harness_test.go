@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 )
 
 // The end-to-end tests run the real airlock binary (built once here, with

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/internal/h1"
 )
 

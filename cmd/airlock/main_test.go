@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 )
 
 // airlockBin is the binary TestMain builds once (with -race when the tests

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/certs"
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 )
 
 // upstreamHost is where test APIs listen: loopback, but not in the

@@ -24,7 +24,7 @@ var rules = []struct {
 }
 
 // testOnly is the package only _test.go files may import.
-const testOnly = "internal/testkit"
+const testOnly = "proxy/testkit"
 
 func TestImportGraph(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, mod+"...").CombinedOutput()

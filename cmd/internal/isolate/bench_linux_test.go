@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 )
 
 // benchResult is what the bench child prints.

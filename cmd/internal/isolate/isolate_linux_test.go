@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/internal/testkit"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/transparent"
 )
 

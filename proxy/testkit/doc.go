@@ -7,4 +7,9 @@
 //     sleeping 1 s at every exit;
 //   - [WaitFor] and [WaitUntil] poll a condition to a deadline, so no test
 //     sleeps.
+//
+// It lives under proxy/ rather than in an internal/ directory because
+// both cmd/... and proxy/... tests import it (an internal package under
+// either tree is invisible to the other), and the module's top level is
+// fixed.
 package testkit
