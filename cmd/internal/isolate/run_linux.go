@@ -173,6 +173,9 @@ func startInit(o Options, mode Mode, extra []*os.File) (*exec.Cmd, error) {
 	}
 	c := exec.Command(self)
 	c.Env = []string{initEnv + "=1", "PATH=" + os.Getenv("PATH")} // PATH: the init runs ip and nft in user mode
+	if g, ok := os.LookupEnv("GORACE"); ok {
+		c.Env = append(c.Env, "GORACE="+g) // race-detector options only; nothing secret
+	}
 	c.Stdin, c.Stdout, c.Stderr = orStd(o.Stdin, os.Stdin), orStd(o.Stdout, os.Stdout), orStd(o.Stderr, os.Stderr)
 	c.ExtraFiles = extra
 	c.SysProcAttr = &syscall.SysProcAttr{
