@@ -130,7 +130,7 @@ func TestRunStartFailures(t *testing.T) {
 func TestNodeHonoursEnvProxy(t *testing.T) {
 	cases := map[string]bool{
 		"v20.20.2": false, "v22.20.0": false, "v18.0.0": false, "v22.21.0": true, "v22.21.1": true,
-		"v24.0.0": true, "v25.1.0": true, "v23.0.0": true, "garbage": true, "": true,
+		"v24.0.0": false, "v24.5.0": true, "v25.1.0": true, "v23.0.0": false, "garbage": true, "": true,
 	}
 	for v, want := range cases {
 		if got := nodeHonoursEnvProxy(v); got != want {

@@ -178,5 +178,6 @@ func nodeHonoursEnvProxy(v string) bool {
 	if err1 != nil || err2 != nil {
 		return true
 	}
-	return major > 22 || (major == 22 && minor >= 21)
+	// As examples/agents/agent.mjs: 22.21+ on 22.x, 24.5+ on 24.x, every later major (not 23).
+	return major > 24 || (major == 24 && minor >= 5) || (major == 22 && minor >= 21)
 }
