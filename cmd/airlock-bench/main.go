@@ -47,6 +47,8 @@ type options struct {
 	profileDir   string
 	auditChain   bool
 	netHTTP      bool
+	airlockMode  string // binary (default) or in-process
+	airlockBin   string // prebuilt airlock binary; "": go build
 	child        childOptions
 }
 
@@ -99,6 +101,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR")
 	fs.BoolVar(&o.auditChain, "audit-chain", false, "also write airlock's hash-chained audit file (serve --audit-log)")
 	fs.BoolVar(&o.netHTTP, "inner-net-http", false, "airlock serves MITM'd connections with net/http.Server instead of its lean HTTP/1.1 loop")
+	fs.StringVar(&o.airlockMode, "airlock", modeBinary, "airlock column: binary (`airlock serve` built with go build, a home made by the CLI) or in-process (the stack assembled in a child of the bench; for profiling with --profile)")
+	fs.StringVar(&o.airlockBin, "airlock-bin", "", "use this airlock binary instead of building one")
 	registerChildFlags(fs, &o.child)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,6 +116,9 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--concurrency: bad level %q", s)
 		}
 		o.concurrency = append(o.concurrency, n)
+	}
+	if o.airlockMode != modeBinary && o.airlockMode != modeInProcess {
+		return nil, fmt.Errorf("--airlock: want %s or %s", modeBinary, modeInProcess)
 	}
 	if o.requests < 1 || o.newHosts < 0 || o.newHosts > 5000 || o.sseSamples < 1 || o.mibDownloads < 1 {
 		return nil, errors.New("--requests, --sse and --mib must be positive; --new-hosts 0..5000")

@@ -111,8 +111,8 @@ func leafByLocalAddr(ca *certs.CA) func(*tls.ClientHelloInfo) (*tls.Certificate,
 	}
 }
 
-// upstreamMux answers /small (181 bytes of JSON), /sse (two events 5 ms
-// apart) and /1mib. X-Bench-Auth says whether an Authorization header
+// upstreamMux answers /v1/small (181 bytes of JSON), /v1/sse (two events
+// 5 ms apart) and /v1/1mib. X-Bench-Auth says whether an Authorization header
 // arrived, so the bench can check that airlock injected one.
 func upstreamMux() http.Handler {
 	big := make([]byte, mib)
@@ -120,20 +120,20 @@ func upstreamMux() http.Handler {
 		big[i] = byte('a' + i%26)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/small", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json"}
 		h["Content-Length"] = []string{strconv.Itoa(len(smallBody))}
 		markAuth(h, r)
 		_, _ = w.Write(smallBody)
 	})
-	mux.HandleFunc("/1mib", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/1mib", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 		markAuth(w.Header(), r)
 		_, _ = w.Write(big)
 	})
-	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/sse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		markAuth(w.Header(), r)
