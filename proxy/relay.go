@@ -146,8 +146,8 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 // set (SSE, unknown lengths). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
+	bp := copyBufferFor(flusher != nil) // streams get a small one (streambuf.go)
+	defer putCopyBuffer(bp)
 	buf := *bp
 	for {
 		n, err := body.Read(buf)

@@ -6,6 +6,9 @@
 // injection, metrics, a log line per request to a file).
 //
 //	go run ./cmd/airlock-bench [--requests 20000] [--concurrency 1,10,50,200] [--json]
+//	go run ./cmd/airlock-bench streams [--n 10000] [--seconds 60]
+//	go run ./cmd/airlock-bench idle [--n 10000]
+//	go run ./cmd/airlock-bench soak [--minutes 20]
 //
 // The two proxies run as child processes of the bench (the bench's own
 // executable with -child), so peak RSS and allocations per request are the
@@ -54,7 +57,24 @@ type options struct {
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// subcommands are the long-running measurements besides the default run.
+var subcommands = map[string]func(args []string) error{
+	"streams": runStreams, // many concurrent SSE streams (scale.go)
+	"idle":    runIdle,    // many idle keep-alive agent connections (scale.go)
+	"soak":    runSoak,    // mixed load with reloads (soak.go)
+}
+
 func run(args []string) int {
+	if len(args) > 0 && subcommands[args[0]] != nil {
+		if err := subcommands[args[0]](args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			fmt.Fprintln(stderr, "airlock-bench "+args[0]+":", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -149,7 +149,41 @@ func upstreamMux() http.Handler {
 		}
 		_, _ = w.Write([]byte("data: {\"n\":2}\n\n"))
 	})
+	mux.HandleFunc("/v1/stream", streamEvents)
+	mux.HandleFunc("/v1/ws", wsEcho)
 	return mux
+}
+
+// streamEvents is a long SSE stream: one event per second (?every=D),
+// each carrying the time it was written, until the client goes away.
+func streamEvents(w http.ResponseWriter, r *http.Request) {
+	every, err := time.ParseDuration(r.URL.Query().Get("every"))
+	if err != nil || every <= 0 {
+		every = time.Second
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	markAuth(w.Header(), r)
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	buf := make([]byte, 0, 64)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case now := <-t.C:
+			buf = append(strconv.AppendInt(append(buf[:0], "data: "...), now.UnixNano(), 10), "\n\n"...)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	}
 }
 
 func markAuth(h http.Header, r *http.Request) {

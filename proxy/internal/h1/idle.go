@@ -24,13 +24,17 @@ func (ic *innerConn) writer() *bufio.Writer {
 
 // waitRequest waits for the first byte of the next request. With nothing
 // buffered it returns the read buffer to the pool while it waits.
+// It also drops what the last request left reachable (the request, its
+// headers, the response header map).
 func (ic *innerConn) waitRequest() error {
+	ic.w.req = nil
 	if ic.br.Buffered() > 0 {
 		return nil // a pipelined request is already here
 	}
 	ic.br.Reset(nil)
 	innerReaders.Put(ic.br)
 	ic.br = nil
+	ic.w.h = nil // ~1.5 KiB of map buckets; the next request makes one
 	var b [1]byte
 	var err error
 	for n := 0; n == 0 && err == nil; {
