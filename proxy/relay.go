@@ -131,6 +131,9 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 	if stream {
 		flusher, _ = w.(http.Flusher)
 	}
+	if flusher != nil && isEventStream(dst) { // perf: an SSE head goes out before the first event
+		flusher.Flush()
+	}
 	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
 		d.aborted = true
 		s.log.Debug("upstream body failed", fieldAgent(d.agent), fieldHost(d.host), fieldErr(readErr))

@@ -123,7 +123,8 @@ type binProc struct {
 }
 
 // serveBinary starts `airlock serve` on loopback ports chosen by the
-// kernel (read back from its "listening" line), logging JSON to a file.
+// kernel (read back from its "listening" line), logging JSON to a file,
+// with pprof on the admin listener and extra flags.
 func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) {
 	p := &binProc{logPath: filepath.Join(dir, "airlock-serve.log")}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
@@ -131,8 +132,7 @@ func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) 
 		return nil, fmt.Errorf("airlock log file: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--pprof",
-		"--log-format", "json", "--max-conns-per-agent", "-1"}, extra...)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--pprof", "--log-format", "json"}, extra...)
 	p.cmd = exec.Command(h.bin, args...)
 	p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = h.env, logf, logf
 	raiseNoFile()
@@ -289,4 +289,15 @@ func raiseNoFile() uint64 {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 	return l.Cur
+}
+
+// cpuProfile saves a CPU profile of seconds to path (admin --pprof).
+func (p *binProc) cpuProfile(path string, seconds int) {
+	b, err := p.adminGet("/debug/pprof/profile?seconds=" + strconv.Itoa(seconds))
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		progress("airlock CPU profile: %v", err)
+	}
 }

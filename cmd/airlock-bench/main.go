@@ -41,18 +41,20 @@ var (
 
 // options are the flags of a bench run.
 type options struct {
-	requests     int
-	concurrency  []int
-	jsonOut      bool
-	newHosts     int
-	sseSamples   int
-	mibDownloads int
-	profileDir   string
-	auditChain   bool
-	netHTTP      bool
-	airlockMode  string // binary (default) or in-process
-	airlockBin   string // prebuilt airlock binary; "": go build
-	child        childOptions
+	requests       int
+	concurrency    []int
+	jsonOut        bool
+	newHosts       int
+	sseSamples     int
+	mibDownloads   int
+	profileDir     string
+	profileLevel   int // binary airlock: CPU profile through the admin port at this concurrency
+	profileSeconds int
+	auditChain     bool
+	netHTTP        bool
+	airlockMode    string // binary (default) or in-process
+	airlockBin     string // prebuilt airlock binary; "": go build
+	child          childOptions
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -118,7 +120,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.newHosts, "new-hosts", 50, "never-seen hosts (127.0.0.2, ...) for the first-request latency; 0 skips it")
 	fs.IntVar(&o.sseSamples, "sse", 200, "SSE first-event samples per target")
 	fs.IntVar(&o.mibDownloads, "mib", 100, "1 MiB downloads per target for the throughput")
-	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR (the airlock binary: a CPU profile through its admin port during --profile-level)")
+	fs.IntVar(&o.profileLevel, "profile-level", 50, "concurrency level at which the airlock binary is profiled")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the airlock binary's CPU profile")
 	fs.BoolVar(&o.auditChain, "audit-chain", false, "also write airlock's hash-chained audit file (serve --audit-log)")
 	fs.BoolVar(&o.netHTTP, "inner-net-http", false, "airlock serves MITM'd connections with net/http.Server instead of its lean HTTP/1.1 loop")
 	fs.StringVar(&o.airlockMode, "airlock", modeBinary, "airlock column: binary (`airlock serve` built with go build, a home made by the CLI) or in-process (the stack assembled in a child of the bench; for profiling with --profile)")

@@ -179,6 +179,13 @@ func runLevel(o *options, targets []*target, base string, c int, isMax bool) (le
 		}
 	}
 	progress("c=%d: %d measured requests per target, in %d turns", c, o.requests, rounds)
+	if o.profileDir != "" && c == o.profileLevel {
+		for _, t := range targets {
+			if p, ok := t.child.(*binProc); ok {
+				go p.cpuProfile(filepath.Join(o.profileDir, fmt.Sprintf("airlock-binary.c%d.cpu.pprof", c)), o.profileSeconds)
+			}
+		}
+	}
 	runs := make([]measured, len(targets))
 	for r := range rounds {
 		n := o.requests / rounds

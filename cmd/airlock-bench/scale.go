@@ -49,7 +49,7 @@ func startScale(bin string, sources int) (*scaleEnv, error) {
 		e.close()
 		return nil, err
 	}
-	if e.p, err = serveBinary(e.home, dir); err != nil {
+	if e.p, err = serveBinary(e.home, dir, "--max-conns-per-agent", "-1"); err != nil {
 		e.close()
 		return nil, err
 	}
