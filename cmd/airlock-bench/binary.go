@@ -133,7 +133,7 @@ func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) 
 	}
 	defer logf.Close()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--pprof", "--log-format", "json"}, extra...)
-	p.cmd = exec.Command(h.bin, args...)
+	p.cmd = proxyCommand(h.bin, args...)
 	p.cmd.Env, p.cmd.Stdout, p.cmd.Stderr = h.env, logf, logf
 	raiseNoFile()
 	if err := p.cmd.Start(); err != nil {
@@ -300,4 +300,17 @@ func (p *binProc) cpuProfile(path string, seconds int) {
 	if err != nil {
 		progress("airlock CPU profile: %v", err)
 	}
+}
+
+// proxyCPUs, when set (--proxy-cpus), pins every proxy process to these
+// CPUs with taskset (run the bench itself under `taskset -c OTHER` so the
+// load client and the upstream keep to the other CPUs).
+var proxyCPUs string
+
+// proxyCommand is exec.Command for a proxy process, pinned when asked.
+func proxyCommand(name string, args ...string) *exec.Cmd {
+	if proxyCPUs == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", proxyCPUs, name}, args...)...)
 }

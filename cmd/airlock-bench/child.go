@@ -185,7 +185,7 @@ func spawn(role string, o childOptions) (*child, error) {
 	if o.cpuProfile != "" {
 		args = append(args, "-cpuprofile", o.cpuProfile, "-memprofile", o.memProfile)
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := proxyCommand(exe, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -127,6 +127,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.netHTTP, "inner-net-http", false, "airlock serves MITM'd connections with net/http.Server instead of its lean HTTP/1.1 loop")
 	fs.StringVar(&o.airlockMode, "airlock", modeBinary, "airlock column: binary (`airlock serve` built with go build, a home made by the CLI) or in-process (the stack assembled in a child of the bench; for profiling with --profile)")
 	fs.StringVar(&o.airlockBin, "airlock-bin", "", "use this airlock binary instead of building one")
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin both proxies to these CPUs with taskset (e.g. 0; run the bench under `taskset -c 1`)")
 	registerChildFlags(fs, &o.child)
 	if err := fs.Parse(args); err != nil {
 		return nil, err

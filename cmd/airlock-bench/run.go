@@ -30,7 +30,7 @@ func bench(o *options) (*report, error) {
 		return nil, err
 	}
 	defer stop()
-	rep := &report{Machine: machine(), Requests: o.requests, AuditChain: o.auditChain}
+	rep := &report{Machine: machine(), Requests: o.requests, AuditChain: o.auditChain, Airlock: o.airlockMode, ProxyCPUs: proxyCPUs}
 	base := "https://" + up.hosts[0] + "/v1"
 	maxConc := slices.Max(o.concurrency)
 	for _, c := range o.concurrency {

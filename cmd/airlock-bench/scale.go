@@ -154,7 +154,8 @@ func runStreams(args []string) error {
 	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile mid-run to `FILE`")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+	if err := parseSub(fs, args); err != nil {
 		return err
 	}
 	e, err := startScale(o.bin, o.sources)
@@ -311,7 +312,8 @@ func runIdle(args []string) error {
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) with the connections open to `FILE`")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+	if err := parseSub(fs, args); err != nil {
 		return err
 	}
 	e, err := startScale(o.bin, o.sources)
@@ -367,6 +369,17 @@ func runIdle(args []string) error {
 	if open > 0 {
 		fmt.Fprintf(stdout, "  per idle connection: RSS %.1f KiB, Go heap %.1f KiB, stacks %.1f KiB, goroutines %.2f\n",
 			float64(rss-baseRSS)/float64(open), float64(heap-baseHeap)/float64(open), float64(stack-baseStack)/float64(open), float64(g-baseG)/float64(open))
+	}
+	return nil
+}
+
+// parseSub parses a subcommand's flags; positional arguments are errors.
+func parseSub(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return nil
 }

@@ -53,7 +53,8 @@ func runSoak(args []string) error {
 	fs.DurationVar(&o.reloadEvery, "reload-every", 10*time.Second, "policy rewrite + reload (SIGHUP) interval")
 	fs.DurationVar(&o.vaultEvery, "vault-every", 30*time.Second, "`airlock vault set` interval")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
-	if err := fs.Parse(args); err != nil {
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+	if err := parseSub(fs, args); err != nil {
 		return err
 	}
 	if o.minutes <= 0 || o.conc < 1 {
