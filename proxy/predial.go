@@ -21,7 +21,8 @@ import (
 // resumed through the transport's ClientSessionCache.
 //
 // Hooks: front.go's MITM hijack calls acceptMITM instead of mitm;
-// server.go's New calls installPredial after building the transport.
+// server.go's New calls installPredial after building the transport
+// (which also sizes the transport's per-connection buffers).
 
 const (
 	// predialTTL is how long a predialled connection waits for its request.
@@ -34,6 +35,8 @@ const (
 	// maxPredialHosts bounds both maps; the recent-dial map is cleared
 	// when full.
 	maxPredialHosts = 4096
+	// upstreamBufferSize is the transport's per-connection buffer size.
+	upstreamBufferSize = 2 << 10
 	// upstreamHandshakeTimeout matches the transport's TLSHandshakeTimeout.
 	upstreamHandshakeTimeout = 10 * time.Second
 )
@@ -71,6 +74,10 @@ func (s *Server) acceptMITM(c net.Conn, t *tunnel) {
 // predialled connections first.
 func (s *Server) installPredial() {
 	s.transport.DialTLSContext = s.dialTLS
+	// Every upstream connection holds a read and a write buffer for its
+	// whole life, idle in the pool included (4 KiB each by default).
+	// Heads are small and bodies larger than the buffer bypass it.
+	s.transport.ReadBufferSize, s.transport.WriteBufferSize = upstreamBufferSize, upstreamBufferSize
 	// Settle the transport's lazy HTTP/2 set-up (it appends "h2" to
 	// TLSClientConfig.NextProtos on first use) before any predial clones
 	// the config: CloseIdleConnections runs it.

@@ -3,7 +3,12 @@ package h1
 import (
 	"bufio"
 	"net"
+	"net/http"
+	"sync"
 )
+
+// headerMaps are the response header maps of requests in flight.
+var headerMaps = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
 // Buffers of idle connections. Agents keep many keep-alive connections
 // open and idle; each held a 4 KiB read buffer and a 16 KiB write buffer
@@ -34,7 +39,11 @@ func (ic *innerConn) waitRequest() error {
 	ic.br.Reset(nil)
 	innerReaders.Put(ic.br)
 	ic.br = nil
-	ic.w.h = nil // ~1.5 KiB of map buckets; the next request makes one
+	if ic.w.h != nil { // ~1.5 KiB of map buckets: pooled, not held idle
+		clear(ic.w.h)
+		headerMaps.Put(ic.w.h)
+		ic.w.h = nil
+	}
 	var b [1]byte
 	var err error
 	for n := 0; n == 0 && err == nil; {

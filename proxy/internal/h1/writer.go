@@ -36,7 +36,7 @@ var errHijacked = errors.New("connection hijacked")
 func (w *innerWriter) reset(req *http.Request) {
 	h := w.h
 	if h == nil {
-		h = make(http.Header, 16)
+		h = headerMaps.Get().(http.Header) // idle.go
 	}
 	clear(h) // the previous handler is done with it
 	*w = innerWriter{ic: w.ic, req: req, h: h, clen: -1}
