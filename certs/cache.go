@@ -181,3 +181,36 @@ func (c *Cache) TLSConfig(host string) *tls.Config {
 
 // nextProtos is shared by every config; crypto/tls only reads it.
 var nextProtos = []string{"h2", "http/1.1"}
+
+// Prewarm starts minting host's leaf in the background unless it is
+// cached or being minted, and returns at once: a MITM calls it when it
+// accepts a CONNECT, so the mint runs while the agent reads the answer and
+// sends its ClientHello, and the handshake's Get joins it. It never calls
+// OnLookup (the handshake's Get counts); a bad host is ignored.
+func (c *Cache) Prewarm(host string) {
+	key, err := NormalizeHost(host)
+	if err != nil {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	if _, ok := c.inflight[key]; ok || c.freshLocked(key, now) != nil {
+		c.mu.Unlock()
+		return
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[key] = cl
+	c.mu.Unlock()
+	go func() {
+		cl.cert, cl.err = c.mint(key, now)
+		c.mints.Add(1)
+		c.mu.Lock()
+		delete(c.inflight, key)
+		if cl.err == nil {
+			c.storeLocked(key, cl.cert)
+		}
+		c.mu.Unlock()
+		close(cl.done)
+		c.lookup(false)
+	}()
+}

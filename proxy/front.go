@@ -123,7 +123,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	}
 	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port))}
 	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
-		s.mitm(c, t)
+		s.acceptMITM(c, t) // predial.go: leaf mint and upstream dial start now; served on its own goroutine
 	}}), target
 }
 

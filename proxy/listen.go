@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"sync"
@@ -47,25 +46,10 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return l.addr }
 
-// peekedConn replays the bytes read while sniffing.
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
-
 // sniff reads the first byte of c (waiting at most timeout) without
-// consuming it.
+// consuming it: the returned conn replays it (sniffconn.go).
 func sniff(c net.Conn, timeout time.Duration) (first byte, pc net.Conn, err error) {
-	br := bufio.NewReaderSize(c, 4096)
-	_ = c.SetReadDeadline(time.Now().Add(timeout))
-	b, err := br.Peek(1)
-	_ = c.SetReadDeadline(time.Time{})
-	if err != nil {
-		return 0, nil, err
-	}
-	return b[0], &peekedConn{Conn: c, r: br}, nil
+	return sniffByte(c, timeout)
 }
 
 // trackedConn decrements the open-connection count once on Close.

@@ -139,6 +139,9 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 			flusher.Flush() // the head now: a stream's first event (or gRPC message) may be long in coming
 		}
 	}
+	if flusher != nil && isEventStream(dst) { // perf: an SSE head goes out before the first event
+		flusher.Flush()
+	}
 	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
 		d.aborted = true
 		s.log.Debug("upstream body failed", fieldAgent(d.agent), fieldHost(d.host), fieldErr(readErr))
@@ -154,8 +157,8 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 // set (SSE, unknown lengths). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
+	bp := copyBufferFor(flusher != nil) // streams get a small one (streambuf.go)
+	defer putCopyBuffer(bp)
 	buf := *bp
 	for {
 		n, err := body.Read(buf)

@@ -136,6 +136,7 @@ type Server struct {
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
+	pre       predialer     // upstream connections dialled on CONNECT (predial.go)
 	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
 
 	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
@@ -174,6 +175,7 @@ func New(cfg Config) (*Server, error) {
 	s.dialer.Self = s.isSelf
 	s.guard.configure(cfg)
 	s.transport = newTransport(s.dialer, cfg.UpstreamRoots)
+	s.installPredial() // predial.go
 	s.tokens = oauth2.New(oauth2.Config{Transport: s.transport, Vault: s.Vault, Log: s.log.Named("oauth2"), Store: s.state,
 		Metrics: oauth2.Metrics{Requests: s.metrics.OAuth2TokenRequests, Expiry: s.metrics.OAuth2TokenExpiry}})
 	s.forward = s.newForwarder()

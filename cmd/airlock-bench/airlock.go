@@ -117,13 +117,13 @@ func benchVault(home string) (*vault.Vault, string, error) {
 }
 
 // benchPolicy injects the bench credential as a bearer token for the bench
-// agent on every upstream host (one rule per host, as a real policy has
+// agent on every upstream host, for paths under /v1/ (one rule per host, as a real policy has
 // one rule per API) and lets airlock dial loopback.
 func benchPolicy(hosts []string) string {
 	var b strings.Builder
 	b.WriteString("version: 1\negress:\n  unmatched: deny\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n")
 	for i, h := range hosts {
-		fmt.Fprintf(&b, "  - name: bench-%d\n    agents: [%s]\n    host: %q\n    credential: %s\n", i, benchAgent, h, benchCredential)
+		fmt.Fprintf(&b, "  - name: bench-%d\n    agents: [%s]\n    host: %q\n    paths: [\"/v1/**\"]\n    credential: %s\n", i, benchAgent, h, benchCredential)
 	}
 	return b.String()
 }
@@ -145,3 +145,5 @@ func randomBytes(n int) []byte {
 	_, _ = rand.Read(b)
 	return b
 }
+
+func hexString(b []byte) string { return hex.EncodeToString(b) }

@@ -136,6 +136,11 @@ func procStatus() (hwm, rss int64) {
 	if err != nil {
 		return 0, 0
 	}
+	return parseStatus(b)
+}
+
+// parseStatus finds VmHWM and VmRSS (KiB) in a /proc/PID/status file.
+func parseStatus(b []byte) (hwm, rss int64) {
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
@@ -150,6 +155,14 @@ func procStatus() (hwm, rss int64) {
 		}
 	}
 	return hwm, rss
+}
+
+// proc is a running proxy under test: a child of the bench's own
+// executable, or the airlock binary (binProc).
+type proc interface {
+	stats() (childStats, error)
+	resetHWM()
+	stop()
 }
 
 // child is the bench's handle on a running child.
@@ -172,7 +185,7 @@ func spawn(role string, o childOptions) (*child, error) {
 	if o.cpuProfile != "" {
 		args = append(args, "-cpuprofile", o.cpuProfile, "-memprofile", o.memProfile)
 	}
-	cmd := exec.Command(exe, args...)
+	cmd := proxyCommand(exe, args...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -19,7 +19,7 @@ type target struct {
 	name     string
 	proxyURL *url.URL       // nil: direct
 	roots    *x509.CertPool // CA the client trusts (upstream's or the proxy's)
-	child    *child         // nil: direct
+	child    proc           // nil: direct
 	wantAuth bool           // the upstream must see an injected Authorization
 }
 

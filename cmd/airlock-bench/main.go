@@ -6,6 +6,9 @@
 // injection, metrics, a log line per request to a file).
 //
 //	go run ./cmd/airlock-bench [--requests 20000] [--concurrency 1,10,50,200] [--json]
+//	go run ./cmd/airlock-bench streams [--n 10000] [--seconds 60]
+//	go run ./cmd/airlock-bench idle [--n 10000]
+//	go run ./cmd/airlock-bench soak [--minutes 20]
 //
 // The two proxies run as child processes of the bench (the bench's own
 // executable with -child), so peak RSS and allocations per request are the
@@ -38,21 +41,42 @@ var (
 
 // options are the flags of a bench run.
 type options struct {
-	requests     int
-	concurrency  []int
-	jsonOut      bool
-	newHosts     int
-	sseSamples   int
-	mibDownloads int
-	profileDir   string
-	auditChain   bool
-	netHTTP      bool
-	child        childOptions
+	requests       int
+	concurrency    []int
+	jsonOut        bool
+	newHosts       int
+	sseSamples     int
+	mibDownloads   int
+	profileDir     string
+	profileLevel   int // binary airlock: CPU profile through the admin port at this concurrency
+	profileSeconds int
+	auditChain     bool
+	netHTTP        bool
+	airlockMode    string // binary (default) or in-process
+	airlockBin     string // prebuilt airlock binary; "": go build
+	child          childOptions
 }
 
 func main() { os.Exit(run(os.Args[1:])) }
 
+// subcommands are the long-running measurements besides the default run.
+var subcommands = map[string]func(args []string) error{
+	"streams": runStreams, // many concurrent SSE streams (scale.go)
+	"idle":    runIdle,    // many idle keep-alive agent connections (scale.go)
+	"soak":    runSoak,    // mixed load with reloads (soak.go)
+}
+
 func run(args []string) int {
+	if len(args) > 0 && subcommands[args[0]] != nil {
+		if err := subcommands[args[0]](args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			fmt.Fprintln(stderr, "airlock-bench "+args[0]+":", err)
+			return exitFail
+		}
+		return exitOK
+	}
 	o, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,9 +120,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.newHosts, "new-hosts", 50, "never-seen hosts (127.0.0.2, ...) for the first-request latency; 0 skips it")
 	fs.IntVar(&o.sseSamples, "sse", 200, "SSE first-event samples per target")
 	fs.IntVar(&o.mibDownloads, "mib", 100, "1 MiB downloads per target for the throughput")
-	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU and alloc profiles of both proxies into DIR (the airlock binary: a CPU profile through its admin port during --profile-level)")
+	fs.IntVar(&o.profileLevel, "profile-level", 50, "concurrency level at which the airlock binary is profiled")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of the airlock binary's CPU profile")
 	fs.BoolVar(&o.auditChain, "audit-chain", false, "also write airlock's hash-chained audit file (serve --audit-log)")
 	fs.BoolVar(&o.netHTTP, "inner-net-http", false, "airlock serves MITM'd connections with net/http.Server instead of its lean HTTP/1.1 loop")
+	fs.StringVar(&o.airlockMode, "airlock", modeBinary, "airlock column: binary (`airlock serve` built with go build, a home made by the CLI) or in-process (the stack assembled in a child of the bench; for profiling with --profile)")
+	fs.StringVar(&o.airlockBin, "airlock-bin", "", "use this airlock binary instead of building one")
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin both proxies to these CPUs with taskset (e.g. 0; run the bench under `taskset -c 1`)")
 	registerChildFlags(fs, &o.child)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,6 +141,9 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--concurrency: bad level %q", s)
 		}
 		o.concurrency = append(o.concurrency, n)
+	}
+	if o.airlockMode != modeBinary && o.airlockMode != modeInProcess {
+		return nil, fmt.Errorf("--airlock: want %s or %s", modeBinary, modeInProcess)
 	}
 	if o.requests < 1 || o.newHosts < 0 || o.newHosts > 5000 || o.sseSamples < 1 || o.mibDownloads < 1 {
 		return nil, errors.New("--requests, --sse and --mib must be positive; --new-hosts 0..5000")

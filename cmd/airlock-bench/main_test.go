@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +25,8 @@ func TestParseFlags(t *testing.T) {
 		"stray argument": {args: []string{"extra"}, wantErr: true},
 		"too many hosts": {args: []string{"--new-hosts", "100000"}, wantErr: true},
 		"unknown flag":   {args: []string{"--nope"}, wantErr: true},
+		"in-process":     {args: []string{"--airlock", "in-process"}, conc: []int{1, 10, 50, 200}},
+		"bad airlock":    {args: []string{"--airlock", "docker"}, wantErr: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -45,12 +49,15 @@ func TestBenchPolicyParses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, h := range []string{"127.0.0.1", "127.0.0.2", "127.0.1.51"} {
-		r := pol.Match(benchAgent, "GET", h, 8443, "/small")
+		r := pol.Match(benchAgent, "GET", h, 8443, "/v1/small")
 		if r == nil || r.Credential != benchCredential || r.Name != "bench-"+string(rune('0'+i)) {
 			t.Fatalf("host %s matched %+v", h, r)
 		}
 	}
-	if r := pol.Match("someone-else", "GET", "127.0.0.1", 8443, "/small"); r != nil {
+	if r := pol.Match(benchAgent, "GET", "127.0.0.1", 8443, "/v2/denied"); r != nil {
+		t.Fatalf("a path outside /v1/ matched %s", r.Name)
+	}
+	if r := pol.Match("someone-else", "GET", "127.0.0.1", 8443, "/v1/small"); r != nil {
 		t.Fatalf("another agent matched %s", r.Name)
 	}
 }
@@ -75,5 +82,29 @@ func TestLoopbackIP(t *testing.T) {
 		if got := loopbackIP(i); got != want {
 			t.Errorf("loopbackIP(%d) = %s, want %s", i, got, want)
 		}
+	}
+}
+
+// The soak and scale commands parse their own flags and refuse bad ones
+// before starting anything.
+func TestSubcommandFlags(t *testing.T) {
+	stderr = &strings.Builder{}
+	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}} {
+		if code := run(args); code == exitOK {
+			t.Errorf("%v: exit %d, want a failure", args, code)
+		}
+	}
+}
+
+func TestWSFrameRoundTrip(t *testing.T) {
+	for _, masked := range []bool{false, true} {
+		msg := []byte("echo 12345678")
+		op, got, err := wsRead(bufio.NewReader(bytes.NewReader(wsFrame(0x2, msg, masked))))
+		if err != nil || op != 0x2 || !bytes.Equal(got, msg) {
+			t.Fatalf("masked=%v: op %d %q %v", masked, op, got, err)
+		}
+	}
+	if wsAccept("dGhlIHNhbXBsZSBub25jZQ==") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" { // RFC 6455 section 1.3
+		t.Fatal("Sec-WebSocket-Accept differs from the RFC's example")
 	}
 }

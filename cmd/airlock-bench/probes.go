@@ -18,7 +18,7 @@ func (t *target) newHostLatency(hosts []string) (latencies, error) {
 	for _, h := range hosts {
 		c := t.newClient(1)
 		t0 := time.Now()
-		err := t.get(c, "https://"+h+"/small")
+		err := t.get(c, "https://"+h+"/v1/small")
 		lat = append(lat, time.Since(t0))
 		c.CloseIdleConnections()
 		if err != nil {

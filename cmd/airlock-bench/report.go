@@ -11,6 +11,8 @@ type report struct {
 	Machine    string                `json:"machine"`
 	Requests   int                   `json:"requests_per_run"`
 	AuditChain bool                  `json:"audit_chain"`
+	Airlock    string                `json:"airlock"`    // binary or in-process
+	ProxyCPUs  string                `json:"proxy_cpus"` // taskset of both proxies, "" unpinned
 	Levels     []level               `json:"levels"`
 	NewHost    map[string]latencies  `json:"new_host_first_request"`
 	SSE        map[string]latencies  `json:"sse_first_event"`
@@ -53,7 +55,11 @@ func (r *report) proxy(name string) *proxyInfo {
 var order = []string{"direct", "baseline", "airlock"}
 
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "airlock-bench: %d requests per run; %s; upstream, load generator and both proxies share the CPUs\n\n", r.Requests, r.Machine)
+	where := "upstream, load generator and both proxies share the CPUs"
+	if r.ProxyCPUs != "" {
+		where = "both proxies pinned to CPU " + r.ProxyCPUs + " (taskset)"
+	}
+	fmt.Fprintf(w, "airlock-bench: %d requests per run; airlock: %s; %s; %s\n\n", r.Requests, r.Airlock, r.Machine, where)
 	fmt.Fprintf(w, "%5s | %-24s | %-24s | %-24s | %-9s %-9s\n", "", "direct", "baseline (bare goproxy)", "airlock", "airlock/", "airlock/")
 	fmt.Fprintf(w, "%5s | %8s %7s %7s | %8s %7s %7s | %8s %7s %7s | %-9s %-9s\n",
 		"conc", "req/s", "p50 ms", "p99 ms", "req/s", "p50 ms", "p99 ms", "req/s", "p50 ms", "p99 ms", "direct", "baseline")

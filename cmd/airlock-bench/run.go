@@ -30,8 +30,8 @@ func bench(o *options) (*report, error) {
 		return nil, err
 	}
 	defer stop()
-	rep := &report{Machine: machine(), Requests: o.requests, AuditChain: o.auditChain}
-	base := "https://" + up.hosts[0]
+	rep := &report{Machine: machine(), Requests: o.requests, AuditChain: o.auditChain, Airlock: o.airlockMode, ProxyCPUs: proxyCPUs}
+	base := "https://" + up.hosts[0] + "/v1"
 	maxConc := slices.Max(o.concurrency)
 	for _, c := range o.concurrency {
 		lv, err := runLevel(o, targets, base, c, c == maxConc)
@@ -53,8 +53,9 @@ func bench(o *options) (*report, error) {
 	return rep, nil
 }
 
-// startTargets starts the two proxy children; targets are direct,
-// baseline, airlock in that order.
+// startTargets starts the two proxies; targets are direct, baseline,
+// airlock in that order. The airlock is the real binary (binary.go) unless
+// o.airlockMode is in-process.
 func startTargets(o *options, dir string, up *upstream) ([]*target, func(), error) {
 	upRoots, err := loadRoots(up.caFile)
 	if err != nil {
@@ -66,24 +67,15 @@ func startTargets(o *options, dir string, up *upstream) ([]*target, func(), erro
 			t.child.stop()
 		}
 	}
-	for _, role := range []string{"baseline", "airlock"} {
-		co := childOptions{dir: filepath.Join(dir, role), upstreamCA: up.caFile, hosts: strings.Join(up.hosts, ","), auditChain: o.auditChain, netHTTP: o.netHTTP}
-		if err := os.MkdirAll(co.dir, 0o700); err != nil {
-			stop()
-			return nil, nil, err
+	roles := []string{"baseline", "airlock"}
+	for _, role := range roles {
+		var t *target
+		if role == "airlock" && o.airlockMode == modeBinary {
+			t, err = binaryTarget(o, filepath.Join(dir, role), up)
+		} else {
+			t, err = childTarget(o, role, filepath.Join(dir, role), up)
 		}
-		if o.profileDir != "" {
-			co.cpuProfile = filepath.Join(o.profileDir, role+".cpu.pprof")
-			co.memProfile = filepath.Join(o.profileDir, role+".allocs.pprof")
-		}
-		c, err := spawn(role, co)
 		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		t, err := proxiedTarget(role, c)
-		if err != nil {
-			c.stop()
 			stop()
 			return nil, nil, err
 		}
@@ -92,14 +84,72 @@ func startTargets(o *options, dir string, up *upstream) ([]*target, func(), erro
 	return targets, stop, nil
 }
 
-func proxiedTarget(role string, c *child) (*target, error) {
-	u, err := url.Parse(c.hello.ProxyURL)
+// childTarget starts role as a child of the bench's own executable.
+func childTarget(o *options, role, dir string, up *upstream) (*target, error) {
+	co := childOptions{dir: dir, upstreamCA: up.caFile, hosts: strings.Join(up.hosts, ","), auditChain: o.auditChain, netHTTP: o.netHTTP}
+	if err := os.MkdirAll(co.dir, 0o700); err != nil {
+		return nil, err
+	}
+	if o.profileDir != "" {
+		co.cpuProfile = filepath.Join(o.profileDir, role+".cpu.pprof")
+		co.memProfile = filepath.Join(o.profileDir, role+".allocs.pprof")
+	}
+	c, err := spawn(role, co)
 	if err != nil {
-		return nil, fmt.Errorf("%s child: bad proxy URL", role)
+		return nil, err
+	}
+	t, err := proxiedTarget(role, c, c.hello.ProxyURL, c.hello.CAPEM)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+// binaryTarget builds airlock, makes its home with the CLI and starts
+// `airlock serve`.
+func binaryTarget(o *options, dir string, up *upstream) (*target, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	bin, err := buildAirlock(dir, o.airlockBin)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHome(bin, dir, up.caFile, up.hosts)
+	if err != nil {
+		return nil, err
+	}
+	var extra []string
+	if o.auditChain {
+		extra = append(extra, "--audit-log", filepath.Join(dir, "audit.log"))
+	}
+	p, err := serveBinary(h, dir, extra...)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(h.dir, "ca.pem"))
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("read airlock CA: %w", err)
+	}
+	u := &url.URL{Scheme: "http", User: url.UserPassword(benchAgent, h.token), Host: p.proxy}
+	t, err := proxiedTarget("airlock", p, u.String(), string(caPEM))
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+func proxiedTarget(role string, c proc, proxyURL, caPEM string) (*target, error) {
+	u, err := url.Parse(proxyURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: bad proxy URL", role)
 	}
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM([]byte(c.hello.CAPEM)) {
-		return nil, fmt.Errorf("%s child: bad CA", role)
+	if !roots.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, fmt.Errorf("%s: bad CA", role)
 	}
 	return &target{name: role, proxyURL: u, roots: roots, child: c, wantAuth: role == "airlock"}, nil
 }
@@ -129,6 +179,13 @@ func runLevel(o *options, targets []*target, base string, c int, isMax bool) (le
 		}
 	}
 	progress("c=%d: %d measured requests per target, in %d turns", c, o.requests, rounds)
+	if o.profileDir != "" && c == o.profileLevel {
+		for _, t := range targets {
+			if p, ok := t.child.(*binProc); ok {
+				go p.cpuProfile(filepath.Join(o.profileDir, fmt.Sprintf("airlock-binary.c%d.cpu.pprof", c)), o.profileSeconds)
+			}
+		}
+	}
 	runs := make([]measured, len(targets))
 	for r := range rounds {
 		n := o.requests / rounds

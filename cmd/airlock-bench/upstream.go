@@ -111,8 +111,8 @@ func leafByLocalAddr(ca *certs.CA) func(*tls.ClientHelloInfo) (*tls.Certificate,
 	}
 }
 
-// upstreamMux answers /small (181 bytes of JSON), /sse (two events 5 ms
-// apart) and /1mib. X-Bench-Auth says whether an Authorization header
+// upstreamMux answers /v1/small (181 bytes of JSON), /v1/sse (two events
+// 5 ms apart) and /v1/1mib. X-Bench-Auth says whether an Authorization header
 // arrived, so the bench can check that airlock injected one.
 func upstreamMux() http.Handler {
 	big := make([]byte, mib)
@@ -120,20 +120,20 @@ func upstreamMux() http.Handler {
 		big[i] = byte('a' + i%26)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/small", func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Type"] = []string{"application/json"}
 		h["Content-Length"] = []string{strconv.Itoa(len(smallBody))}
 		markAuth(h, r)
 		_, _ = w.Write(smallBody)
 	})
-	mux.HandleFunc("/1mib", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/1mib", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 		markAuth(w.Header(), r)
 		_, _ = w.Write(big)
 	})
-	mux.HandleFunc("/sse", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/sse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		markAuth(w.Header(), r)
@@ -149,7 +149,41 @@ func upstreamMux() http.Handler {
 		}
 		_, _ = w.Write([]byte("data: {\"n\":2}\n\n"))
 	})
+	mux.HandleFunc("/v1/stream", streamEvents)
+	mux.HandleFunc("/v1/ws", wsEcho)
 	return mux
+}
+
+// streamEvents is a long SSE stream: one event per second (?every=D),
+// each carrying the time it was written, until the client goes away.
+func streamEvents(w http.ResponseWriter, r *http.Request) {
+	every, err := time.ParseDuration(r.URL.Query().Get("every"))
+	if err != nil || every <= 0 {
+		every = time.Second
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	markAuth(w.Header(), r)
+	rc := http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	buf := make([]byte, 0, 64)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case now := <-t.C:
+			buf = append(strconv.AppendInt(append(buf[:0], "data: "...), now.UnixNano(), 10), "\n\n"...)
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	}
 }
 
 func markAuth(h http.Header, r *http.Request) {

@@ -125,6 +125,7 @@ type innerConn struct {
 	active atomic.Bool // serving a request (Shutdown waits for it)
 	watch  watcher     // notices an agent gone during a slow request (innerwatch.go)
 	w      innerWriter // reused by each request
+	first  firstByte   // the first byte of a request read while idle (idle.go)
 
 	// headMu orders "100 Continue", written by whoever first reads the
 	// body (the transport's goroutine), against the final response head,
@@ -234,7 +235,7 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.active.Store(false)
 	ic.releaseWriter() // an idle connection holds no write buffer
 	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.IdleTimeout))
-	if _, err := ic.br.Peek(1); err != nil {
+	if err := ic.waitRequest(); err != nil { // nor a read buffer (idle.go)
 		return nil, false
 	}
 	ic.active.Store(true)

@@ -36,7 +36,7 @@ var errHijacked = errors.New("connection hijacked")
 func (w *innerWriter) reset(req *http.Request) {
 	h := w.h
 	if h == nil {
-		h = make(http.Header, 16)
+		h = headerMaps.Get().(http.Header) // idle.go
 	}
 	clear(h) // the previous handler is done with it
 	*w = innerWriter{ic: w.ic, req: req, h: h, clen: -1}
@@ -81,7 +81,7 @@ func (w *innerWriter) frame(code int) {
 
 // writeHead writes the status line and the headers (trailers excluded).
 func (w *innerWriter) writeHead(code int) {
-	bw := w.ic.bw
+	bw := w.ic.writer()
 	b := bw.AvailableBuffer()
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
@@ -118,7 +118,7 @@ func (w *innerWriter) headerLine(k, v string) {
 	if strings.ContainsAny(v, "\r\n") {
 		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 	}
-	bw := w.ic.bw
+	bw := w.ic.writer()
 	_, _ = bw.WriteString(k)
 	_, _ = bw.WriteString(": ")
 	_, _ = bw.WriteString(v)
@@ -160,7 +160,7 @@ func (w *innerWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	bw := w.ic.bw
+	bw := w.ic.writer()
 	if w.chunked {
 		b := strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)
 		_, _ = bw.Write(append(b, "\r\n"...))
@@ -181,7 +181,9 @@ func (w *innerWriter) fail(err error) {
 }
 
 func (w *innerWriter) flush() {
-	w.fail(w.ic.bw.Flush())
+	if w.ic.bw != nil { // nil: released after the last flush, nothing buffered
+		w.fail(w.ic.bw.Flush())
+	}
 }
 
 // FlushError sends what is buffered to the agent (http.ResponseController).
@@ -193,6 +195,11 @@ func (w *innerWriter) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.flush()
+	if w.err == nil {
+		// A stream (SSE) waits between flushes, often for long: it holds no
+		// 16 KiB write buffer meanwhile (the next write takes one again).
+		w.ic.releaseWriter()
+	}
 	return w.err
 }
 
@@ -208,7 +215,7 @@ func (w *innerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	ic := w.ic
 	ic.endWatch() // the splice reads the connection from now on
 	_ = ic.c.SetReadDeadline(time.Time{})
-	return &peekedConn{Conn: ic.c, r: ic.br}, bufio.NewReadWriter(ic.br, ic.bw), nil
+	return &peekedConn{Conn: ic.c, r: ic.br}, bufio.NewReadWriter(ic.br, ic.writer()), nil
 }
 
 // finish completes the response after the handler returned; false means
@@ -219,9 +226,9 @@ func (w *innerWriter) finish() bool {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.chunked && w.err == nil {
-		_, _ = w.ic.bw.WriteString("0\r\n")
+		_, _ = w.ic.writer().WriteString("0\r\n")
 		w.writeTrailers()
-		_, err := w.ic.bw.WriteString("\r\n")
+		_, err := w.ic.writer().WriteString("\r\n")
 		w.fail(err)
 	}
 	w.flush()

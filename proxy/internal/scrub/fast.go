@@ -25,7 +25,11 @@ func scrubBuffer(need int) []byte {
 }
 
 func putScrubBuffer(b []byte) {
-	if cap(b) >= PooledCap && cap(b) <= 4*PooledCap {
+	switch {
+	case cap(b) == SmallCap:
+		b = b[:0]
+		smallBufs.Put(&b)
+	case cap(b) >= PooledCap && cap(b) <= 4*PooledCap:
 		b = b[:0]
 		scrubBufs.Put(&b)
 	}

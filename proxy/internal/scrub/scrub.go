@@ -229,11 +229,14 @@ type Reader struct {
 	off    int    // read position in out
 	err    error  // sticky error of src
 	onEcho func(n int)
+	filled bool // the last read filled in: grow before the next (adaptive.go)
 }
 
 func NewReader(src io.Reader, r *Replacer, onEcho func(int)) *Reader {
-	need := ReadSize + r.maxLen // buffers pooled, released on Close (scrubpool.go)
-	return &Reader{src: src, r: r, in: scrubBuffer(need), out: scrubBuffer(need), onEcho: onEcho}
+	// Buffers are pooled and released on Close (fast.go); they start
+	// small and grow with the stream (adaptive.go).
+	in, out := startBuffers(r.maxLen)
+	return &Reader{src: src, r: r, in: in, out: out, onEcho: onEcho}
 }
 
 func (s *Reader) Read(p []byte) (int, error) {
@@ -251,8 +254,13 @@ func (s *Reader) Read(p []byte) (int, error) {
 // fill reads once from src and scrubs what can be decided.
 func (s *Reader) fill() {
 	s.out, s.off = s.out[:0], 0
+	if s.filled {
+		s.grow() // the last read filled the buffer: a bulk body, not events
+	}
+	room := cap(s.in) - len(s.in)
 	m, err := s.src.Read(s.in[len(s.in):cap(s.in)])
 	s.in = s.in[:len(s.in)+m]
+	s.filled = m == room
 	out, used, n := s.r.Scan(s.out, s.in, err == io.EOF)
 	s.out = out
 	s.in = s.in[:copy(s.in, s.in[used:])]

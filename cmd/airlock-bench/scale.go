@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The scale commands: `airlock-bench streams` holds many long SSE streams
+// through one airlock (the real binary) and measures how late each event
+// arrives after the upstream wrote it; `airlock-bench idle` holds many
+// idle keep-alive agent connections and measures what each costs.
+
+// scaleEnv is an upstream and a running airlock binary.
+type scaleEnv struct {
+	dir   string
+	up    *upstream
+	home  *airlockHome
+	p     *binProc
+	agent *rawAgent
+	host  string // the upstream host:port every tunnel goes to
+}
+
+func startScale(bin string, sources int) (*scaleEnv, error) {
+	raiseNoFile()
+	dir, err := os.MkdirTemp("", "airlock-bench-scale-")
+	if err != nil {
+		return nil, err
+	}
+	e := &scaleEnv{dir: dir}
+	if e.up, err = startUpstream(dir, 0); err != nil {
+		e.close()
+		return nil, err
+	}
+	e.host = e.up.hosts[0]
+	if bin, err = buildAirlock(dir, bin); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.home, err = newHome(bin, dir, e.up.caFile, e.up.hosts); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.p, err = serveBinary(e.home, dir, "--max-conns-per-agent", "-1"); err != nil {
+		e.close()
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(e.home.dir, "ca.pem"))
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	roots, err := rootsFromPEM(caPEM)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	u := &url.URL{Scheme: "http", User: url.UserPassword(benchAgent, e.home.token), Host: e.p.proxy}
+	e.agent = newRawAgent(u, roots, sources)
+	return e, nil
+}
+
+func (e *scaleEnv) close() {
+	if e.p != nil {
+		e.p.stop()
+	}
+	if e.up != nil {
+		e.up.close()
+	}
+	_ = os.RemoveAll(e.dir)
+}
+
+// rss is airlock's VmRSS and the Go heap in use (KiB).
+func (e *scaleEnv) rss() (rssKiB, heapKiB int64) {
+	_, rssKiB = procStatusOf(e.p.pid())
+	if m, err := e.p.metrics(); err == nil {
+		heapKiB = int64(m["go_memstats_heap_inuse_bytes"]) / 1024
+	}
+	return rssKiB, heapKiB
+}
+
+// writeHeap saves airlock's heap profile to path ("": nothing).
+func (e *scaleEnv) writeHeap(path string) {
+	if path == "" {
+		return
+	}
+	b, err := e.p.adminGet("/debug/pprof/heap")
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		progress("heap profile: %v", err)
+	}
+}
+
+// stackKiB is airlock's goroutine stack memory in use.
+func (e *scaleEnv) stackKiB() int64 {
+	m, err := e.p.metrics()
+	if err != nil {
+		return 0
+	}
+	return int64(m["go_memstats_stack_inuse_bytes"]) / 1024
+}
+
+// openMany opens n tunnels with par parallel openers, calling each(i, t)
+// on every tunnel opened; it returns the open errors (the first one kept).
+func openMany(n, par int, open func(i int) error) (errs int64, first error) {
+	var next atomic.Int64
+	var mu sync.Mutex // guards first
+	var wg sync.WaitGroup
+	var nerr atomic.Int64
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := open(i); err != nil {
+					nerr.Add(1)
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nerr.Load(), first
+}
+
+type streamsOptions struct {
+	n, par, sources int
+	seconds         int
+	bin             string
+	heapProfile     string
+}
+
+func runStreams(args []string) error {
+	o := streamsOptions{}
+	fs := flag.NewFlagSet("airlock-bench streams", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.n, "n", 10000, "concurrent SSE streams")
+	fs.IntVar(&o.seconds, "seconds", 60, "how long every stream is held once all are open (one event per second)")
+	fs.IntVar(&o.par, "parallel", 32, "streams opened at once while ramping up")
+	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
+	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
+	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile mid-run to `FILE`")
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+	if err := parseSub(fs, args); err != nil {
+		return err
+	}
+	e, err := startScale(o.bin, o.sources)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	idleRSS, idleHeap := e.rss()
+	var (
+		measuring atomic.Bool
+		lat       latSink
+		readErrs  atomic.Int64
+		wg        sync.WaitGroup
+		stop      = make(chan struct{})
+	)
+	tunnels := make([]*tunnel, o.n)
+	progress("streams: opening %d SSE streams through airlock (%d at a time)", o.n, o.par)
+	t0 := time.Now()
+	openErrs, firstErr := openMany(o.n, o.par, func(i int) error {
+		t, err := e.agent.open(i, e.host)
+		if err != nil {
+			return err
+		}
+		resp, err := t.get(e.host, "/v1/stream?every=1s")
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("stream: status %d (%s)", resp.StatusCode, resp.Header.Get("X-Airlock-Error"))
+		}
+		if err != nil {
+			t.close()
+			return err
+		}
+		tunnels[i] = t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			readEvents(resp.Body, &measuring, &lat, &readErrs, stop)
+		}()
+		return nil
+	})
+	progress("streams: %d open in %.1fs (%d failed; first: %v); measuring for %ds", int64(o.n)-openErrs, time.Since(t0).Seconds(), openErrs, firstErr, o.seconds)
+	e.p.resetHWM()
+	measuring.Store(true)
+	var midRSS, midHeap int64
+	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
+		midRSS, midHeap = e.rss()
+		e.writeHeap(o.heapProfile)
+	})
+	time.Sleep(time.Duration(o.seconds) * time.Second)
+	measuring.Store(false)
+	endRSS, endHeap := e.rss()
+	hwm, _ := procStatusOf(e.p.pid())
+	goroutines, _ := e.p.goroutines()
+	close(stop)
+	for _, t := range tunnels {
+		if t != nil {
+			t.close()
+		}
+	}
+	wg.Wait()
+	open := int64(o.n) - openErrs
+	s := lat.summary()
+	fmt.Fprintf(stdout, "airlock-bench streams: %d SSE streams through the airlock binary, one event per second each, measured for %d s; %s\n", o.n, o.seconds, machine())
+	fmt.Fprintf(stdout, "  errors: %d failed to open (first: %v), %d broke while measured\n", openErrs, firstErr, readErrs.Load())
+	fmt.Fprintf(stdout, "  events measured: %d; relay latency (upstream write -> agent read) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", s.n, s.p50, s.p99, s.max)
+	fmt.Fprintf(stdout, "  airlock RSS: idle %.1f MiB; with the streams: mid-run %.1f MiB, end %.1f MiB, peak %.1f MiB; Go heap in use mid-run %.1f MiB, end %.1f MiB (idle %.1f)\n",
+		kib(idleRSS), kib(midRSS), kib(endRSS), kib(hwm), kib(midHeap), kib(endHeap), kib(idleHeap))
+	if open > 0 {
+		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutines %.2f\n",
+			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(goroutines)/float64(open))
+	}
+	return nil
+}
+
+func kib(k int64) float64 { return float64(k) / 1024 }
+
+// readEvents reads "data: UNIXNANO" events, recording each one's delay
+// while measuring is set, until stop or the stream breaks.
+func readEvents(body io.ReadCloser, measuring *atomic.Bool, lat *latSink, errs *atomic.Int64, stop chan struct{}) {
+	defer body.Close()
+	buf := make([]byte, 256)
+	var pending []byte
+	for {
+		n, err := body.Read(buf)
+		now := time.Now()
+		pending = append(pending, buf[:n]...)
+		for {
+			i := bytes.Index(pending, []byte("\n\n"))
+			if i < 0 {
+				break
+			}
+			ev := pending[:i]
+			pending = pending[i+2:]
+			if ts, ok := bytes.CutPrefix(ev, []byte("data: ")); ok && measuring.Load() {
+				if ns, perr := strconv.ParseInt(string(ts), 10, 64); perr == nil {
+					lat.add(now.Sub(time.Unix(0, ns)))
+				}
+			}
+		}
+		if err != nil {
+			select {
+			case <-stop:
+			default:
+				if measuring.Load() {
+					errs.Add(1)
+				}
+			}
+			return
+		}
+	}
+}
+
+// latSink collects latencies from many goroutines.
+type latSink struct {
+	mu  sync.Mutex // guards lat
+	lat []time.Duration
+}
+
+func (s *latSink) add(d time.Duration) {
+	s.mu.Lock()
+	s.lat = append(s.lat, d)
+	s.mu.Unlock()
+}
+
+type latSummary struct {
+	n             int
+	p50, p99, max float64
+}
+
+func (s *latSink) summary() latSummary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := summarise(s.lat, time.Second, 0)
+	out := latSummary{n: len(s.lat), p50: l.P50ms, p99: l.P99ms}
+	if len(s.lat) > 0 {
+		out.max = ms(s.lat[len(s.lat)-1])
+	}
+	return out
+}
+
+type idleOptions struct {
+	n, par, sources int
+	settle          time.Duration
+	bin             string
+	heapProfile     string
+}
+
+func runIdle(args []string) error {
+	o := idleOptions{}
+	fs := flag.NewFlagSet("airlock-bench idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.n, "n", 10000, "idle keep-alive agent connections")
+	fs.IntVar(&o.par, "parallel", 32, "connections opened at once")
+	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
+	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
+	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
+	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) with the connections open to `FILE`")
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+	if err := parseSub(fs, args); err != nil {
+		return err
+	}
+	e, err := startScale(o.bin, o.sources)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	// Warm up: leaf minted, upstream pool filled, then the agents leave.
+	warm := make([]*tunnel, o.par)
+	if errs, first := openMany(o.par, o.par, func(i int) error {
+		t, err := e.agent.open(i, e.host)
+		if err == nil {
+			err = t.getAll(e.host, "/v1/small", 200)
+		}
+		warm[i] = t
+		return err
+	}); errs > 0 {
+		return fmt.Errorf("warm-up: %w", first)
+	}
+	for _, t := range warm {
+		t.close()
+	}
+	time.Sleep(o.settle)
+	baseRSS, baseHeap := e.rss()
+	baseStack := e.stackKiB()
+	baseG, _ := e.p.goroutines()
+	tunnels := make([]*tunnel, o.n)
+	progress("idle: opening %d keep-alive agent connections (one request each, then idle)", o.n)
+	errs, first := openMany(o.n, o.par, func(i int) error {
+		t, err := e.agent.open(i, e.host)
+		if err != nil {
+			return err
+		}
+		tunnels[i] = t
+		return t.getAll(e.host, "/v1/small", 200)
+	})
+	progress("idle: %d open (%d failed); settling %s", o.n, errs, o.settle)
+	time.Sleep(o.settle)
+	rss, heap := e.rss()
+	stack := e.stackKiB()
+	g, _ := e.p.goroutines()
+	e.writeHeap(o.heapProfile)
+	open := int64(o.n) - errs
+	for _, t := range tunnels {
+		if t != nil {
+			t.close()
+		}
+	}
+	fmt.Fprintf(stdout, "airlock-bench idle: %d idle keep-alive agent connections through the airlock binary; %s\n", o.n, machine())
+	fmt.Fprintf(stdout, "  errors: %d (first: %v)\n", errs, first)
+	fmt.Fprintf(stdout, "  airlock RSS %.1f -> %.1f MiB, Go heap in use %.1f -> %.1f MiB, goroutine stacks %.1f -> %.1f MiB, goroutines %d -> %d\n",
+		kib(baseRSS), kib(rss), kib(baseHeap), kib(heap), kib(baseStack), kib(stack), baseG, g)
+	if open > 0 {
+		fmt.Fprintf(stdout, "  per idle connection: RSS %.1f KiB, Go heap %.1f KiB, stacks %.1f KiB, goroutines %.2f\n",
+			float64(rss-baseRSS)/float64(open), float64(heap-baseHeap)/float64(open), float64(stack-baseStack)/float64(open), float64(g-baseG)/float64(open))
+	}
+	return nil
+}
+
+// parseSub parses a subcommand's flags; positional arguments are errors.
+func parseSub(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return nil
+}

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// The first request to a new host used to pay, in series: the CONNECT,
+// the leaf mint, the agent's TLS handshake, then the upstream dial and
+// TLS handshake, then the request. The CONNECT already names the target,
+// so on accepting it airlock now starts the leaf mint (certs.Prewarm) and,
+// for a host the transport has not dialled lately, the upstream dial and
+// handshake (through the same guarded dialer, so the SSRF guard, the
+// self-address check and the corporate upstream proxy apply). Both run
+// while the agent's handshake does. The transport's TLS dial
+// (DialTLSContext) takes that connection for the tunnel's first request;
+// an unused one is closed after predialTTL. Upstream TLS sessions are
+// resumed through the transport's ClientSessionCache.
+//
+// Hooks: front.go's MITM hijack calls acceptMITM instead of mitm;
+// server.go's New calls installPredial after building the transport
+// (which also sizes the transport's per-connection buffers).
+
+const (
+	// predialTTL is how long a predialled connection waits for its request.
+	predialTTL = 10 * time.Second
+	// predialRecent: a host dialled within this time has connections in
+	// the transport's pool (IdleConnTimeout is 90 s), so it is not
+	// predialled: a keep-alive agent reopening tunnels must not cost the
+	// upstream a handshake per CONNECT.
+	predialRecent = 60 * time.Second
+	// maxPredialHosts bounds both maps; the recent-dial map is cleared
+	// when full.
+	maxPredialHosts = 4096
+	// upstreamBufferSize is the transport's per-connection buffer size.
+	upstreamBufferSize = 2 << 10
+	// upstreamHandshakeTimeout matches the transport's TLSHandshakeTimeout.
+	upstreamHandshakeTimeout = 10 * time.Second
+)
+
+// predialer holds the upstream connections dialled ahead of a tunnel's
+// first request.
+type predialer struct {
+	mu     sync.Mutex // guards ready and recent
+	ready  map[string]*predialed
+	recent map[string]time.Time // host:port -> last TLS dial
+}
+
+// predialed is one connection being (or done being) dialled.
+type predialed struct {
+	done  chan struct{} // closed when conn/err are set
+	conn  net.Conn
+	err   error
+	timer *time.Timer // closes an unused conn
+}
+
+// acceptMITM serves a MITM'd CONNECT on its own goroutine, so net/http's
+// connection goroutine returns and frees the buffers it holds for the
+// hijacked connection (a reader, two writers: ~10 KiB per tunnel, for the
+// tunnel's whole life). It first starts the leaf mint and the upstream
+// predial.
+func (s *Server) acceptMITM(c net.Conn, t *tunnel) {
+	s.certs.Prewarm(t.host)
+	if t.port != 80 {
+		s.pre.start(s, t.hostPort)
+	}
+	go s.mitm(c, t)
+}
+
+// installPredial makes the transport dial TLS itself (dialTLS), taking
+// predialled connections first.
+func (s *Server) installPredial() {
+	s.transport.DialTLSContext = s.dialTLS
+	// Every upstream connection holds a read and a write buffer for its
+	// whole life, idle in the pool included (4 KiB each by default).
+	// Heads are small and bodies larger than the buffer bypass it.
+	s.transport.ReadBufferSize, s.transport.WriteBufferSize = upstreamBufferSize, upstreamBufferSize
+	// Settle the transport's lazy HTTP/2 set-up (it appends "h2" to
+	// TLSClientConfig.NextProtos on first use) before any predial clones
+	// the config: CloseIdleConnections runs it.
+	s.transport.CloseIdleConnections()
+}
+
+// start dials addr in the background unless it was dialled recently or a
+// predial of it is pending.
+func (p *predialer) start(s *Server, addr string) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.ready == nil {
+		p.ready, p.recent = map[string]*predialed{}, map[string]time.Time{}
+	}
+	if last, ok := p.recent[addr]; ok && now.Sub(last) < predialRecent || p.ready[addr] != nil || len(p.ready) >= maxPredialHosts {
+		p.mu.Unlock()
+		return
+	}
+	p.markLocked(addr, now)
+	pd := &predialed{done: make(chan struct{})}
+	p.ready[addr] = pd
+	p.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(s.base, upstreamHandshakeTimeout)
+		pd.conn, pd.err = s.handshakeUpstream(ctx, addr)
+		cancel()
+		p.mu.Lock()
+		if pd.err == nil && p.ready[addr] == pd {
+			pd.timer = time.AfterFunc(predialTTL, func() { p.expire(addr, pd) })
+		} else if p.ready[addr] == pd {
+			delete(p.ready, addr) // a failed predial: the request dials (and reports) itself
+		}
+		p.mu.Unlock()
+		close(pd.done)
+	}()
+}
+
+func (p *predialer) markLocked(addr string, now time.Time) {
+	if len(p.recent) >= maxPredialHosts {
+		clear(p.recent)
+	}
+	p.recent[addr] = now
+}
+
+// expire closes a predialled connection no request took.
+func (p *predialer) expire(addr string, pd *predialed) {
+	p.mu.Lock()
+	mine := p.ready[addr] == pd
+	if mine {
+		delete(p.ready, addr)
+	}
+	p.mu.Unlock()
+	if mine {
+		_ = pd.conn.Close()
+	}
+}
+
+// take returns the predialled connection of addr, waiting for a pending
+// predial (it started before this request, so it is the quickest way to a
+// connection); nil when there is none, it failed, or ctx ended.
+func (p *predialer) take(ctx context.Context, addr string) net.Conn {
+	now := time.Now()
+	p.mu.Lock()
+	if p.recent == nil {
+		p.ready, p.recent = map[string]*predialed{}, map[string]time.Time{}
+	}
+	p.markLocked(addr, now)
+	pd := p.ready[addr]
+	if pd != nil {
+		delete(p.ready, addr)
+	}
+	p.mu.Unlock()
+	if pd == nil {
+		return nil
+	}
+	select {
+	case <-pd.done:
+	case <-ctx.Done():
+		go func() { <-pd.done; closeIfSet(pd) }()
+		return nil
+	}
+	if pd.err != nil {
+		return nil
+	}
+	if pd.timer != nil {
+		pd.timer.Stop()
+	}
+	return pd.conn
+}
+
+func closeIfSet(pd *predialed) {
+	if pd.conn != nil {
+		_ = pd.conn.Close()
+	}
+}
+
+// dialTLS is the transport's DialTLSContext: a predialled connection to
+// addr if there is one, else a fresh guarded dial and handshake.
+func (s *Server) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c := s.pre.take(ctx, addr); c != nil {
+		return c, nil
+	}
+	return s.handshakeUpstream(ctx, addr)
+}
+
+// handshakeUpstream dials addr through the guarded dialer and runs the
+// TLS handshake as the transport would (its TLSClientConfig, the host as
+// server name, HTTP/2 offered, sessions resumed from its cache).
+func (s *Server) handshakeUpstream(ctx context.Context, addr string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.transport.TLSClientConfig.Clone()
+	cfg.ServerName = host
+	if len(cfg.NextProtos) == 0 && s.transport.ForceAttemptHTTP2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, upstreamHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}

@@ -1,0 +1,45 @@
+package proxy
+
+import (
+	"net"
+	"time"
+)
+
+// Sniffing holds no buffer. The first byte of a connection (which door,
+// TLS or plain HTTP inside a tunnel) is read on its own and replayed by
+// byteConn; a bufio.Reader here would pin 4 KiB per connection for its
+// whole life, twice for a MITM'd one (agent connection and tunnel), and
+// those sit idle in every keep-alive connection an agent holds.
+
+// sniffByte reads the first byte of c, waiting at most timeout.
+func sniffByte(c net.Conn, timeout time.Duration) (byte, net.Conn, error) {
+	var b [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		n, err := c.Read(b[:])
+		if n == 1 {
+			_ = c.SetReadDeadline(time.Time{})
+			return b[0], &byteConn{Conn: c, first: b[0], pending: true}, nil
+		}
+		if err != nil {
+			_ = c.SetReadDeadline(time.Time{})
+			return 0, nil, err
+		}
+	}
+}
+
+// byteConn replays the sniffed first byte, then reads c directly.
+type byteConn struct {
+	net.Conn
+	first   byte
+	pending bool
+}
+
+func (c *byteConn) Read(p []byte) (int, error) {
+	if !c.pending || len(p) == 0 {
+		return c.Conn.Read(p)
+	}
+	c.pending = false
+	p[0] = c.first
+	return 1, nil // the caller reads again for the rest (one more syscall per connection)
+}
