@@ -17,8 +17,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/approval"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/vault"
 )
 

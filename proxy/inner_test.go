@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/internal/h1"
+	"github.com/airlock/airlock/proxy/testkit"
 )
 
 // Tests of the lean loop that serves MITM'd connections (inner.go,

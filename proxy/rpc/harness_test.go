@@ -19,9 +19,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/vault"
 )
 

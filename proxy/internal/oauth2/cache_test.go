@@ -18,8 +18,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/proxy/errcode"
+	"github.com/airlock/airlock/proxy/testkit"
 	"github.com/airlock/airlock/vault"
 	"github.com/prometheus/client_golang/prometheus"
 )
