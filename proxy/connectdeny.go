@@ -52,7 +52,9 @@ func (s *Server) answerDeniedInside(c net.Conn, host string, e *Error) {
 	}
 	inner := pc
 	if first == 0x16 {
-		tc := tls.Server(pc, s.certs.TLSConfig(host))
+		cfg := s.certs.TLSConfig(host).Clone()
+		cfg.NextProtos = []string{"http/1.1"} // the refusal is one HTTP/1.1 answer; an h2 client would read garbage
+		tc := tls.Server(pc, cfg)
 		hctx, cancel := context.WithTimeout(context.Background(), denyTimeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
