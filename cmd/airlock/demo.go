@@ -50,6 +50,7 @@ type demo struct {
 	apiURL   string
 	apiRoots *x509.CertPool
 	srv      *proxy.Server
+	appr     *stack.Approvals // the approval queue, as serve runs it
 	addr     string
 	logs     bytes.Buffer
 	agent    *http.Client
@@ -171,6 +172,12 @@ func (d *demo) startAirlock() error {
 		return err
 	}
 	d.srv = st.Server
+	// The approval queue, as serve starts it (no console: the demo has no
+	// admin listener), so a rule with `approval: required` is held, not refused.
+	if d.appr, err = stack.StartApprovals(d.srv, stack.ApprovalOptions{Home: d.dir,
+		PolicyPath: filepath.Join(d.dir, "demo-policy.yaml"), Log: newLogger("json", &d.logs)}); err != nil {
+		return fmt.Errorf("start the approval queue: %w", err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("start airlock: %w", err)
@@ -258,11 +265,14 @@ func (d *demo) printAudit() {
 }
 
 func (d *demo) cleanup() {
-	defer func() { d.srv, d.api, d.dir = nil, nil, "" }()
+	defer func() { d.srv, d.appr, d.api, d.dir = nil, nil, nil, "" }()
 	if d.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = d.srv.Shutdown(ctx)
 		cancel()
+	}
+	if d.appr != nil {
+		d.appr.Close()
 	}
 	if d.api != nil {
 		d.api.Close()
