@@ -129,7 +129,7 @@ func (d *demo) startAPI() error {
 		}
 		io.WriteString(w, `{"models":["demo-1"],"authorized":true}`+"\n")
 	})}
-	go func() { _ = d.api.Serve(l) }()
+	go func(api *http.Server) { _ = api.Serve(l) }(d.api) // cleanup clears d.api
 	d.step(true, "started a demo HTTPS API on %s that requires \"Authorization: Bearer <key>\"", l.Addr())
 	return nil
 }
@@ -183,7 +183,7 @@ func (d *demo) startAirlock() error {
 		return fmt.Errorf("start airlock: %w", err)
 	}
 	d.addr = l.Addr().String()
-	go func() { _ = d.srv.Serve(l) }()
+	go func(srv *proxy.Server) { _ = srv.Serve(l) }(d.srv) // cleanup clears d.srv
 	d.agent = agentClient(ca, &url.URL{Scheme: "http", User: url.UserPassword("demo-bot", token), Host: d.addr})
 	d.step(true, "airlock is listening on %s; the agent runs with HTTPS_PROXY=http://demo-bot:<token>@%s", d.addr, d.addr)
 	return nil
