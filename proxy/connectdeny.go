@@ -31,13 +31,21 @@ func (s *Server) denyInsideTunnel(ctx *goproxy.ProxyCtx, ev *event, host string,
 		Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) { s.answerDenied(c, host, e) }})
 }
 
-// answerDenied serves a denied tunnel: 200 to the CONNECT, TLS (or plain
-// HTTP) inside, the JSON error to the first request, close.
+// answerDenied serves a denied tunnel: 200 to the CONNECT, then
+// answerDeniedInside.
 func (s *Server) answerDenied(c net.Conn, host string, e *Error) {
-	defer c.Close()
 	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		_ = c.Close()
 		return
 	}
+	s.answerDeniedInside(c, host, e)
+}
+
+// answerDeniedInside finishes TLS with a leaf for host (or reads plain
+// HTTP), answers the first request with the JSON error and closes c: a
+// denied CONNECT after its 200, a denied transparent connection at once.
+func (s *Server) answerDeniedInside(c net.Conn, host string, e *Error) {
+	defer c.Close()
 	first, pc, err := sniff(c, denyTimeout)
 	if err != nil {
 		return
@@ -45,7 +53,7 @@ func (s *Server) answerDenied(c net.Conn, host string, e *Error) {
 	inner := pc
 	if first == 0x16 {
 		cfg := s.certs.TLSConfig(host).Clone()
-		cfg.NextProtos = []string{"http/1.1"} // one HTTP/1.1 answer; an h2 client falls back
+		cfg.NextProtos = []string{"http/1.1"} // the refusal is one HTTP/1.1 answer; an h2 client would read garbage
 		tc := tls.Server(pc, cfg)
 		hctx, cancel := context.WithTimeout(context.Background(), denyTimeout)
 		err := tc.HandshakeContext(hctx)

@@ -14,7 +14,8 @@ import (
 // TestConsoleServeBrowser: headless Chromium against the real serve signs
 // in with the URL `airlock console` prints, sees the held request, clicks
 // Approve; the held proxied request completes with the key injected and
-// the live feed (fed from the audit path) shows it. Screenshot:
+// the live feed (fed from the audit path) shows it, and so do the use
+// charts (agent, credential) and the budget bar. Screenshot:
 // $AIRLOCK_ARTIFACTS (or $TMPDIR/airlock-artifacts)/console-serve.png.
 func TestConsoleServeBrowser(t *testing.T) {
 	chromium := os.Getenv("AIRLOCK_CHROMIUM")
@@ -43,7 +44,8 @@ func TestConsoleServeBrowser(t *testing.T) {
 	shot := filepath.Join(arts, "console-serve.png")
 	os.Remove(shot)
 
-	a := newApprovalEnv(t, "approvals:\n  timeout: 90s\n", "")
+	a := newApprovalEnv(t, "approvals:\n  timeout: 90s\n"+
+		"budgets:\n  - name: bot-day\n    scope: {agent: bot}\n    limit: {tokens: 1000}\n    window: day\n", "")
 	a.serve()
 	res := a.getAsync(a.clientFor(), a.up.URL+"/v1/console-held")
 	a.waitPending(1, 1)
@@ -82,6 +84,7 @@ func TestConsoleServeBrowser(t *testing.T) {
 		t.Fatal("the click did not release the held request")
 	}
 	expect("feed")
+	expect("usage")
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("browser: %v\n%s", err, stderr.String())
 	}

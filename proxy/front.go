@@ -163,6 +163,7 @@ type tunnel struct {
 	port     int
 	hostPort string // host:port as the CONNECT named it, normalised (the pin's fast path)
 	scheme   string // "https", or "http" when the agent spoke plain HTTP inside
+	door     string // the door the connection came through; "": the proxy (door.Proxy)
 
 	// ctx is the connection's context (inner.go): the parent of the
 	// upstream requests made for it, cancelled when the agent is gone.

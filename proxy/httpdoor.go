@@ -15,6 +15,9 @@ import (
 // tunnel t, or (t nil) a plain http:// proxy request.
 func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel) {
 	ev := &event{start: time.Now(), method: r.Method, door: door.Proxy, operation: door.OpProxy}
+	if t != nil && t.door != "" {
+		ev.door = t.door // a transparent connection's requests
+	}
 	d, e := s.decide(r, t, ev)
 	if e != nil {
 		ev.fail(e)

@@ -62,6 +62,12 @@ func (s *Server) HandleTransparent(ctx context.Context, c *transparent.Conn) {
 			reason = ErrNoServerName.Error()
 		}
 		s.denyTransparent(c, ev, denied(host, rule), reason)
+	case policy.ActionAsk: // no rule names the host: hold the connection for a person, then tunnel
+		if e := s.awaitUnmatched(ctx, c.Agent, http.MethodConnect, host, port, ""); e != nil {
+			s.denyTransparent(c, ev, e, "approval")
+			return
+		}
+		s.tunnelTransparent(ctx, c, ev)
 	case policy.ActionTunnel:
 		s.tunnelTransparent(ctx, c, ev)
 	default:
@@ -83,20 +89,34 @@ func (s *Server) transparentAgent(agent string) *Error {
 }
 
 // denyTransparent records the refusal and closes c. A plain-HTTP client
-// gets the JSON error as the answer to its request; a TLS client sees the
-// connection close (no CONNECT status line exists to carry the reason).
+// gets the JSON error as the answer to its request; a TLS client gets it
+// inside TLS with a leaf for the host, as a denied CONNECT does
+// (connectdeny.go), within the agent's connection cap (over it, or when the
+// cap is the reason, the connection just closes).
 func (s *Server) denyTransparent(c *transparent.Conn, ev *event, e *Error, reason string) {
-	defer c.Close()
 	ev.fail(e)
 	s.record(ev)
 	s.log.Warn("transparent connection refused", fieldAgent(ev.agent), fieldHost(ev.host+":"+itoa(ev.port)),
 		zap.String("reason", reason), zap.String("orig_dst", c.OrigDst.String()))
-	if !c.TLS {
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		resp := e.Response(&http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1})
-		resp.Close = true
-		_ = resp.Write(c)
+	if c.TLS {
+		if e.Code == CodeTooManyConns {
+			_ = c.Close()
+			return
+		}
+		release, ok := s.guard.conns.acquire(ev.agent)
+		if !ok {
+			_ = c.Close()
+			return
+		}
+		defer release()
+		s.answerDeniedInside(c, ev.host, e) // closes c
+		return
 	}
+	defer c.Close()
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	resp := e.Response(&http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1})
+	resp.Close = true
+	_ = resp.Write(c)
 }
 
 // tunnelTransparent splices c to the destination through the dial guard.
@@ -133,7 +153,7 @@ func (s *Server) mitmTransparent(c *transparent.Conn, ev *event) {
 		s.denyTransparent(c, ev, s.tooManyConns(ev.agent), "connection cap")
 		return
 	}
-	t := &tunnel{agent: ev.agent, host: ev.host, port: ev.port, hostPort: net.JoinHostPort(ev.host, itoa(ev.port))}
+	t := &tunnel{agent: ev.agent, host: ev.host, port: ev.port, hostPort: net.JoinHostPort(ev.host, itoa(ev.port)), door: door.Transparent}
 	s.serveMITM(&releaseConn{Conn: c, release: release}, t) // front.go
 }
 

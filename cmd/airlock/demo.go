@@ -50,6 +50,7 @@ type demo struct {
 	apiURL   string
 	apiRoots *x509.CertPool
 	srv      *proxy.Server
+	appr     *stack.Approvals // the approval queue, as serve runs it
 	addr     string
 	logs     bytes.Buffer
 	agent    *http.Client
@@ -128,7 +129,7 @@ func (d *demo) startAPI() error {
 		}
 		io.WriteString(w, `{"models":["demo-1"],"authorized":true}`+"\n")
 	})}
-	go func() { _ = d.api.Serve(l) }()
+	go func(api *http.Server) { _ = api.Serve(l) }(d.api) // cleanup clears d.api
 	d.step(true, "started a demo HTTPS API on %s that requires \"Authorization: Bearer <key>\"", l.Addr())
 	return nil
 }
@@ -171,12 +172,18 @@ func (d *demo) startAirlock() error {
 		return err
 	}
 	d.srv = st.Server
+	// The approval queue, as serve starts it (no console: the demo has no
+	// admin listener), so a rule with `approval: required` is held, not refused.
+	if d.appr, err = stack.StartApprovals(d.srv, stack.ApprovalOptions{Home: d.dir,
+		PolicyPath: filepath.Join(d.dir, "demo-policy.yaml"), Log: newLogger("json", &d.logs)}); err != nil {
+		return fmt.Errorf("start the approval queue: %w", err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("start airlock: %w", err)
 	}
 	d.addr = l.Addr().String()
-	go func() { _ = d.srv.Serve(l) }()
+	go func(srv *proxy.Server) { _ = srv.Serve(l) }(d.srv) // cleanup clears d.srv
 	d.agent = agentClient(ca, &url.URL{Scheme: "http", User: url.UserPassword("demo-bot", token), Host: d.addr})
 	d.step(true, "airlock is listening on %s; the agent runs with HTTPS_PROXY=http://demo-bot:<token>@%s", d.addr, d.addr)
 	return nil
@@ -258,11 +265,14 @@ func (d *demo) printAudit() {
 }
 
 func (d *demo) cleanup() {
-	defer func() { d.srv, d.api, d.dir = nil, nil, "" }()
+	defer func() { d.srv, d.appr, d.api, d.dir = nil, nil, nil, "" }()
 	if d.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = d.srv.Shutdown(ctx)
 		cancel()
+	}
+	if d.appr != nil {
+		d.appr.Close()
 	}
 	if d.api != nil {
 		d.api.Close()

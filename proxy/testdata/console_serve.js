@@ -2,7 +2,8 @@
 // TestConsoleServeBrowser. Protocol on stdout, one line each: "ready" once
 // signed in with the one-time URL; "approved" after clicking Approve on the
 // held request and seeing it leave the list; "feed" once the live feed shows
-// the released request's decision. Errors go to stderr with exit 1.
+// the released request's decision; "usage" once the use charts show the
+// request's agent and credential and the budget shows as a bar. Errors go to stderr with exit 1.
 const puppeteer = require("puppeteer-core");
 
 const { LOGIN_URL, CHROMIUM, USER_DATA_DIR, SHOT, SECRET } = process.env;
@@ -38,10 +39,20 @@ function log(line) { process.stdout.write(line + "\n"); }
       const t = document.querySelector("#feed tbody");
       return t && t.textContent.includes("/v1/console-held") && t.textContent.includes("inject");
     }, { timeout: 20000 });
+    log("feed");
+
+    // The released request shows in the charts of the hour (its agent and
+    // its credential) and the budget shows as a bar.
+    await page.waitForFunction(() => {
+      const has = (sel, text) => Array.from(document.querySelectorAll(sel)).some((e) => e.textContent.includes(text));
+      return has("#usage-agents .chart", "bot") && has("#usage-credentials .chart", "api/key") &&
+        document.querySelectorAll("#usage-credentials .chart svg rect").length > 0 &&
+        has("#budgets .bar", "bot-day") && has("#budgets .bar", "of 1,000 tokens");
+    }, { timeout: 20000 });
     const html = await page.content();
     if (SECRET && html.includes(SECRET)) throw new Error("the secret is in the page");
     await page.screenshot({ path: SHOT, fullPage: true });
-    log("feed");
+    log("usage");
   } finally {
     await browser.close();
   }

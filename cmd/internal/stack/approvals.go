@@ -15,6 +15,7 @@ import (
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/console"
+	"github.com/airlock/airlock/proxy/usage"
 )
 
 // ApprovalOptions are what the approval queue and the console need besides
@@ -25,6 +26,9 @@ type ApprovalOptions struct {
 	AdminToken string // the console's and the admin API's token; "" = no console
 	AdminURL   string // the admin listener's base URL for webhook links; "" = none
 	Log        *zap.Logger
+	// UsageFile is the usage meter's state file (Options.UsageFile); the
+	// console's budget bars read it. "": no budget bars.
+	UsageFile string
 	// PolicyPoll is how often a policy reload is looked for (timeout,
 	// webhook, remember); 0 = 250ms.
 	PolicyPoll time.Duration
@@ -79,7 +83,8 @@ func StartApprovals(srv *proxy.Server, o ApprovalOptions) (*Approvals, error) {
 	}
 	a.Queue = q
 	if o.AdminToken != "" {
-		c, err := console.New(console.Config{Queue: q, Feed: a.Feed, AdminToken: o.AdminToken, Log: log.Named("console")})
+		c, err := console.New(console.Config{Queue: q, Feed: a.Feed, Budgets: budgetSource(o.UsageFile),
+			AdminToken: o.AdminToken, Log: log.Named("console")})
 		if err != nil {
 			q.Close()
 			return nil, err
@@ -115,6 +120,36 @@ func (a *Approvals) newWebhook(url string) (*approval.Webhook, error) {
 		return nil, fmt.Errorf("approvals.webhook: %w", err)
 	}
 	return w, nil
+}
+
+// budgetSource is the console's budget bars read from the meter's state
+// file (nil without one). The meter saves it every second, so a bar lags
+// the meter by at most that.
+func budgetSource(path string) console.BudgetSource {
+	if path == "" {
+		return nil
+	}
+	return usageFile(path)
+}
+
+// usageFile reads budgets from a usage state file.
+type usageFile string
+
+// Budgets implements console.BudgetSource.
+func (f usageFile) Budgets(context.Context) ([]console.Budget, error) {
+	st, err := usage.LoadState(string(f))
+	if err != nil {
+		return nil, err
+	}
+	bs, err := st.BudgetStatus(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]console.Budget, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, console.Budget{Name: b.Name, Unit: b.Unit, Used: b.Used, Limit: b.Limit, WarnAt: b.WarnAt, Resets: b.Reset})
+	}
+	return out, nil
 }
 
 // feed turns an audit line into a console feed event.

@@ -5,6 +5,7 @@
   let csrf = "";
   let usageWindow = "hour";
   let lastUsage = null;
+  let lastFeedTop = "";
   let signedIn = false;
   const $ = (id) => document.getElementById(id);
 
@@ -126,6 +127,10 @@
       body.appendChild(tr);
     }
     $("feed-empty").hidden = data.events.length > 0;
+    const top = data.events.length ? data.events[0].time + " " + data.events.length : "";
+    const changed = top !== lastFeedTop;
+    lastFeedTop = top;
+    return changed;
   }
 
   const SVGNS = "http://www.w3.org/2000/svg";
@@ -193,8 +198,10 @@
   async function tick(n) {
     try {
       await refreshPending();
-      await refreshFeed();
-      if (n % 5 === 0) { await refreshUsage(); await refreshBudgets(); }
+      // New decisions change the charts and the bars: read them at once
+      // rather than at the next 5-second refresh.
+      const fresh = await refreshFeed();
+      if (fresh || n % 5 === 0) { await refreshUsage(); await refreshBudgets(); }
       status("live · updated " + new Date().toLocaleTimeString());
     } catch (e) {
       if (signedIn) status("update failed: " + e.message);
