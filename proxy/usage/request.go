@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxRequestBody is the default bound on the request bytes the meter reads
@@ -54,9 +55,14 @@ const maxOutputCap = 1 << 32
 
 // laxInt reads a JSON number or numeric string, clamped to [0, maxOutputCap].
 func laxInt(raw json.RawMessage) int64 {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
+	if len(raw) == 0 {
+		return 0
+	}
+	if raw[0] == '"' { // a JSON number never starts with a quote: only strings need decoding
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			raw = json.RawMessage(s)
+		}
 	}
 	f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
 	if err != nil || f != f || f <= 0 {
@@ -68,6 +74,12 @@ func laxInt(raw json.RawMessage) int64 {
 // laxBool reads true the way lenient parsers do: true, 1, "true", "1",
 // "yes", "on", "t", "y" (any case).
 func laxBool(raw json.RawMessage) bool {
+	switch string(raw) { // the common spellings, without decoding
+	case "", "false", "null":
+		return false
+	case "true":
+		return true
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return false
@@ -132,7 +144,7 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 	if json.Unmarshal(body, &f) != nil {
 		return body // not a JSON object: the provider will say so; reserve the default
 	}
-	_ = json.Unmarshal(f.Model, &info.Model)
+	info.Model = jsonString(f.Model)
 	info.Stream = laxBool(f.Stream)
 	for _, raw := range []json.RawMessage{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
 		info.MaxOutput = max(info.MaxOutput, laxInt(raw))
@@ -167,4 +179,15 @@ func setBody(r *http.Request, body []byte) {
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// jsonString is json.Unmarshal of a valid JSON value into a string ("" when
+// it is not a string), without decoding when it has no escapes.
+func jsonString(raw []byte) string {
+	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : n-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
 }
