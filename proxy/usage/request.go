@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -141,7 +142,7 @@ func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, er
 func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
 	var f requestFields
-	if json.Unmarshal(body, &f) != nil {
+	if !scanRequestFields(body, &f) && json.Unmarshal(body, &f) != nil {
 		return body // not a JSON object: the provider will say so; reserve the default
 	}
 	info.Model = jsonString(f.Model)
@@ -190,4 +191,55 @@ func jsonString(raw []byte) string {
 	var s string
 	_ = json.Unmarshal(raw, &s)
 	return s
+}
+
+// memberScratch recycles scanRequestFields' member lists.
+var memberScratch = sync.Pool{New: func() any { return new([]member) }}
+
+// scanRequestFields fills f as json.Unmarshal would (the same raw values:
+// keys matched case-insensitively, the last duplicate wins) from one pass
+// over the top-level members, without decoding the messages. It returns
+// false, leaving f alone, for what it does not decide itself: not a JSON
+// object, or a key outside ASCII (encoding/json's Unicode key folding).
+func scanRequestFields(body []byte, f *requestFields) bool {
+	sp := memberScratch.Get().(*[]member)
+	defer memberScratch.Put(sp)
+	ms, _, _, ok := appendMembers((*sp)[:0], body)
+	*sp = ms[:0]
+	if !ok {
+		return false
+	}
+	var out requestFields
+	for i := range ms {
+		m := &ms[i]
+		key := m.raw
+		if m.esc {
+			key = []byte(m.key)
+		}
+		var dst *json.RawMessage
+		for _, c := range key {
+			if c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		switch {
+		case bytes.EqualFold(key, []byte("model")):
+			dst = &out.Model
+		case bytes.EqualFold(key, []byte("stream")):
+			dst = &out.Stream
+		case bytes.EqualFold(key, []byte("max_tokens")):
+			dst = &out.MaxTokens
+		case bytes.EqualFold(key, []byte("max_completion_tokens")):
+			dst = &out.MaxCompletionTokens
+		case bytes.EqualFold(key, []byte("max_output_tokens")):
+			dst = &out.MaxOutputTokens
+		case bytes.EqualFold(key, []byte("stream_options")):
+			dst = &out.StreamOptions
+		default:
+			continue
+		}
+		*dst = body[m.valStart:m.valEnd]
+	}
+	*f = out
+	return true
 }
