@@ -24,16 +24,43 @@ type Body struct {
 	js       *jscan    // JSON
 	finished bool
 
-	ok    bool   // 2xx status
-	strip bool   // sse.out holds the relayed bytes
-	buf   []byte // strip mode read buffer
-	off   int    // strip mode: bytes of sse.out already returned
-	err   error  // strip mode: upstream error, returned once out is drained
+	ok    bool    // 2xx status
+	strip bool    // sse.out holds the relayed bytes
+	buf   *[]byte // strip mode read buffer (from stripBufs; only the reading goroutine touches it)
+	off   int     // strip mode: bytes of sse.out already returned
+	err   error   // strip mode: upstream error, returned once out is drained
 }
 
 func isSSE(resp *http.Response) bool {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	return mt == "text/event-stream"
+	return mediaType(resp.Header.Get("Content-Type")) == "text/event-stream"
+}
+
+// mediaType is the media type mime.ParseMediaType returns for v ("" when
+// it fails), without its allocations when v has no parameters.
+func mediaType(v string) string {
+	if strings.IndexByte(v, ';') >= 0 {
+		mt, _, _ := mime.ParseMediaType(v)
+		return mt
+	}
+	mt := strings.TrimSpace(strings.ToLower(v))
+	typ, sub, slash := strings.Cut(mt, "/")
+	if !isToken(typ) || slash && !isToken(sub) {
+		return ""
+	}
+	return mt
+}
+
+// isToken: a non-empty RFC 1521 token (mime's consumeToken took all of it).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r >= 0x7f || r <= 0x20 || strings.ContainsRune(`()<>@,;:\"/[]?=`, r) {
+			return false
+		}
+	}
+	return true
 }
 
 func newBody(t *Ticket, resp *http.Response) *Body {
@@ -46,16 +73,13 @@ func newBody(t *Ticket, resp *http.Response) *Body {
 		return b // compressed despite our request: relayed, not parsed
 	}
 	ep := t.info.Endpoint
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	mt := mediaType(resp.Header.Get("Content-Type"))
 	switch {
 	case mt == "text/event-stream":
 		b.strip = t.info.Rewritten
 		b.sse = newSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
-		if b.strip {
-			b.buf = make([]byte, 32<<10)
-		}
 	case strings.HasSuffix(mt, "json"):
-		b.js = newScan(pathsFor(ep, false))
+		b.js = getScan(pathsFor(ep, false))
 	}
 	return b
 }
@@ -107,22 +131,37 @@ func (b *Body) readStripped(p []byte) (int, error) {
 			return 0, err
 		}
 		b.mu.Unlock()
-		n, err := b.rc.Read(b.buf)
+		if b.buf == nil {
+			b.buf = stripBufs.Get().(*[]byte)
+		}
+		n, err := b.rc.Read(*b.buf)
 		b.mu.Lock()
 		if b.finished {
 			b.mu.Unlock()
+			b.putBuf()
 			if err == nil {
 				err = io.ErrClosedPipe
 			}
 			return 0, err
 		}
-		b.sse.feed(b.buf[:n])
+		b.sse.feed((*b.buf)[:n])
 		if err != nil {
+			b.putBuf() // no more upstream reads
 			b.err = err
 			b.tally.complete = err == io.EOF && b.ok
 			b.end() // flushes the held event into out
 		}
 		b.mu.Unlock()
+	}
+}
+
+// stripBufs are the strip mode read buffers.
+var stripBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (b *Body) putBuf() {
+	if b.buf != nil {
+		stripBufs.Put(b.buf)
+		b.buf = nil
 	}
 }
 
@@ -137,6 +176,8 @@ func (b *Body) end() {
 		b.sse.end()
 	case b.js != nil:
 		interpretJSON(b.js, b.t.info.Endpoint, &b.tally)
+		putScan(b.js) // every use of js is under mu and before finished
+		b.js = nil
 	}
 	b.t.finish(&b.tally)
 }

@@ -1,6 +1,9 @@
 package usage
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // jscan is an incremental, allocation-light JSON scanner that captures the
 // raw bytes of the values at a few fixed object paths ("usage",
@@ -51,6 +54,39 @@ func newScan(paths [][]string) *jscan {
 		}
 	}
 	return s
+}
+
+// scanPool recycles the scanners of JSON answers (their key and capture
+// buffers), so a metered JSON answer allocates none once warm.
+var scanPool sync.Pool
+
+// getScan is newScan from the pool.
+func getScan(paths [][]string) *jscan {
+	s, _ := scanPool.Get().(*jscan)
+	if s == nil {
+		return newScan(paths)
+	}
+	s.paths, s.want = paths, [maxTrack + 1]bool{}
+	for _, p := range paths {
+		if len(p) <= maxTrack {
+			s.want[len(p)] = len(p) > 0
+		}
+	}
+	if len(s.caps) != len(paths) {
+		s.caps = make([]capture, len(paths))
+	}
+	s.reset()
+	return s
+}
+
+// putScan returns a scanner nobody uses any more; big buffers are dropped.
+func putScan(s *jscan) {
+	for i := range s.caps {
+		if cap(s.caps[i].buf) > 4<<10 {
+			s.caps[i].buf = nil
+		}
+	}
+	scanPool.Put(s)
 }
 
 // reset prepares the scanner for a new document, keeping its buffers.

@@ -2,6 +2,8 @@ package usage
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,6 +18,50 @@ type Metrics struct {
 	BudgetUsedRatio  *prometheus.GaugeVec   // budget
 	BudgetRejections *prometheus.CounterVec // budget
 	BudgetWarnings   *prometheus.CounterVec // budget
+
+	series  sync.Map // seriesKey → *series: the curried counters of one label set
+	nSeries atomic.Int64
+}
+
+// maxCachedSeries bounds the series cache (label values are bounded by the
+// configuration and the price table; this is a second fence).
+const maxCachedSeries = 10000
+
+type seriesKey struct {
+	agent, rule, credential, model string
+	outcome                        Outcome
+}
+
+// series are the counters one metered request adds to. tokens and cost
+// are nil for OutcomeNone (no usage: those series are not created).
+type series struct {
+	requests prometheus.Counter
+	tokens   [5]prometheus.Counter // input, output, cached_input, cache_write, reasoning
+	cost     prometheus.Counter
+}
+
+var tokenKinds = [5]string{KindInput, KindOutput, KindCachedInput, KindCacheWrite, KindReasoning}
+
+// seriesOf returns (creating once) the counters of a label set, so a
+// request costs no label hashing or lookups in the vectors.
+func (m *Metrics) seriesOf(t Target, model string, outcome Outcome) *series {
+	k := seriesKey{t.Agent, t.Rule, t.Credential, model, outcome}
+	if v, ok := m.series.Load(k); ok {
+		return v.(*series)
+	}
+	sr := &series{requests: m.Requests.WithLabelValues(t.Agent, t.Rule, t.Credential, model, string(outcome))}
+	if outcome != OutcomeNone {
+		for i, kind := range tokenKinds {
+			sr.tokens[i] = m.Tokens.WithLabelValues(t.Agent, t.Rule, t.Credential, model, kind)
+		}
+		sr.cost = m.CostUSD.WithLabelValues(t.Agent, t.Rule, t.Credential, model)
+	}
+	if m.nSeries.Load() < maxCachedSeries {
+		if _, loaded := m.series.LoadOrStore(k, sr); !loaded {
+			m.nSeries.Add(1)
+		}
+	}
+	return sr
 }
 
 // Token kinds of airlock_llm_tokens_total. cached_input and cache_write

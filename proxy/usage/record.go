@@ -68,9 +68,7 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	}
 	rec := Record{Time: now, Agent: t.target.Agent, Rule: t.target.Rule, Credential: t.target.Credential,
 		Model: recModel, Outcome: outcome, Tokens: tok, CostNano: cost, Unpriced: !priced}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := m.store.Commit(ctx, t.id, charges, rec)
+	err := m.commit(t.id, charges, rec)
 	t.result.Store(&Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9})
 	m.count(t.target, name, rec)
 	level, msg := zapcore.InfoLevel, "llm usage"
@@ -102,19 +100,28 @@ func (m *Meter) count(t Target, model string, rec Record) {
 	if m.metrics == nil {
 		return
 	}
-	l := []string{t.Agent, t.Rule, t.Credential, model}
-	m.metrics.Requests.WithLabelValues(append(l, string(rec.Outcome))...).Inc()
+	sr := m.metrics.seriesOf(t, model, rec.Outcome)
+	sr.requests.Inc()
 	if rec.Outcome == OutcomeNone {
 		return
 	}
-	for _, k := range []struct {
-		kind string
-		n    int64
-	}{{KindInput, rec.Tokens.Input}, {KindOutput, rec.Tokens.Output}, {KindCachedInput, rec.Tokens.CachedInput},
-		{KindCacheWrite, rec.Tokens.CacheWrite}, {KindReasoning, rec.Tokens.Reasoning}} {
-		m.metrics.Tokens.WithLabelValues(append(l[:4:4], k.kind)...).Add(float64(k.n))
+	for i, n := range [...]int64{rec.Tokens.Input, rec.Tokens.Output, rec.Tokens.CachedInput, rec.Tokens.CacheWrite, rec.Tokens.Reasoning} {
+		sr.tokens[i].Add(float64(n))
 	}
-	m.metrics.CostUSD.WithLabelValues(l...).Add(float64(rec.CostNano) / 1e9)
+	sr.cost.Add(float64(rec.CostNano) / 1e9)
+}
+
+// commit hands a record to the store: a local store gets no deadline (it
+// never blocks on I/O; a timer per request would cost more than the
+// commit), a shared one 5s.
+func (m *Meter) commit(id string, charges []Charge, rec Record) error {
+	switch m.store.(type) {
+	case *MemStore, *FileStore:
+		return m.store.Commit(context.Background(), id, charges, rec)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return m.store.Commit(ctx, id, charges, rec)
 }
 
 // rejected counts and logs a refusal.

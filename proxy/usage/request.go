@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // MaxRequestBody is the default bound on the request bytes the meter reads
@@ -54,9 +56,14 @@ const maxOutputCap = 1 << 32
 
 // laxInt reads a JSON number or numeric string, clamped to [0, maxOutputCap].
 func laxInt(raw json.RawMessage) int64 {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
+	if len(raw) == 0 {
+		return 0
+	}
+	if raw[0] == '"' { // a JSON number never starts with a quote: only strings need decoding
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			raw = json.RawMessage(s)
+		}
 	}
 	f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
 	if err != nil || f != f || f <= 0 {
@@ -68,6 +75,12 @@ func laxInt(raw json.RawMessage) int64 {
 // laxBool reads true the way lenient parsers do: true, 1, "true", "1",
 // "yes", "on", "t", "y" (any case).
 func laxBool(raw json.RawMessage) bool {
+	switch string(raw) { // the common spellings, without decoding
+	case "", "false", "null":
+		return false
+	case "true":
+		return true
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return false
@@ -129,10 +142,10 @@ func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, er
 func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
 	var f requestFields
-	if json.Unmarshal(body, &f) != nil {
+	if !scanRequestFields(body, &f) && json.Unmarshal(body, &f) != nil {
 		return body // not a JSON object: the provider will say so; reserve the default
 	}
-	_ = json.Unmarshal(f.Model, &info.Model)
+	info.Model = jsonString(f.Model)
 	info.Stream = laxBool(f.Stream)
 	for _, raw := range []json.RawMessage{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
 		info.MaxOutput = max(info.MaxOutput, laxInt(raw))
@@ -167,4 +180,66 @@ func setBody(r *http.Request, body []byte) {
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// jsonString is json.Unmarshal of a valid JSON value into a string ("" when
+// it is not a string), without decoding when it has no escapes.
+func jsonString(raw []byte) string {
+	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : n-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s)
+	return s
+}
+
+// memberScratch recycles scanRequestFields' member lists.
+var memberScratch = sync.Pool{New: func() any { return new([]member) }}
+
+// scanRequestFields fills f as json.Unmarshal would (the same raw values:
+// keys matched case-insensitively, the last duplicate wins) from one pass
+// over the top-level members, without decoding the messages. It returns
+// false, leaving f alone, for what it does not decide itself: not a JSON
+// object, or a key outside ASCII (encoding/json's Unicode key folding).
+func scanRequestFields(body []byte, f *requestFields) bool {
+	sp := memberScratch.Get().(*[]member)
+	defer memberScratch.Put(sp)
+	ms, _, _, ok := appendMembers((*sp)[:0], body)
+	*sp = ms[:0]
+	if !ok {
+		return false
+	}
+	var out requestFields
+	for i := range ms {
+		m := &ms[i]
+		key := m.raw
+		if m.esc {
+			key = []byte(m.key)
+		}
+		var dst *json.RawMessage
+		for _, c := range key {
+			if c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		switch {
+		case bytes.EqualFold(key, []byte("model")):
+			dst = &out.Model
+		case bytes.EqualFold(key, []byte("stream")):
+			dst = &out.Stream
+		case bytes.EqualFold(key, []byte("max_tokens")):
+			dst = &out.MaxTokens
+		case bytes.EqualFold(key, []byte("max_completion_tokens")):
+			dst = &out.MaxCompletionTokens
+		case bytes.EqualFold(key, []byte("max_output_tokens")):
+			dst = &out.MaxOutputTokens
+		case bytes.EqualFold(key, []byte("stream_options")):
+			dst = &out.StreamOptions
+		default:
+			continue
+		}
+		*dst = body[m.valStart:m.valEnd]
+	}
+	*f = out
+	return true
 }

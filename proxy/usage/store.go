@@ -125,6 +125,9 @@ type MemStore struct {
 	rows     map[rowKey]*Row
 	unpriced map[string]int // day → distinct unpriced model names
 	dirty    bool
+	// earliest is no later than every held expiry (zero: none may
+	// expire), so expire scans the holds only when one can be due.
+	earliest time.Time
 }
 
 // NewMemStore returns an empty store.
@@ -154,6 +157,9 @@ func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
 		s.inflight[c.Budget] += c.Amount
 	}
 	s.holds[r.ID] = hold{claims: r.Claims, expires: r.Expires}
+	if !r.Expires.IsZero() && (s.earliest.IsZero() || r.Expires.Before(s.earliest)) {
+		s.earliest = r.Expires
+	}
 	return nil
 }
 
@@ -170,11 +176,20 @@ func (s *MemStore) sum(buckets []string) (int64, []int64) {
 // expire drops reservations past their expiry (their requests died
 // without a word). Called with mu held.
 func (s *MemStore) expire(now time.Time) {
+	if s.earliest.IsZero() || !now.After(s.earliest) {
+		return // nothing held can be due yet
+	}
+	var next time.Time
 	for id, h := range s.holds {
-		if !h.expires.IsZero() && now.After(h.expires) {
+		switch {
+		case h.expires.IsZero():
+		case now.After(h.expires):
 			s.drop(id)
+		case next.IsZero() || h.expires.Before(next):
+			next = h.expires
 		}
 	}
+	s.earliest = next
 }
 
 func (s *MemStore) drop(id string) {

@@ -19,8 +19,25 @@ const (
 )
 
 // pathsFor returns the paths worth capturing for an endpoint; unused
-// indices stay nil and never match.
+// indices stay nil and never match. The tables are shared: read only.
 func pathsFor(ep Endpoint, sse bool) [][]string {
+	if ep < 0 || int(ep) >= len(pathTables) {
+		return buildPaths(ep, sse)
+	}
+	if sse {
+		return pathTables[ep][1]
+	}
+	return pathTables[ep][0]
+}
+
+var pathTables = func() (t [EndpointMessages + 1][2][][]string) {
+	for ep := range t {
+		t[ep][0], t[ep][1] = buildPaths(Endpoint(ep), false), buildPaths(Endpoint(ep), true)
+	}
+	return t
+}()
+
+func buildPaths(ep Endpoint, sse bool) [][]string {
 	p := make([][]string, nPaths)
 	p[pUsage], p[pModel], p[pError] = []string{"usage"}, []string{"model"}, []string{"error"}
 	switch ep {
