@@ -71,6 +71,40 @@ func writeTemp(path string, raw []byte) (tmp string, err error) {
 	return f.Name(), nil
 }
 
+// WriteFile replaces path with data, mode perm, the way the vault itself
+// is saved: a temp file in the same directory, fsync, rename, fsync the
+// directory. A crash leaves the old file or the new one, never a mix or
+// nothing. airlock's other state files (the home's CA and policy files,
+// approvals, usage, source status) are written with it too.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // writeAtomic replaces path with raw: temp file, fsync, rename, fsync the
 // directory. A crash leaves the old file or the new one, never a mix.
 func writeAtomic(path string, raw []byte) error {

@@ -52,7 +52,7 @@ func ensureWgetrc(h home) (string, error) {
 	if got, err := os.ReadFile(path); err == nil && string(got) == string(want) {
 		return path, nil
 	}
-	if err := writeFileAtomic(path, want, 0o644); err != nil {
+	if err := vault.WriteFile(path, want, 0o644); err != nil {
 		return "", withHint(err, "check that "+h.Dir()+" is writable")
 	}
 	return path, nil

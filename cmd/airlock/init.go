@@ -139,7 +139,7 @@ func createVault(h home, pass []byte) (err error) {
 	if err != nil {
 		return updateError("seal CA key", err)
 	}
-	if err := writeFileAtomic(h.CAPath(), ca.CertPEM, 0o644); err != nil {
+	if err := vault.WriteFile(h.CAPath(), ca.CertPEM, 0o644); err != nil {
 		return err
 	}
 	return writeBundle(h, ca.CertPEM)
@@ -157,7 +157,7 @@ func writeBundle(h home, caPEM []byte) error {
 		}
 	}
 	b = append(b, caPEM...)
-	return writeFileAtomic(h.BundlePath(), b, 0o644)
+	return vault.WriteFile(h.BundlePath(), b, 0o644)
 }
 
 // writePolicy writes the default policy unless one is already there.
@@ -169,7 +169,7 @@ func writePolicy(h home) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("policy %s: %w", h.PolicyPath(), err)
 	}
-	if err := writeFileAtomic(h.PolicyPath(), policy.DefaultYAML, 0o644); err != nil {
+	if err := vault.WriteFile(h.PolicyPath(), policy.DefaultYAML, 0o644); err != nil {
 		return "", err
 	}
 	return "wrote the example policy " + h.PolicyPath(), nil

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/airlock/airlock/vault"
 )
 
 // keepDecided is how many recent decisions LocalStore keeps for Decided.
@@ -228,45 +229,8 @@ func (s *LocalStore) saveLocked(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode remembered approvals: %w", err)
 	}
-	if err := writeAtomic(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := vault.WriteFile(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save remembered approvals: %w", err)
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temp file in the same
-// directory: fsync, rename, fsync of the directory. A crash leaves the old
-// or the new file.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

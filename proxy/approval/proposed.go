@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/airlock/airlock/vault"
 	"gopkg.in/yaml.v3"
 )
 
@@ -83,7 +84,7 @@ func AppendProposed(path string, p Pending, d Decision) error {
 		old = []byte("# Rules implied by approvals (airlock approvals approve --always).\n" +
 			"# A list of policy rules: review each, then move it under rules: in policy.yaml.\n")
 	}
-	if err := writeAtomic(path, append(old, frag...), 0o644); err != nil {
+	if err := vault.WriteFile(path, append(old, frag...), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

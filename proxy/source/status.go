@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,19 +30,7 @@ func (r *Registry) WriteStatus(path string) error {
 	if err != nil {
 		return fmt.Errorf("source status: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".sources-status-*")
-	if err != nil {
-		return fmt.Errorf("source status: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("source status: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("source status: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := vault.WriteFile(path, b, 0o600); err != nil {
 		return fmt.Errorf("source status: %w", err)
 	}
 	return nil

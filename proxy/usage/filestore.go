@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/airlock/airlock/vault"
 )
 
 // FileStore is a [MemStore] persisted to one JSON file, so usage totals
@@ -162,7 +163,7 @@ func (f *FileStore) Flush() error {
 	f.mu.Unlock()
 	b, err := json.Marshal(st)
 	if err == nil {
-		err = writeAtomic(f.path, b)
+		err = vault.WriteFile(f.path, b, 0o600)
 	}
 	if err != nil {
 		f.mu.Lock()
@@ -178,41 +179,6 @@ func (f *FileStore) Close() error {
 	f.closeMu.Do(func() { close(f.stop) })
 	<-f.done
 	return f.Flush()
-}
-
-// writeAtomic replaces path with data: temp file, fsync, rename, fsync dir.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // BudgetStatus is one budget's state at a moment, read from a state file.
