@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/state"
 )
 
 // processStart is when this process started serving code (status uptime).
@@ -66,6 +68,57 @@ type Status struct {
 	Policy        PolicyStatus `json:"policy"`
 	Vault         VaultStatus  `json:"vault"`
 	AuditLog      *AuditStatus `json:"audit_log,omitempty"`
+	Fleet         *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet as the shared state store sees it (`serve
+// --state`): this replica, the live ones, and the store's health.
+type FleetStatus struct {
+	Replica  string         `json:"replica"`
+	Replicas []state.Member `json:"replicas"`
+	Error    string         `json:"error,omitempty"` // listing failed
+	State    any            `json:"state"`           // health: address (no password), last error, fail modes
+	StateOK  bool           `json:"state_ok"`
+}
+
+// fleetProbe bounds the Redis calls of /v1/status and /readyz.
+const fleetProbe = time.Second
+
+// fleetStatus reports the fleet; nil outside fleet mode.
+func (s *Server) fleetStatus() *FleetStatus {
+	f, ok := s.state.(state.Fleet)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetProbe)
+	defer cancel()
+	fs := &FleetStatus{Replica: f.ReplicaID()}
+	fs.StateOK, fs.State = f.Healthy(ctx)
+	members, err := f.Members(ctx)
+	if err != nil {
+		fs.Error = err.Error()
+	}
+	fs.Replicas = append([]state.Member{}, members...)
+	return fs
+}
+
+// readyDetail is the body of a ready /readyz: in fleet mode with the
+// shared state's health (degraded while Redis is unreachable: the
+// concerns run in their fail modes, but the replica still serves).
+func (s *Server) readyDetail() map[string]any {
+	doc := map[string]any{"status": "ready"}
+	f, ok := s.state.(state.Fleet)
+	if !ok {
+		return doc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetProbe)
+	defer cancel()
+	healthy, detail := f.Healthy(ctx)
+	doc["state"] = detail
+	if !healthy {
+		doc["degraded"] = "shared state unreachable: rate limits, budgets, approvals and OAuth2 run in their fail modes"
+	}
+	return doc
 }
 
 // PolicyStatus describes the policy in force.
@@ -119,6 +172,7 @@ func (s *Server) Status() Status {
 	if a := s.ops.audit.Load(); a != nil {
 		st.AuditLog = &AuditStatus{File: a.Path(), Dropped: a.Dropped()}
 	}
+	st.Fleet = s.fleetStatus()
 	return st
 }
 

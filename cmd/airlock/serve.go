@@ -27,9 +27,12 @@ type serveOptions struct {
 	policyPath string
 	logFormat  string
 	drain      time.Duration
-	ops        opsFlags  // audit log, pprof (serveops.go)
-	hard       hardFlags // timeouts, per-agent caps (servehard.go)
-	rpc        rpcFlags  // SanctumAI door (serverpc.go)
+	ops        opsFlags   // audit log, pprof (serveops.go)
+	hard       hardFlags  // timeouts, per-agent caps (servehard.go)
+	rpc        rpcFlags   // SanctumAI door (serverpc.go)
+	fleet      fleetFlags // --state: shared state in Redis (servefleet.go)
+
+	stack *stack.Stack // built by buildServer
 }
 
 // serveCmd declares the flags of `airlock serve`.
@@ -43,6 +46,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.ops.register(fs)
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
+	o.fleet.register(fs)
 	return func([]string) error {
 		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
 		if err := o.resolveLogFormat(Stderr); err != nil {
@@ -100,10 +104,18 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply}) // servehard.go
+	fleet, err := o.fleet.options(log) // servefleet.go
 	if err != nil {
 		return nil, err
 	}
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, Fleet: fleet}) // servehard.go
+	if err != nil {
+		if fleet != nil {
+			return nil, withHint(err, "check --state (or AIRLOCK_STATE) and that redis answers; without it airlock serves with local state")
+		}
+		return nil, err
+	}
+	o.stack = st
 	return st.Server, nil
 }
 
@@ -138,6 +150,9 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		adminAddr = al.Addr().String()
 		srv.ProtectAddr(al.Addr()) // never proxy to our own admin port
 	}
+	fctx, leave := context.WithCancel(context.Background())
+	o.stack.JoinFleet(fctx, l.Addr().String(), srv.Status().Version) // no-op without --state
+	defer func() { leave(); _ = o.stack.Close() }()
 	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
 		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
 	errc := make(chan error, 1)

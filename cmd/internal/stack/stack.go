@@ -5,6 +5,7 @@
 package stack
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/rpc"
+	"github.com/airlock/airlock/proxy/state/redisstore"
 	"github.com/airlock/airlock/vault"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,12 +38,19 @@ type Options struct {
 	RPC *rpc.Options
 	// Tune adjusts the proxy configuration last (serve's hardening flags).
 	Tune func(*proxy.Config)
+	// Fleet, when set, shares the state through Redis (fleet.go).
+	Fleet *FleetOptions
 }
 
 // Stack is a built airlock, not yet serving.
 type Stack struct {
 	Server *proxy.Server
 	RPC    *rpc.Server // nil without Options.RPC
+	// Fleet is the shared state store; nil without Options.Fleet. See
+	// JoinFleet and Close.
+	Fleet *redisstore.Store
+
+	fleetDone chan struct{} // closed when the heartbeat has left
 }
 
 // ErrIncomplete is returned by New when a required part is missing.
@@ -75,8 +84,16 @@ func New(o Options) (*Stack, error) {
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
+	if o.Fleet != nil {
+		rs, err := openFleet(context.Background(), o.Fleet, o.Vault, o.Log, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		st.Fleet = rs
+	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
+		_ = st.Close()
 		return nil, err
 	}
 	st.Server = srv
