@@ -66,3 +66,11 @@ func parseMode(flag, v string) (redisstore.Mode, error) {
 	}
 	return 0, withHint(usageErrorf("%s: unknown mode %q", flag, v), "use fail_open or fail_closed")
 }
+
+// auditReplica names this replica's audit chain in fleet mode ("" alone).
+func (f *fleetFlags) auditReplica() string {
+	if f.state == "" {
+		return ""
+	}
+	return f.replicaID
+}

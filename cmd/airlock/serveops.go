@@ -45,7 +45,8 @@ func startOps(srv *proxy.Server, o *serveOptions, log *zap.Logger) (stop func(),
 		if err != nil {
 			return nil, err
 		}
-		audit, err = proxy.OpenAuditLog(proxy.AuditOptions{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log})
+		audit, err = proxy.OpenAuditLog(proxy.AuditOptions{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log,
+			Replica: o.fleet.auditReplica()}) // servefleet.go: the chain's name in a fleet
 		if err != nil {
 			return nil, withHint(err, "pick a writable file with --audit-log")
 		}
