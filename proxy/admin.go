@@ -40,7 +40,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": reason})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.readyDetail()) // status.go: fleet state health
+	writeJSON(w, http.StatusOK, s.readyDoc()) // detail when the policy on disk is newer (status.go)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

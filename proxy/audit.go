@@ -45,6 +45,7 @@ type event struct {
 	door       string // door.Proxy, door.RPC, ...; "" is the proxy
 	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
 	aborted    bool   // the response stream was cut mid-body
+	reason     string // why it was refused or failed, for the log (never a secret)
 }
 
 // fail marks the event as refused or failed with e.
@@ -118,6 +119,9 @@ func (s *Server) record(ev *event) {
 	}
 	if ev.aborted {
 		fields = append(fields, zap.Bool(audit.FieldAborted, true))
+	}
+	if ev.reason != "" {
+		fields = append(fields, zap.String("reason", ev.reason))
 	}
 	ce.Write(fields...)
 }

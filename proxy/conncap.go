@@ -52,7 +52,10 @@ func (s *Server) holdTunnel(ctx *goproxy.ProxyCtx, ev *event) *goproxy.ConnectAc
 	if !ok {
 		return s.rejectConnect(ctx, ev, s.tooManyConns(ev.agent))
 	}
-	ctx.Req = ctx.Req.WithContext(context.WithValue(ctx.Req.Context(), releaseKey{}, release))
+	hold := &tunnelHold{release: release, track: func(c net.Conn) func() {
+		return s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation (revoke.go)
+	}}
+	ctx.Req = ctx.Req.WithContext(context.WithValue(ctx.Req.Context(), releaseKey{}, hold))
 	return nil
 }
 
@@ -66,7 +69,8 @@ func (s *Server) holdMITM(ctx *goproxy.ProxyCtx, ev *event, a *goproxy.ConnectAc
 	}
 	hijack := a.Hijack
 	a.Hijack = func(r *http.Request, c net.Conn, pc *goproxy.ProxyCtx) {
-		hijack(r, &releaseConn{Conn: c, release: release}, pc)
+		untrack := s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation (revoke.go)
+		hijack(r, &releaseConn{Conn: c, release: func() { untrack(); release() }}, pc)
 	}
 	return a
 }
@@ -82,15 +86,23 @@ func (s *Server) tooManyConns(agent string) *Error {
 // heldConn ties the slot taken by holdConn to the tunnel's upstream
 // connection (or gives it back if the dial failed).
 func heldConn(r *http.Request, c net.Conn, err error) (net.Conn, error) {
-	release, _ := r.Context().Value(releaseKey{}).(func())
-	if release == nil {
+	hold, _ := r.Context().Value(releaseKey{}).(*tunnelHold)
+	if hold == nil {
 		return c, err
 	}
 	if err != nil {
-		release()
+		hold.release()
 		return nil, err
 	}
-	return &releaseConn{Conn: c, release: release}, nil
+	untrack := hold.track(c)
+	return &releaseConn{Conn: c, release: func() { untrack(); hold.release() }}, nil
+}
+
+// tunnelHold is what holdTunnel leaves for the tunnel's dial: the slot to
+// give back and the revocation registration of the upstream connection.
+type tunnelHold struct {
+	release func()
+	track   func(net.Conn) (untrack func())
 }
 
 // releaseConn gives its connection slot back on Close.

@@ -140,8 +140,8 @@ func TestFleetRateLimitE2E(t *testing.T) {
 	if len(badRefusals) > 0 {
 		t.Errorf("%d refusals without Retry-After 1 / RATE_LIMITED, e.g. %s", len(badRefusals), badRefusals[0])
 	}
-	assertAbsent(t, "replica logs", f.logs(), secretForms(fleetSecret))
-	assertAbsent(t, "redis", redisDump(t, r.client()), secretForms(fleetSecret))
+	assertAbsent(t, "replica logs", f.logs(), fleetSecretForms(fleetSecret))
+	assertAbsent(t, "redis", redisDump(t, r.client()), fleetSecretForms(fleetSecret))
 }
 
 // TestFleetRedisOutageE2E kills Redis under three replicas: the rate limit

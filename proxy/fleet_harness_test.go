@@ -145,10 +145,10 @@ func (f *fleet) logs() string {
 	return b.String()
 }
 
-// secretForms lists s raw, base64 (std, url, raw), hex and URL-encoded.
-func secretForms(s string) []string {
+// fleetSecretForms lists s raw, base64 (std, url, raw), hex and URL-encoded.
+func fleetSecretForms(s string) []string {
 	return []string{s, base64.StdEncoding.EncodeToString([]byte(s)), base64.RawStdEncoding.EncodeToString([]byte(s)),
-		base64.URLEncoding.EncodeToString([]byte(s)), hex.EncodeToString([]byte(s)), url.QueryEscape(s)}
+		base64.URLEncoding.EncodeToString([]byte(s)), hex.EncodeToString([]byte(s)), url.QueryEscape(s), url.PathEscape(s)}
 }
 
 // redisDump is everything redis holds: every key's name, its DUMP and its

@@ -99,7 +99,7 @@ func TestFleetOAuth2RotatingRefreshE2E(t *testing.T) {
 	}
 	var forms []string
 	for _, s := range append(ts.secrets(), "rt-initial-0") {
-		forms = append(forms, secretForms(s)...)
+		forms = append(forms, fleetSecretForms(s)...)
 	}
 	assertAbsent(t, "redis KEYS/DUMP/values", dump, forms)
 	assertAbsent(t, "replica logs", f.logs(), forms)

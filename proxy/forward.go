@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/policy"
 )
 
 // defaultTimeout bounds the wait for response headers, and the idle time
@@ -68,8 +70,10 @@ func (s *Server) newForwarder() *httputil.ReverseProxy {
 // the ReverseProxy's clone keeps what it set.
 func (s *Server) rewrite(pr *httputil.ProxyRequest) {}
 
-// rewriteOut shapes the outbound request: the pinned destination, no proxy
-// headers, and the credential. An injection failure is returned.
+// rewriteOut shapes the outbound request: the pinned destination, the
+// judged path (exactly what the rule matched), no proxy, method-override
+// or rewrite headers, placeholders substituted or refused, the rule's
+// header policy and the credential. A refusal is returned.
 func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	out.URL.Scheme = d.scheme
 	out.URL.Host = d.host
@@ -80,14 +84,30 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 		out.URL.Host += ":" + itoa(d.port)
 	}
 	out.Host = ""
+	if d.judged {
+		d.path.SetURL(out.URL) // judged and forwarded never disagree
+	}
 	for k := range out.Header {
 		if strings.HasPrefix(k, "Proxy-") {
 			delete(out.Header, k)
 		}
 	}
-	if d.rule != nil {
-		for k, v := range d.rule.Headers {
-			out.Header.Set(k, v)
+	policy.StripOverrides(out.Header) // X-HTTP-Method-Override, X-Original-URL, ...
+	if d.rule != nil && d.cred != nil && d.rule.Inject.Placeholders {
+		// Auth headers out except those holding a placeholder, which is
+		// then substituted (placeholder.go); before the secret is injected.
+		d.rule.ApplyHeaders(out.Header)
+		if err := s.placeholders(out, d); err != nil {
+			return err
+		}
+	} else {
+		if err := s.placeholders(out, d); err != nil { // any placeholder: refused
+			return err
+		}
+		if d.rule != nil && d.cred != nil {
+			d.rule.ApplyHeaders(out.Header) // agent auth headers out, static headers where absent
+		} else if d.rule != nil {
+			setStaticHeaders(out.Header, d.rule)
 		}
 	}
 	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
@@ -95,6 +115,17 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 		return nil
 	}
 	return s.inject(out, d.rule, d.cred)
+}
+
+// setStaticHeaders applies a non-injecting rule's static headers: only
+// where the agent sent none, unless headers_override.
+func setStaticHeaders(h http.Header, r *policy.Rule) {
+	for k, v := range r.Headers {
+		if _, ok := h[http.CanonicalHeaderKey(k)]; ok && !r.HeadersOverride {
+			continue
+		}
+		h.Set(k, v)
+	}
 }
 
 // injectError is the refusal for a failed injection: the injector's own
@@ -180,6 +211,7 @@ func (s *Server) failUpstream(w http.ResponseWriter, d *decision, err error) {
 	e := classify(err, d)
 	if d != nil {
 		d.ev.fail(e)
+		d.ev.reason = scrubError(err, d) // the cause on the audit line (x509 text, ...)
 		s.log.Debug("upstream failed", fieldAgent(d.agent), fieldHost(d.host), zap.String("error", scrubError(err, d)))
 	}
 	e.Write(w)
@@ -192,6 +224,11 @@ func classify(err error, d *decision) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if d != nil && d.bodyRefused != nil {
+		if perr := d.bodyRefused(); perr != nil { // the body met a placeholder (placeholder.go)
+			return placeholderError(perr)
+		}
 	}
 	host := ""
 	if d != nil {

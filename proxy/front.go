@@ -42,6 +42,8 @@ func (s *Server) serveFront(w http.ResponseWriter, r *http.Request) {
 		s.goproxy.ServeHTTP(w, r)
 		return
 	}
+	r, untrack := s.trackPlain(r) // cut on revocation (revoke.go)
+	defer untrack()
 	s.servePipeline(w, r, nil)
 }
 
@@ -57,7 +59,7 @@ func (s *Server) authenticate(r *http.Request) (string, *Error) {
 	if v == nil {
 		return "", vaultLocked()
 	}
-	if _, ok := v.Snapshot().AuthenticateToken(name, token); !ok {
+	if !s.authToken(v, name, token) { // re-reads a vault changed on disk (authreason.go)
 		return "", newError(http.StatusProxyAuthRequired, CodeAuthFailed,
 			"unknown agent or wrong token",
 			"check the agent name and token; `airlock agent list` shows agents, `airlock agent rotate NAME` issues a new token")
@@ -105,7 +107,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		if a, t, ok := s.reportConnect(ev, host, port); ok { // report mode: report.go
 			return a, t
 		}
-		return s.rejectConnect(ctx, ev, denied(host, rule)), target
+		return s.denyInsideTunnel(ctx, ev, host, denied(host, rule)), target // the JSON inside the tunnel (connectdeny.go)
 	case policy.ActionTunnel:
 		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (conncap.go)
 			return reject, target
@@ -131,6 +133,9 @@ func connectTarget(target string) (string, int) {
 }
 
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
+	if e.Code == CodeAuthFailed {
+		ev.reason = s.authFailReason(ctx.Req) // logged, never sent (authreason.go)
+	}
 	ev.fail(e)
 	s.record(ev)
 	ctx.Resp = e.Response(ctx.Req)

@@ -24,6 +24,8 @@ var injectors = map[string]Injector{
 	policy.InjectCustom: injectHeader,
 	policy.InjectBasic:  injectBasic,
 	policy.InjectQuery:  injectQuery,
+	// The agent wrote where the secret goes; rewriteOut has substituted it.
+	policy.InjectPlaceholder: func(*http.Request, *policy.Rule, *vault.Credential) error { return nil },
 }
 
 // RegisterInjector installs the injector for an inject type. Call it from

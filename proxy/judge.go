@@ -2,19 +2,20 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/vault"
 )
 
 // The pipeline. Every operation that touches a credential, whatever door
 // it came through, is judged by judge (exported as [Server.Judge]):
 //
-//	identify agent ▶ normalise target once (policy.SplitTarget, CleanPath) ▶
+//	identify agent ▶ normalise target once (policy.SplitTarget, policy.Judge) ▶
 //	match rule ▶ rate limit (state store) ▶ report mode ▶ resolve credential
 //	(credential source) ▶ decision or typed *Error
 //
@@ -33,6 +34,12 @@ type decision struct {
 	rule   *policy.Rule      // nil: unmatched traffic passed through
 	grant  *policy.Grant     // the grant of a credential operation; nil: none asked
 	cred   *vault.Credential // nil: nothing to inject
+	target string            // raw request-target from the proxy door; "": req.URL.RequestURI()
+	path   policy.Path       // the judged path and its forwarded form (policy.Judge)
+	judged bool              // path holds a judged path (HTTP operations)
+	// bodyRefused is the placeholder refusal a streamed request body failed
+	// with, if any (placeholder.go); nil: no body watched.
+	bodyRefused func() error
 
 	aborted bool           // the upstream body failed mid-stream
 	pub     *door.Decision // d as doors and observers see it (public), made on demand
@@ -99,16 +106,18 @@ func (s *Server) judge(ctx context.Context, d *decision, req door.Request) *Erro
 		}
 	}
 	ev.host, ev.port = d.host, d.port
-	rawPath := req.URL.Path
-	ev.path = policy.CleanPath(rawPath)
-	if hasDotSegment(rawPath) {
-		// The rule is judged on the cleaned path; an upstream that resolved
-		// "/a/../b" differently would see a path nobody judged.
-		return newError(http.StatusBadRequest, CodeBadRequest, "path with . or .. segments",
-			"send the normalised path")
+	target := d.target
+	if target == "" {
+		target = req.URL.RequestURI()
 	}
 	pol := s.Policy()
-	rule := pol.Match(d.agent, req.Method, d.host, d.port, ev.path)
+	// One normalisation for judging and forwarding: the upstream gets
+	// exactly the path the rule was matched on (pth.Forward, see rewriteOut).
+	rule, pth, err := pol.Judge(d.agent, req.Method, d.host, d.port, target)
+	if err != nil {
+		return badPath(err)
+	}
+	d.path, d.judged, ev.path = pth, true, pth.Judged
 	if e := s.judgeRule(ctx, d, pol, rule); e != nil {
 		return e
 	}
@@ -130,7 +139,7 @@ func (s *Server) judgeRule(ctx context.Context, d *decision, pol *policy.Policy,
 			ev.decision = decisionAllow
 			return nil
 		}
-		return s.denyOrReport(d, pol, denied(d.host, nil)) // report mode: report.go
+		return s.denyOrReport(d, pol, noMatch(d, pol, d.ev.method)) // report mode: report.go
 	}
 	d.rule, ev.rule = rule, rule.Name
 	if e := s.rateLimit(d.agent, rule); e != nil { // per agent × rule (ratelimit.go)
@@ -245,6 +254,10 @@ func (s *Server) resolve(ctx context.Context, rule, path string) (*vault.Credent
 	if err != nil {
 		return nil, sourceError(rule, path, err)
 	}
+	cred, e := s.resolveRef(ctx, rule, cred) // a reference: its source's value (source.go)
+	if e != nil {
+		return nil, e
+	}
 	if cred.Expired(time.Now()) {
 		return nil, newError(http.StatusForbidden, CodeCredentialExpired,
 			"credential "+path+" expired at "+cred.ExpiresAt.UTC().Format(time.RFC3339),
@@ -253,14 +266,22 @@ func (s *Server) resolve(ctx context.Context, rule, path string) (*vault.Credent
 	return cred, nil
 }
 
-// hasDotSegment reports whether p has a "." or ".." segment.
-func hasDotSegment(p string) bool {
-	for p != "" {
-		var seg string
-		seg, p, _ = strings.Cut(p, "/")
-		if seg == "." || seg == ".." {
-			return true
-		}
+// badPath is the 400 BAD_PATH answer for a path policy.Judge refused.
+func badPath(err error) *Error {
+	var pe *policy.PathError
+	if errors.As(err, &pe) {
+		return newError(http.StatusBadRequest, errcode.BadPath, pe.Error(), pe.Hint())
 	}
-	return false
+	return newError(http.StatusBadRequest, errcode.BadPath, "path refused: "+err.Error(), "send a normalised path")
+}
+
+// noMatch is the ACCESS_DENIED answer when no rule matched d: the host
+// has no rule at all, or the nearest rule and why it did not match.
+func noMatch(d *decision, pol *policy.Policy, method string) *Error {
+	if !d.judged {
+		return denied(d.host, nil)
+	}
+	return newError(http.StatusForbidden, CodeAccessDenied,
+		pol.NoMatchDetail(d.agent, method, d.host, d.port, d.path.Judged),
+		"add a rule for this agent, method and path to the policy; `airlock policy explain` shows which rule applies")
 }

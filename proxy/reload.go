@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
@@ -35,15 +37,21 @@ func (s *Server) ReloadPolicy(path string) error {
 	p, err := policy.Load(path)
 	if err != nil {
 		s.metrics.PolicyReloads.WithLabelValues(resultError).Inc()
+		s.noteReloadError(&s.ops.policyErr, path, err)
 		s.log.Error("policy reload refused; the previous policy stays in force", zap.String("file", path), fieldErr(err))
 		return fmt.Errorf("reload policy: %w", err)
 	}
 	now := time.Now()
+	old := s.Policy()
 	s.swapPolicy(p, now)
+	s.ops.policyErr.Store(nil)
 	s.metrics.PolicyReloads.WithLabelValues(resultSuccess).Inc()
 	s.metrics.LastReloadSuccess.Set(float64(now.UnixNano()) / 1e9)
 	s.log.Info("policy reloaded", zap.String("file", path), zap.String("sha256", p.Hash),
 		zap.Int("rules", len(p.Rules)), zap.String("mode", orString(p.Egress.Mode, "enforce")))
+	if v := s.Vault(); v != nil {
+		s.revokeRuleless(old, p, v.Snapshot())
+	}
 	return nil
 }
 
@@ -55,18 +63,22 @@ func (s *Server) ReloadVault() (changed bool, err error) {
 	if v == nil {
 		return false, ErrSealed
 	}
+	old := v.Snapshot()
 	changed, err = v.Reload()
 	if err != nil {
 		s.metrics.VaultReloads.WithLabelValues(resultError).Inc()
+		s.noteReloadError(&s.ops.vaultErr, v.Path(), err)
 		s.log.Error("vault reload refused; the previous contents stay in force", zap.String("file", v.Path()), fieldErr(err))
 		return false, fmt.Errorf("reload vault: %w", err)
 	}
+	s.ops.vaultErr.Store(nil)
 	if changed {
 		s.metrics.VaultReloads.WithLabelValues(resultSuccess).Inc()
 		s.metrics.LastReloadSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
 		d := v.Snapshot()
 		s.log.Info("vault reloaded", zap.String("file", v.Path()),
 			zap.Int("credentials", len(d.Credentials)), zap.Int("agents", len(d.Agents)))
+		s.revokeChangedAgents(old, d)
 	}
 	s.updateExpiring(time.Now())
 	return changed, nil
@@ -146,12 +158,14 @@ func (w *Watcher) Reload() {
 func (w *Watcher) Run(ctx context.Context) {
 	w.s.metrics.LastReloadSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
 	w.s.updateExpiring(time.Now())
+	w.s.revocationsInit() // revocation metrics from the start; events from other replicas (revoke.go)
 	w.pol = stampOf(w.policyPath)
 	if v := w.s.Vault(); v != nil {
 		w.vlt = stampOf(v.Path())
 	}
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
+	changed := w.notify(ctx) // nil (never ready) when fsnotify is unavailable
 	expiry := time.NewTicker(time.Minute)
 	defer expiry.Stop()
 	for {
@@ -159,6 +173,8 @@ func (w *Watcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			w.poll(false)
+		case <-changed:
 			w.poll(false)
 		case <-w.kick:
 			w.s.log.Info("reload requested")
@@ -207,4 +223,50 @@ func (w *Watcher) policyChanged() bool {
 	}
 	w.tried = h
 	return true
+}
+
+// notify watches the directories of the policy and vault files (saves
+// rename a temporary file into place) and signals a change of either, so
+// `airlock agent add`, `agent rm` and `vault set` take effect at once; the
+// poll stays as the fallback. It returns nil when fsnotify cannot watch.
+func (w *Watcher) notify(ctx context.Context) <-chan struct{} {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		w.s.log.Info("file notifications unavailable; polling only", fieldErr(err))
+		return nil
+	}
+	names := map[string]bool{filepath.Clean(w.policyPath): true}
+	if v := w.s.Vault(); v != nil {
+		names[filepath.Clean(v.Path())] = true
+	}
+	for name := range names {
+		if err := fw.Add(filepath.Dir(name)); err != nil {
+			w.s.log.Info("file notifications unavailable; polling only", zap.String("dir", filepath.Dir(name)), fieldErr(err))
+		}
+	}
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer fw.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-fw.Events:
+				if !ok {
+					return
+				}
+				if names[filepath.Clean(ev.Name)] {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			case _, ok := <-fw.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return ch
 }

@@ -243,40 +243,48 @@ func TestRPCOperationsAuditedCountedLimited(t *testing.T) {
 	}
 }
 
-// A dot-segment path is refused by the pipeline on both doors, with the
-// same code in the audit file: the RPC door no longer matches rules itself.
+// Refused paths are refused by the pipeline on both doors (policy.Judge
+// on the request-target), with the same code in the audit file: the RPC
+// door no longer matches rules itself.
 func TestRPCDotSegmentsRefusedLikeProxy(t *testing.T) {
-	e := newRPCEnv(t, "enforce")
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	auth := base64.StdEncoding.EncodeToString([]byte("bot:" + e.token))
-	_, _ = c.Write([]byte("GET http://127.0.0.1:1/v1/a/../b HTTP/1.1\r\nHost: 127.0.0.1:1\r\nProxy-Authorization: Basic " + auth + "\r\n\r\n"))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Airlock-Error") != CodeBadRequest {
-		t.Fatalf("proxy: %d %s", resp.StatusCode, resp.Header.Get("X-Airlock-Error"))
-	}
-	cl := rpctest.Dial(t, e.addr)
-	cl.Login("bot", e.key)
-	_, code := cl.Call("use", map[string]any{"path": "api/key", "operation": "http_request",
-		"params": map[string]any{"url": "https://127.0.0.1/v1/a/../b"}})
-	if code != rpc.CodeInvalidRequest {
-		t.Fatalf("rpc http_request to /v1/a/../b: %q, want INVALID_REQUEST (BAD_REQUEST)", code)
-	}
-	var doors []string
-	for _, l := range e.lines(t) {
-		if l.Code != CodeBadRequest || l.Path != "/v1/b" {
-			t.Errorf("line %+v, want BAD_REQUEST on /v1/b", l)
-		}
-		doors = append(doors, l.Door+"/"+l.Operation)
-	}
-	if strings.Join(doors, ",") != "proxy/,rpc/http_request" {
-		t.Fatalf("lines of %v", doors)
+	// The plain request goes to port 1, which no rule names: only the
+	// always-refused dot segments are a BAD_PATH there; an encoded slash
+	// or ";" is refused on a rule with paths (the RPC request's).
+	for p, proxyCode := range map[string]string{"/v1/a/../b": "BAD_PATH", "/v1/a%2Fb": CodeAccessDenied, "/v1/a;x/b": CodeAccessDenied} {
+		t.Run(p, func(t *testing.T) {
+			e := newRPCEnv(t, "enforce")
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			auth := base64.StdEncoding.EncodeToString([]byte("bot:" + e.token))
+			_, _ = c.Write([]byte("GET http://127.0.0.1:1" + p + " HTTP/1.1\r\nHost: 127.0.0.1:1\r\nProxy-Authorization: Basic " + auth + "\r\n\r\n"))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("X-Airlock-Error") != proxyCode {
+				t.Fatalf("proxy: %d %s", resp.StatusCode, resp.Header.Get("X-Airlock-Error"))
+			}
+			cl := rpctest.Dial(t, e.addr)
+			cl.Login("bot", e.key)
+			_, code := cl.Call("use", map[string]any{"path": "api/key", "operation": "http_request",
+				"params": map[string]any{"url": "https://127.0.0.1" + p}})
+			if code != "BAD_PATH" {
+				t.Fatalf("rpc http_request to %s: %q, want BAD_PATH", p, code)
+			}
+			var doors []string
+			for i, l := range e.lines(t) {
+				if want := []string{proxyCode, "BAD_PATH"}[min(i, 1)]; l.Code != want || want == "BAD_PATH" && l.Path != "" {
+					t.Errorf("line %+v, want %s", l, want)
+				}
+				doors = append(doors, l.Door+"/"+l.Operation)
+			}
+			if strings.Join(doors, ",") != "proxy/,rpc/http_request" {
+				t.Fatalf("lines of %v", doors)
+			}
+		})
 	}
 }

@@ -69,6 +69,9 @@ type Config struct {
 
 	// Source is where credentials come from; nil: the vault ([VaultSource]).
 	Source Source
+	// Sources resolves reference credentials (vault.KindRef) from external
+	// credential sources (package proxy/source); nil: references refused.
+	Sources Resolver
 	// State holds what must later be shared between replicas (rate-limit
 	// buckets, OAuth2 tokens, ...); nil: in memory ([state.NewMemory]).
 	State state.Store
@@ -113,6 +116,7 @@ type Server struct {
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
+	sources      refSources                  // reference credentials (source.go)
 	state        state.Store                 // rate limits, tokens, ... (package state)
 	observers    []Observer                  // after the scrubber (observe.go)
 	innerNetHTTP bool                        // Config.InnerNetHTTP
@@ -120,6 +124,7 @@ type Server struct {
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
+	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener
@@ -144,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 	if s.source == nil {
 		s.source = VaultSource{s}
 	}
+	s.sources.r = cfg.Sources
 	if s.state == nil {
 		s.state = state.NewMemory()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,51 @@ type opsState struct {
 	policyAt atomic.Pointer[policyStamp]
 	audit    atomic.Pointer[audit.Log]
 	upstream atomic.Pointer[upstreamCache]
+
+	vaultSeen atomic.Pointer[fileStamp] // the vault file as an auth miss last saw it (authreason.go)
+
+	policyErr, vaultErr atomic.Pointer[ReloadError] // last refused reload of each; nil after a good one
+}
+
+// ReloadError is a refused reload: the old version stays in force.
+type ReloadError struct {
+	File  string    `json:"file"`
+	Error string    `json:"error"` // file:line:col: what is wrong, for a policy
+	At    time.Time `json:"at"`
+}
+
+// noteReloadError remembers a refused reload for /v1/status and doctor.
+func (s *Server) noteReloadError(p *atomic.Pointer[ReloadError], file string, err error) {
+	p.Store(&ReloadError{File: file, Error: err.Error(), At: time.Now().UTC()})
+}
+
+// policyStale says whether the policy file on disk is newer than the
+// policy in force (a refused reload, or one not yet noticed).
+func (s *Server) policyStale() string {
+	p := s.Policy()
+	if p == nil || p.File == "" {
+		return ""
+	}
+	fi, err := os.Stat(p.File)
+	if err != nil || !fi.ModTime().After(s.policyLoadedAt(p)) {
+		return ""
+	}
+	msg := "the policy in force is older than " + p.File + " on disk"
+	if e := s.ops.policyErr.Load(); e != nil {
+		msg += ": its reload was refused: " + e.Error
+	}
+	return msg
+}
+
+// readyDoc is the body of a ready /readyz: a detail when the policy file
+// on disk is newer than the policy in force.
+func (s *Server) readyDoc() map[string]any {
+	doc := map[string]any{"status": "ready"}
+	if d := s.policyStale(); d != "" {
+		doc["detail"] = d
+	}
+	s.fleetReady(doc)
+	return doc
 }
 
 // policyStamp remembers when a policy was swapped in.
@@ -102,14 +148,13 @@ func (s *Server) fleetStatus() *FleetStatus {
 	return fs
 }
 
-// readyDetail is the body of a ready /readyz: in fleet mode with the
-// shared state's health (degraded while Redis is unreachable: the
-// concerns run in their fail modes, but the replica still serves).
-func (s *Server) readyDetail() map[string]any {
-	doc := map[string]any{"status": "ready"}
+// fleetReady adds the shared state's health to a ready /readyz body in
+// fleet mode (degraded while Redis is unreachable: the concerns run in
+// their fail modes, but the replica still serves).
+func (s *Server) fleetReady(doc map[string]any) {
 	f, ok := s.state.(state.Fleet)
 	if !ok {
-		return doc
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fleetProbe)
 	defer cancel()
@@ -118,7 +163,6 @@ func (s *Server) readyDetail() map[string]any {
 	if !healthy {
 		doc["degraded"] = "shared state unreachable: rate limits, budgets, approvals and OAuth2 run in their fail modes"
 	}
-	return doc
 }
 
 // PolicyStatus describes the policy in force.
@@ -129,6 +173,10 @@ type PolicyStatus struct {
 	Rules         int       `json:"rules"`
 	Mode          string    `json:"mode"`
 	UpstreamProxy string    `json:"upstream_proxy,omitempty"` // without its password
+	// LastReloadError is the last refused reload of the policy file (the
+	// policy above stays in force); Stale says the file is newer.
+	LastReloadError *ReloadError `json:"last_reload_error,omitempty"`
+	Stale           string       `json:"stale,omitempty"`
 }
 
 // VaultStatus describes the vault in force.
@@ -139,6 +187,8 @@ type VaultStatus struct {
 	Credentials int        `json:"credentials"`
 	Agents      int        `json:"agents"`
 	Expiring    int        `json:"credentials_expiring_7d"`
+	// LastReloadError is the last refused reload of the vault file.
+	LastReloadError *ReloadError `json:"last_reload_error,omitempty"`
 }
 
 // AuditStatus describes the audit file.
@@ -161,6 +211,7 @@ func (s *Server) Status() Status {
 		if up := s.upstreamProxy(); up != nil {
 			st.Policy.UpstreamProxy = up.Redacted
 		}
+		st.Policy.LastReloadError, st.Policy.Stale = s.ops.policyErr.Load(), s.policyStale()
 	}
 	st.Vault.Sealed = true
 	if v := s.Vault(); v != nil {
@@ -169,6 +220,7 @@ func (s *Server) Status() Status {
 		st.Vault = VaultStatus{File: v.Path(), LoadedAt: &at, Credentials: len(d.Credentials), Agents: len(d.Agents),
 			Expiring: expiringCount(d, now)}
 	}
+	st.Vault.LastReloadError = s.ops.vaultErr.Load()
 	if a := s.ops.audit.Load(); a != nil {
 		st.AuditLog = &AuditStatus{File: a.Path(), Dropped: a.Dropped()}
 	}

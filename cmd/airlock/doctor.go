@@ -90,6 +90,7 @@ func (d *doctor) run() {
 	d.checkCredentials()
 	d.checkSourceDefs()
 	d.checkPort()
+	d.checkReload()
 	d.checkShellProxy()
 }
 

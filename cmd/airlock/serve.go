@@ -108,7 +108,8 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, Fleet: fleet}) // servehard.go
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply,
+		SourceStatus: sourceStatusPath(g.home), Fleet: fleet}) // servehard.go
 	if err != nil {
 		if fleet != nil {
 			return nil, withHint(err, "check --state (or AIRLOCK_STATE) and that redis answers; without it airlock serves with local state")
@@ -152,7 +153,7 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 	}
 	fctx, leave := context.WithCancel(context.Background())
 	o.stack.JoinFleet(fctx, l.Addr().String(), srv.Status().Version) // no-op without --state
-	defer func() { leave(); _ = o.stack.Close() }()
+	defer func() { leave(); o.stack.Close() }()
 	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
 		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
 	errc := make(chan error, 1)

@@ -16,18 +16,22 @@ import (
 type rpcFlags struct {
 	socket     string
 	sessionTTL time.Duration
+	handshake  time.Duration
 }
 
 func (f *rpcFlags) register(fs *flagSet, h home) {
 	fs.StringVar(&f.socket, "socket", filepath.Join(h.Dir(), "airlock.sock"),
 		"Unix socket `PATH` for SanctumAI SDK clients (mode 0600), or off")
 	fs.DurationVar(&f.sessionTTL, "session-ttl", time.Hour, "SanctumAI session lifetime")
+	fs.DurationVar(&f.handshake, "rpc-handshake-timeout", 10*time.Second,
+		"time a SanctumAI client has to authenticate before its connection is closed")
 }
 
 // startRPC installs the SanctumAI door on the proxy port and, unless off,
 // on the Unix socket. The returned stop function closes the socket.
 func startRPC(ctx context.Context, srv *proxy.Server, f rpcFlags, log *zap.Logger) (func(), error) {
-	door := rpc.New(srv, rpc.Options{Logger: log, Registerer: srv.Metrics().Registry, SessionTTL: f.sessionTTL})
+	door := rpc.New(srv, rpc.Options{Logger: log, Registerer: srv.Metrics().Registry, SessionTTL: f.sessionTTL,
+		HandshakeTimeout: f.handshake})
 	srv.SetRPC(door.ServeConn)
 	if f.socket == "off" {
 		return func() {}, nil

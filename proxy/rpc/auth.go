@@ -35,6 +35,38 @@ type session struct {
 type connState struct {
 	sessions map[string]*session
 	limiter  *rate.Limiter // failed authentications on this connection
+
+	source        string // the peer address limits are charged to (preauth.go)
+	authenticated bool   // a challenge_response succeeded on this connection
+
+	// track registers the connection under an authenticated agent, so
+	// revoking the agent closes it (nil: the backend does not track).
+	track   func(agent string) (untrack func())
+	tracked map[string]func() // untrack by agent
+}
+
+// AgentTracker is implemented by a [Backend] that closes connections of
+// revoked agents (*proxy.Server): stop ends the connection.
+type AgentTracker interface {
+	TrackAgent(agent string, stop func()) (untrack func())
+}
+
+// trackAgent registers the connection under agent once.
+func (cs *connState) trackAgent(agent string) {
+	if cs.track == nil || cs.tracked[agent] != nil {
+		return
+	}
+	if cs.tracked == nil {
+		cs.tracked = make(map[string]func())
+	}
+	cs.tracked[agent] = cs.track(agent)
+}
+
+// untrackAll drops the registrations when the connection ends.
+func (cs *connState) untrackAll() {
+	for _, untrack := range cs.tracked {
+		untrack()
+	}
 }
 
 func newConnState() *connState {
@@ -46,16 +78,33 @@ func newConnState() *connState {
 
 // authLimits are the per-agent failed-authentication limiters.
 type authLimits struct {
-	mu     sync.Mutex // guards agents
-	agents map[string]*rate.Limiter
-	shared *rate.Limiter // unknown names and overflow
+	mu      sync.Mutex // guards agents and sources
+	agents  map[string]*rate.Limiter
+	sources map[string]*rate.Limiter // failed signatures by source address
+	shared  *rate.Limiter            // unknown names and overflow
 }
 
 func newAuthLimits() *authLimits {
 	return &authLimits{
-		agents: make(map[string]*rate.Limiter),
-		shared: rate.NewLimiter(rate.Every(authRefill/10), 10*authBurst),
+		agents:  make(map[string]*rate.Limiter),
+		sources: make(map[string]*rate.Limiter),
+		shared:  rate.NewLimiter(rate.Every(authRefill/10), 10*authBurst),
 	}
+}
+
+// forSource returns the failed-signature limiter of a source address.
+func (a *authLimits) forSource(source string) *rate.Limiter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.sources[source]
+	if l == nil {
+		if len(a.sources) >= maxAgentLimiters {
+			return a.shared
+		}
+		l = rate.NewLimiter(rate.Every(authRefill), 4*authBurst)
+		a.sources[source] = l
+	}
+	return l
 }
 
 // forAgent returns the limiter of a registered agent, or the shared one.
@@ -113,7 +162,10 @@ func (s *Server) authenticate(cs *connState, c *call) (any, *Error) {
 		return nil, vaultLocked()
 	}
 	now := s.now()
-	if e := limited(now, cs.limiter, s.limits.forAgent(d, p.AgentName)); e != nil {
+	// Only this connection's own failures refuse a challenge: failures of
+	// other clients claiming the same name (or from the same address)
+	// never lock out the one that holds the key.
+	if e := limited(now, cs.limiter); e != nil {
 		return nil, e
 	}
 	cs.prune(now)
@@ -147,22 +199,27 @@ func (s *Server) challengeResponse(cs *connState, c *call) (any, *Error) {
 	if d == nil {
 		return nil, vaultLocked()
 	}
-	agentLim := s.limits.forAgent(d, sess.agent)
-	if e := limited(now, cs.limiter, agentLim); e != nil {
-		return nil, e
-	}
 	challenge := sess.challenge
 	sess.challenge = nil
 	sig, err := hex.DecodeString(p.Signature)
 	a := d.Agents[sess.agent]
 	if err != nil || a == nil || a.Disabled || len(a.PublicKey) != ed25519.PublicKeySize ||
 		!ed25519.Verify(a.PublicKey, challenge, sig) {
+		// A correct signature is always accepted (checked first); a wrong
+		// one is charged to this connection, its source and the name.
 		delete(cs.sessions, p.SessionID)
+		srcLim := s.limits.forSource(cs.source)
+		if e := limited(now, cs.limiter, srcLim); e != nil {
+			return nil, e
+		}
 		cs.limiter.AllowN(now, 1)
-		agentLim.AllowN(now, 1)
+		srcLim.AllowN(now, 1)
+		s.limits.forAgent(d, sess.agent).AllowN(now, 1)
 		return nil, authFailed()
 	}
+	cs.authenticated = true
 	sess.authed, sess.pubKey, sess.expires = true, a.PublicKey, now.Add(s.opts.SessionTTL)
+	cs.trackAgent(sess.agent)
 	return map[string]any{"authenticated": true}, nil
 }
 

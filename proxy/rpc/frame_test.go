@@ -74,18 +74,44 @@ func TestReadFrame(t *testing.T) {
 	}
 }
 
-func TestOversizeFrameClosesConnection(t *testing.T) {
+func TestOversizeFrameAnswersWithItsIDOrCloses(t *testing.T) {
 	h := newHarness(t, Options{})
-	fc := h.dial()
-	hdr := binary.BigEndian.AppendUint32(nil, DefaultMaxFrame+1)
-	// The client keeps sending its body; the answer must still arrive.
-	go fc.c.Write(append(hdr, make([]byte, 512<<10)...))
-	r, err := fc.recv()
-	if err != nil || r.Error == nil || r.Error.Code != CodeInvalidRequest || string(r.ID) != "null" {
-		t.Fatalf("answer %+v, %v", r, err)
+	cases := map[string]struct {
+		authed bool
+		size   uint32
+		prefix string
+		wantID string // "": closed without an answer
+	}{
+		"authed, id first":      {true, DefaultMaxFrame + 1, `{"id": 7, "method": "use", "params": {"data": "`, "7"},
+		"authed, string id":     {true, 5 << 20, `{"id":"a-1","method":"use"`, `"a-1"`},
+		"authed, id after body": {true, 5 << 20, `{"method":"use","params":{"data":"` + strings.Repeat("x", 8<<10), ""},
+		"before auth, 64KiB+1":  {false, DefaultPreAuthMaxFrame + 1, `{"id": 3, "method": "authenticate"`, "3"},
+		"before auth, no id":    {false, 4 << 20, `xxxx`, ""},
+		"before auth, null id":  {false, 4 << 20, `{"id": null, "method": "x"`, ""},
 	}
-	if _, err := fc.recv(); !errors.Is(err, io.EOF) {
-		t.Fatalf("connection still open: %v", err)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			fc := h.dial()
+			if tc.authed {
+				fc.login("bot", h.keys["bot"])
+			}
+			hdr := binary.BigEndian.AppendUint32(nil, tc.size)
+			// The client keeps sending its body; the answer must still arrive.
+			go fc.c.Write(append(hdr, append([]byte(tc.prefix), make([]byte, 512<<10)...)...))
+			r, err := fc.recv()
+			if tc.wantID == "" {
+				if err == nil {
+					t.Fatalf("answered %+v; want a close without an answer", r)
+				}
+				return
+			}
+			if err != nil || r.Error == nil || r.Error.Code != CodeInvalidRequest || string(r.ID) != tc.wantID {
+				t.Fatalf("answer %+v, %v; want id %s", r, err, tc.wantID)
+			}
+			if _, err := fc.recv(); err == nil {
+				t.Fatalf("connection still open")
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,10 +51,17 @@ type Options struct {
 	WriteTimeout   time.Duration // default 30s
 	RequestTimeout time.Duration // cap on one http_request; default 2m
 	MaxFrame       int           // default DefaultMaxFrame (4 MiB)
-	MaxLeases      int           // live leases kept; default 65536
-	Logger         *zap.Logger   // default zap.NewNop()
-	Registerer     prometheus.Registerer
-	Now            func() time.Time // default time.Now
+
+	// Before authentication (preauth.go).
+	PreAuthMaxFrame    int           // default DefaultPreAuthMaxFrame (64 KiB)
+	HandshakeTimeout   time.Duration // to the first successful challenge_response; default 10s
+	MaxUnauthConns     int           // unauthenticated connections in all; default 1024
+	MaxUnauthPerSource int           // per source address; default 128
+
+	MaxLeases  int         // live leases kept; default 65536
+	Logger     *zap.Logger // default zap.NewNop()
+	Registerer prometheus.Registerer
+	Now        func() time.Time // default time.Now
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +77,16 @@ func (o Options) withDefaults() Options {
 	def(&o.RequestTimeout, 2*time.Minute)
 	if o.MaxFrame <= 0 || o.MaxFrame > DefaultMaxFrame {
 		o.MaxFrame = DefaultMaxFrame
+	}
+	def(&o.HandshakeTimeout, 10*time.Second)
+	if o.PreAuthMaxFrame <= 0 || o.PreAuthMaxFrame > o.MaxFrame {
+		o.PreAuthMaxFrame = min(DefaultPreAuthMaxFrame, o.MaxFrame)
+	}
+	if o.MaxUnauthConns <= 0 {
+		o.MaxUnauthConns = DefaultMaxUnauthConns
+	}
+	if o.MaxUnauthPerSource <= 0 {
+		o.MaxUnauthPerSource = DefaultMaxUnauthPerSource
 	}
 	if o.MaxLeases <= 0 {
 		o.MaxLeases = 65536
@@ -90,18 +108,23 @@ type Server struct {
 	metrics *metrics
 	leases  *leaseTable
 	limits  *authLimits
+	gate    *unauthGate  // unauthenticated connections (preauth.go)
+	tracker AgentTracker // the backend, when it closes revoked agents' connections
 }
 
 // New returns a Server answering from b.
 func New(b Backend, opts Options) *Server {
 	opts = opts.withDefaults()
+	tracker, _ := b.(AgentTracker)
 	return &Server{
+		tracker: tracker,
 		b:       b,
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: newMetrics(opts.Registerer),
 		leases:  newLeaseTable(opts.MaxLeases),
 		limits:  newAuthLimits(),
+		gate:    newUnauthGate(opts.MaxUnauthConns, opts.MaxUnauthPerSource),
 	}
 }
 
@@ -118,26 +141,77 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer c.Close()
 	cs, dc := newConnState(), newDialectConn()
+	if s.tracker != nil {
+		cs.track = func(agent string) func() { return s.tracker.TrackAgent(agent, cancel) }
+	}
+	defer cs.untrackAll()
+	cs.source = sourceOf(c)
+	gate, evicted := s.gate.enter(cs.source, cancel)
+	defer gate.leave()
+	if evicted > 0 {
+		s.log.Warn("rpc: unauthenticated connections evicted to make room", zap.String("source", cs.source), zap.Int("evicted", evicted))
+		s.count("", "invalid", "PREAUTH_EVICTED")
+	}
+	handshakeEnd := time.Now().Add(s.opts.HandshakeTimeout)
 	r := bufio.NewReader(c)
 	for {
-		if err := c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout)); err != nil {
+		authed := cs.authenticated
+		deadline, limit := time.Now().Add(s.opts.IdleTimeout), s.opts.MaxFrame
+		if !authed {
+			deadline, limit = minTime(deadline, handshakeEnd), s.opts.PreAuthMaxFrame
+		}
+		if err := c.SetReadDeadline(deadline); err != nil {
 			return
 		}
-		frame, err := readFrame(r, s.opts.MaxFrame)
+		frame, id, err := readFrameOrID(r, limit)
 		if errors.Is(err, ErrFrameTooLarge) {
-			s.write(c, response{ID: nullID, Error: invalid("frame exceeds the 4 MiB limit")})
-			s.count("", "invalid", CodeInvalidRequest)
-			lingerClose(c)
+			s.refuseOversize(c, id, authed, limit)
 			return
 		}
 		if err != nil {
+			if !authed && isTimeout(err) {
+				s.log.Info("rpc: handshake deadline passed; connection closed", zap.String("source", cs.source))
+				s.count("", "invalid", "HANDSHAKE_TIMEOUT")
+			}
 			return
 		}
 		resp := s.handleFrame(ctx, cs, dc, frame)
+		if !authed && cs.authenticated {
+			gate.leave()
+		}
 		if !s.write(c, resp) {
 			return
 		}
 	}
+}
+
+// refuseOversize answers a frame over the limit with the request's id
+// when it could be read, else closes without an answer (an answer with
+// id null crashes SDKs that match answers by id).
+func (s *Server) refuseOversize(c net.Conn, id json.RawMessage, authed bool, limit int) {
+	s.count("", "invalid", CodeInvalidRequest)
+	s.log.Warn("rpc: frame over the limit; connection closed", zap.Bool("authenticated", authed), zap.Int("limit", limit))
+	if id == nil {
+		return
+	}
+	msg := "frame exceeds the 4 MiB limit"
+	if !authed {
+		msg = fmt.Sprintf("frame exceeds the %d KiB limit before authentication", limit>>10)
+	}
+	s.write(c, response{ID: id, Error: invalid(msg)})
+	lingerClose(c)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // write sends resp; false means the connection is gone.

@@ -31,6 +31,7 @@ type Memory struct {
 	locks   map[string]time.Time // refresh lock expiry by key
 	now     func() time.Time
 	budgets budgetBook
+	revs    revocationHub // revocation events (revoke.go)
 }
 
 type bucket struct {

@@ -69,14 +69,13 @@ func (st *Stack) JoinFleet(ctx context.Context, addr, version string) {
 	}()
 }
 
-// Close ends fleet mode (after the ctx given to JoinFleet ended): waits
-// for the heartbeat to leave, then closes the Redis connections.
-func (st *Stack) Close() error {
-	if st == nil || st.Fleet == nil {
-		return nil
+// closeFleet ends fleet mode (part of Close).
+func (st *Stack) closeFleet() {
+	if st.Fleet == nil {
+		return
 	}
 	if st.fleetDone != nil {
 		<-st.fleetDone
 	}
-	return st.Fleet.Close()
+	_ = st.Fleet.Close()
 }

@@ -8,12 +8,15 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/rpc"
+	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/proxy/state/redisstore"
 	"github.com/airlock/airlock/vault"
 	"go.uber.org/zap"
@@ -38,19 +41,34 @@ type Options struct {
 	RPC *rpc.Options
 	// Tune adjusts the proxy configuration last (serve's hardening flags).
 	Tune func(*proxy.Config)
+	// SourceStatus, when set, is the file the credential sources' fetch
+	// status is written to every 10 s (what `airlock vault list` and
+	// `airlock source list` show); "": not written.
+	SourceStatus string
 	// Fleet, when set, shares the state through Redis (fleet.go).
 	Fleet *FleetOptions
 }
 
 // Stack is a built airlock, not yet serving.
 type Stack struct {
-	Server *proxy.Server
-	RPC    *rpc.Server // nil without Options.RPC
+	Server  *proxy.Server
+	RPC     *rpc.Server      // nil without Options.RPC
+	Sources *source.Registry // the vault's credential sources (reference credentials)
 	// Fleet is the shared state store; nil without Options.Fleet. See
 	// JoinFleet and Close.
 	Fleet *redisstore.Store
 
+	stop      context.CancelFunc
 	fleetDone chan struct{} // closed when the heartbeat has left
+}
+
+// Close stops the credential sources (status writer, file watchers) and,
+// in fleet mode, waits for the heartbeat to leave (after the ctx given to
+// JoinFleet ended) and closes the Redis connections.
+func (st *Stack) Close() {
+	st.stop()
+	st.Sources.Close()
+	st.closeFleet()
 }
 
 // ErrIncomplete is returned by New when a required part is missing.
@@ -66,8 +84,23 @@ func New(o Options) (*Stack, error) {
 		size = DefaultCertCache
 	}
 	st := &Stack{}
+	metrics := proxy.NewMetrics()
+	sm, err := source.NewMetrics(metrics.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("stack: source metrics: %w", err)
+	}
+	st.Sources = source.NewRegistry(sm, o.Log.Named("source"))
+	if err := st.Sources.Load(o.Vault.Snapshot()); err != nil {
+		// A definition that does not build answers unavailable; the rest serve.
+		o.Log.Error("credential sources loaded with errors", zap.Error(err))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	st.stop = stop
+	if o.SourceStatus != "" {
+		go st.Sources.RunStatusWriter(ctx, o.SourceStatus, 10*time.Second)
+	}
 	cfg := proxy.Config{Vault: o.Vault, Policy: o.Policy, Certs: certs.NewCache(o.CA, size), Log: o.Log,
-		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog}
+		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog, Metrics: metrics, Sources: st.Sources}
 	if o.RPC != nil {
 		ro := *o.RPC
 		cfg.RPC = func(s *proxy.Server) proxy.ConnHandler {
@@ -87,13 +120,14 @@ func New(o Options) (*Stack, error) {
 	if o.Fleet != nil {
 		rs, err := openFleet(context.Background(), o.Fleet, o.Vault, o.Log, &cfg)
 		if err != nil {
+			st.Close()
 			return nil, err
 		}
 		st.Fleet = rs
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
-		_ = st.Close()
+		st.Close()
 		return nil, err
 	}
 	st.Server = srv

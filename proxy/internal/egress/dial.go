@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -123,7 +124,7 @@ func (d *Dialer) CheckedAddrs(ctx context.Context, host string) ([]netip.Addr, e
 		}
 	}
 	if len(ok) == 0 {
-		return nil, egressBlocked(host)
+		return nil, egressBlocked(fmt.Sprintf("%s (resolved to %s)", host, joinAddrs(ips))) // names what was refused
 	}
 	return ok, nil
 }
@@ -195,4 +196,13 @@ func trimBrackets(h string) string {
 		return h[1 : len(h)-1]
 	}
 	return h
+}
+
+// joinAddrs lists the refused addresses of an EGRESS_BLOCKED message.
+func joinAddrs(ips []netip.Addr) string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return strings.Join(out, ", ")
 }

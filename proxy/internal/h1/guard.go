@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/airlock/airlock/proxy/errcode"
 )
@@ -23,8 +24,10 @@ var ErrSmuggling = errors.New("request has both Content-Length and Transfer-Enco
 //
 // The guard follows HTTP/1.1 framing (Content-Length bodies, chunked bodies
 // and trailers) to find each head of a keep-alive connection. After a
-// CONNECT or an Upgrade request, or anything it cannot frame (which
-// net/http refuses itself), it stops looking.
+// CONNECT, or anything it cannot frame (which net/http refuses itself),
+// it stops looking. After an Upgrade request it keeps looking until a 101
+// Switching Protocols is actually written back on the connection: an
+// Upgrade the upstream declines leaves an ordinary keep-alive connection.
 type headGuard struct {
 	net.Conn
 	onRefuse func(c net.Conn, e *errcode.Error) // answers and records the refusal
@@ -36,9 +39,13 @@ type headGuard struct {
 	cl, te  bool  // framing headers seen in this head
 	clen    int64 // Content-Length value (-1: invalid)
 	chunked bool
-	opaque  bool // CONNECT or Upgrade
+	opaque  bool // CONNECT
+	upgrade bool // Upgrade header in this head
 	remain  int64
 	refused bool
+
+	awaiting101 atomic.Bool // an Upgrade request is waiting for its final answer (set by Read, cleared by Write)
+	switched    atomic.Bool // a 101 went out: the connection is no longer HTTP (set by Write)
 }
 
 type guardState uint8
@@ -65,6 +72,9 @@ func (g *headGuard) Read(p []byte) (int, error) {
 		return 0, &net.OpError{Op: "read", Net: "tcp", Err: ErrSmuggling}
 	}
 	n, err := g.Conn.Read(p)
+	if g.switched.Load() {
+		g.st = gOff
+	}
 	if n > 0 && g.st != gOff && g.feed(p[:n]) {
 		g.refuse()
 		return 0, &net.OpError{Op: "read", Net: "tcp", Err: ErrSmuggling}
@@ -165,23 +175,43 @@ func (g *headGuard) headLine(line []byte) bool {
 			g.te = true
 			g.chunked = bytes.EqualFold(value, []byte("chunked"))
 		case bytes.EqualFold(name, []byte("Upgrade")):
-			g.opaque = true
+			g.upgrade = true
 		}
 		return false
 	}
 	if g.cl && g.te {
 		return true
 	}
+	if g.upgrade && !g.opaque {
+		g.awaiting101.Store(true) // off only once a 101 is written (Write)
+	}
 	switch {
 	case g.opaque || g.te && !g.chunked || g.cl && g.clen < 0:
-		g.st = gOff // tunnel, upgrade, or framing net/http refuses
+		g.st = gOff // tunnel, or framing net/http refuses
 	case g.chunked:
 		g.st = gChunkSize
 	case g.clen > 0:
 		g.st, g.remain = gBody, g.clen
 	}
-	g.started, g.cl, g.te, g.clen, g.chunked, g.opaque = false, false, false, 0, false, false
+	g.started, g.cl, g.te, g.clen, g.chunked, g.opaque, g.upgrade = false, false, false, 0, false, false, false
 	return false
+}
+
+// Write passes p to the agent; while an Upgrade request waits for its
+// answer it reads the status of each response head written: 101 turns
+// the guard off (the bytes that follow are the new protocol's), a final
+// status ends the wait.
+func (g *headGuard) Write(p []byte) (int, error) {
+	if g.awaiting101.Load() && len(p) >= 12 && bytes.HasPrefix(p, []byte("HTTP/1.")) && p[8] == ' ' {
+		switch code := p[9:12]; {
+		case string(code) == "101":
+			g.switched.Store(true)
+			g.awaiting101.Store(false)
+		case code[0] != '1':
+			g.awaiting101.Store(false)
+		}
+	}
+	return g.Conn.Write(p)
 }
 
 // refuse answers 400 on the raw connection and records the refusal.

@@ -27,9 +27,9 @@ func TestHeadGuardFraming(t *testing.T) {
 		"header text inside a chunked body": {
 			raw: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n31\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
 		},
-		"TLS after CONNECT": {raw: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" + smuggle},
-		"after an upgrade":  {raw: "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + smuggle},
-		"keep-alive GETs":   {raw: "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"},
+		"TLS after CONNECT":            {raw: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n" + smuggle},
+		"after an upgrade, no 101 yet": {raw: "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + smuggle, refuse: true},
+		"keep-alive GETs":              {raw: "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

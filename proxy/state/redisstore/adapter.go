@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -172,4 +173,43 @@ func (a *Adapter) Members(ctx context.Context) ([]state.Member, error) {
 func (a *Adapter) Healthy(ctx context.Context) (bool, any) {
 	h := a.s.Health(ctx)
 	return h.OK, h
+}
+
+var _ state.Revocations = (*Adapter)(nil)
+
+// revocationKinds maps state's revocation reasons to the stream's kinds.
+var revocationKinds = map[string]string{"removed": AgentRemoved, "rekeyed": AgentRotated}
+
+// PublishRevocation implements state.Revocations on the fleet's stream:
+// every replica's subscriber hears it within a blocking read.
+func (a *Adapter) PublishRevocation(ctx context.Context, r state.Revocation) error {
+	kind := revocationKinds[r.Reason]
+	if kind == "" {
+		kind = "agent_" + r.Reason
+	}
+	return unavailable(a.s.PublishRevocation(ctx, Revocation{Kind: kind, Agent: r.Agent, Replica: r.Origin, At: r.At}))
+}
+
+// SubscribeRevocations implements state.Revocations: the fleet's events
+// from now on (a reader that reconnects catches up), until ctx ends.
+func (a *Adapter) SubscribeRevocations(ctx context.Context) (<-chan state.Revocation, error) {
+	in := a.s.Revocations(ctx)
+	out := make(chan state.Revocation, 256)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			reason := strings.TrimPrefix(ev.Kind, "agent_")
+			for k, v := range revocationKinds {
+				if v == ev.Kind {
+					reason = k
+				}
+			}
+			select {
+			case out <- state.Revocation{Agent: ev.Agent, Reason: reason, Origin: ev.Replica, At: ev.At}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }
