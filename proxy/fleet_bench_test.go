@@ -1,11 +1,13 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +38,17 @@ func TestFleetThroughput(t *testing.T) {
 	r := startRedisE2E(t)
 	up := newUpstream(t, nil)
 	base, agent := newFleetBase(t, up, "1000000/s", 1000000)
+	rc := r.client()
+	redisCalls := func() int64 {
+		info, _ := rc.Info(context.Background(), "stats").Result()
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_commands_processed:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
 	measure := func(name string, replicas []*env) float64 {
 		var n atomic.Int64
 		var wg sync.WaitGroup
@@ -49,6 +62,7 @@ func TestFleetThroughput(t *testing.T) {
 				t.Fatalf("%s: warm-up %d", name, s)
 			}
 		}
+		calls0 := redisCalls()
 		stop := time.Now().Add(dur)
 		start := time.Now()
 		for _, call := range clients {
@@ -64,7 +78,7 @@ func TestFleetThroughput(t *testing.T) {
 		}
 		wg.Wait()
 		rps := float64(n.Load()) / time.Since(start).Seconds()
-		t.Logf("%-36s c=%d %6.0f req/s", name, conc, rps)
+		t.Logf("%-38s c=%d %6.0f req/s, %.3f redis commands per request", name, conc, rps, float64(redisCalls()-calls0)/float64(n.Load()))
 		return rps
 	}
 	local := newFleet(t, base, r, 1).replicas[0]

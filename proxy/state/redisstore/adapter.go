@@ -18,7 +18,10 @@ import (
 // [state.Leaser] (OAuth2, one refresh fleet-wide) and [state.Fleet]
 // (membership, health). Errors caused by Redis wrap both ErrUnavailable
 // and state.ErrUnavailable.
-type Adapter struct{ s *Store }
+type Adapter struct {
+	s      *Store
+	leases leases // rate-limit tokens leased in chunks (lease.go)
+}
 
 // State returns s as a state.Store (see [Adapter]).
 func (s *Store) State() *Adapter { return &Adapter{s: s} }
@@ -47,7 +50,14 @@ func (a *Adapter) Allow(ctx context.Context, key string, limit rate.Limit, burst
 	if limit <= 0 || burst <= 0 {
 		return false, time.Duration(math.MaxInt64), nil // state.Memory: never
 	}
-	ok, wait, err := a.s.Allow(ctx, key, float64(limit), burst)
+	var ok bool
+	var wait time.Duration
+	var err error
+	if chunk := leaseChunk(burst); chunk > 1 && !a.s.opts.NoBatch {
+		ok, wait, err = a.allowLeased(ctx, key, float64(limit), burst, chunk)
+	} else {
+		ok, wait, err = a.s.Allow(ctx, key, float64(limit), burst)
+	}
 	if err != nil && ok {
 		return true, 0, nil // fail open
 	}

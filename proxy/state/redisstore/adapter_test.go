@@ -182,3 +182,43 @@ func TestAdapterFleet(t *testing.T) {
 		t.Fatalf("Healthy: %v %+v", ok, detail)
 	}
 }
+
+// TestAdapterLeasedExact: a generous bucket is leased in chunks, yet two
+// replicas together admit exactly its burst, no more (the leased tokens
+// come out of the shared bucket) and no fewer (a refused chunk falls back
+// to single tokens; each replica spends what it leased).
+func TestAdapterLeasedExact(t *testing.T) {
+	r := startRedis(t)
+	stores := newStores(t, r, 2, Options{})
+	a, b := stores[0].State(), stores[1].State()
+	const burst = 1000
+	if c := leaseChunk(burst); c != 50 {
+		t.Fatalf("chunk %d, want 50", c)
+	}
+	ctx := context.Background()
+	var admitted atomic.Int32
+	var wg sync.WaitGroup
+	for _, ad := range []*Adapter{a, b, a, b} {
+		wg.Go(func() {
+			for range 400 {
+				if ok, _, err := ad.Allow(ctx, "hot", rate.Limit(0.001), burst); err != nil {
+					t.Error(err)
+					return
+				} else if ok {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != burst {
+		t.Fatalf("admitted %d of 1600 asked, want exactly the burst %d", n, burst)
+	}
+	ok, wait, _ := a.Allow(ctx, "hot", rate.Limit(0.001), burst)
+	if ok || wait < 900*time.Second {
+		t.Fatalf("after the burst: ok %v Retry-After %v, want refused ~1000s", ok, wait)
+	}
+	if c := leaseChunk(5); c != 1 {
+		t.Fatalf("small bucket chunk %d, want 1 (never leased)", c)
+	}
+}
