@@ -43,7 +43,7 @@ type lease struct {
 	n    int
 	exp  time.Time
 	skip time.Time // a fetch failed: no leasing (no waiting in line on a sick Redis) until then
-	rate float64 // the bucket's settings the tokens were leased under
+	rate float64   // the bucket's settings the tokens were leased under
 	b    int
 }
 
