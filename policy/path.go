@@ -235,7 +235,11 @@ func requestPath(t string) (string, error) {
 		if j < 0 {
 			return "/", nil
 		}
-		if strings.ContainsAny(rest[:j], "\\%") {
+		auth := rest[:j]
+		if k := strings.LastIndexByte(auth, ']'); k > 0 && auth[0] == '[' {
+			auth = auth[k+1:] // an IPv6 literal's zone ("%25lo") is the dial guard's to refuse
+		}
+		if strings.ContainsAny(auth, "\\%") {
 			return "", badPath("authority holds a \"\\\" or an escape")
 		}
 		return rest[j:], nil

@@ -46,6 +46,7 @@ type event struct {
 	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
 	aborted    bool   // the response stream was cut mid-body
 	reason     string // why it was refused or failed, for the log (never a secret)
+	approver   string // approval decisions: who decided (approve.go)
 }
 
 // fail marks the event as refused or failed with e.
@@ -75,7 +76,7 @@ func (s *Server) record(ev *event) {
 	}
 	dr, op := orString(ev.door, door.Proxy), orString(ev.operation, door.OpProxy)
 	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code, dr, op).Inc()
-	s.auditFile(ev, agent, code) // hash-chained file, when configured (auditlog.go)
+	s.auditFile(ev, agent, code) // hash-chained file and audit tap, when configured
 	if ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "") {
 		s.metrics.Denials.WithLabelValues(agent, code).Inc()
 	}
@@ -96,8 +97,8 @@ func (s *Server) record(ev *event) {
 	if ce == nil {
 		return
 	}
-	fp := auditFields.Get().(*[16]zap.Field) // zap encodes synchronously
-	defer func() { *fp = [16]zap.Field{}; auditFields.Put(fp) }()
+	fp := auditFields.Get().(*[18]zap.Field) // zap encodes synchronously
+	defer func() { *fp = [18]zap.Field{}; auditFields.Put(fp) }()
 	fields := fp[:0]
 	fields = append(fields,
 		zap.String(audit.FieldAgent, agent),
@@ -123,12 +124,15 @@ func (s *Server) record(ev *event) {
 	if ev.reason != "" {
 		fields = append(fields, zap.String("reason", ev.reason))
 	}
+	if ev.approver != "" {
+		fields = append(fields, zap.String(audit.FieldApprover, ev.approver))
+	}
 	ce.Write(fields...)
 }
 
 // auditFields pools the field arrays of audit lines: one per request
 // would otherwise be ~1 KiB of garbage.
-var auditFields = sync.Pool{New: func() any { return new([16]zap.Field) }}
+var auditFields = sync.Pool{New: func() any { return new([18]zap.Field) }}
 
 // usesCredential reports whether a decision used a credential (the
 // credential-uses counter).
@@ -181,17 +185,23 @@ func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // auditFile queues ev for the audit file, when one is configured. It is
 // called from record with the label values already defaulted.
 func (s *Server) auditFile(ev *event, agent, code string) {
-	a := s.ops.audit.Load()
-	if a == nil {
+	a, tap := s.ops.audit.Load(), s.auditTap.Load()
+	if a == nil && tap == nil {
 		return
 	}
-	a.Write(audit.Line{
+	l := audit.Line{
 		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
 		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
 		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
 		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
-		Operation: lineOperation(ev.operation),
-	})
+		Operation: lineOperation(ev.operation), Approver: ev.approver,
+	}
+	if tap != nil {
+		(*tap)(l) // the console feed (approve.go)
+	}
+	if a != nil {
+		a.Write(l)
+	}
 }
 
 // lineOperation is the operation field of an audit file line: "" for a

@@ -41,7 +41,7 @@ func (s *Server) authFailReason(r *http.Request) string {
 // request), it is reloaded first, so an agent the CLI added, removed or
 // re-keyed a moment ago is judged by its new entry, not after the poll.
 func (s *Server) authToken(v *vault.Vault, name, token string) bool {
-	_, ok := v.Snapshot().AuthenticateToken(name, token)
+	ok := tokenOK(v.Snapshot(), name, token)
 	if !s.vaultFileChanged(v) {
 		return ok
 	}
@@ -52,8 +52,14 @@ func (s *Server) authToken(v *vault.Vault, name, token string) bool {
 	if nv == nil {
 		return false
 	}
-	_, ok = nv.Snapshot().AuthenticateToken(name, token)
-	return ok
+	return tokenOK(nv.Snapshot(), name, token)
+}
+
+// tokenOK reports whether token authenticates agent name: its own token
+// or a live run token of `airlock run` (runtoken.go).
+func tokenOK(d *vault.Data, name, token string) bool {
+	_, ok := d.AuthenticateToken(name, token)
+	return ok || authenticateRunToken(d, name, token)
 }
 
 // vaultFileChanged reports whether the vault file's size or mtime differs

@@ -108,6 +108,11 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 			return a, t
 		}
 		return s.denyInsideTunnel(ctx, ev, host, denied(host, rule)), target // the JSON inside the tunnel (connectdeny.go)
+	case policy.ActionAsk: // no rule names the host: hold the CONNECT for a person, then tunnel
+		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, port, ""); e != nil {
+			return s.denyInsideTunnel(ctx, ev, host, e), target
+		}
+		fallthrough
 	case policy.ActionTunnel:
 		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (conncap.go)
 			return reject, target
@@ -171,6 +176,12 @@ func (s *Server) mitm(c net.Conn, t *tunnel) {
 		_ = c.Close()
 		return
 	}
+	s.serveMITM(c, t)
+}
+
+// serveMITM terminates c's TLS (or reads plain HTTP) as t and serves the
+// requests inside; CONNECT after its 200, the transparent door at once.
+func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	first, pc, err := sniff(c, 10*time.Second)
 	if err != nil {
 		_ = c.Close()

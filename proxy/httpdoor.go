@@ -53,7 +53,11 @@ func (s *Server) decide(r *http.Request, t *tunnel, ev *event) (*decision, *Erro
 		return nil, e
 	}
 	req := door.Request{Door: door.Proxy, Operation: door.OpProxy, Agent: d.agent, Method: r.Method, URL: r.URL}
-	if e := s.judge(r.Context(), d, req); e != nil {
+	ctx := r.Context()
+	if t != nil && t.ctx != nil {
+		ctx = t.ctx // ends when the agent hangs up (innerwatch.go): an approval hold is left
+	}
+	if e := s.judge(ctx, d, req); e != nil {
 		return nil, e
 	}
 	return d, nil

@@ -139,9 +139,21 @@ func (s *Server) judgeRule(ctx context.Context, d *decision, pol *policy.Policy,
 			ev.decision = decisionAllow
 			return nil
 		}
+		if pol.Egress.Unmatched == policy.ActionAsk && pol.Egress.Mode != policy.ModeReport { // held for a person (approve.go)
+			if e := s.awaitUnmatched(ctx, d.agent, ev.method, d.host, d.port, ev.path); e != nil {
+				return e
+			}
+			ev.decision = decisionAllow
+			return nil
+		}
 		return s.denyOrReport(d, pol, noMatch(d, pol, d.ev.method)) // report mode: report.go
 	}
 	d.rule, ev.rule = rule, rule.Name
+	if needsApproval(rule) && rule.Action != policy.ActionDeny { // held before rate limit and credential (approve.go)
+		if e := s.awaitRule(ctx, d, rule); e != nil {
+			return e
+		}
+	}
 	if e := s.rateLimit(d.agent, rule); e != nil { // per agent × rule (ratelimit.go)
 		return e
 	}

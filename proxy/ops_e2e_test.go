@@ -25,7 +25,7 @@ import (
 // adminGet fetches a path from the running serve's admin listener.
 func (e *env) adminGet(path string) (int, string) {
 	e.t.Helper()
-	resp, err := http.Get("http://" + e.adminAddr + path)
+	resp, err := e.admin("GET", path) // with the admin token (admin_e2e_test.go)
 	if err != nil {
 		e.t.Fatalf("GET admin %s: %v", path, err)
 	}

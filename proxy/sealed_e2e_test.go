@@ -38,7 +38,7 @@ func TestExpiredCredentialAndSealedVault(t *testing.T) {
 		if status, _, _, body := getJSON(t, c, up.URL+"/long/x", nil); status != 200 {
 			t.Fatalf("before seal: %d %s", status, body)
 		}
-		resp, err := http.Post("http://"+e.adminAddr+"/v1/seal", "", nil)
+		resp, err := e.admin("POST", "/v1/seal") // admin_e2e_test.go
 		if err != nil {
 			t.Fatal(err)
 		}

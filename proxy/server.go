@@ -44,6 +44,7 @@ import (
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
@@ -125,6 +126,9 @@ type Server struct {
 
 	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
 	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
+
+	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
+	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener

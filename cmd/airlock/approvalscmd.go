@@ -25,21 +25,9 @@ import (
 	"time"
 )
 
-// approvalsAdminToken returns the admin token the CLI sends. The default
-// reads AIRLOCK_ADMIN_TOKEN, then the file <home>/admin.token; the
-// integrator points it at wherever `init` keeps the token.
-var approvalsAdminToken = func(g *globals) (string, error) {
-	if t := strings.TrimSpace(os.Getenv("AIRLOCK_ADMIN_TOKEN")); t != "" {
-		return t, nil
-	}
-	path := g.home.Dir() + string(os.PathSeparator) + "admin.token"
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", withHint(errors.New("no admin token"),
-			"set AIRLOCK_ADMIN_TOKEN to the admin token of `airlock serve` (or write it to "+path+")")
-	}
-	return strings.TrimSpace(string(data)), nil
-}
+// approvalsAdminToken returns the admin token the CLI sends:
+// AIRLOCK_ADMIN_TOKEN, else the vault's (admintoken.go). Tests replace it.
+var approvalsAdminToken = cliAdminToken
 
 // approvalsPoll is how often `approvals watch` asks for new entries.
 var approvalsPoll = time.Second

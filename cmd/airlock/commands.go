@@ -85,6 +85,9 @@ var commands = []*command{
 		{name: "show", summary: "tokens and cost grouped --by agent, model, credential or day (the default)", setup: usageShowCmd},
 		{name: "budgets", summary: "each budget of the policy with a bar of what is used", setup: usageBudgetsCmd},
 	}},
+	{name: "admin", summary: "the admin token of the admin listener", sub: []*command{
+		{name: "token", summary: "print the admin token (send it as Authorization: Bearer)", setup: adminTokenCmd},
+	}},
 	{name: "console", summary: "print (or open) a one-time login URL for the web console", setup: consoleCmd},
 	{name: "env", summary: "print shell exports that route an agent through airlock", setup: envCmd},
 	{name: "run", args: "-- CMD [ARGS...]", summary: "run CMD with the airlock environment (and none of airlock's secrets)", setup: runCmd},
@@ -128,7 +131,7 @@ environment:
   AIRLOCK_NEW_PASSPHRASE     new passphrase for 'vault passwd'
   AIRLOCK_LISTEN             proxy address used in agent URLs (default 127.0.0.1:7600)
   AIRLOCK_ADMIN              admin address of 'serve' (default 127.0.0.1:7700)
-  AIRLOCK_ADMIN_TOKEN        admin token 'approvals' and 'console' send (else the home's admin.token)
+  AIRLOCK_ADMIN_TOKEN        admin token 'approvals' and 'console' send (else the vault's)
   AIRLOCK_INSECURE_FAST_KDF  =1 makes 'init' use a weak key derivation: for tests only
 
 'airlock help COMMAND' or 'airlock COMMAND --help' describes a command.

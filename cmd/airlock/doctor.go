@@ -92,6 +92,7 @@ func (d *doctor) run() {
 	d.checkPort()
 	d.checkReload()
 	d.checkShellProxy()
+	d.checkIsolation() // isolatecmd.go
 }
 
 func (d *doctor) report() doctorReport {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -30,7 +31,15 @@ func (d *doctor) checkReload() {
 	const name = "reload"
 	addr := envOr("AIRLOCK_ADMIN", "127.0.0.1:7700")
 	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/v1/status")
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/status", nil)
+	if err != nil {
+		d.add(name, statusSkipped, "bad AIRLOCK_ADMIN "+addr+": "+err.Error(), "set AIRLOCK_ADMIN to HOST:PORT of serve's admin listener")
+		return
+	}
+	if tok := d.adminToken(); tok != "" { // /v1/status is behind the admin token
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		d.add(name, statusOK, "no airlock serve answers on admin "+addr+": nothing enforces an older file", "")
 		return
@@ -38,7 +47,8 @@ func (d *doctor) checkReload() {
 	defer resp.Body.Close()
 	var st servedStatus
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		d.add(name, statusSkipped, fmt.Sprintf("admin %s answered /v1/status with %d", addr, resp.StatusCode), "")
+		d.add(name, statusSkipped, fmt.Sprintf("admin %s answered /v1/status with %d", addr, resp.StatusCode),
+			"open the vault (AIRLOCK_PASSPHRASE or a key file) or set AIRLOCK_ADMIN_TOKEN so doctor can send the admin token")
 		return
 	}
 	found := false
@@ -58,4 +68,16 @@ func (d *doctor) checkReload() {
 	if !found {
 		d.add(name, statusOK, "the running serve enforces the policy and vault on disk", "")
 	}
+}
+
+// adminToken is the admin token doctor sends: AIRLOCK_ADMIN_TOKEN, else
+// the opened vault's, else "".
+func (d *doctor) adminToken() string {
+	if tok := os.Getenv("AIRLOCK_ADMIN_TOKEN"); tok != "" {
+		return tok
+	}
+	if d.vault != nil {
+		return adminTokenOf(d.vault)
+	}
+	return ""
 }

@@ -381,7 +381,7 @@ func TestHelp(t *testing.T) {
 		"vault -h":          {args: []string{"vault", "-h"}, stdout: "airlock vault import-env FILE"},
 		"vault set -h":      {args: []string{"vault", "set", "-h"}, stdout: "-expires"},
 		"explain required":  {args: []string{"policy", "explain", "--help"}, stdout: "airlock policy explain METHOD URL --agent NAME"},
-		"run synopsis":      {args: []string{"run", "--help"}, stdout: "airlock run [--agent NAME] -- CMD [ARGS...]"},
+		"run synopsis":      {args: []string{"run", "--help"}, stdout: "airlock run [--agent NAME] [--isolate] [--ttl DURATION] -- CMD [ARGS...]"},
 		"no command":        {args: nil, code: exitUsage, stderr: "commands:"},
 		"group only":        {args: []string{"agent"}, code: exitUsage, stderr: "airlock agent rotate NAME"},
 		"bad global flag":   {args: []string{"--nope"}, code: exitUsage, stderr: "airlock: hint: usage: airlock [--home DIR]"},

@@ -106,6 +106,10 @@ func createVault(h home, pass []byte) (err error) {
 	if _, err := rand.Read(hmacKey); err != nil {
 		return fmt.Errorf("generate audit key: %w", err)
 	}
+	adminTok, err := newAdminToken()
+	if err != nil {
+		return err
+	}
 	opts := vault.CreateOptions{KeyFile: os.Getenv("AIRLOCK_KEY_FILE")}
 	if os.Getenv("AIRLOCK_INSECURE_FAST_KDF") == "1" {
 		opts.KDF = vault.FastKDF
@@ -129,6 +133,7 @@ func createVault(h home, pass []byte) (err error) {
 		}
 		d.System[sysCAKey] = vault.NewSecret(keyPEM)
 		d.System[sysAuditHMAC] = vault.NewSecret(hmacKey)
+		d.System[sysAdminToken] = adminTok // admintoken.go
 		return nil
 	})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/internal/isolate"
-	"github.com/airlock/airlock/vault"
 )
 
 const usageRunIsolate = "airlock run --isolate [--agent NAME] [--ttl D] -- CMD [ARGS...]"
@@ -41,28 +40,14 @@ type runIsolateFlags struct {
 // Then add `d.checkIsolation()` to doctor.run.
 func addRunIsolateFlags(fs *flagSet) runIsolateFlags {
 	return runIsolateFlags{
-		isolate: fs.Bool("isolate", false, "run CMD in its own namespaces where airlock is the only way out (root)"),
+		isolate: fs.Bool("isolate", false, "run CMD in its own namespaces where airlock is the only way out (Linux; see airlock doctor)"),
 		ttl:     fs.Duration("ttl", defaultRunTTL, "lifetime of the run's credential (with --isolate)"),
 	}
 }
 
-// runCredential issues the run's identity. Until the agents registry can
-// mint per-run tokens, it returns the agent's own token and revokes
-// nothing (the lead replaces it with a registry-backed implementation).
-var runCredential isolate.RunCredential = keyFileCredential{}
-
-// keyFileCredential derives the token from keys/NAME.key.
-type keyFileCredential struct{ h home }
-
-func (k keyFileCredential) Issue(_ context.Context, agent string, ttl time.Duration) (isolate.Credential, error) {
-	seed, err := readAgentSeed(k.h, agent)
-	if err != nil {
-		return isolate.Credential{}, err
-	}
-	return isolate.Credential{Agent: agent, Token: vault.ProxyToken(seed), ExpiresAt: time.Now().Add(ttl)}, nil
-}
-
-func (keyFileCredential) Revoke(context.Context, isolate.Credential) error { return nil }
+// runCredential issues the run's identity: a fresh token registered in the
+// vault with the run's TTL (runcred.go); tests swap it.
+var runCredential isolate.RunCredential = vaultRunCredential{}
 
 // runIsolated runs argv isolated: every TCP connection goes to the proxy
 // at defaultListen() as a CONNECT with the run's credential.
@@ -74,10 +59,13 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 	if err != nil {
 		return err
 	}
+	if err := checkProxyUp(defaultListen()); err != nil { // before a run token is written (runcmd.go)
+		return err
+	}
 	creds := runCredential
-	if kf, ok := creds.(keyFileCredential); ok {
-		kf.h = g.home
-		creds = kf
+	if vc, ok := creds.(vaultRunCredential); ok {
+		vc.h, vc.proxyAddr = g.home, defaultListen()
+		creds = vc
 	}
 	ctx := context.Background()
 	cred, err := creds.Issue(ctx, name, ttl)
@@ -93,6 +81,9 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 	if err != nil {
 		return err
 	}
+	handler, closeHandoff := isolate.Handoff(handoffPath(g.home), opts.ProxyAddr, cred, nil)
+	defer closeHandoff()
+	opts.Handler = handler
 	code, err := isolate.Run(ctx, opts)
 	if err != nil {
 		return isolateHint(err)
@@ -118,7 +109,10 @@ func isolateOptions(h home, cred isolate.Credential, argv []string) (isolate.Opt
 	}
 	probe.Close()
 	files := map[string][]byte{}
-	for _, p := range []string{h.BundlePath(), h.CAPath()} {
+	if _, err := ensureWgetrc(h); err != nil { // wget trusts the CA only through it
+		return isolate.Options{}, err
+	}
+	for _, p := range []string{h.BundlePath(), h.CAPath(), h.WgetrcPath()} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return isolate.Options{}, withHint(fmt.Errorf("read %s: %w", p, err), "run `airlock init` first")

@@ -24,7 +24,14 @@ const (
 func runCmd(g *globals, fs *flagSet) runFunc {
 	fs.interspersed = false
 	agent := fs.String("agent", "", "agent `NAME` (default: the only agent)")
+	iso := addRunIsolateFlags(fs) // isolatecmd.go
 	return func(args []string) error {
+		if *iso.isolate {
+			if _, err := lookCommand(args[0]); err != nil {
+				return err
+			}
+			return runIsolated(g, *agent, *iso.ttl, args)
+		}
 		vars, err := agentEnv(g.home, *agent)
 		if err != nil {
 			return err

@@ -27,17 +27,20 @@ type serveOptions struct {
 	policyPath string
 	logFormat  string
 	drain      time.Duration
-	ops        opsFlags   // audit log, pprof (serveops.go)
-	hard       hardFlags  // timeouts, per-agent caps (servehard.go)
-	rpc        rpcFlags   // SanctumAI door (serverpc.go)
-	fleet      fleetFlags // --state: shared state in Redis (servefleet.go)
+	ops        opsFlags          // audit log, pprof (serveops.go)
+	hard       hardFlags         // timeouts, per-agent caps (servehard.go)
+	rpc        rpcFlags          // SanctumAI door (serverpc.go)
+	trans      *transparentFlags // --transparent door (transparentcmd.go)
+	home       home              // the hand-off socket's directory (handoffcmd.go)
+	fleet      fleetFlags        // --state: shared state in Redis (servefleet.go)
 
-	stack *stack.Stack // built by buildServer
+	adminToken string       // from the vault (admintoken.go), set by buildServer
+	stack      *stack.Stack // built by buildServer
 }
 
 // serveCmd declares the flags of `airlock serve`.
 func serveCmd(g *globals, fs *flagSet) runFunc {
-	o := &serveOptions{}
+	o := &serveOptions{home: g.home}
 	fs.StringVar(&o.listen, "listen", envOr("AIRLOCK_LISTEN", "127.0.0.1:7600"), "proxy listen `ADDR` (agents connect here)")
 	fs.StringVar(&o.admin, "admin", envOr("AIRLOCK_ADMIN", "127.0.0.1:7700"), "admin listener `ADDR` (/healthz, /readyz, /metrics), or off")
 	fs.StringVar(&o.policyPath, "policy", g.home.PolicyPath(), "policy `FILE`")
@@ -46,6 +49,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.ops.register(fs)
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
+	o.trans = addServeTransparentFlags(fs)
 	o.fleet.register(fs)
 	return func([]string) error {
 		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
@@ -86,7 +90,7 @@ func cmdServe(g *globals, o *serveOptions) error {
 	logw.OnDrop(srv.Metrics().LogDropped.Inc)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, srv, o, log)
+	return run(ctx, g, srv, o, log)
 }
 
 // buildServer unlocks the vault, loads the CA and the policy: everything
@@ -98,6 +102,9 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	}
 	ca, err := loadCA(g.home, v)
 	if err != nil {
+		return nil, err
+	}
+	if o.adminToken, err = ensureAdminToken(v); err != nil { // admintoken.go
 		return nil, err
 	}
 	pol, err := policy.Load(o.policyPath)
@@ -123,7 +130,7 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 // run opens the ports (the proxy port first, so a second serve names it;
 // requests wait in its backlog until everything is up), serves until ctx
 // ends, then drains.
-func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
+func run(ctx context.Context, g *globals, srv *proxy.Server, o *serveOptions, log *zap.Logger) error {
 	l, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return withHint(fmt.Errorf("proxy listener %s: %w", o.listen, err), "is another `airlock serve` running? stop it, or pick another address with --listen (and AIRLOCK_LISTEN for the agents)")
@@ -139,17 +146,32 @@ func run(ctx context.Context, srv *proxy.Server, o *serveOptions, log *zap.Logge
 		return err
 	}
 	defer stopRPC()
+	stopTrans, err := startTransparent(ctx, srv, o.trans, log) // transparentcmd.go
+	if err != nil {
+		return err
+	}
+	defer stopTrans()
+	defer startHandoff(ctx, srv, handoffPath(o.home), log)() // handoffcmd.go
 	var admin *http.Server
+	var al net.Listener
 	adminAddr := "off"
 	if o.admin != "off" {
-		al, err := net.Listen("tcp", o.admin)
+		al, err = net.Listen("tcp", o.admin)
 		if err != nil {
 			return withHint(fmt.Errorf("admin listener: %w", err), "pick another address with --admin, or --admin off")
 		}
-		admin = &http.Server{Handler: o.ops.adminHandler(srv), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(al) }()
 		adminAddr = al.Addr().String()
 		srv.ProtectAddr(al.Addr()) // never proxy to our own admin port
+		defer al.Close()
+	}
+	appr, err := startApprovals(g, srv, o, adminAddr, log) // approval queue, console (approve.go)
+	if err != nil {
+		return err
+	}
+	defer appr.Close()
+	if al != nil {
+		admin = &http.Server{Handler: o.ops.adminHandler(srv, o.adminToken, consoleHandler(appr)), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(al) }()
 	}
 	fctx, leave := context.WithCancel(context.Background())
 	o.stack.JoinFleet(fctx, l.Addr().String(), srv.Status().Version) // no-op without --state

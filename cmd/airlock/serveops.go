@@ -15,23 +15,23 @@ import (
 // opsFlags are the operations flags of `airlock serve`: audit file,
 // profiling, and (always on) hot reload of the policy and the vault.
 type opsFlags struct {
-	auditLog     string
-	auditMaxSize int64
-	pprof        bool
+	auditLog       string
+	auditMaxSize   int64
+	pprof          bool
+	protectMetrics bool
 }
 
 func (o *opsFlags) register(fs *flagSet) {
 	fs.StringVar(&o.auditLog, "audit-log", "", "also write hash-chained audit lines to `FILE` (check with `airlock audit verify`)")
 	fs.Int64Var(&o.auditMaxSize, "audit-log-max-size", 100<<20, "rotate the audit log at this many bytes (0: never)")
-	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the admin listener (needs the admin token)")
+	fs.BoolVar(&o.protectMetrics, "protect-metrics", false, "make /metrics need the admin token too")
 }
 
-// adminHandler is the admin mux, with pprof when asked for.
-func (o *opsFlags) adminHandler(srv *proxy.Server) http.Handler {
-	if o.pprof {
-		return proxy.WithPprof(srv.AdminHandler())
-	}
-	return srv.AdminHandler()
+// adminHandler is the admin mux behind the admin token, with pprof when
+// asked for and the console when there is one.
+func (o *opsFlags) adminHandler(srv *proxy.Server, token string, con http.Handler) http.Handler {
+	return srv.AdminHandlerWith(proxy.AdminOptions{Token: token, ProtectMetrics: o.protectMetrics, Pprof: o.pprof, Console: con})
 }
 
 // startOps opens the audit file and starts the reload watcher (polling

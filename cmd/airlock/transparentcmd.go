@@ -4,6 +4,7 @@ package main
 // serve command is not edited here; see addServeTransparentFlags' doc.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/proxy/transparent"
 )
 
@@ -81,6 +83,25 @@ func (tf *transparentFlags) listen(log *zap.Logger, reg prometheus.Registerer, h
 		return nil, err
 	}
 	return l, nil
+}
+
+// startTransparent opens the --transparent door (nothing without the flag)
+// and serves it with srv.HandleTransparent until the returned stop.
+func startTransparent(ctx context.Context, srv *proxy.Server, tf *transparentFlags, log *zap.Logger) (stop func(), err error) {
+	l, err := tf.listen(log, srv.Metrics().Registry, srv.HandleTransparent)
+	if err != nil || l == nil {
+		return func() {}, err
+	}
+	srv.ProtectAddr(l.Addr()) // never proxy to our own door
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		if err := l.Serve(ctx); err != nil {
+			log.Error("transparent door stopped", zap.Error(err))
+		}
+	}()
+	log.Info("transparent door listening", zap.String("transparent", l.Addr().String()),
+		zap.String("agent", *tf.agent), zap.Int("sources", len(tf.sources)), zap.Bool("tproxy", *tf.tproxy))
+	return cancel, nil
 }
 
 // parseSourceAgents parses CIDR=AGENT specs.

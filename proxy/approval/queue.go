@@ -68,7 +68,8 @@ type Queue struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex                 // guards waiters and session
+	mu      sync.Mutex                 // guards waiters, session and live
+	live    live                       // settings a policy reload changes
 	waiters map[string][]chan Decision // by entry id, this process's waiters
 	session map[string]Decision        // remembered until this process ends, by key
 }
@@ -101,7 +102,8 @@ func New(cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("subscribe to approval decisions: %w", err)
 	}
 	q := &Queue{cfg: cfg, log: log, cancel: cancel, done: make(chan struct{}),
-		waiters: map[string][]chan Decision{}, session: map[string]Decision{}}
+		waiters: map[string][]chan Decision{}, session: map[string]Decision{},
+		live: live{timeout: cfg.Timeout, remember: cfg.Remember, notifier: cfg.Notifier}}
 	if cfg.Metrics != nil {
 		cfg.Metrics.watch(q)
 	}
@@ -210,14 +212,15 @@ func (q *Queue) opened(p Pending) {
 	q.log.Info("approval pending", zap.String(fieldID, p.ID), zap.String(fieldAgent, p.Agent),
 		zap.String(fieldRule, p.Rule), zap.String(fieldMethod, p.Method), zap.String(fieldHost, p.Host),
 		zap.String(fieldPath, p.Path))
-	if q.cfg.Notifier != nil {
-		q.cfg.Notifier.Notify(p)
+	if n := q.settings().notifier; n != nil {
+		n.Notify(p)
 	}
 }
 
 // hold blocks on one pending entry.
 func (q *Queue) hold(ctx context.Context, p Pending, ch chan Decision) (Decision, error) {
-	timer := time.NewTimer(q.cfg.Timeout)
+	timeout := q.settings().timeout
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
@@ -235,7 +238,7 @@ func (q *Queue) hold(ctx context.Context, p Pending, ch chan Decision) (Decision
 				return answer(d)
 			}
 		case <-timer.C:
-			return q.leave(p, ch, ResultTimeout, &TimeoutError{ID: p.ID, After: q.cfg.Timeout})
+			return q.leave(p, ch, ResultTimeout, &TimeoutError{ID: p.ID, After: timeout})
 		case <-ctx.Done():
 			return q.leave(p, ch, ResultCancelled, fmt.Errorf("approval %s: %w: %w", p.ID, ErrCancelled, ctx.Err()))
 		}
@@ -333,7 +336,7 @@ func (q *Queue) decision(p Pending, v Verdict) (Decision, error) {
 	if !v.Approve {
 		return d, nil
 	}
-	d.Remember = firstNonEmpty(v.Remember, p.Request.Remember, q.cfg.Remember)
+	d.Remember = firstNonEmpty(v.Remember, p.Request.Remember, q.settings().remember)
 	until, err := ParseRemember(d.Remember, now)
 	if err != nil {
 		return Decision{}, err
@@ -380,4 +383,38 @@ func newID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return "ap-" + strings.ToLower(idEncoding.EncodeToString(b[:]))[:10]
+}
+
+// live are the settings [Queue.Reconfigure] swaps (a policy reload).
+type live struct {
+	timeout  time.Duration
+	remember string
+	notifier Notifier
+}
+
+func (q *Queue) settings() live {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.live
+}
+
+// Reconfigure applies a reloaded policy's approvals section: the hold
+// timeout (0 = DefaultTimeout), the default remember ("" = session) and the
+// notifier (nil: none). Requests already held keep their timer. It returns
+// the notifier it replaced, for the caller to close.
+func (q *Queue) Reconfigure(timeout time.Duration, remember string, n Notifier) (Notifier, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if remember == "" {
+		remember = RememberSession
+	}
+	if _, err := ParseRemember(remember, q.cfg.Now()); err != nil {
+		return nil, fmt.Errorf("approvals.remember: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	old := q.live.notifier
+	q.live = live{timeout: timeout, remember: remember, notifier: n}
+	return old, nil
 }

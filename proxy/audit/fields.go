@@ -18,6 +18,7 @@ const (
 	FieldDoor       = "door"
 	FieldOperation  = "operation"
 	FieldAborted    = "aborted"
+	FieldApprover   = "approver" // who decided an approval: cli:USER, console, admin-token
 	FieldError      = "error"
 	FieldFile       = "file"
 )

@@ -55,6 +55,7 @@ type Line struct {
 	Code       string  `json:"code"`
 	Door       string  `json:"door"`
 	Operation  string  `json:"operation,omitempty"` // "" for a proxied request
+	Approver   string  `json:"approver,omitempty"`  // who decided an approval (approval_* decisions)
 	Replica    string  `json:"replica,omitempty"`   // fleet mode: the replica whose chain this is
 	Prev       string  `json:"prev"`
 }

@@ -59,7 +59,7 @@ func Peek(c net.Conn, max int, timeout time.Duration) (Peeked, error) {
 	}
 	p := Peeked{Conn: c, ServerName: name, TLS: len(buf) > 0 && buf[0] == recordTypeHandshake}
 	if len(buf) > 0 {
-		p.Conn = &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(buf), c)}
+		p.Conn = &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(buf), c), peeked: buf}
 	}
 	return p, nil
 }
@@ -87,7 +87,8 @@ func classify(buf []byte) (done bool, name string) {
 // replayConn reads the peeked bytes first.
 type replayConn struct {
 	net.Conn
-	r io.Reader
+	r      io.Reader
+	peeked []byte // what r replays first (for a hand-off, handoff.go)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }

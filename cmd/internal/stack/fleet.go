@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/state/redisstore"
 	"github.com/airlock/airlock/vault"
 )
@@ -78,4 +79,14 @@ func (st *Stack) closeFleet() {
 		<-st.fleetDone
 	}
 	_ = st.Fleet.Close()
+}
+
+// ApprovalStore is the fleet's approval queue (pending entries, decisions
+// and remembered approvals in Redis, shared by every replica); nil outside
+// fleet mode, where StartApprovals keeps approvals.json.
+func (st *Stack) ApprovalStore() approval.Store {
+	if st == nil || st.Fleet == nil {
+		return nil
+	}
+	return st.Fleet.Approvals()
 }

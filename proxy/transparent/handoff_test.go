@@ -1,0 +1,164 @@
+package transparent
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// handoffPair starts ServeHandoff (accepting agent bot with token good)
+// and returns a connected Sender and the connections the handler received.
+func handoffPair(t *testing.T) (*Sender, string, <-chan *Conn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "h.sock")
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Skipf("unixpacket sockets unavailable: %v", err)
+	}
+	got := make(chan *Conn, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeHandoff(ctx, ln, func(a, tok string) bool { return a == "bot" && tok == "good" },
+			func(_ context.Context, c *Conn) { got <- c }, nil)
+	}()
+	s, err := DialHandoff(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeHandoff: %v", err)
+		}
+	})
+	return s, path, got
+}
+
+// tcpPair returns a peeked server-side Conn and its client end; the client
+// has sent hello.
+func tcpPair(t *testing.T, hello string) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	sv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(cl, hello)
+	p, err := Peek(sv, DefaultMaxPeek, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Conn{Conn: p.Conn, OrigDst: netip.MustParseAddrPort("203.0.113.5:80"), ServerName: p.ServerName, TLS: p.TLS}, cl
+}
+
+// TestHandoffPassesSocket: the receiver gets the same socket (it answers
+// the client directly), the peeked bytes first, and the metadata.
+func TestHandoffPassesSocket(t *testing.T) {
+	s, _, got := handoffPair(t)
+	hello := "GET /x HTTP/1.1\r\nHost: api.example.test\r\n\r\n"
+	c, client := tcpPair(t, hello)
+	if err := s.Send(c, "bot", "good"); err != nil {
+		t.Fatal(err)
+	}
+	var rc *Conn
+	select {
+	case rc = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler never got the connection")
+	}
+	defer rc.Close()
+	if rc.Agent != "bot" || rc.ServerName != "api.example.test" || rc.TLS || rc.OrigDst.String() != "203.0.113.5:80" {
+		t.Fatalf("metadata %+v", rc)
+	}
+	b := make([]byte, len(hello))
+	if _, err := io.ReadFull(rc, b); err != nil || string(b) != hello {
+		t.Fatalf("replayed %q, %v", b, err)
+	}
+	io.WriteString(rc, "pong")
+	rc.Close()
+	out, _ := io.ReadAll(client)
+	if string(out) != "pong" {
+		t.Fatalf("client read %q from the handed-off socket", out)
+	}
+}
+
+// TestHandoffRefusals (hostile): a wrong credential, an unknown agent, or
+// a message with no descriptor never reaches the handler, and the passed
+// socket is closed (the client sees EOF).
+func TestHandoffRefusals(t *testing.T) {
+	s, path, got := handoffPair(t)
+	for name, cred := range map[string][2]string{"wrong token": {"bot", "bad"}, "unknown agent": {"ghost", "good"}} {
+		t.Run(name, func(t *testing.T) {
+			c, client := tcpPair(t, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			if err := s.Send(c, cred[0], cred[1]); err != nil {
+				t.Fatal(err)
+			}
+			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("client read %d, %v: want EOF (socket closed by the receiver)", n, err)
+			}
+		})
+	}
+	raw, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, msg := range []string{`{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443"}`, `not json`} {
+		if _, _, err := raw.WriteMsgUnix([]byte(msg), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two descriptors in one message are refused too (both closed).
+	c1, cl1 := tcpPair(t, "x")
+	f, _ := c1.Conn.(*replayConn).Conn.(*net.TCPConn).File()
+	defer f.Close()
+	raw.WriteMsgUnix([]byte(`{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443"}`), unix.UnixRights(int(f.Fd()), int(f.Fd())), nil)
+	c1.Close()
+	f.Close()
+	cl1.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl1.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("two-descriptor message: client read err %v, want EOF", err)
+	}
+	select {
+	case c := <-got:
+		t.Fatalf("a refused hand-off reached the handler: %+v", c)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// FuzzHandoffMessage: any message without exactly one descriptor is
+// refused without a panic; the credential check always runs before a Conn
+// exists.
+func FuzzHandoffMessage(f *testing.F) {
+	f.Add([]byte(`{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443","server_name":"x","tls":true,"peeked":"FgM="}`))
+	f.Add([]byte(`{"agent":"bot","token":"good","orig_dst":"[::1]:80","extra":1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		authed := false
+		c, err := handoffConn(msg, nil, func(a, tok string) bool { authed = true; return true })
+		if err == nil || c != nil {
+			t.Fatalf("a message with no descriptor was accepted: %+v", c)
+		}
+		if authed {
+			t.Fatal("credential checked for a message with no descriptor")
+		}
+	})
+}
