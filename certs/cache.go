@@ -160,7 +160,8 @@ func (c *Cache) Mints() uint64 { return c.mints.Load() }
 
 // TLSConfig returns a server config for a MITM'd connection to host: its
 // GetCertificate serves the leaf for the SNI name, or host when no SNI.
-// It offers TLS 1.2+ and ALPN "http/1.1" only. The config is small and
+// It offers TLS 1.2+ and ALPN "h2" and "http/1.1" (the proxy serves both;
+// a server that speaks only HTTP/1.1 sets NextProtos on a clone). The config is small and
 // must not be modified; it is meant to be built per connection.
 func (c *Cache) TLSConfig(host string) *tls.Config {
 	if host == "" && c.base != nil {
@@ -179,4 +180,4 @@ func (c *Cache) TLSConfig(host string) *tls.Config {
 }
 
 // nextProtos is shared by every config; crypto/tls only reads it.
-var nextProtos = []string{"http/1.1"}
+var nextProtos = []string{"h2", "http/1.1"}

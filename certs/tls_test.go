@@ -75,8 +75,8 @@ func TestTLSHandshake(t *testing.T) {
 			if err != nil {
 				t.Fatalf("handshake: %v", err)
 			}
-			if state.NegotiatedProtocol != "http/1.1" {
-				t.Errorf("ALPN = %q, want http/1.1", state.NegotiatedProtocol)
+			if state.NegotiatedProtocol != "h2" { // the client offers h2 first
+				t.Errorf("ALPN = %q, want h2", state.NegotiatedProtocol)
 			}
 			if len(state.PeerCertificates) != 2 {
 				t.Errorf("peer sent %d certificates, want leaf and CA", len(state.PeerCertificates))

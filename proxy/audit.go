@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/usage"
 )
 
 // Decisions recorded in audit lines and the requests metric.
@@ -42,11 +43,12 @@ type event struct {
 	status     int
 	bytes      int64
 	upstream   time.Duration
-	door       string // door.Proxy, door.RPC, ...; "" is the proxy
-	operation  string // door.OpProxy, door.OpSign, ...; "" is a proxied request
-	aborted    bool   // the response stream was cut mid-body
-	reason     string // why it was refused or failed, for the log (never a secret)
-	approver   string // approval decisions: who decided (approve.go)
+	door       string        // door.Proxy, door.RPC, ...; "" is the proxy
+	operation  string        // door.OpProxy, door.OpSign, ...; "" is a proxied request
+	aborted    bool          // the response stream was cut mid-body
+	reason     string        // why it was refused or failed, for the log (never a secret)
+	approver   string        // approval decisions: who decided (approve.go)
+	ticket     *usage.Ticket // LLM usage of a metered request (meter.go); nil: not metered
 }
 
 // fail marks the event as refused or failed with e.
@@ -97,8 +99,8 @@ func (s *Server) record(ev *event) {
 	if ce == nil {
 		return
 	}
-	fp := auditFields.Get().(*[18]zap.Field) // zap encodes synchronously
-	defer func() { *fp = [18]zap.Field{}; auditFields.Put(fp) }()
+	fp := auditFields.Get().(*[24]zap.Field) // zap encodes synchronously
+	defer func() { *fp = [24]zap.Field{}; auditFields.Put(fp) }()
 	fields := fp[:0]
 	fields = append(fields,
 		zap.String(audit.FieldAgent, agent),
@@ -127,12 +129,13 @@ func (s *Server) record(ev *event) {
 	if ev.approver != "" {
 		fields = append(fields, zap.String(audit.FieldApprover, ev.approver))
 	}
+	fields = meterFields(ev, fields) // model and tokens of a metered request (meter.go)
 	ce.Write(fields...)
 }
 
 // auditFields pools the field arrays of audit lines: one per request
 // would otherwise be ~1 KiB of garbage.
-var auditFields = sync.Pool{New: func() any { return new([18]zap.Field) }}
+var auditFields = sync.Pool{New: func() any { return new([24]zap.Field) }}
 
 // usesCredential reports whether a decision used a credential (the
 // credential-uses counter).

@@ -23,10 +23,16 @@ var sigv4BodyLimit int64 = 16 << 20
 // sigv4Now is the signing clock (tests pin it).
 var sigv4Now = time.Now
 
+// awsCredentials is the aws credential's keys in sigv4's type.
+func awsCredentials(c *vault.Credential) (sigv4.Credentials, error) {
+	k, err := vault.AWSKeysOf(c)
+	return sigv4.Credentials(k), err
+}
+
 // injectSigV4 signs the outbound request with the rule's aws credential.
 // Region and service come from the rule, else from the *.amazonaws.com host.
 func injectSigV4(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
-	creds, err := AWSCredentialsOf(cred)
+	creds, err := awsCredentials(cred)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/sigv4"
+	"github.com/airlock/airlock/vault"
 )
 
 var awsTestCreds = sigv4.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", SessionToken: "session-token-1"}
@@ -19,7 +20,7 @@ var awsTestCreds = sigv4.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey
 func TestInjectSigV4(t *testing.T) {
 	sigv4Now = func() time.Time { return time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC) }
 	t.Cleanup(func() { sigv4Now = time.Now })
-	cred, err := NewAWSCredential("aws/bedrock", awsTestCreds)
+	cred, err := newAWSCredential("aws/bedrock", awsTestCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +88,11 @@ func TestInjectSigV4(t *testing.T) {
 }
 
 func TestAWSCredentialRoundTrip(t *testing.T) {
-	cred, err := NewAWSCredential("aws/x", awsTestCreds)
+	cred, err := newAWSCredential("aws/x", awsTestCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := AWSCredentialsOf(cred)
+	got, err := awsCredentials(cred)
 	if err != nil || got != awsTestCreds {
 		t.Fatalf("round trip %v, %v", got, err)
 	}
@@ -99,11 +100,11 @@ func TestAWSCredentialRoundTrip(t *testing.T) {
 	if len(secrets) != 2 || secrets[0] != awsTestCreds.SecretAccessKey || secrets[1] != awsTestCreds.SessionToken {
 		t.Fatal("tokenSecrets does not list the aws secrets")
 	}
-	if _, err := NewAWSCredential("aws/x", sigv4.Credentials{AccessKeyID: "A"}); !errors.Is(err, ErrBadTokenCredential) {
+	if _, err := newAWSCredential("aws/x", sigv4.Credentials{AccessKeyID: "A"}); !errors.Is(err, vault.ErrBadTokenCredential) {
 		t.Fatalf("no secret: %v", err)
 	}
 	cred.Metadata = nil
-	if _, err := AWSCredentialsOf(cred); !errors.Is(err, ErrBadTokenCredential) {
+	if _, err := awsCredentials(cred); !errors.Is(err, vault.ErrBadTokenCredential) {
 		t.Fatalf("no key id: %v", err)
 	}
 	_ = http.MethodGet

@@ -202,6 +202,9 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 		return
 	}
 	cancel()
+	if s.serveH2(tc, t) { // the agent chose h2 by ALPN (h2.go)
+		return
+	}
 	s.serveTunnel(s.guardHeads(tc, t.agent), t)
 }
 

@@ -123,15 +123,21 @@ func (s *Server) Forward(ctx context.Context, dec *door.Decision, req *http.Requ
 	}
 	out := req.Clone(context.WithValue(ctx, decisionKey{}, d))
 	prepareOutbound(out, nil)
+	if e := s.admit(out, d); e != nil { // LLM budgets (meter.go)
+		return nil, e
+	}
 	if err := s.rewriteOut(out, d); err != nil {
+		d.ev.ticket.Abort()
 		return nil, injectError(err)
 	}
 	resp, err := s.forward.Transport.RoundTrip(out)
 	if err != nil {
+		d.ev.ticket.Abort()
 		return nil, classify(err, d)
 	}
 	if err := s.observe(resp); err != nil { // the same observers as proxied responses
 		resp.Body.Close()
+		d.ev.ticket.Abort()
 		return nil, classify(err, d)
 	}
 	d.ev.status = resp.StatusCode

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/scrub"
 )
 
 const (
@@ -43,7 +45,10 @@ func (g *guards) configure(cfg Config) {
 
 // outboundHygiene marks the outbound request with Via (loop detection) and,
 // when a credential is injected, asks for identity encoding so the response
-// scrubber sees plaintext (scrubresp.go explains what happens otherwise).
+// scrubber sees plaintext (observe.go explains what happens otherwise) and
+// strips the agent's Range and If-Range, so an upstream that echoes the
+// secret cannot be made to hand it out a few bytes per response
+// (scrub.StripRange; a 206 that comes anyway is refused in scrubResponse).
 // Proxy-* and hop-by-hop headers are already gone: rewrite deletes Proxy-*
 // and prepareOutbound (relay.go; the ReverseProxy for upgrades) removes the
 // hop-by-hop set (Connection and the headers it names, Keep-Alive, Te,
@@ -52,6 +57,7 @@ func outboundHygiene(out *http.Request, d *decision) {
 	out.Header.Add("Via", viaAirlock)
 	if d.cred != nil {
 		out.Header.Set("Accept-Encoding", "identity")
+		scrub.StripRange(out.Header)
 	}
 }
 
@@ -71,6 +77,13 @@ func loopDetected(r *http.Request) *Error {
 func loopError(msg string) *Error {
 	return newError(http.StatusLoopDetected, CodeLoopDetected, msg,
 		"airlock does not proxy to itself; send the request to the real upstream")
+}
+
+// partialError refuses a partial answer (scrub.ErrPartial) to a request
+// with an injected credential (scrubResponse, observe.go).
+func partialError(err error) *Error {
+	return newError(http.StatusBadGateway, CodeUpstreamError, "refused the upstream's partial response: "+err.Error(),
+		"airlock strips Range on requests it injects; the upstream answered with part of the content anyway")
 }
 
 // ProtectAddr adds an address airlock listens on (the admin port, say) to

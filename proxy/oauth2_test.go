@@ -80,7 +80,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestInjectKindMismatch(t *testing.T) {
 	static := &vault.Credential{Path: "static/key", Value: vault.NewSecret([]byte("v"))}
-	aws, err := NewAWSCredential("aws/key", awsTestCreds)
+	aws, err := newAWSCredential("aws/key", awsTestCreds)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,7 @@ func (s *Server) observe(resp *http.Response) error {
 	if err := s.scrubResponse(resp); err != nil {
 		return err
 	}
+	s.meterResponse(resp) // reads the scrubbed stream (meter.go)
 	if len(s.observers) == 0 || resp.Request == nil {
 		return nil
 	}
@@ -80,6 +81,9 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if d == nil || d.cred == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
+	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (hygiene.go)
+		return partialError(err)
+	}
 	r := s.cachedReplacer(d) // memoised for static credentials (scrubpool.go)
 	if r == nil {
 		return nil
@@ -90,6 +94,9 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		e.report()
 		return nil
+	}
+	if isGRPC(resp.Header) { // length-prefixed messages, scrubbed one by one (grpcscrub.go)
+		return s.scrubGRPC(resp, r, e)
 	}
 	if whole, err := scrubWhole(resp, r, e); whole { // short known-length bodies (scrubfast.go)
 		return err
@@ -134,7 +141,7 @@ func plainBody(resp *http.Response) (io.Reader, error) {
 		return resp.Body, nil
 	case "gzip", "x-gzip":
 		resp.Header.Del("Content-Encoding")
-		return &lazyGzip{src: resp.Body}, nil
+		return scrub.RefuseCompressed(&lazyGzip{src: resp.Body}), nil // gzip inside gzip: refused
 	}
 	return nil, newError(http.StatusBadGateway, CodeUpstreamError,
 		fmt.Sprintf("upstream answered with Content-Encoding %q, which airlock cannot scrub for credential echoes", enc),

@@ -33,6 +33,11 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a dead idle connection
 	}
+	if e := s.admit(out, d); e != nil { // LLM budgets (meter.go)
+		s.failUpstream(w, d, e)
+		return
+	}
+	defer d.ev.ticket.Abort() // no-op once the metered body has ended it
 	if err := s.rewriteOut(out, d); err != nil {
 		s.failUpstream(w, d, injectError(err))
 		return
@@ -130,6 +135,9 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 	var flusher http.Flusher
 	if stream {
 		flusher, _ = w.(http.Flusher)
+		if flusher != nil {
+			flusher.Flush() // the head now: a stream's first event (or gRPC message) may be long in coming
+		}
 	}
 	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
 		d.aborted = true

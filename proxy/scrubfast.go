@@ -49,7 +49,7 @@ type replacerCache struct {
 // credentials (oauth2, aws) are built every time: their live tokens
 // change.
 func (s *Server) cachedReplacer(d *decision) *scrub.Replacer {
-	if kindOf(d.cred) != vault.KindStatic {
+	if vault.KindOf(d.cred) != vault.KindStatic {
 		return s.replacerFor(d)
 	}
 	c := &s.replacers

@@ -29,6 +29,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/proxy/internal/egress"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -36,8 +38,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/airlock/airlock/proxy/internal/egress"
 
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
@@ -49,6 +49,7 @@ import (
 	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/state"
+	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -78,6 +79,12 @@ type Config struct {
 	State state.Store
 	// Observers see every upstream response after the scrubber ([Observer]).
 	Observers []Observer
+	// Meter meters LLM requests and enforces budgets (meter.go); nil: off.
+	// SetPolicy reloads its budgets and prices.
+	Meter *usage.Meter
+	// MeterStore, when set, is closed by Shutdown after the drain (the
+	// usage file's last save).
+	MeterStore io.Closer
 	// RPC, when set, builds the handler of the RPC door (connections
 	// starting 0x00) for the new server; nil: those connections are closed.
 	RPC func(s *Server) ConnHandler
@@ -114,13 +121,17 @@ type Server struct {
 	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
 	frontL *connListener
 	inner  *h1.Server // the lean loop serving MITM'd connections (package h1)
+	h2     *h2Door    // MITM'd connections whose agent chose h2 (h2.go)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
 	sources      refSources                  // reference credentials (source.go)
 	state        state.Store                 // rate limits, tokens, ... (package state)
 	observers    []Observer                  // after the scrubber (observe.go)
-	innerNetHTTP bool                        // Config.InnerNetHTTP
+	meter        *usage.Meter                // LLM usage and budgets (meter.go); nil: off
+	meterStore   io.Closer                   // closed by Shutdown; nil: none
+	meterClosed  atomic.Bool
+	innerNetHTTP bool // Config.InnerNetHTTP
 
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
@@ -150,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 	s.policy.Store(cfg.Policy)
 	s.vault.Store(cfg.Vault)
 	s.source, s.state, s.observers, s.innerNetHTTP = cfg.Source, cfg.State, cfg.Observers, cfg.InnerNetHTTP
+	s.meter, s.meterStore = cfg.Meter, cfg.MeterStore
 	if s.source == nil {
 		s.source = VaultSource{s}
 	}
@@ -169,6 +181,7 @@ func New(cfg Config) (*Server, error) {
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	s.inner = &h1.Server{ReadHeaderTimeout: s.front.ReadHeaderTimeout, IdleTimeout: s.front.IdleTimeout,
 		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
+	s.h2 = s.newH2(s.front)
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
@@ -214,7 +227,10 @@ func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) {
 func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
 
 // SetPolicy swaps in a new policy; requests already judged keep the old one.
-func (s *Server) SetPolicy(p *policy.Policy) { s.policy.Store(p) }
+func (s *Server) SetPolicy(p *policy.Policy) {
+	s.policy.Store(p)
+	s.reloadMeter(p) // budgets and prices (meter.go)
+}
 
 // Vault returns the vault, or nil when sealed.
 func (s *Server) Vault() *vault.Vault { return s.vault.Load() }
@@ -301,8 +317,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
 	errInner := s.drainInner(ctx)
+	errH2 := s.h2.drain(ctx) // GOAWAY, then in-flight h2 streams (h2.go)
 	s.transport.CloseIdleConnections()
-	return errors.Join(errFront, errInner)
+	return errors.Join(errFront, errInner, errH2, s.closeMeter()) // meter.go
 }
 
 // drainInner closes idle MITM'd connections until none is busy or ctx

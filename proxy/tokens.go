@@ -13,7 +13,7 @@ import (
 // JSON secret document upstream).
 func (s *Server) inject(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
 	typ := rule.Inject.Type
-	switch kind := kindOf(cred); {
+	switch kind := vault.KindOf(cred); {
 	case typ == policy.InjectOAuth2 && kind == vault.KindOAuth2:
 		return s.tokens.Inject(out, rule, cred)
 	case typ == policy.InjectSigV4 && kind == vault.KindAWS:
@@ -36,14 +36,14 @@ func (s *Server) inject(out *http.Request, rule *policy.Rule, cred *vault.Creden
 // token. For the scrubber.
 func (s *Server) tokenSecrets(cred *vault.Credential) []string {
 	var out []string
-	switch kindOf(cred) {
+	switch vault.KindOf(cred) {
 	case vault.KindOAuth2:
-		if sec, err := OAuth2SecretOf(cred); err == nil {
+		if sec, err := vault.OAuth2SecretOf(cred); err == nil {
 			out = append(out, sec.ClientSecret, sec.RefreshToken)
 		}
 		out = append(out, s.tokens.Live(cred.Path)...)
 	case vault.KindAWS:
-		if c, err := AWSCredentialsOf(cred); err == nil {
+		if c, err := awsCredentials(cred); err == nil {
 			out = append(out, c.SecretAccessKey, c.SessionToken)
 		}
 	}

@@ -48,7 +48,9 @@ func startBaseline(o childOptions) (childHello, func(), error) {
 		if err != nil {
 			h = host
 		}
-		return leaves.TLSConfig(h), nil
+		cfg := leaves.TLSConfig(h).Clone()
+		cfg.NextProtos = []string{"http/1.1"} // goproxy's MITM speaks HTTP/1.1 only
+		return cfg, nil
 	}}
 	gp.OnRequest().HandleConnectFunc(func(host string, _ *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 		return mitm, host

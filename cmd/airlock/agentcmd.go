@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,18 +39,6 @@ func defaultListen() string {
 // proxyURL is the HTTPS_PROXY value for an agent.
 func proxyURL(name, token string) string {
 	return (&url.URL{Scheme: "http", User: url.UserPassword(name, token), Host: defaultListen()}).String()
-}
-
-// newAgentKey returns a fresh Ed25519 seed and the registry entry for it.
-func newAgentKey(name string) ([]byte, *vault.Agent, error) {
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
-		return nil, nil, fmt.Errorf("generate key: %w", err)
-	}
-	a := &vault.Agent{Name: name, CreatedAt: time.Now().UTC(),
-		PublicKey: ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey),
-		TokenHash: vault.HashToken(vault.ProxyToken(seed))}
-	return seed, a, nil
 }
 
 // readAgentSeed reads keys/NAME.key: 64 hex chars (SanctumAI format).
@@ -133,7 +120,7 @@ func setAgentKey(g *globals, name string, rotate bool) error {
 	if err != nil {
 		return err
 	}
-	seed, agent, err := newAgentKey(name)
+	agent, seed, err := vault.NewAgent(name, nil, time.Now().UTC())
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 )
 
 // serveOptions are the flags of `airlock serve`.
@@ -79,7 +80,7 @@ func newLogger(format string, w io.Writer) *zap.Logger {
 }
 
 func cmdServe(g *globals, o *serveOptions) error {
-	logw := proxy.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
+	logw := audit.NewAsyncWriter(Stderr, 0) // log lines off the request path; drops are counted
 	defer func() { _ = logw.Close() }()
 	log := newLogger(o.logFormat, logw)
 	defer func() { _ = log.Sync() }()
@@ -115,8 +116,10 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply,
-		SourceStatus: sourceStatusPath(g.home), Fleet: fleet}) // servehard.go
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, // servehard.go
+		SourceStatus: sourceStatusPath(g.home),
+		UsageFile:    usageStatePath(g.home), // usagecmd.go; closed by srv.Shutdown
+		Fleet:        fleet})                 // servefleet.go
 	if err != nil {
 		if fleet != nil {
 			return nil, withHint(err, "check --state (or AIRLOCK_STATE) and that redis answers; without it airlock serves with local state")

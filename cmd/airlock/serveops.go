@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/proxy"
+	"github.com/airlock/airlock/proxy/audit"
 )
 
 // opsFlags are the operations flags of `airlock serve`: audit file,
@@ -39,18 +40,18 @@ func (o *opsFlags) adminHandler(srv *proxy.Server, token string, con http.Handle
 // file; call it after the server has drained.
 func startOps(srv *proxy.Server, o *serveOptions, log *zap.Logger) (stop func(), err error) {
 	srv.SetVersion(version)
-	var audit *proxy.AuditLog
+	var alog *audit.Log
 	if o.ops.auditLog != "" {
 		key, err := auditKey(srv.Vault())
 		if err != nil {
 			return nil, err
 		}
-		audit, err = proxy.OpenAuditLog(proxy.AuditOptions{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log,
+		alog, err = audit.Open(audit.Options{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log,
 			Replica: o.fleet.auditReplica()}) // servefleet.go: the chain's name in a fleet
 		if err != nil {
 			return nil, withHint(err, "pick a writable file with --audit-log")
 		}
-		srv.SetAuditLog(audit)
+		srv.SetAuditLog(alog)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := srv.NewWatcher(o.policyPath)
@@ -72,8 +73,8 @@ func startOps(srv *proxy.Server, o *serveOptions, log *zap.Logger) (stop func(),
 		signal.Stop(hup)
 		cancel()
 		<-done
-		if audit != nil {
-			if err := audit.Close(); err != nil {
+		if alog != nil {
+			if err := alog.Close(); err != nil {
 				log.Error("audit log close", zap.Error(err))
 			}
 		}

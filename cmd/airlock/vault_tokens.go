@@ -7,14 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlock/airlock/proxy"
-	"github.com/airlock/airlock/proxy/sigv4"
 	"github.com/airlock/airlock/vault"
 )
 
 // Token credentials: `vault set-oauth2` and `vault set-aws`. Their settings
 // go to the credential's metadata, their secrets to its value (a JSON
-// document, see proxy/tokens.go).
+// document, see vault).
 
 // listFlag collects a repeatable flag; each use may hold several
 // space-separated values.
@@ -24,14 +22,14 @@ func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(s string) error { *l = append(*l, strings.Fields(s)...); return nil }
 
 func vaultSetOAuth2Cmd(g *globals, fs *flagSet) runFunc {
-	var set proxy.OAuth2Settings
+	var set vault.OAuth2Settings
 	var scopes listFlag
 	fs.StringVar(&set.TokenURL, "token-url", "", "(required) token endpoint `URL` (https://)")
 	fs.StringVar(&set.ClientID, "client-id", "", "(required) OAuth2 client `ID`")
 	fs.Var(&scopes, "scope", "scope `S` to request (repeatable)")
 	fs.StringVar(&set.Audience, "audience", "", "audience `A` (Auth0-style APIs)")
-	fs.StringVar(&set.AuthMethod, "auth-method", proxy.AuthMethodBasic, "client authentication: `basic|post`")
-	fs.StringVar(&set.Grant, "grant", proxy.GrantClientCredentials, "`grant`: client_credentials or refresh_token")
+	fs.StringVar(&set.AuthMethod, "auth-method", vault.AuthMethodBasic, "client authentication: `basic|post`")
+	fs.StringVar(&set.Grant, "grant", vault.GrantClientCredentials, "`grant`: client_credentials or refresh_token")
 	secretFile := fs.String("client-secret-file", "", "refresh_token grant: read the client secret from `FILE`")
 	return func(args []string) error {
 		path, err := args[0], checkCredPath(args[0])
@@ -39,8 +37,8 @@ func vaultSetOAuth2Cmd(g *globals, fs *flagSet) runFunc {
 			return err
 		}
 		set.Scopes = scopes
-		var sec proxy.OAuth2Secret
-		if set.Grant == proxy.GrantRefreshToken && *secretFile != "" {
+		var sec vault.OAuth2Secret
+		if set.Grant == vault.GrantRefreshToken && *secretFile != "" {
 			b, err := readSecretFile(*secretFile, "client-secret")
 			if err != nil {
 				return err
@@ -50,7 +48,7 @@ func vaultSetOAuth2Cmd(g *globals, fs *flagSet) runFunc {
 		// Validate the flags before opening the vault or reading the secret.
 		probe := sec
 		probe.ClientSecret, probe.RefreshToken = "x", "x"
-		if _, err := proxy.NewOAuth2Credential(path, set, probe); err != nil {
+		if _, err := vault.NewOAuth2Credential(path, set, probe); err != nil {
 			return usageError(err.Error())
 		}
 		v, err := openVault(g.home)
@@ -58,19 +56,19 @@ func vaultSetOAuth2Cmd(g *globals, fs *flagSet) runFunc {
 			return err
 		}
 		what := "client secret"
-		if set.Grant == proxy.GrantRefreshToken {
+		if set.Grant == vault.GrantRefreshToken {
 			what = "refresh token"
 		}
 		value, err := readValue(what + " for " + path + ": ")
 		if err != nil {
 			return err
 		}
-		if set.Grant == proxy.GrantRefreshToken {
+		if set.Grant == vault.GrantRefreshToken {
 			sec.RefreshToken = string(value)
 		} else {
 			sec.ClientSecret = string(value)
 		}
-		c, err := proxy.NewOAuth2Credential(path, set, sec)
+		c, err := vault.NewOAuth2Credential(path, set, sec)
 		if err != nil {
 			return usageError(err.Error())
 		}
@@ -97,7 +95,7 @@ func vaultSetAWSCmd(g *globals, fs *flagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		c, err := proxy.NewAWSCredential(path, sigv4.Credentials{AccessKeyID: *keyID, SecretAccessKey: secret, SessionToken: token})
+		c, err := vault.NewAWSCredential(path, vault.AWSKeys{AccessKeyID: *keyID, SecretAccessKey: secret, SessionToken: token})
 		if err != nil {
 			return usageError(err.Error())
 		}

@@ -100,6 +100,22 @@ type Error struct {
 	Suggestion string
 	RetryAfter int // seconds, for RATE_LIMITED and BUDGET_EXCEEDED
 	Upstream   string
+	// Budget names the spent budget of a BUDGET_EXCEEDED answer.
+	Budget *Budget
+	// NoRetry sets x-should-retry: false, which the OpenAI and Anthropic
+	// SDKs obey instead of retrying (a budget spent until its reset).
+	NoRetry bool
+}
+
+// Budget is the budget member of a BUDGET_EXCEEDED body.
+type Budget struct {
+	Name    string  `json:"name"`
+	Unit    string  `json:"unit"` // "tokens" or "usd"
+	Limit   float64 `json:"limit"`
+	Used    float64 `json:"used"`
+	Pending float64 `json:"reserved_in_flight"`
+	Request float64 `json:"request"`   // what the refused request would have reserved
+	Reset   string  `json:"resets_at"` // RFC 3339, UTC
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -137,10 +153,11 @@ func As(err error) *Error {
 
 type errorBody struct {
 	Error struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		Suggestion string `json:"suggestion,omitempty"`
-		Upstream   string `json:"upstream_error,omitempty"`
+		Code       string  `json:"code"`
+		Message    string  `json:"message"`
+		Suggestion string  `json:"suggestion,omitempty"`
+		Upstream   string  `json:"upstream_error,omitempty"`
+		Budget     *Budget `json:"budget,omitempty"`
 	} `json:"error"`
 }
 
@@ -148,6 +165,7 @@ type errorBody struct {
 func (e *Error) Body() []byte {
 	var b errorBody
 	b.Error.Code, b.Error.Message, b.Error.Suggestion, b.Error.Upstream = e.Code, e.Message, e.Suggestion, e.Upstream
+	b.Error.Budget = e.Budget
 	out, _ := json.Marshal(b)
 	return append(out, '\n')
 }
@@ -163,10 +181,17 @@ func (e *Error) Header(h http.Header) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
+	if e.NoRetry {
+		h.Set("X-Should-Retry", "false")
+	}
 }
 
-// Write sends e as the response on w.
+// Write sends e as the response on w, or hands it to w's [Renderer].
 func (e *Error) Write(w http.ResponseWriter) {
+	if r := rendererOf(w); r != nil { // a door with its own wire form (gRPC: grpc.go)
+		r.RenderError(e)
+		return
+	}
 	e.Header(w.Header())
 	b := e.Body()
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))

@@ -9,7 +9,18 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/door"
+)
+
+// Field names of the door's own log lines (the decision line uses the
+// shared audit.Field* names).
+const (
+	fieldSource        = "source" // the peer address an unauthenticated connection came from
+	fieldEvicted       = "evicted"
+	fieldAuthenticated = "authenticated"
+	fieldLimit         = "limit"
+	fieldStack         = "stack"
 )
 
 // metrics are the door's Prometheus collectors.
@@ -79,17 +90,17 @@ func (s *Server) record(c *call, e *Error) {
 		return
 	}
 	fields := []zap.Field{
-		zap.String("agent", clip(c.agent)),
-		zap.String("action", action),
-		zap.String("method", c.method),
-		zap.String("operation", c.operation),
-		zap.String("credential", c.credential),
-		zap.Float64("duration_ms", float64(time.Since(c.start).Microseconds())/1000),
-		zap.String("code", code),
-		zap.String("door", "rpc"),
+		zap.String(audit.FieldAgent, clip(c.agent)),
+		zap.String(audit.FieldAction, action),
+		zap.String(audit.FieldMethod, c.method),
+		zap.String(audit.FieldOperation, c.operation),
+		zap.String(audit.FieldCredential, c.credential),
+		zap.Float64(audit.FieldDurationMS, float64(time.Since(c.start).Microseconds())/1000),
+		zap.String(audit.FieldCode, code),
+		zap.String(audit.FieldDoor, "rpc"),
 	}
 	if c.host != "" {
-		fields = append(fields, zap.String("host", c.host), zap.Int("status", c.status))
+		fields = append(fields, zap.String(audit.FieldHost, c.host), zap.Int(audit.FieldStatus, c.status))
 	}
 	ce.Write(fields...)
 }

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/vault"
 )
@@ -99,7 +100,7 @@ func (s *Server) handle(ctx context.Context, cs *connState, frame []byte) respon
 func (s *Server) safeCall(h handler, ctx context.Context, cs *connState, c *call) (result any, e *Error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("rpc handler panicked", zap.String("method", c.method), zap.Stack("stack"))
+			s.log.Error("rpc handler panicked", zap.String(audit.FieldMethod, c.method), zap.Stack(fieldStack))
 			result, e = nil, internal("internal error")
 		}
 	}()

@@ -149,7 +149,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	gate, evicted := s.gate.enter(cs.source, cancel)
 	defer gate.leave()
 	if evicted > 0 {
-		s.log.Warn("rpc: unauthenticated connections evicted to make room", zap.String("source", cs.source), zap.Int("evicted", evicted))
+		s.log.Warn("rpc: unauthenticated connections evicted to make room", zap.String(fieldSource, cs.source), zap.Int(fieldEvicted, evicted))
 		s.count("", "invalid", "PREAUTH_EVICTED")
 	}
 	handshakeEnd := time.Now().Add(s.opts.HandshakeTimeout)
@@ -170,7 +170,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		}
 		if err != nil {
 			if !authed && isTimeout(err) {
-				s.log.Info("rpc: handshake deadline passed; connection closed", zap.String("source", cs.source))
+				s.log.Info("rpc: handshake deadline passed; connection closed", zap.String(fieldSource, cs.source))
 				s.count("", "invalid", "HANDSHAKE_TIMEOUT")
 			}
 			return
@@ -190,7 +190,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 // id null crashes SDKs that match answers by id).
 func (s *Server) refuseOversize(c net.Conn, id json.RawMessage, authed bool, limit int) {
 	s.count("", "invalid", CodeInvalidRequest)
-	s.log.Warn("rpc: frame over the limit; connection closed", zap.Bool("authenticated", authed), zap.Int("limit", limit))
+	s.log.Warn("rpc: frame over the limit; connection closed", zap.Bool(fieldAuthenticated, authed), zap.Int(fieldLimit, limit))
 	if id == nil {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -121,8 +122,10 @@ func LoadState(path string) (*State, error) {
 // SetBudgets records the budgets' definitions in the file.
 func (f *FileStore) SetBudgets(infos []BudgetInfo) {
 	f.mu.Lock()
-	f.budgets = append([]BudgetInfo(nil), infos...)
-	f.dirty = true
+	if !slices.Equal(f.budgets, infos) { // an unchanged policy writes nothing
+		f.budgets = append([]BudgetInfo(nil), infos...)
+		f.dirty = true
+	}
 	f.mu.Unlock()
 }
 

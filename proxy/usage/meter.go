@@ -107,6 +107,12 @@ func (m *Meter) Reload(budgets []Budget, prices *Prices) error {
 		infos = append(infos, BudgetInfo{Name: b.Name, Unit: b.unit(), Limit: b.toUnit(b.limit()), Window: b.Window, Timezone: tz, WarnAt: b.WarnAt})
 	}
 	m.conf.Store(&conf{prices: prices, budgets: append([]Budget(nil), budgets...)})
+	if m.metrics != nil { // known budgets show at 0 before their first refusal or warning
+		for _, b := range budgets {
+			m.metrics.BudgetRejections.WithLabelValues(b.Name)
+			m.metrics.BudgetWarnings.WithLabelValues(b.Name)
+		}
+	}
 	if d, ok := m.store.(interface{ SetBudgets([]BudgetInfo) }); ok {
 		d.SetBudgets(infos)
 	}
@@ -176,6 +182,29 @@ type Ticket struct {
 	budgets []*Budget // the budgets holding a claim
 	amounts []int64   // the claims, same order
 	once    sync.Once
+	result  atomic.Pointer[Result] // set when the ticket ends
+}
+
+// ErrRequestBody is what Admit's error matches (errors.Is) when the
+// agent's request body could not be read: the agent's fault, not the
+// meter's.
+var ErrRequestBody = errors.New("request body unreadable")
+
+// Result is what one finished ticket recorded (the audit line carries it).
+type Result struct {
+	Model   string // price-table name, the model as reported when unpriced, "" when unknown
+	Outcome Outcome
+	Tokens  Tokens
+	CostUSD float64
+}
+
+// Result is what the ticket recorded, or nil while it has not ended (and
+// on a nil ticket).
+func (t *Ticket) Result() *Result {
+	if t == nil {
+		return nil
+	}
+	return t.result.Load()
 }
 
 // Info is what the meter learnt from the request.

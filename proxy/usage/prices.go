@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,7 +30,16 @@ type Price struct {
 // meter's metrics use; every other model becomes [OtherModel].
 type Prices struct {
 	m map[string]Price
+
+	// resolved memoises Lookup of dated names (model string → string, the
+	// key it resolved to or OtherModel); at most maxResolved entries, so
+	// answers naming random models cannot grow it.
+	resolved  sync.Map
+	nResolved atomic.Int64
 }
+
+// maxResolved bounds Prices.resolved.
+const maxResolved = 1024
 
 // OtherModel is the model label of models the price table does not know.
 const OtherModel = "other"
@@ -100,6 +111,23 @@ func (p *Prices) Lookup(model string) (name string, price Price, ok bool) {
 	if pr, ok := p.m[model]; ok {
 		return model, pr, true
 	}
+	if k, ok := p.resolved.Load(model); ok {
+		if k == OtherModel {
+			return OtherModel, Price{}, false
+		}
+		return k.(string), p.m[k.(string)], true
+	}
+	name, price, ok = p.resolve(model)
+	if p.nResolved.Load() < maxResolved {
+		if _, loaded := p.resolved.LoadOrStore(model, name); !loaded {
+			p.nResolved.Add(1)
+		}
+	}
+	return name, price, ok
+}
+
+// resolve finds the longest key that model is a dated form of.
+func (p *Prices) resolve(model string) (name string, price Price, ok bool) {
 	best := ""
 	for k := range p.m {
 		if len(k) > len(best) && strings.HasPrefix(model, k) && dated.MatchString(model[len(k):]) {

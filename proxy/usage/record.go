@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Log field names.
@@ -70,20 +71,27 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := m.store.Commit(ctx, t.id, charges, rec)
+	t.result.Store(&Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9})
 	m.count(t.target, name, rec)
-	fields := []zap.Field{zap.String(LogAgent, rec.Agent), zap.String(LogRule, rec.Rule),
-		zap.String(LogCredential, rec.Credential), zap.String(LogModel, name), zap.String(LogOutcome, string(outcome)),
-		zap.Int64("input_tokens", tok.Input), zap.Int64("output_tokens", tok.Output),
-		zap.Int64("cached_input_tokens", tok.CachedInput), zap.Int64("reasoning_tokens", tok.Reasoning),
-		zap.Float64("cost_usd", float64(cost)/1e9), zap.Bool("unpriced", !priced), zap.Bool("provider_error", tl.errored)}
-	if err != nil {
-		m.log.Error("usage commit failed", append(fields, zap.Error(err))...)
-	} else if charged {
-		m.log.Warn("llm answer complete without usage: its reservation is charged to the budgets", fields...)
-	} else if !priced && outcome != OutcomeNone {
-		m.log.Warn("llm usage of a model outside the price table: tokens counted, cost unknown", fields...)
-	} else {
-		m.log.Info("llm usage", fields...)
+	level, msg := zapcore.InfoLevel, "llm usage"
+	switch {
+	case err != nil:
+		level, msg = zapcore.ErrorLevel, "usage commit failed"
+	case charged:
+		level, msg = zapcore.WarnLevel, "llm answer complete without usage: its reservation is charged to the budgets"
+	case !priced && outcome != OutcomeNone:
+		level, msg = zapcore.WarnLevel, "llm usage of a model outside the price table: tokens counted, cost unknown"
+	}
+	if ce := m.log.Check(level, msg); ce != nil { // fields built only when the line is written
+		fields := []zap.Field{zap.String(LogAgent, rec.Agent), zap.String(LogRule, rec.Rule),
+			zap.String(LogCredential, rec.Credential), zap.String(LogModel, name), zap.String(LogOutcome, string(outcome)),
+			zap.Int64("input_tokens", tok.Input), zap.Int64("output_tokens", tok.Output),
+			zap.Int64("cached_input_tokens", tok.CachedInput), zap.Int64("reasoning_tokens", tok.Reasoning),
+			zap.Float64("cost_usd", float64(cost)/1e9), zap.Bool("unpriced", !priced), zap.Bool("provider_error", tl.errored)}
+		if err != nil {
+			fields = append(fields, zap.Error(err))
+		}
+		ce.Write(fields...)
 	}
 	for _, b := range t.budgets {
 		m.checkBudget(b, now)

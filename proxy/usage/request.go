@@ -102,7 +102,7 @@ func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, er
 	}
 	head, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("usage: read request body: %w", err)
+		return nil, fmt.Errorf("usage: read request body: %w: %w", ErrRequestBody, err)
 	}
 	if int64(len(head)) > limit {
 		info.Oversize = true

@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/proxy/rpc"
 	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/proxy/state/redisstore"
+	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -39,6 +40,11 @@ type Options struct {
 	// RPC, when set, serves the SanctumAI door on the proxy port (its
 	// Registerer defaults to the server's registry, its Logger to Log).
 	RPC *rpc.Options
+	// UsageFile is where LLM usage and budget state persist (serve: the
+	// home's usage.json, which `airlock usage` reads); "": in memory.
+	UsageFile string
+	// NoUsage switches LLM metering and budgets off (the bench's baseline).
+	NoUsage bool
 	// Tune adjusts the proxy configuration last (serve's hardening flags).
 	Tune func(*proxy.Config)
 	// SourceStatus, when set, is the file the credential sources' fetch
@@ -54,6 +60,7 @@ type Stack struct {
 	Server  *proxy.Server
 	RPC     *rpc.Server      // nil without Options.RPC
 	Sources *source.Registry // the vault's credential sources (reference credentials)
+	Meter   *usage.Meter     // nil with Options.NoUsage; its store is closed by Server.Shutdown
 	// Fleet is the shared state store; nil without Options.Fleet. See
 	// JoinFleet and Close.
 	Fleet *redisstore.Store
@@ -101,6 +108,20 @@ func New(o Options) (*Stack, error) {
 	}
 	cfg := proxy.Config{Vault: o.Vault, Policy: o.Policy, Certs: certs.NewCache(o.CA, size), Log: o.Log,
 		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog, Metrics: metrics, Sources: st.Sources}
+	if o.Fleet != nil {
+		rs, err := openFleet(context.Background(), o.Fleet, o.Vault, o.Log, &cfg)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		st.Fleet = rs
+	}
+	if !o.NoUsage {
+		if err := st.meter(o, &cfg); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	if o.RPC != nil {
 		ro := *o.RPC
 		cfg.RPC = func(s *proxy.Server) proxy.ConnHandler {
@@ -117,17 +138,12 @@ func New(o Options) (*Stack, error) {
 	if o.Tune != nil {
 		o.Tune(&cfg)
 	}
-	if o.Fleet != nil {
-		rs, err := openFleet(context.Background(), o.Fleet, o.Vault, o.Log, &cfg)
-		if err != nil {
-			st.Close()
-			return nil, err
-		}
-		st.Fleet = rs
-	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		st.Close()
+		if cfg.MeterStore != nil {
+			_ = cfg.MeterStore.Close()
+		}
 		return nil, err
 	}
 	st.Server = srv
@@ -139,4 +155,41 @@ func JSONLogger(w zapcore.WriteSyncer) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey, enc.EncodeTime = "time", zapcore.RFC3339NanoTimeEncoder
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), w, zapcore.InfoLevel))
+}
+
+// meter builds the LLM meter: its store (o.UsageFile, or memory), its
+// metrics on the proxy's registry, the policy's budgets and prices. The
+// server reloads them with every policy (SetPolicy) and closes the store
+// at Shutdown.
+func (st *Stack) meter(o Options, cfg *proxy.Config) error {
+	prices, err := proxy.UsagePrices(o.Policy)
+	if err != nil {
+		return err
+	}
+	mt, err := usage.NewMetrics(cfg.Metrics.Registry)
+	if err != nil {
+		return fmt.Errorf("usage metrics: %w", err)
+	}
+	var store usage.Store = usage.NewMemStore()
+	if o.UsageFile != "" {
+		fs, err := usage.OpenFile(o.UsageFile, usage.FileOptions{})
+		if err != nil {
+			return fmt.Errorf("usage state %s: %w", o.UsageFile, err)
+		}
+		store, cfg.MeterStore = fs, fs
+	}
+	if st.Fleet != nil { // budgets shared by the fleet; usage totals stay local
+		store = st.Fleet.Usage(store)
+	}
+	m, err := usage.New(usage.Config{Store: store, Budgets: proxy.UsageBudgets(o.Policy), Prices: prices,
+		Metrics: mt, Log: o.Log})
+	if err != nil {
+		if cfg.MeterStore != nil {
+			_ = cfg.MeterStore.Close()
+		}
+		return err
+	}
+	m.RefreshGauges()
+	st.Meter, cfg.Meter = m, m
+	return nil
 }

@@ -21,10 +21,17 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
 	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Field names of the cache's log lines beyond the shared audit.Field* ones.
+const (
+	fieldFailures  = "failures" // consecutive failed token requests
+	fieldExpiresIn = "expires_in"
 )
 
 // OAuth2 token cache tuning.
@@ -253,18 +260,18 @@ func (c *Cache) fetch(key string, cred *vault.Credential, set vault.OAuth2Settin
 		e.retryAt = c.now().Add(backoff(e.failures))
 		e.lastErr = asTokenError(cred.Path, err)
 		c.metrics.Requests.WithLabelValues(cred.Path, tokenResult(err)).Inc()
-		c.log.Warn("token request failed", zap.String("credential", cred.Path), zap.Int("failures", e.failures), zap.String("error", e.lastErr.Error()))
+		c.log.Warn("token request failed", zap.String(audit.FieldCredential, cred.Path), zap.Int(fieldFailures, e.failures), zap.String(audit.FieldError, e.lastErr.Error()))
 		return "", e.lastErr
 	}
 	e.token, e.expiry = tr.AccessToken, start.Add(tr.lifetime)
 	e.refreshAt = e.expiry.Add(-refreshMargin(tr.lifetime))
 	if err := c.store.PutToken(ctx, key, state.Token{Value: e.token, Expiry: e.expiry}); err != nil {
-		c.log.Warn("token not stored", zap.String("credential", cred.Path), zap.String("error", err.Error()))
+		c.log.Warn("token not stored", zap.String(audit.FieldCredential, cred.Path), zap.String(audit.FieldError, err.Error()))
 	}
 	e.failures, e.retryAt, e.lastErr = 0, time.Time{}, nil
 	c.metrics.Requests.WithLabelValues(cred.Path, "ok").Inc()
 	c.metrics.Expiry.WithLabelValues(cred.Path).Set(float64(e.expiry.Unix()))
-	c.log.Info("token issued", zap.String("credential", cred.Path), zap.Duration("expires_in", tr.lifetime))
+	c.log.Info("token issued", zap.String(audit.FieldCredential, cred.Path), zap.Duration(fieldExpiresIn, tr.lifetime))
 	return tr.AccessToken, nil
 }
 
