@@ -50,8 +50,13 @@ func newFleetBase(t *testing.T, up *upstream, rate string, burst int) (*env, *ur
 // statusOf reads /v1/status of replica e.
 func statusOf(t *testing.T, e *env) map[string]any {
 	t.Helper()
+	resp, err := e.admin("GET", "/v1/status") // behind the admin token
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	defer resp.Body.Close()
 	var st map[string]any
-	if err := json.Unmarshal([]byte(adminGet(t, e, "/v1/status")), &st); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("status: %v", err)
 	}
 	return st
