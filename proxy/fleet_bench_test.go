@@ -93,8 +93,16 @@ func TestFleetThroughput(t *testing.T) {
 	three := newFleet(t, base, r, 3)
 	three.serveAll()
 	trps := measure("3 replicas, --state redis (aggregate)", three.replicas)
-	t.Logf("redis vs local: %.1f %% of local throughput (cost %.1f %%); 3 replicas / 1: %.2f",
-		100*orps/lrps, 100*(1-orps/lrps), trps/orps)
+	three.stopAll()
+	// burst 19: never leased (leaseChunk 1), every request one batched
+	// script call — what leasing saves.
+	base2, _ := newFleetBase(t, up, "1000000/s", 19)
+	exact := newFleet(t, base, r, 1) // base's agent and CA, base2's policy
+	exact.replicas[0].writePolicy(readPolicy(t, base2))
+	exact.serveAll()
+	erps := measure("1 replica, --state redis, no leasing", exact.replicas)
+	t.Logf("redis vs local: %.1f %% of local throughput (cost %.1f %%); without leasing %.1f %%; 3 replicas / 1: %.2f",
+		100*orps/lrps, 100*(1-orps/lrps), 100*erps/lrps, trps/orps)
 	fmt.Fprintln(os.Stderr) // keep -v output readable
 }
 
@@ -103,4 +111,13 @@ func envOrDefault(k, def string) string {
 		return v
 	}
 	return def
+}
+
+func readPolicy(t *testing.T, e *env) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.home, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
