@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/state"
 )
 
 // processStart is when this process started serving code (status uptime).
@@ -59,11 +61,12 @@ func (s *Server) policyStale() string {
 
 // readyDoc is the body of a ready /readyz: a detail when the policy file
 // on disk is newer than the policy in force.
-func (s *Server) readyDoc() map[string]string {
-	doc := map[string]string{"status": "ready"}
+func (s *Server) readyDoc() map[string]any {
+	doc := map[string]any{"status": "ready"}
 	if d := s.policyStale(); d != "" {
 		doc["detail"] = d
 	}
+	s.fleetReady(doc)
 	return doc
 }
 
@@ -111,6 +114,55 @@ type Status struct {
 	Policy        PolicyStatus `json:"policy"`
 	Vault         VaultStatus  `json:"vault"`
 	AuditLog      *AuditStatus `json:"audit_log,omitempty"`
+	Fleet         *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet as the shared state store sees it (`serve
+// --state`): this replica, the live ones, and the store's health.
+type FleetStatus struct {
+	Replica  string         `json:"replica"`
+	Replicas []state.Member `json:"replicas"`
+	Error    string         `json:"error,omitempty"` // listing failed
+	State    any            `json:"state"`           // health: address (no password), last error, fail modes
+	StateOK  bool           `json:"state_ok"`
+}
+
+// fleetProbe bounds the Redis calls of /v1/status and /readyz.
+const fleetProbe = time.Second
+
+// fleetStatus reports the fleet; nil outside fleet mode.
+func (s *Server) fleetStatus() *FleetStatus {
+	f, ok := s.state.(state.Fleet)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetProbe)
+	defer cancel()
+	fs := &FleetStatus{Replica: f.ReplicaID()}
+	fs.StateOK, fs.State = f.Healthy(ctx)
+	members, err := f.Members(ctx)
+	if err != nil {
+		fs.Error = err.Error()
+	}
+	fs.Replicas = append([]state.Member{}, members...)
+	return fs
+}
+
+// fleetReady adds the shared state's health to a ready /readyz body in
+// fleet mode (degraded while Redis is unreachable: the concerns run in
+// their fail modes, but the replica still serves).
+func (s *Server) fleetReady(doc map[string]any) {
+	f, ok := s.state.(state.Fleet)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetProbe)
+	defer cancel()
+	healthy, detail := f.Healthy(ctx)
+	doc["state"] = detail
+	if !healthy {
+		doc["degraded"] = "shared state unreachable: rate limits, budgets, approvals and OAuth2 run in their fail modes"
+	}
 }
 
 // PolicyStatus describes the policy in force.
@@ -172,6 +224,7 @@ func (s *Server) Status() Status {
 	if a := s.ops.audit.Load(); a != nil {
 		st.AuditLog = &AuditStatus{File: a.Path(), Dropped: a.Dropped()}
 	}
+	st.Fleet = s.fleetStatus()
 	return st
 }
 

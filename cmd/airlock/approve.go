@@ -18,7 +18,8 @@ func startApprovals(g *globals, srv *proxy.Server, o *serveOptions, adminAddr st
 		adminURL = "http://" + adminAddr
 	}
 	a, err := stack.StartApprovals(srv, stack.ApprovalOptions{Home: g.home.Dir(), PolicyPath: o.policyPath,
-		AdminToken: o.adminToken, AdminURL: adminURL, UsageFile: usageStatePath(g.home), Log: log})
+		AdminToken: o.adminToken, AdminURL: adminURL, UsageFile: usageStatePath(g.home), Log: log,
+		Store: o.stack.ApprovalStore()}) // fleet mode: Redis
 	if err != nil {
 		return nil, withHint(err, "check "+g.home.Dir()+"/approvals.json and the approvals section of "+o.policyPath)
 	}

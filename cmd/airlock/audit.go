@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/vault"
@@ -27,19 +28,46 @@ func auditVerifyCmd(g *globals, fs *flagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		n, err := audit.VerifyChain(key, audit.Start{Seq: *from, After: *after}, args...)
-		var ce *audit.ChainError
-		switch {
-		case errors.As(err, &ce) && ce.Head:
-			return withHint(err, "lines at the head of the chain are missing; if older audit files were deleted on purpose, give --from SEQ or --after PREVIOUS_FILE")
-		case errors.As(err, &ce):
-			return withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
-		case err != nil:
+		chains, err := audit.Chains(args...)
+		if err != nil {
 			return withHint(err, "check the file names; give rotated files first, oldest first: airlock audit verify FILE.* FILE")
 		}
-		fmt.Fprintf(Stdout, "ok %d lines\n", n)
+		if len(chains) > 1 && (*from != 0 || *after != "") {
+			return withHint(usageErrorf("--from and --after apply to one chain, and these files hold %d replicas' chains", len(chains)),
+				"verify each replica's files on their own to give --from or --after")
+		}
+		total := 0
+		var per []string
+		for _, c := range chains {
+			n, err := verifyChain(key, audit.Start{Seq: *from, After: *after}, c.Files)
+			if err != nil {
+				return err
+			}
+			total += n
+			per = append(per, fmt.Sprintf("%s: %d", c.Replica, n))
+		}
+		if len(chains) > 1 || len(chains) == 1 && chains[0].Replica != "" {
+			fmt.Fprintf(Stdout, "ok %d lines (replica %s)\n", total, strings.Join(per, ", "))
+			return nil
+		}
+		fmt.Fprintf(Stdout, "ok %d lines\n", total)
 		return nil
 	}
+}
+
+// verifyChain checks one chain's files and explains a failure.
+func verifyChain(key []byte, start audit.Start, files []string) (int, error) {
+	n, err := audit.VerifyChain(key, start, files...)
+	var ce *audit.ChainError
+	switch {
+	case errors.As(err, &ce) && ce.Head:
+		return n, withHint(err, "lines at the head of the chain are missing; if older audit files were deleted on purpose, give --from SEQ or --after PREVIOUS_FILE")
+	case errors.As(err, &ce):
+		return n, withHint(err, "the audit log was changed after airlock wrote it, or it belongs to another vault; lines before this one verified")
+	case err != nil:
+		return n, withHint(err, "check the file names; give rotated files first, oldest first: airlock audit verify FILE.* FILE")
+	}
+	return n, nil
 }
 
 // auditKey is the HMAC key of the audit chain, sealed in the vault by

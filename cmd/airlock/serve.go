@@ -33,8 +33,10 @@ type serveOptions struct {
 	rpc        rpcFlags          // SanctumAI door (serverpc.go)
 	trans      *transparentFlags // --transparent door (transparentcmd.go)
 	home       home              // the hand-off socket's directory (handoffcmd.go)
+	fleet      fleetFlags        // --state: shared state in Redis (servefleet.go)
 
-	adminToken string // from the vault (admintoken.go), set by buildServer
+	adminToken string       // from the vault (admintoken.go), set by buildServer
+	stack      *stack.Stack // built by buildServer
 }
 
 // serveCmd declares the flags of `airlock serve`.
@@ -49,6 +51,7 @@ func serveCmd(g *globals, fs *flagSet) runFunc {
 	o.hard.register(fs)
 	o.rpc.register(fs, g.home)
 	o.trans = addServeTransparentFlags(fs)
+	o.fleet.register(fs)
 	return func([]string) error {
 		hideEnvPassphrase() // secretenv.go: re-exec without AIRLOCK_PASSPHRASE
 		if err := o.resolveLogFormat(Stderr); err != nil {
@@ -109,12 +112,21 @@ func buildServer(g *globals, o *serveOptions, log *zap.Logger) (*proxy.Server, e
 	if err != nil {
 		return nil, withHint(err, "fix the lines above; `airlock policy check "+o.policyPath+"` re-checks the file")
 	}
-	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, // servehard.go
-		SourceStatus: sourceStatusPath(g.home),
-		UsageFile:    usageStatePath(g.home)}) // usagecmd.go; closed by srv.Shutdown
+	fleet, err := o.fleet.options(log) // servefleet.go
 	if err != nil {
 		return nil, err
 	}
+	st, err := stack.New(stack.Options{Vault: v, CA: ca, Policy: pol, Log: log, Tune: o.hard.apply, // servehard.go
+		SourceStatus: sourceStatusPath(g.home),
+		UsageFile:    usageStatePath(g.home), // usagecmd.go; closed by srv.Shutdown
+		Fleet:        fleet})                 // servefleet.go
+	if err != nil {
+		if fleet != nil {
+			return nil, withHint(err, "check --state (or AIRLOCK_STATE) and that redis answers; without it airlock serves with local state")
+		}
+		return nil, err
+	}
+	o.stack = st
 	return st.Server, nil
 }
 
@@ -164,6 +176,9 @@ func run(ctx context.Context, g *globals, srv *proxy.Server, o *serveOptions, lo
 		admin = &http.Server{Handler: o.ops.adminHandler(srv, o.adminToken, consoleHandler(appr)), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(al) }()
 	}
+	fctx, leave := context.WithCancel(context.Background())
+	o.stack.JoinFleet(fctx, l.Addr().String(), srv.Status().Version) // no-op without --state
+	defer func() { leave(); o.stack.Close() }()
 	log.Info("listening", zap.String("proxy", l.Addr().String()), zap.String("admin", adminAddr),
 		zap.String("policy", o.policyPath), zap.Int("rules", len(srv.Policy().Rules)))
 	errc := make(chan error, 1)

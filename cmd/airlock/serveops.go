@@ -46,7 +46,8 @@ func startOps(srv *proxy.Server, o *serveOptions, log *zap.Logger) (stop func(),
 		if err != nil {
 			return nil, err
 		}
-		alog, err = audit.Open(audit.Options{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log})
+		alog, err = audit.Open(audit.Options{Path: o.ops.auditLog, Key: key, MaxSize: o.ops.auditMaxSize, Log: log,
+			Replica: o.fleet.auditReplica()}) // servefleet.go: the chain's name in a fleet
 		if err != nil {
 			return nil, withHint(err, "pick a writable file with --audit-log")
 		}

@@ -56,6 +56,7 @@ type Line struct {
 	Door       string  `json:"door"`
 	Operation  string  `json:"operation,omitempty"` // "" for a proxied request
 	Approver   string  `json:"approver,omitempty"`  // who decided an approval (approval_* decisions)
+	Replica    string  `json:"replica,omitempty"`   // fleet mode: the replica whose chain this is
 	Prev       string  `json:"prev"`
 }
 
@@ -66,6 +67,10 @@ type Options struct {
 	MaxSize int64       // rotate when the file would grow past this; 0: never
 	Queue   int         // lines buffered before dropping; default 8192
 	Log     *zap.Logger // write failures; nil: discarded
+	// Replica names this file's chain in a fleet (`serve --state`): every
+	// line carries it, and `audit verify` checks each replica's files as
+	// their own chain.
+	Replica string
 }
 
 // Log appends hash-chained audit lines to a file from one goroutine,
@@ -266,6 +271,9 @@ func (a *Log) run() {
 // file would pass MaxSize.
 func (a *Log) append(l Line) {
 	l.Seq, l.Prev = a.seq+1, a.prev
+	if a.opts.Replica != "" {
+		l.Replica = a.opts.Replica
+	}
 	line, mac, err := sealLine(a.opts.Key, l)
 	if err != nil {
 		a.fail(err)

@@ -87,6 +87,7 @@ type chainVerifier struct {
 	started bool
 	seq     uint64
 	prev    string
+	replica string // of the chain's lines
 	lines   int
 }
 
@@ -161,12 +162,17 @@ func (v *chainVerifier) check(line []byte, link bool) string {
 		return "line altered (mac mismatch)"
 	}
 	var l struct {
-		Seq  uint64 `json:"seq"`
-		Prev string `json:"prev"`
+		Seq     uint64 `json:"seq"`
+		Prev    string `json:"prev"`
+		Replica string `json:"replica"`
 	}
 	if err := json.Unmarshal(line, &l); err != nil {
 		return "malformed JSON"
 	}
+	if v.started && l.Replica != v.replica {
+		return fmt.Sprintf("line of replica %q inside the chain of replica %q: give each replica's files as their own chain", l.Replica, v.replica)
+	}
+	v.replica = l.Replica
 	if link {
 		if reason := v.link(l.Seq, l.Prev); reason != "" {
 			return reason

@@ -32,6 +32,9 @@ type ApprovalOptions struct {
 	// PolicyPoll is how often a policy reload is looked for (timeout,
 	// webhook, remember); 0 = 250ms.
 	PolicyPoll time.Duration
+	// Store, when set, holds the queue instead of approvals.json (fleet
+	// mode: Stack.ApprovalStore).
+	Store approval.Store
 }
 
 // Approvals is the running approval queue, its webhook and the console.
@@ -60,9 +63,13 @@ func StartApprovals(srv *proxy.Server, o ApprovalOptions) (*Approvals, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	store, err := approval.NewLocalStore(filepath.Join(o.Home, "approvals.json"))
-	if err != nil {
-		return nil, fmt.Errorf("approval store: %w", err)
+	store := o.Store
+	if store == nil {
+		local, err := approval.NewLocalStore(filepath.Join(o.Home, "approvals.json"))
+		if err != nil {
+			return nil, fmt.Errorf("approval store: %w", err)
+		}
+		store = local
 	}
 	a := &Approvals{srv: srv, log: log.Named("approval"), adminURL: o.AdminURL, Feed: console.NewFeed(0),
 		metrics: approval.NewMetrics(srv.Metrics().Registry), done: make(chan struct{})}

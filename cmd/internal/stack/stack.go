@@ -17,6 +17,7 @@ import (
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/rpc"
 	"github.com/airlock/airlock/proxy/source"
+	"github.com/airlock/airlock/proxy/state/redisstore"
 	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
 	"go.uber.org/zap"
@@ -50,6 +51,8 @@ type Options struct {
 	// status is written to every 10 s (what `airlock vault list` and
 	// `airlock source list` show); "": not written.
 	SourceStatus string
+	// Fleet, when set, shares the state through Redis (fleet.go).
+	Fleet *FleetOptions
 }
 
 // Stack is a built airlock, not yet serving.
@@ -58,14 +61,21 @@ type Stack struct {
 	RPC     *rpc.Server      // nil without Options.RPC
 	Sources *source.Registry // the vault's credential sources (reference credentials)
 	Meter   *usage.Meter     // nil with Options.NoUsage; its store is closed by Server.Shutdown
+	// Fleet is the shared state store; nil without Options.Fleet. See
+	// JoinFleet and Close.
+	Fleet *redisstore.Store
 
-	stop context.CancelFunc
+	stop      context.CancelFunc
+	fleetDone chan struct{} // closed when the heartbeat has left
 }
 
-// Close stops the credential sources (status writer, file watchers).
+// Close stops the credential sources (status writer, file watchers) and,
+// in fleet mode, waits for the heartbeat to leave (after the ctx given to
+// JoinFleet ended) and closes the Redis connections.
 func (st *Stack) Close() {
 	st.stop()
 	st.Sources.Close()
+	st.closeFleet()
 }
 
 // ErrIncomplete is returned by New when a required part is missing.
@@ -98,6 +108,14 @@ func New(o Options) (*Stack, error) {
 	}
 	cfg := proxy.Config{Vault: o.Vault, Policy: o.Policy, Certs: certs.NewCache(o.CA, size), Log: o.Log,
 		UpstreamRoots: o.UpstreamRoots, AuditLog: o.AuditLog, Metrics: metrics, Sources: st.Sources}
+	if o.Fleet != nil {
+		rs, err := openFleet(context.Background(), o.Fleet, o.Vault, o.Log, &cfg)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		st.Fleet = rs
+	}
 	if !o.NoUsage {
 		if err := st.meter(o, &cfg); err != nil {
 			st.Close()
@@ -159,6 +177,9 @@ func (st *Stack) meter(o Options, cfg *proxy.Config) error {
 			return fmt.Errorf("usage state %s: %w", o.UsageFile, err)
 		}
 		store, cfg.MeterStore = fs, fs
+	}
+	if st.Fleet != nil { // budgets shared by the fleet; usage totals stay local
+		store = st.Fleet.Usage(store)
 	}
 	m, err := usage.New(usage.Config{Store: store, Budgets: proxy.UsageBudgets(o.Policy), Prices: prices,
 		Metrics: mt, Log: o.Log})

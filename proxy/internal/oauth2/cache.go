@@ -54,7 +54,8 @@ type Cache struct {
 	metrics   Metrics
 	log       *zap.Logger
 	now       func() time.Time
-	store     state.Tokens // the tokens themselves (shared between replicas later)
+	store     state.Tokens // the tokens themselves
+	leaser    state.Leaser // non-nil: a store shared by a fleet (fleet.go)
 
 	group singleflight.Group
 
@@ -109,10 +110,12 @@ func New(cfg Config) *Cache {
 	if cfg.Metrics.Expiry == nil {
 		cfg.Metrics.Expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "oauth2_token_expiry"}, []string{"credential"})
 	}
-	return &Cache{
+	c := &Cache{
 		transport: cfg.Transport, vault: cfg.Vault, metrics: cfg.Metrics, log: cfg.Log, now: cfg.Now, store: cfg.Store,
 		entries: map[string]*tokenEntry{}, pending: map[string]string{},
 	}
+	c.leaser, _ = cfg.Store.(state.Leaser)
+	return c
 }
 
 // cacheKey names a token: a changed token url, client, scope set or grant
@@ -190,13 +193,13 @@ func (c *Cache) token(ctx context.Context, cred *vault.Credential) (string, erro
 	now := c.now()
 	c.mu.Lock()
 	e := c.entries[key]
-	if e == nil {
+	if e == nil && c.leaser == nil {
 		if _, ok, _ := c.store.Token(ctx, key); ok { // stored by another holder
 			e = &tokenEntry{path: cred.Path}
 			c.entries[key] = e
 		}
 	}
-	if e != nil {
+	if e != nil && c.leaser == nil { // a fleet's token is read when it is due (fleet.go)
 		c.syncEntry(ctx, key, e)
 	}
 	switch {
@@ -207,7 +210,7 @@ func (c *Cache) token(ctx context.Context, cred *vault.Credential) (string, erro
 	case e != nil && e.token != "" && now.Before(e.expiry):
 		tok := e.token
 		if !now.Before(e.retryAt) { // refresh ahead in the background; this request uses the current token
-			c.group.DoChan(key, func() (any, error) { return c.fetch(key, cred, set) })
+			c.group.DoChan(key, func() (any, error) { return c.get(key, cred, set) })
 		}
 		c.mu.Unlock()
 		return tok, nil
@@ -217,7 +220,7 @@ func (c *Cache) token(ctx context.Context, cred *vault.Credential) (string, erro
 		return "", err
 	}
 	c.mu.Unlock()
-	ch := c.group.DoChan(key, func() (any, error) { return c.fetch(key, cred, set) })
+	ch := c.group.DoChan(key, func() (any, error) { return c.get(key, cred, set) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
