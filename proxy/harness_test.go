@@ -134,7 +134,19 @@ func (e *env) serve(extra ...string) {
 		e.t.Fatal(err)
 	}
 	e.cmd = cmd
-	e.t.Cleanup(e.stop)
+	exited := make(chan struct{})
+	// Last word on this serve: stopped and gone before the test's TempDir
+	// (its home) is removed, or a shutdown write (usage.json, approvals)
+	// races the removal ("directory not empty").
+	e.t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
 	ready := make(chan map[string]any, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -146,7 +158,7 @@ func (e *env) serve(extra ...string) {
 		}
 	}()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); pw.Close() }()
+	go func() { done <- cmd.Wait(); pw.Close(); close(exited) }() // done is buffered: never blocks
 	select {
 	case m := <-ready:
 		e.proxyAddr, _ = m["proxy"].(string)
@@ -157,7 +169,6 @@ func (e *env) serve(extra ...string) {
 		e.t.Fatalf("airlock serve did not start\n%s", e.logs.String())
 	}
 	e.cmd.Cancel = nil
-	go func() { <-done }()
 }
 
 func (e *env) stop() {
