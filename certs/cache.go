@@ -95,10 +95,15 @@ func (c *Cache) Get(host string) (*tls.Certificate, error) {
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
+	c.finishMint(key, now, cl)
+	return cl.cert, cl.err
+}
 
+// finishMint mints key's leaf for the in-flight call cl (registered by the
+// caller under mu), caches it, and releases cl's waiters.
+func (c *Cache) finishMint(key string, now time.Time, cl *call) {
 	cl.cert, cl.err = c.mint(key, now)
 	c.mints.Add(1)
-
 	c.mu.Lock()
 	delete(c.inflight, key)
 	if cl.err == nil {
@@ -107,7 +112,6 @@ func (c *Cache) Get(host string) (*tls.Certificate, error) {
 	c.mu.Unlock()
 	close(cl.done)
 	c.lookup(false)
-	return cl.cert, cl.err
 }
 
 // freshLocked returns the cached leaf for key unless it is missing or due
@@ -185,8 +189,9 @@ var nextProtos = []string{"h2", "http/1.1"}
 // Prewarm starts minting host's leaf in the background unless it is
 // cached or being minted, and returns at once: a MITM calls it when it
 // accepts a CONNECT, so the mint runs while the agent reads the answer and
-// sends its ClientHello, and the handshake's Get joins it. It never calls
-// OnLookup (the handshake's Get counts); a bad host is ignored.
+// sends its ClientHello, and the handshake's Get joins it. The mint counts
+// as the miss (OnLookup(false)), the Get that joins it as a hit, as for any
+// concurrent Get; a bad host is ignored.
 func (c *Cache) Prewarm(host string) {
 	key, err := NormalizeHost(host)
 	if err != nil {
@@ -201,16 +206,5 @@ func (c *Cache) Prewarm(host string) {
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
-	go func() {
-		cl.cert, cl.err = c.mint(key, now)
-		c.mints.Add(1)
-		c.mu.Lock()
-		delete(c.inflight, key)
-		if cl.err == nil {
-			c.storeLocked(key, cl.cert)
-		}
-		c.mu.Unlock()
-		close(cl.done)
-		c.lookup(false)
-	}()
+	go c.finishMint(key, now, cl)
 }
