@@ -250,18 +250,10 @@ func (c *Cache) fetch(key string, cred *vault.Credential, set vault.OAuth2Settin
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[key]
-	if e == nil {
-		e = &tokenEntry{path: cred.Path}
-		c.entries[key] = e
-	}
+	e := c.entryLocked(key, cred.Path)
 	if err != nil {
-		e.failures++
-		e.retryAt = c.now().Add(backoff(e.failures))
-		e.lastErr = asTokenError(cred.Path, err)
 		c.metrics.Requests.WithLabelValues(cred.Path, tokenResult(err)).Inc()
-		c.log.Warn("token request failed", zap.String(audit.FieldCredential, cred.Path), zap.Int(fieldFailures, e.failures), zap.String(audit.FieldError, e.lastErr.Error()))
-		return "", e.lastErr
+		return "", c.failLocked(e, err)
 	}
 	e.token, e.expiry = tr.AccessToken, start.Add(tr.lifetime)
 	e.refreshAt = e.expiry.Add(-refreshMargin(tr.lifetime))
@@ -273,6 +265,26 @@ func (c *Cache) fetch(key string, cred *vault.Credential, set vault.OAuth2Settin
 	c.metrics.Expiry.WithLabelValues(cred.Path).Set(float64(e.expiry.Unix()))
 	c.log.Info("token issued", zap.String(audit.FieldCredential, cred.Path), zap.Duration(fieldExpiresIn, tr.lifetime))
 	return tr.AccessToken, nil
+}
+
+// entryLocked is key's cache entry, made on first use; c.mu is held.
+func (c *Cache) entryLocked(key, path string) *tokenEntry {
+	e := c.entries[key]
+	if e == nil {
+		e = &tokenEntry{path: path}
+		c.entries[key] = e
+	}
+	return e
+}
+
+// failLocked records a failed token request on e (backoff before the
+// next try), logs it and returns the error agents get; c.mu is held.
+func (c *Cache) failLocked(e *tokenEntry, err error) error {
+	e.failures++
+	e.retryAt = c.now().Add(backoff(e.failures))
+	e.lastErr = asTokenError(e.path, err)
+	c.log.Warn("token request failed", zap.String(audit.FieldCredential, e.path), zap.Int(fieldFailures, e.failures), zap.String(audit.FieldError, e.lastErr.Error()))
+	return e.lastErr
 }
 
 // refreshMargin is how long before expiry a token is refreshed: 30 s, or a

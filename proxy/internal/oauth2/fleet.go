@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
@@ -60,30 +61,22 @@ func (c *Cache) fleetFetch(key string, cred *vault.Credential, set vault.OAuth2S
 	})
 	if errors.Is(err, state.ErrUnavailable) {
 		if set.Grant != vault.GrantRefreshToken {
-			c.log.Warn("fleet token state unavailable, fetching locally", zap.String("credential", cred.Path), zap.String("error", err.Error()))
+			c.log.Warn("fleet token state unavailable, fetching locally", zap.String(audit.FieldCredential, cred.Path), zap.String(audit.FieldError, err.Error()))
 			return c.fetch(key, cred, set)
 		}
-		c.log.Error("fleet token state unavailable, rotating refresh token not used", zap.String("credential", cred.Path), zap.String("error", err.Error()))
+		c.log.Error("fleet token state unavailable, rotating refresh token not used", zap.String(audit.FieldCredential, cred.Path), zap.String(audit.FieldError, err.Error()))
 		err = errcode.New(http.StatusServiceUnavailable, errcode.CredentialSourceUnavailable,
 			"credential "+cred.Path+": the fleet's shared token state is unreachable and a refresh here could spend a refresh token another replica also holds",
 			"restore the --state redis (see /readyz detail); airlock retries")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[key]
-	if e == nil {
-		e = &tokenEntry{path: cred.Path}
-		c.entries[key] = e
-	}
+	e := c.entryLocked(key, cred.Path)
 	if err != nil {
-		e.failures++
-		e.retryAt = c.now().Add(backoff(e.failures))
-		e.lastErr = asTokenError(cred.Path, err)
 		if refreshed.Load() {
 			c.metrics.Requests.WithLabelValues(cred.Path, tokenResult(err)).Inc()
 		}
-		c.log.Warn("token request failed", zap.String("credential", cred.Path), zap.Int("failures", e.failures), zap.String("error", e.lastErr.Error()))
-		return "", e.lastErr
+		return "", c.failLocked(e, err)
 	}
 	now := c.now()
 	e.token, e.expiry = t.Access, t.Expiry
@@ -92,9 +85,9 @@ func (c *Cache) fleetFetch(key string, cred *vault.Credential, set vault.OAuth2S
 	c.metrics.Expiry.WithLabelValues(cred.Path).Set(float64(e.expiry.Unix()))
 	if refreshed.Load() {
 		c.metrics.Requests.WithLabelValues(cred.Path, "ok").Inc()
-		c.log.Info("token issued", zap.String("credential", cred.Path), zap.Duration("expires_in", t.Expiry.Sub(now)), zap.Bool("fleet", true))
+		c.log.Info("token issued", zap.String(audit.FieldCredential, cred.Path), zap.Duration(fieldExpiresIn, t.Expiry.Sub(now)), zap.Bool("fleet", true))
 	} else if ce := c.log.Check(zap.DebugLevel, "token from the fleet"); ce != nil {
-		ce.Write(zap.String("credential", cred.Path))
+		ce.Write(zap.String(audit.FieldCredential, cred.Path))
 	}
 	return t.Access, nil
 }
@@ -165,6 +158,6 @@ func (c *Cache) saveRefresh(v *vault.Vault, path, rt string) {
 	})
 	if err != nil {
 		c.log.Warn("rotated refresh token kept in the fleet state only: the vault file was not updated",
-			zap.String("credential", path), zap.String("error", err.Error()))
+			zap.String("credential", path), zap.String(audit.FieldError, err.Error()))
 	}
 }
