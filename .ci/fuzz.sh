@@ -4,7 +4,7 @@
 # locally before a release. Exits non-zero on the first crash; the failing
 # input is left under the package's testdata/fuzz/ for `go test` to replay.
 #
-#   scripts/fuzz.sh [SECONDS]
+#   .ci/fuzz.sh [SECONDS]
 set -eu
 secs=${1:-10}
 cd "$(dirname "$0")/.."
