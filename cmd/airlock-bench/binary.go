@@ -52,6 +52,7 @@ type airlockHome struct {
 	bin   string
 	dir   string
 	token string // the bench agent's proxy token
+	admin string // the admin token (pprof and /metrics need it)
 	env   []string
 }
 
@@ -74,6 +75,11 @@ func newHome(bin, dir, upstreamCA string, hosts []string) (*airlockHome, error) 
 		return nil, fmt.Errorf("airlock agent add printed no proxy URL")
 	}
 	h.token, _, _ = strings.Cut(rest, "@")
+	adm, err := h.cli(nil, "admin", "token")
+	if err != nil {
+		return nil, err
+	}
+	h.admin = strings.TrimSpace(string(adm))
 	if err := h.vaultSet("sk-bench-" + hexString(randomBytes(16))); err != nil {
 		return nil, err
 	}
@@ -119,6 +125,7 @@ type binProc struct {
 	proxy   string // proxy listener host:port
 	admin   string // admin listener host:port
 	logPath string
+	token   string // admin token
 	stopped bool
 }
 
@@ -126,7 +133,7 @@ type binProc struct {
 // kernel (read back from its "listening" line), logging JSON to a file,
 // with pprof on the admin listener and extra flags.
 func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) {
-	p := &binProc{logPath: filepath.Join(dir, "airlock-serve.log")}
+	p := &binProc{logPath: filepath.Join(dir, "airlock-serve.log"), token: h.admin}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("airlock log file: %w", err)
@@ -218,7 +225,12 @@ func (p *binProc) metrics() (map[string]float64, error) {
 var adminClient = &http.Client{Timeout: 30 * time.Second}
 
 func (p *binProc) adminGet(path string) ([]byte, error) {
-	resp, err := adminClient.Get("http://" + p.admin + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
 	}
