@@ -233,7 +233,7 @@ func TestHostileSmugglingAndLoops(t *testing.T) {
 			status: "400", code: "BAD_REQUEST"},
 		"invalid header bytes": {raw: "GET /x/echo HTTP/1.1\r\nHost: " + host + "\r\nX-Bad\x01: v\r\n\r\n", status: "400"},
 		"oversize header":      {raw: "GET /x/echo HTTP/1.1\r\nHost: " + host + "\r\nX-Big: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", status: "431"},
-		"via loop":             {raw: "GET /x/echo HTTP/1.1\r\nHost: " + host + "\r\nVia: 1.1 airlock\r\n\r\n", status: "508", code: "LOOP_DETECTED"},
+		"via loop":             {raw: "GET /x/echo HTTP/1.1\r\nHost: " + host + "\r\nVia: 1.1 airlock\r\nConnection: close\r\n\r\n", status: "508", code: "LOOP_DETECTED"},
 	}
 	before := len(h.up.allHeaders())
 	for name, tc := range cases {
