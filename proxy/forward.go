@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
 )
 
 // defaultTimeout bounds the wait for response headers, and the idle time
@@ -56,7 +57,7 @@ func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 func (s *Server) newForwarder() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
-		Transport:    &retryUnauthorized{base: &upstream{base: s.transport}, s: s},
+		Transport:    &oauth2.Retry{Base: &upstream{base: s.transport}, Tokens: s.tokens, Judged: judgedWith},
 		BufferPool:   bufferPool{},
 		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
 		ErrorHandler: s.upstreamError,

@@ -203,7 +203,7 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 		return
 	}
 	cancel()
-	if s.serveH2(tc, t) { // the agent chose h2 by ALPN (h2.go)
+	if s.h2.Serve(tc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) })) { // the agent chose h2 by ALPN
 		return
 	}
 	s.serveTunnel(s.guardHeads(tc, t.agent), t)

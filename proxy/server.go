@@ -29,7 +29,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"net"
 	"net/http"
@@ -38,6 +37,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/conn"
+	"github.com/airlock/airlock/proxy/internal/egress"
+	"github.com/airlock/airlock/proxy/internal/h2"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
@@ -115,13 +119,13 @@ type Server struct {
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
 	tokens    *oauth2.Cache // oauth2 access tokens (package oauth2, in the state store)
-	guard     guards        // rate limits, connection caps, own addresses (hygiene.go)
+	guard     guards        // connection caps, own addresses (conns.go)
 	goproxy   *goproxy.ProxyHttpServer
 
 	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
-	frontL *connListener
+	frontL *conn.Listener
 	inner  *h1.Server // the lean loop serving MITM'd connections (package h1)
-	h2     *h2Door    // MITM'd connections whose agent chose h2 (h2.go)
+	h2     *h2.Door   // MITM'd connections whose agent chose h2 (package h2)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
 	source       Source                      // credentials (source.go)
@@ -135,9 +139,9 @@ type Server struct {
 
 	ops opsState // status, reload, audit file, upstream proxy (status.go)
 
-	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
-	pre       predialer     // upstream connections dialled on CONNECT (predial.go)
-	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
+	replacers scrub.Cache[replacerKey] // scrubbers of static credentials (observe.go)
+	pre       predialer                // upstream connections dialled on CONNECT (predial.go)
+	revoked   agentConns               // open connections by agent, closed on revocation (revoke.go)
 
 	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
 	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
@@ -183,7 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	s.inner = &h1.Server{ReadHeaderTimeout: s.front.ReadHeaderTimeout, IdleTimeout: s.front.IdleTimeout,
 		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
-	s.h2 = s.newH2(s.front)
+	s.h2 = h2.New(s.front, s.metrics.Registry, s.log)
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
@@ -248,6 +252,16 @@ func (s *Server) Seal() {
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// viaUpstreamProxy is the dialer's hook: the upstream proxy of the policy
+// in force (egress.upstream_proxy), nil, nil when none is configured.
+func (s *Server) viaUpstreamProxy() (*egress.UpstreamProxy, error) {
+	p := s.Policy()
+	if p == nil {
+		return nil, nil
+	}
+	return s.ops.upstream.Parse(p.Egress.UpstreamProxy)
+}
+
 func (s *Server) allowNetworks() []netip.Prefix { return s.policy.Load().Egress.AllowNetworks }
 
 func (s *Server) countCertLookup(hit bool) {
@@ -263,7 +277,7 @@ func (s *Server) countCertLookup(hit bool) {
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.frontL == nil {
-		s.frontL = newConnListener(l.Addr())
+		s.frontL = conn.NewListener(l.Addr())
 		go func() { _ = s.front.Serve(s.frontL) }()
 	}
 	s.listeners = append(s.listeners, l)
@@ -271,7 +285,7 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if s.closing.Load() || isClosed(err) {
+			if s.closing.Load() || conn.IsClosed(err) {
 				return nil
 			}
 			var ne net.Error
@@ -288,7 +302,7 @@ func (s *Server) Serve(l net.Listener) error {
 // dispatch sniffs the first byte and hands the connection to its door.
 func (s *Server) dispatch(raw net.Conn) {
 	s.metrics.OpenConns.Inc()
-	c := net.Conn(&trackedConn{Conn: &writeDeadlineConn{Conn: raw, d: s.guard.writeTimeout}, onClose: s.metrics.OpenConns.Dec})
+	c := net.Conn(&conn.Tracked{Conn: &conn.WriteDeadline{Conn: raw, D: s.guard.writeTimeout}, OnClose: s.metrics.OpenConns.Dec})
 	first, pc, err := sniff(c, 10*time.Second)
 	if err != nil {
 		_ = c.Close()
@@ -304,7 +318,7 @@ func (s *Server) dispatch(raw net.Conn) {
 		(*rpc)(s.base, pc)
 		return
 	}
-	s.frontL.push(s.guardHeads(pc, ""))
+	s.frontL.Push(s.guardHeads(pc, ""))
 }
 
 // Shutdown stops accepting, then waits for in-flight requests to finish
@@ -319,7 +333,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
 	errInner := s.drainInner(ctx)
-	errH2 := s.h2.drain(ctx) // GOAWAY, then in-flight h2 streams (h2.go)
+	errH2 := s.h2.Drain(ctx) // GOAWAY, then in-flight h2 streams
 	s.transport.CloseIdleConnections()
 	return errors.Join(errFront, errInner, errH2, s.closeMeter()) // meter.go
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"github.com/airlock/airlock/proxy/state"
 )
 
@@ -22,7 +23,7 @@ type opsState struct {
 	version  atomic.Pointer[string]
 	policyAt atomic.Pointer[policyStamp]
 	audit    atomic.Pointer[audit.Log]
-	upstream atomic.Pointer[upstreamCache]
+	upstream egress.ProxyCache // the parsed egress.upstream_proxy
 
 	vaultSeen atomic.Pointer[fileStamp] // the vault file as an auth miss last saw it (authreason.go)
 
@@ -208,7 +209,7 @@ func (s *Server) Status() Status {
 	if p := s.Policy(); p != nil {
 		st.Policy = PolicyStatus{File: p.File, SHA256: p.Hash, LoadedAt: s.policyLoadedAt(p).UTC(),
 			Rules: len(p.Rules), Mode: orString(p.Egress.Mode, "enforce")}
-		if up := s.upstreamProxy(); up != nil {
+		if up, _ := s.viaUpstreamProxy(); up != nil {
 			st.Policy.UpstreamProxy = up.Redacted
 		}
 		st.Policy.LastReloadError, st.Policy.Stale = s.ops.policyErr.Load(), s.policyStale()

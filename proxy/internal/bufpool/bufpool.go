@@ -1,28 +1,37 @@
-package proxy
-
-import "sync"
-
+// Package bufpool pools the relay's body copy buffers: 32 KiB for bodies
+// of known length, 4 KiB for streams.
+//
 // A relayed body holds its copy buffer for as long as it lasts, and a
 // stream (SSE, unknown length) lasts long and moves little: it gets a
 // 4 KiB buffer instead of 32 KiB, so ten thousand open streams do not pin
 // 320 MiB of buffers. A bigger event only takes more reads.
+package bufpool
 
-const streamCopySize = 4 << 10
+import "sync"
 
-var streamCopyBuffers = sync.Pool{New: func() any { b := make([]byte, streamCopySize); return &b }}
+const (
+	streamSize = 4 << 10
+	bodySize   = 32 << 10
+)
 
-// copyBufferFor returns a pooled copy buffer: small for streams.
-func copyBufferFor(stream bool) *[]byte {
+var (
+	streamBuffers = sync.Pool{New: func() any { b := make([]byte, streamSize); return &b }}
+	bodyBuffers   = sync.Pool{New: func() any { b := make([]byte, bodySize); return &b }}
+)
+
+// Get returns a pooled copy buffer: small for streams.
+func Get(stream bool) *[]byte {
 	if stream {
-		return streamCopyBuffers.Get().(*[]byte)
+		return streamBuffers.Get().(*[]byte)
 	}
-	return copyBuffers.Get().(*[]byte)
+	return bodyBuffers.Get().(*[]byte)
 }
 
-func putCopyBuffer(bp *[]byte) {
-	if len(*bp) == streamCopySize {
-		streamCopyBuffers.Put(bp)
+// Put gives a buffer from Get back.
+func Put(bp *[]byte) {
+	if len(*bp) == streamSize {
+		streamBuffers.Put(bp)
 		return
 	}
-	copyBuffers.Put(bp)
+	bodyBuffers.Put(bp)
 }

@@ -1,27 +1,28 @@
-package proxy
+package conn
 
 import (
 	"errors"
 	"net"
 	"sync"
-	"time"
 )
 
-// connListener is a net.Listener fed by hand: the accept loop sniffs each
+// Listener is a net.Listener fed by hand: the accept loop sniffs each
 // connection and pushes HTTP proxy clients (CONNECT and plain http://) to
 // the front net/http server through it.
-type connListener struct {
+type Listener struct {
 	addr  net.Addr
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
 }
 
-func newConnListener(addr net.Addr) *connListener {
-	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+// NewListener returns a Listener reporting addr.
+func NewListener(addr net.Addr) *Listener {
+	return &Listener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
-func (l *connListener) Accept() (net.Conn, error) {
+// Accept is net.Listener.
+func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
@@ -30,8 +31,8 @@ func (l *connListener) Accept() (net.Conn, error) {
 	}
 }
 
-// push hands c to the server; it closes c if the listener is closed.
-func (l *connListener) push(c net.Conn) {
+// Push hands c to the server; it closes c if the listener is closed.
+func (l *Listener) Push(c net.Conn) {
 	select {
 	case l.conns <- c:
 	case <-l.done:
@@ -39,29 +40,28 @@ func (l *connListener) push(c net.Conn) {
 	}
 }
 
-func (l *connListener) Close() error {
+// Close is net.Listener.
+func (l *Listener) Close() error {
 	l.once.Do(func() { close(l.done) })
 	return nil
 }
 
-func (l *connListener) Addr() net.Addr { return l.addr }
+// Addr is net.Listener.
+func (l *Listener) Addr() net.Addr { return l.addr }
 
-// sniff reads the first byte of c (waiting at most timeout) without
-// consuming it: the returned conn replays it (sniffconn.go).
-func sniff(c net.Conn, timeout time.Duration) (first byte, pc net.Conn, err error) {
-	return sniffByte(c, timeout)
-}
-
-// trackedConn decrements the open-connection count once on Close.
-type trackedConn struct {
+// Tracked runs OnClose once, at the first Close (the open-connection
+// count's decrement).
+type Tracked struct {
 	net.Conn
 	once    sync.Once
-	onClose func()
+	OnClose func()
 }
 
-func (c *trackedConn) Close() error {
-	c.once.Do(c.onClose)
+// Close runs OnClose (the first time) and closes the connection.
+func (c *Tracked) Close() error {
+	c.once.Do(c.OnClose)
 	return c.Conn.Close()
 }
 
-func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+// IsClosed reports whether err says the listener was closed.
+func IsClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,4 +1,4 @@
-package proxy
+package conn
 
 import (
 	"net"
@@ -6,28 +6,14 @@ import (
 	"sync"
 )
 
-// serveInnerNetHTTP serves a MITM'd connection with net/http.Server
-// instead of the lean loop (Config.InnerNetHTTP): the reference the lean
-// loop is measured against (cmd/airlock-bench --inner-net-http). It keeps
-// the front door's limits; Shutdown does not track these connections.
-// Differences the lean loop's suite shows (TestInnerSuiteOnNetHTTP): an
-// HTTP/1.0 request is answered HTTP/1.0, and a CONNECT inside the tunnel
-// reaches the pipeline (421) instead of being refused as a bad head (400).
-func (s *Server) serveInnerNetHTTP(c net.Conn, t *tunnel) {
-	// t.ctx stays nil: each upstream request derives from net/http's
-	// request context, cancelled when the agent goes.
+// ServeOne serves c with srv (its Handler and limits) until c closes.
+// srv's ConnState is replaced.
+func ServeOne(srv *http.Server, c net.Conn) {
 	l := &oneConnListener{c: c, done: make(chan struct{})}
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
-		ReadHeaderTimeout: s.front.ReadHeaderTimeout,
-		IdleTimeout:       s.front.IdleTimeout,
-		MaxHeaderBytes:    s.front.MaxHeaderBytes,
-		ErrorLog:          s.front.ErrorLog,
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateClosed || st == http.StateHijacked {
-				l.close()
-			}
-		},
+	srv.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed || st == http.StateHijacked {
+			l.close()
+		}
 	}
 	_ = srv.Serve(l)
 }
@@ -41,6 +27,7 @@ type oneConnListener struct {
 	done  chan struct{}
 }
 
+// Accept hands out the connection once, then blocks until it closes.
 func (l *oneConnListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	if !l.given {

@@ -1,9 +1,6 @@
-package proxy
+package egress
 
-import (
-	"github.com/airlock/airlock/policy"
-	"github.com/airlock/airlock/proxy/internal/egress"
-)
+import "sync/atomic"
 
 // Corporate egress: with egress.upstream_proxy set, every upstream
 // connection (forwarded requests and tunnel rules) leaves through that
@@ -15,33 +12,29 @@ import (
 // address is configuration, not agent input, and is not subject to the
 // guard.
 
-// upstreamCache keeps the parse of one policy's upstream_proxy.
-type upstreamCache struct {
-	p   *policy.Policy
-	up  *egress.UpstreamProxy
+// ProxyCache keeps the parse of the last upstream_proxy setting it was
+// given, so the dialer does not parse the policy's URL on every dial. Its
+// zero value is ready.
+type ProxyCache struct {
+	last atomic.Pointer[parsedProxy]
+}
+
+type parsedProxy struct {
+	raw string
+	up  *UpstreamProxy
 	err error
 }
 
-// upstreamProxy returns the upstream proxy of the policy in force, or nil.
-func (s *Server) upstreamProxy() *egress.UpstreamProxy {
-	up, _ := s.upstreamProxyOf(s.Policy())
-	return up
-}
-
-func (s *Server) upstreamProxyOf(p *policy.Policy) (*egress.UpstreamProxy, error) {
-	if p == nil || p.Egress.UpstreamProxy == "" {
+// Parse returns the upstream proxy raw names (nil, nil for ""), parsing it
+// only when it differs from the last one.
+func (c *ProxyCache) Parse(raw string) (*UpstreamProxy, error) {
+	if raw == "" {
 		return nil, nil
 	}
-	if c := s.ops.upstream.Load(); c != nil && c.p == p {
-		return c.up, c.err
+	if p := c.last.Load(); p != nil && p.raw == raw {
+		return p.up, p.err
 	}
-	up, err := egress.ParseUpstreamProxy(p.Egress.UpstreamProxy)
-	s.ops.upstream.Store(&upstreamCache{p: p, up: up, err: err})
+	up, err := ParseUpstreamProxy(raw)
+	c.last.Store(&parsedProxy{raw: raw, up: up, err: err})
 	return up, err
-}
-
-// viaUpstreamProxy is the dialer's hook: nil, nil when no upstream proxy is
-// configured.
-func (s *Server) viaUpstreamProxy() (*egress.UpstreamProxy, error) {
-	return s.upstreamProxyOf(s.Policy())
 }

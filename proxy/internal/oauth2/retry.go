@@ -1,29 +1,33 @@
-package proxy
+package oauth2
 
 import (
 	"io"
 	"net/http"
 
 	"github.com/airlock/airlock/policy"
-	"github.com/airlock/airlock/proxy/internal/oauth2"
+	"github.com/airlock/airlock/vault"
 )
 
-// retryUnauthorized wraps the upstream round tripper: when an oauth2
-// rule's upstream answers 401, the token that was refused is dropped and
-// the request is sent once more with a fresh one, if its body can be
-// replayed (no body, or one buffered by the injector).
-type retryUnauthorized struct {
-	base http.RoundTripper
-	s    *Server
+// Retry wraps the upstream round tripper: when an oauth2 rule's upstream
+// answers 401, the token that was refused is dropped and the request is
+// sent once more with a fresh one, if its body can be replayed (no body,
+// or one buffered by the injector).
+type Retry struct {
+	Base   http.RoundTripper
+	Tokens *Cache
+	// Judged returns the rule and credential req was judged with (nil,
+	// nil: no credential).
+	Judged func(req *http.Request) (*policy.Rule, *vault.Credential)
 }
 
-func (r *retryUnauthorized) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.base.RoundTrip(req)
+// RoundTrip is http.RoundTripper.
+func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.Base.RoundTrip(req)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	d := decisionFrom(req.Context())
-	if d == nil || d.rule == nil || d.cred == nil || d.rule.Inject.Type != policy.InjectOAuth2 {
+	rule, cred := r.Judged(req)
+	if rule == nil || cred == nil || rule.Inject.Type != policy.InjectOAuth2 {
 		return resp, nil
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
@@ -38,12 +42,12 @@ func (r *retryUnauthorized) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		retry.Body = body
 	}
-	name, _ := oauth2.TokenHeader(d.rule, "")
-	r.s.tokens.Invalidate(d.rule, d.cred, req.Header.Get(name))
+	name, _ := TokenHeader(rule, "")
+	r.Tokens.Invalidate(rule, cred, req.Header.Get(name))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	if err := r.s.tokens.Inject(retry, d.rule, d.cred); err != nil {
+	if err := r.Tokens.Inject(retry, rule, cred); err != nil {
 		return nil, err
 	}
-	return r.base.RoundTrip(retry)
+	return r.Base.RoundTrip(retry)
 }
