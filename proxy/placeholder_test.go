@@ -23,4 +23,3 @@ func BenchmarkPlaceholderHead(b *testing.B) {
 		}
 	}
 }
-

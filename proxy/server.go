@@ -38,11 +38,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/airlock/airlock/proxy/internal/conn"
-	"github.com/airlock/airlock/proxy/internal/egress"
-	"github.com/airlock/airlock/proxy/internal/h2"
-	"github.com/airlock/airlock/proxy/internal/scrub"
-
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
@@ -50,12 +45,43 @@ import (
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/conn"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"github.com/airlock/airlock/proxy/internal/h1"
+	"github.com/airlock/airlock/proxy/internal/h2"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
 )
+
+const (
+	defaultMaxConns     = 256
+	defaultWriteTimeout = 60 * time.Second
+)
+
+// guards holds the hardening state of a Server: the per-agent connection
+// counts and the addresses airlock itself listens on (rate-limit buckets
+// are in the state store).
+type guards struct {
+	conns        connCounter
+	writeTimeout time.Duration // per write on agent connections
+
+	mu   sync.Mutex // guards self
+	self []netip.AddrPort
+}
+
+func (g *guards) configure(cfg Config) {
+	g.conns.max = cfg.MaxConnsPerAgent
+	if g.conns.max == 0 {
+		g.conns.max = defaultMaxConns
+	}
+	g.writeTimeout = cfg.WriteTimeout
+	if g.writeTimeout == 0 {
+		g.writeTimeout = defaultWriteTimeout
+	}
+}
 
 // Config wires a Server.
 type Config struct {
@@ -137,7 +163,7 @@ type Server struct {
 	meterClosed  atomic.Bool
 	innerNetHTTP bool // Config.InnerNetHTTP
 
-	ops opsState // status, reload, audit file, upstream proxy (status.go)
+	ops opsState // status, reload, audit file, upstream proxy (admin.go)
 
 	replacers scrub.Cache[replacerKey] // scrubbers of static credentials (observe.go)
 	pre       predialer                // upstream connections dialled on CONNECT (predial.go)
@@ -262,6 +288,82 @@ func (s *Server) viaUpstreamProxy() (*egress.UpstreamProxy, error) {
 	return s.ops.upstream.Parse(p.Egress.UpstreamProxy)
 }
 
+// ProtectAddr adds an address airlock listens on (the admin port, say) to
+// the destinations it refuses to dial, whatever allow_networks says. Serve
+// adds the proxy listeners itself.
+func (s *Server) ProtectAddr(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	s.guard.mu.Lock()
+	s.guard.self = append(s.guard.self, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	s.guard.mu.Unlock()
+}
+
+// isSelf reports whether dialling ip:port would reach airlock itself.
+func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil && !s.guardKnows(ap) {
+			s.ProtectAddr(l.Addr())
+		}
+	}
+	s.mu.Unlock()
+	ip = ip.Unmap()
+	s.guard.mu.Lock()
+	defer s.guard.mu.Unlock()
+	for _, ap := range s.guard.self {
+		if ap.Port() != port {
+			continue
+		}
+		if ap.Addr() == ip || ap.Addr().IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || localAddr(ip)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) guardKnows(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	s.guard.mu.Lock()
+	defer s.guard.mu.Unlock()
+	for _, a := range s.guard.self {
+		if a == ap {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	localOnce  sync.Once
+	localAddrs []netip.Addr
+)
+
+// localAddr reports whether ip belongs to one of this machine's interfaces.
+func localAddr(ip netip.Addr) bool {
+	localOnce.Do(func() {
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				localAddrs = append(localAddrs, p.Addr().Unmap())
+			}
+		}
+	})
+	for _, a := range localAddrs {
+		if a == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// selfDialError is what the dial guard answers for airlock's own address.
+func selfDialError(addr string) *Error {
+	return loopError("destination " + addr + " is airlock's own listener")
+}
+
 func (s *Server) allowNetworks() []netip.Prefix { return s.policy.Load().Egress.AllowNetworks }
 
 func (s *Server) countCertLookup(hit bool) {
@@ -351,4 +453,30 @@ func (s *Server) drainInner(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sniff reads the first byte of c (waiting at most timeout) without
+// consuming it: the returned conn replays it (package conn).
+func sniff(c net.Conn, timeout time.Duration) (first byte, pc net.Conn, err error) {
+	return conn.Sniff(c, timeout)
+}
+
+// serveInnerNetHTTP serves a MITM'd connection with net/http.Server
+// instead of the lean loop (Config.InnerNetHTTP): the reference the lean
+// loop is measured against (cmd/airlock-bench --inner-net-http). It keeps
+// the front door's limits; Shutdown does not track these connections.
+// Differences the lean loop's suite shows (TestInnerSuiteOnNetHTTP): an
+// HTTP/1.0 request is answered HTTP/1.0, and a CONNECT inside the tunnel
+// reaches the pipeline (421) instead of being refused as a bad head (400).
+func (s *Server) serveInnerNetHTTP(c net.Conn, t *tunnel) {
+	// t.ctx stays nil: each upstream request derives from net/http's
+	// request context, cancelled when the agent goes.
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
+		ReadHeaderTimeout: s.front.ReadHeaderTimeout,
+		IdleTimeout:       s.front.IdleTimeout,
+		MaxHeaderBytes:    s.front.MaxHeaderBytes,
+		ErrorLog:          s.front.ErrorLog,
+	}
+	conn.ServeOne(srv, c)
 }

@@ -39,7 +39,7 @@ func Scrub(resp *http.Response, r *scrub.Replacer, add func(int), report func())
 
 // grpcScrubBody is a gRPC response body scrubbed one message at a time.
 type grpcScrubBody struct {
-	src  io.ReadCloser
+	src    io.ReadCloser
 	r      *scrub.Replacer
 	add    func(int)
 	report func()
