@@ -227,6 +227,16 @@ func (s *Server) SetAuditLog(a *audit.Log) {
 	s.ops.audit.Store(a)
 }
 
+// SetAuditTap makes f see every audit line as the audit file would get it
+// (the console's live feed). f must not block. nil removes the tap.
+func (s *Server) SetAuditTap(f func(audit.Line)) {
+	if f == nil {
+		s.auditTap.Store(nil)
+		return
+	}
+	s.auditTap.Store(&f)
+}
+
 // swapPolicy installs p and remembers when.
 func (s *Server) swapPolicy(p *policy.Policy, at time.Time) {
 	s.SetPolicy(p)

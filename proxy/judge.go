@@ -266,7 +266,7 @@ func (s *Server) resolve(ctx context.Context, rule, path string) (*vault.Credent
 	if err != nil {
 		return nil, sourceError(rule, path, err)
 	}
-	cred, e := s.resolveRef(ctx, rule, cred) // a reference: its source's value (source.go)
+	cred, e := s.sources.Resolve(ctx, s.Snapshot(), cred) // a reference: its source's value (package source)
 	if e != nil {
 		return nil, e
 	}

@@ -51,6 +51,7 @@ import (
 	"github.com/airlock/airlock/proxy/internal/h2"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/internal/scrub"
+	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
@@ -103,7 +104,7 @@ type Config struct {
 	Source Source
 	// Sources resolves reference credentials (vault.KindRef) from external
 	// credential sources (package proxy/source); nil: references refused.
-	Sources Resolver
+	Sources source.Resolver
 	// State holds what must later be shared between replicas (rate-limit
 	// buckets, OAuth2 tokens, ...); nil: in memory ([state.NewMemory]).
 	State state.Store
@@ -131,6 +132,32 @@ type Config struct {
 // ConnHandler serves one connection of a door until ctx ends.
 type ConnHandler func(ctx context.Context, c net.Conn)
 
+// Source is where the pipeline takes credentials from: given a credential
+// path it returns the credential (value, kind, expiry, and the non-secret
+// settings token kinds keep in Metadata). The vault is the one
+// implementation here ([VaultSource]); external stores (package
+// proxy/source) plug in through Config.Source.
+//
+// Errors: wrap [vault.ErrNotFound] for a path the source does not hold,
+// [ErrSealed] while the source is locked (the vault sealed), anything else for a source that
+// cannot answer (CREDENTIAL_SOURCE_UNAVAILABLE).
+type Source interface {
+	Fetch(ctx context.Context, path string) (*vault.Credential, error)
+}
+
+// VaultSource is the Source of a Server's vault: the snapshot current at
+// each Fetch; sealed after Server.Seal.
+type VaultSource struct{ s *Server }
+
+// Fetch returns the credential at path from the vault.
+func (v VaultSource) Fetch(_ context.Context, path string) (*vault.Credential, error) {
+	vlt := v.s.Vault()
+	if vlt == nil {
+		return nil, ErrSealed
+	}
+	return vlt.Snapshot().Credential(path)
+}
+
 // Server is a running airlock proxy. Its policy and vault can be swapped
 // while it serves; each request uses the versions current when it started.
 type Server struct {
@@ -154,8 +181,8 @@ type Server struct {
 	h2     *h2.Door   // MITM'd connections whose agent chose h2 (package h2)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
-	source       Source                      // credentials (source.go)
-	sources      refSources                  // reference credentials (source.go)
+	source       Source                      // credentials ([Source])
+	sources      source.Refs                 // reference credentials (package source)
 	state        state.Store                 // rate limits, tokens, ... (package state)
 	observers    []Observer                  // after the scrubber (observe.go)
 	meter        *usage.Meter                // LLM usage and budgets (meter.go); nil: off
@@ -196,7 +223,7 @@ func New(cfg Config) (*Server, error) {
 	if s.source == nil {
 		s.source = VaultSource{s}
 	}
-	s.sources.r = cfg.Sources
+	s.sources.R, s.sources.Log = cfg.Sources, cfg.Log
 	if s.state == nil {
 		s.state = state.NewMemory()
 	}
@@ -254,6 +281,13 @@ func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) {
 	h := ConnHandler(serve)
 	s.rpc.Store(&h)
 }
+
+// SetApprovals installs the approval queue (nil: requests that need an
+// approval are refused, fail closed). Safe while serving.
+func (s *Server) SetApprovals(q *approval.Queue) { s.approvals.Store(q) }
+
+// Approvals returns the approval queue, or nil.
+func (s *Server) Approvals() *approval.Queue { return s.approvals.Load() }
 
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
