@@ -163,7 +163,7 @@ type opsState struct {
 	audit    atomic.Pointer[audit.Log]
 	upstream egress.ProxyCache // the parsed egress.upstream_proxy
 
-	vaultSeen atomic.Pointer[fileStamp] // the vault file as an auth miss last saw it (authreason.go)
+	vaultSeen atomic.Pointer[fileStamp] // the vault file as an auth miss last saw it (agents.go)
 
 	policyErr, vaultErr atomic.Pointer[ReloadError] // last refused reload of each; nil after a good one
 }

@@ -377,7 +377,7 @@ func (s *Server) holdTunnel(ctx *goproxy.ProxyCtx, ev *event) *goproxy.ConnectAc
 		return s.rejectConnect(ctx, ev, s.tooManyConns(ev.agent))
 	}
 	hold := &tunnelHold{release: release, track: func(c net.Conn) func() {
-		return s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation (revoke.go)
+		return s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation
 	}}
 	ctx.Req = ctx.Req.WithContext(context.WithValue(ctx.Req.Context(), releaseKey{}, hold))
 	return nil
@@ -393,7 +393,7 @@ func (s *Server) holdMITM(ctx *goproxy.ProxyCtx, ev *event, a *goproxy.ConnectAc
 	}
 	hijack := a.Hijack
 	a.Hijack = func(r *http.Request, c net.Conn, pc *goproxy.ProxyCtx) {
-		untrack := s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation (revoke.go)
+		untrack := s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation
 		hijack(r, &releaseConn{Conn: c, release: func() { untrack(); release() }}, pc)
 	}
 	return a

@@ -96,7 +96,7 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	policy.StripOverrides(out.Header) // X-HTTP-Method-Override, X-Original-URL, ...
 	if d.rule != nil && d.cred != nil && d.rule.Inject.Placeholders {
 		// Auth headers out except those holding a placeholder, which is
-		// then substituted (placeholder.go); before the secret is injected.
+		// then substituted (inject.go); before the secret is injected.
 		d.rule.ApplyHeaders(out.Header)
 		if err := s.placeholders(out, d); err != nil {
 			return err
@@ -111,7 +111,7 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 			setStaticHeaders(out.Header, d.rule)
 		}
 	}
-	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
+	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (refuse.go)
 	if d.cred == nil {
 		return nil
 	}
@@ -227,7 +227,7 @@ func classify(err error, d *decision) *Error {
 		return e
 	}
 	if d != nil && d.bodyRefused != nil {
-		if perr := d.bodyRefused(); perr != nil { // the body met a placeholder (placeholder.go)
+		if perr := d.bodyRefused(); perr != nil { // the body met a placeholder (placeholder.Sniff)
 			return placeholderError(perr)
 		}
 	}

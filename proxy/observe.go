@@ -83,7 +83,7 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if d == nil || d.cred == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
-	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (hygiene.go)
+	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (outboundHygiene)
 		return partialError(err)
 	}
 	r := s.cachedReplacer(d) // memoised for static credentials (cachedReplacer)

@@ -4,23 +4,35 @@
 // SanctumAI RPC client (package rpc, through [Server.Judge], [Server.Forward]
 // and [Server.Header]); anything else is an HTTP proxy client handled by
 // goproxy (CONNECT) or directly (plain http:// requests). MITM'd TLS
-// connections are served by a lean HTTP/1.1 loop (inner.go; net/http.Server
-// with Config.InnerNetHTTP).
+// connections are served by a lean HTTP/1.1 loop (package internal/h1;
+// net/http.Server with Config.InnerNetHTTP) or, when the agent chose h2, by
+// package internal/h2.
 //
 // # The pipeline
 //
 // Every door's request goes through judge (judge.go): identify agent ▶
-// normalise target ▶ grant (RPC) ▶ match rule ▶ rate limit (state store) ▶
-// report mode ▶ resolve credential ([Source]) ▶ inject ▶ guarded dial
-// (package egress) ▶ the response observer chain ([Observer], scrubber
-// first) ▶ one audit line (zap, hash chain, metrics with door and
-// operation labels).
+// normalise target ▶ grant (RPC) ▶ match rule ▶ approval, rate limit
+// (state store), report mode (refuse.go) ▶ resolve credential ([Source])
+// ▶ inject (inject.go) ▶ guarded dial (package egress) ▶ the response
+// observer chain ([Observer], scrubber first) ▶ one audit line (zap, hash
+// chain, metrics with door and operation labels).
+//
+// # Files
+//
+// server.go (Server, Config, listening, the dialer's hooks), front.go (the
+// goproxy front door, MITM), httpdoor.go and judge.go (the pipeline),
+// relay.go and forward.go (upstream), predial.go, inject.go, observe.go,
+// meter.go, audit.go, metrics.go, refuse.go (error codes and every
+// refusal), agents.go (authentication, connection caps, revocation),
+// transparent.go, reload.go, admin.go (the admin listener and status).
 //
 // # Sub-packages
 //
 // door (request/decision shapes), errcode (codes, JSON errors), audit
-// (audit file, async writer, field names), state (state store), rpc
-// (SanctumAI door), sigv4, internal/scrub, internal/egress, internal/oauth2.
+// (audit file, async writer, field names), state (state store), source
+// (external credential sources, reference resolution), rpc (SanctumAI
+// door), transparent, approval, console, usage, sigv4; internal: scrub,
+// egress, oauth2, placeholder, h1, h2, grpcwire, conn, bufpool, awsauth.
 // None of them imports this package.
 package proxy
 
@@ -172,7 +184,7 @@ type Server struct {
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
 	tokens    *oauth2.Cache // oauth2 access tokens (package oauth2, in the state store)
-	guard     guards        // connection caps, own addresses (conns.go)
+	guard     guards        // connection caps, own addresses
 	goproxy   *goproxy.ProxyHttpServer
 
 	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
@@ -194,10 +206,10 @@ type Server struct {
 
 	replacers scrub.Cache[replacerKey] // scrubbers of static credentials (observe.go)
 	pre       predialer                // upstream connections dialled on CONNECT (predial.go)
-	revoked   agentConns               // open connections by agent, closed on revocation (revoke.go)
+	revoked   agentConns               // open connections by agent, closed on revocation (agents.go)
 
-	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
-	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
+	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (refuse.go)
+	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (SetAuditTap)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener
