@@ -69,33 +69,6 @@ import (
 	"github.com/airlock/airlock/vault"
 )
 
-const (
-	defaultMaxConns     = 256
-	defaultWriteTimeout = 60 * time.Second
-)
-
-// guards holds the hardening state of a Server: the per-agent connection
-// counts and the addresses airlock itself listens on (rate-limit buckets
-// are in the state store).
-type guards struct {
-	conns        connCounter
-	writeTimeout time.Duration // per write on agent connections
-
-	mu   sync.Mutex // guards self
-	self []netip.AddrPort
-}
-
-func (g *guards) configure(cfg Config) {
-	g.conns.max = cfg.MaxConnsPerAgent
-	if g.conns.max == 0 {
-		g.conns.max = defaultMaxConns
-	}
-	g.writeTimeout = cfg.WriteTimeout
-	if g.writeTimeout == 0 {
-		g.writeTimeout = defaultWriteTimeout
-	}
-}
-
 // Config wires a Server.
 type Config struct {
 	Vault   *vault.Vault   // unlocked vault
@@ -332,6 +305,33 @@ func (s *Server) viaUpstreamProxy() (*egress.UpstreamProxy, error) {
 		return nil, nil
 	}
 	return s.ops.upstream.Parse(p.Egress.UpstreamProxy)
+}
+
+const (
+	defaultMaxConns     = 256
+	defaultWriteTimeout = 60 * time.Second
+)
+
+// guards holds the hardening state of a Server: the per-agent connection
+// counts and the addresses airlock itself listens on (rate-limit buckets
+// are in the state store).
+type guards struct {
+	conns        connCounter
+	writeTimeout time.Duration // per write on agent connections
+
+	mu   sync.Mutex // guards self
+	self []netip.AddrPort
+}
+
+func (g *guards) configure(cfg Config) {
+	g.conns.max = cfg.MaxConnsPerAgent
+	if g.conns.max == 0 {
+		g.conns.max = defaultMaxConns
+	}
+	g.writeTimeout = cfg.WriteTimeout
+	if g.writeTimeout == 0 {
+		g.writeTimeout = defaultWriteTimeout
+	}
 }
 
 // ProtectAddr adds an address airlock listens on (the admin port, say) to
