@@ -47,7 +47,7 @@ type event struct {
 	operation  string        // door.OpProxy, door.OpSign, ...; "" is a proxied request
 	aborted    bool          // the response stream was cut mid-body
 	reason     string        // why it was refused or failed, for the log (never a secret)
-	approver   string        // approval decisions: who decided (approve.go)
+	approver   string        // approval decisions: who decided (refuse.go)
 	ticket     *usage.Ticket // LLM usage of a metered request (meter.go); nil: not metered
 }
 
@@ -200,7 +200,7 @@ func (s *Server) auditFile(ev *event, agent, code string) {
 		Operation: lineOperation(ev.operation), Approver: ev.approver,
 	}
 	if tap != nil {
-		(*tap)(l) // the console feed (approve.go)
+		(*tap)(l) // the console feed (SetAuditTap)
 	}
 	if a != nil {
 		a.Write(l)

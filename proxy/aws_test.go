@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/awsauth"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 	"github.com/airlock/airlock/proxy/sigv4"
 	"github.com/airlock/airlock/vault"
@@ -18,15 +19,15 @@ import (
 var awsTestCreds = sigv4.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", SessionToken: "session-token-1"}
 
 func TestInjectSigV4(t *testing.T) {
-	sigv4Now = func() time.Time { return time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC) }
-	t.Cleanup(func() { sigv4Now = time.Now })
+	awsauth.Now = func() time.Time { return time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC) }
+	t.Cleanup(func() { awsauth.Now = time.Now })
 	cred, err := newAWSCredential("aws/bedrock", awsTestCreds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigv4BodyLimit = 1 << 10
-	t.Cleanup(func() { sigv4BodyLimit = 16 << 20 })
-	big := strings.Repeat("x", int(sigv4BodyLimit)+1)
+	awsauth.BodyLimit = 1 << 10
+	t.Cleanup(func() { awsauth.BodyLimit = 16 << 20 })
+	big := strings.Repeat("x", int(awsauth.BodyLimit)+1)
 	cases := map[string]struct {
 		url, region, service string
 		body                 string
@@ -92,7 +93,7 @@ func TestAWSCredentialRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := awsCredentials(cred)
+	got, err := awsauth.Credentials(cred)
 	if err != nil || got != awsTestCreds {
 		t.Fatalf("round trip %v, %v", got, err)
 	}
@@ -104,7 +105,7 @@ func TestAWSCredentialRoundTrip(t *testing.T) {
 		t.Fatalf("no secret: %v", err)
 	}
 	cred.Metadata = nil
-	if _, err := awsCredentials(cred); !errors.Is(err, vault.ErrBadTokenCredential) {
+	if _, err := awsauth.Credentials(cred); !errors.Is(err, vault.ErrBadTokenCredential) {
 		t.Fatalf("no key id: %v", err)
 	}
 	_ = http.MethodGet

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/oauth2"
 )
 
 // defaultTimeout bounds the wait for response headers, and the idle time
@@ -56,7 +57,7 @@ func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 func (s *Server) newForwarder() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
-		Transport:    &retryUnauthorized{base: &upstream{base: s.transport}, s: s},
+		Transport:    &oauth2.Retry{Base: &upstream{base: s.transport}, Tokens: s.tokens, Judged: judgedWith},
 		BufferPool:   bufferPool{},
 		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
 		ErrorHandler: s.upstreamError,
@@ -95,7 +96,7 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	policy.StripOverrides(out.Header) // X-HTTP-Method-Override, X-Original-URL, ...
 	if d.rule != nil && d.cred != nil && d.rule.Inject.Placeholders {
 		// Auth headers out except those holding a placeholder, which is
-		// then substituted (placeholder.go); before the secret is injected.
+		// then substituted (inject.go); before the secret is injected.
 		d.rule.ApplyHeaders(out.Header)
 		if err := s.placeholders(out, d); err != nil {
 			return err
@@ -110,7 +111,7 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 			setStaticHeaders(out.Header, d.rule)
 		}
 	}
-	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (hygiene.go)
+	outboundHygiene(out, d) // Via loop marker; identity encoding when injecting (refuse.go)
 	if d.cred == nil {
 		return nil
 	}
@@ -226,7 +227,7 @@ func classify(err error, d *decision) *Error {
 		return e
 	}
 	if d != nil && d.bodyRefused != nil {
-		if perr := d.bodyRefused(); perr != nil { // the body met a placeholder (placeholder.go)
+		if perr := d.bodyRefused(); perr != nil { // the body met a placeholder (placeholder.Sniff)
 			return placeholderError(perr)
 		}
 	}

@@ -42,7 +42,7 @@ func (s *Server) serveFront(w http.ResponseWriter, r *http.Request) {
 		s.goproxy.ServeHTTP(w, r)
 		return
 	}
-	r, untrack := s.trackPlain(r) // cut on revocation (revoke.go)
+	r, untrack := s.trackPlain(r) // cut on revocation (agents.go)
 	defer untrack()
 	s.servePipeline(w, r, nil)
 }
@@ -59,7 +59,7 @@ func (s *Server) authenticate(r *http.Request) (string, *Error) {
 	if v == nil {
 		return "", vaultLocked()
 	}
-	if !s.authToken(v, name, token) { // re-reads a vault changed on disk (authreason.go)
+	if !s.authToken(v, name, token) { // re-reads a vault changed on disk (agents.go)
 		return "", newError(http.StatusProxyAuthRequired, CodeAuthFailed,
 			"unknown agent or wrong token",
 			"check the agent name and token; `airlock agent list` shows agents, `airlock agent rotate NAME` issues a new token")
@@ -104,17 +104,17 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 	}
 	switch action {
 	case policy.ActionDeny:
-		if a, t, ok := s.reportConnect(ev, host, port); ok { // report mode: report.go
+		if a, t, ok := s.reportConnect(ev, host, port); ok { // report mode: refuse.go
 			return a, t
 		}
-		return s.denyInsideTunnel(ctx, ev, host, denied(host, rule)), target // the JSON inside the tunnel (connectdeny.go)
+		return s.denyInsideTunnel(ctx, ev, host, denied(host, rule)), target // the JSON inside the tunnel (refuse.go)
 	case policy.ActionAsk: // no rule names the host: hold the CONNECT for a person, then tunnel
 		if e := s.awaitUnmatched(r.Context(), agent, http.MethodConnect, host, port, ""); e != nil {
 			return s.denyInsideTunnel(ctx, ev, host, e), target
 		}
 		fallthrough
 	case policy.ActionTunnel:
-		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (conncap.go)
+		if reject := s.holdTunnel(ctx, ev); reject != nil { // per-agent connection cap (agents.go)
 			return reject, target
 		}
 		ev.decision, ev.status = decisionTunnel, http.StatusOK
@@ -139,7 +139,7 @@ func connectTarget(target string) (string, int) {
 
 func (s *Server) rejectConnect(ctx *goproxy.ProxyCtx, ev *event, e *Error) *goproxy.ConnectAction {
 	if e.Code == CodeAuthFailed {
-		ev.reason = s.authFailReason(ctx.Req) // logged, never sent (authreason.go)
+		ev.reason = s.authFailReason(ctx.Req) // logged, never sent (agents.go)
 	}
 	ev.fail(e)
 	s.record(ev)
@@ -203,7 +203,7 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 		return
 	}
 	cancel()
-	if s.serveH2(tc, t) { // the agent chose h2 by ALPN (h2.go)
+	if s.h2.Serve(tc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) })) { // the agent chose h2 by ALPN
 		return
 	}
 	s.serveTunnel(s.guardHeads(tc, t.agent), t)
@@ -235,7 +235,7 @@ func (s *Server) serveInner(c net.Conn, t *tunnel) {
 // dialTunnel dials the target of a tunnel rule through the dial guard.
 func (s *Server) dialTunnel(r *http.Request, network, addr string) (net.Conn, error) {
 	c, err := s.dialer.DialContext(r.Context(), network, addr)
-	return heldConn(r, c, err) // the tunnel's connection slot (conncap.go)
+	return heldConn(r, c, err) // the tunnel's connection slot (agents.go)
 }
 
 // tunnelError answers a CONNECT whose tunnel dial failed.

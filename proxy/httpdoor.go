@@ -49,7 +49,7 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 // then runs the pipeline (judge).
 func (s *Server) decide(r *http.Request, t *tunnel, ev *event) (*decision, *Error) {
 	d := &decision{ev: ev, target: r.RequestURI} // judged as the agent sent it (policy.Judge)
-	if e := loopDetected(r); e != nil {          // Via: airlock (hygiene.go)
+	if e := loopDetected(r); e != nil {          // Via: airlock (refuse.go)
 		return nil, e
 	}
 	if e := s.target(r, t, d); e != nil {
@@ -96,7 +96,7 @@ func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 	}
 	agent, e := s.authenticate(r)
 	if e != nil {
-		d.ev.reason = s.authFailReason(r) // logged, never sent (authreason.go)
+		d.ev.reason = s.authFailReason(r) // logged, never sent (agents.go)
 		return e
 	}
 	d.agent, d.scheme = agent, "http"

@@ -7,7 +7,11 @@ import (
 	"net/url"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/awsauth"
+	"github.com/airlock/airlock/proxy/internal/placeholder"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -135,4 +139,95 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// inject puts cred into out the way rule says: oauth2 through the token
+// cache, everything else through the registered injectors. A token
+// credential is never handed to a static injector (that would send its
+// JSON secret document upstream).
+func (s *Server) inject(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
+	typ := rule.Inject.Type
+	switch kind := vault.KindOf(cred); {
+	case typ == policy.InjectOAuth2 && kind == vault.KindOAuth2:
+		return s.tokens.Inject(out, rule, cred)
+	case typ == policy.InjectSigV4 && kind == vault.KindAWS:
+		return awsauth.Inject(out, rule, cred)
+	case typ == policy.InjectOAuth2 || typ == policy.InjectSigV4 || kind == vault.KindOAuth2 || kind == vault.KindAWS:
+		return newError(http.StatusBadGateway, CodeCredentialInvalid,
+			"rule "+rule.Name+" injects "+orString(typ, policy.InjectBearer)+" but credential "+cred.Path+" is of kind "+kind,
+			"oauth2 rules need a credential stored with `airlock vault set-oauth2`, aws_sigv4 rules one stored with `airlock vault set-aws`")
+	}
+	inj, err := injectorFor(rule)
+	if err != nil {
+		return err
+	}
+	return inj(out, rule, cred)
+}
+
+// tokenSecrets lists the secret strings a response must not echo for cred
+// beyond its raw value: the client secret and refresh token of an oauth2
+// credential and its live access tokens, or an aws secret key and session
+// token. For the scrubber.
+func (s *Server) tokenSecrets(cred *vault.Credential) []string {
+	var out []string
+	switch vault.KindOf(cred) {
+	case vault.KindOAuth2:
+		if sec, err := vault.OAuth2SecretOf(cred); err == nil {
+			out = append(out, sec.ClientSecret, sec.RefreshToken)
+		}
+		out = append(out, s.tokens.Live(cred.Path)...)
+	case vault.KindAWS:
+		if c, err := awsauth.Credentials(cred); err == nil {
+			out = append(out, c.SecretAccessKey, c.SessionToken)
+		}
+	}
+	kept := out[:0]
+	for _, v := range out {
+		if v != "" {
+			kept = append(kept, v)
+		}
+	}
+	return kept
+}
+
+// judgedWith is the rule and credential req was judged with (oauth2.Retry).
+func judgedWith(req *http.Request) (*policy.Rule, *vault.Credential) {
+	d := decisionFrom(req.Context())
+	if d == nil {
+		return nil, nil
+	}
+	return d.rule, d.cred
+}
+
+// placeholders substitutes or refuses the placeholders of out for d
+// ({{airlock:PATH}}, package internal/placeholder): on a rule that binds
+// them, the rule's own credential; anywhere else, 403
+// PLACEHOLDER_NOT_ALLOWED.
+func (s *Server) placeholders(out *http.Request, d *decision) error {
+	if d.rule != nil && d.rule.Inject.Placeholders && d.cred != nil {
+		a, err := placeholder.Request(out, placeholder.Only(d.rule.Credential, d.cred.Value.Bytes()), placeholder.DefaultBufferLimit)
+		if err != nil {
+			return placeholderError(err)
+		}
+		d.bodyRefused = a.BodyErr
+		if len(a.Used) > 0 {
+			s.log.Debug("placeholders substituted", fieldAgent(d.agent), fieldHost(d.host), zap.Strings("credentials", a.Used))
+		}
+		return nil
+	}
+	if placeholder.HeadMayHold(out) {
+		head := *out // headers and URL only: the body is sniffed below
+		head.Body = nil
+		if _, err := placeholder.Request(&head, nil, 0); err != nil {
+			return placeholderError(err)
+		}
+	}
+	refused, err := placeholder.Sniff(out)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		d.bodyRefused = refused
+	}
+	return nil
 }

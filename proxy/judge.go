@@ -38,7 +38,7 @@ type decision struct {
 	path   policy.Path       // the judged path and its forwarded form (policy.Judge)
 	judged bool              // path holds a judged path (HTTP operations)
 	// bodyRefused is the placeholder refusal a streamed request body failed
-	// with, if any (placeholder.go); nil: no body watched.
+	// with, if any (placeholder.Sniff); nil: no body watched.
 	bodyRefused func() error
 
 	aborted bool           // the upstream body failed mid-stream
@@ -139,22 +139,22 @@ func (s *Server) judgeRule(ctx context.Context, d *decision, pol *policy.Policy,
 			ev.decision = decisionAllow
 			return nil
 		}
-		if pol.Egress.Unmatched == policy.ActionAsk && pol.Egress.Mode != policy.ModeReport { // held for a person (approve.go)
+		if pol.Egress.Unmatched == policy.ActionAsk && pol.Egress.Mode != policy.ModeReport { // held for a person (refuse.go)
 			if e := s.awaitUnmatched(ctx, d.agent, ev.method, d.host, d.port, ev.path); e != nil {
 				return e
 			}
 			ev.decision = decisionAllow
 			return nil
 		}
-		return s.denyOrReport(d, pol, noMatch(d, pol, d.ev.method)) // report mode: report.go
+		return s.denyOrReport(d, pol, noMatch(d, pol, d.ev.method)) // report mode: refuse.go
 	}
 	d.rule, ev.rule = rule, rule.Name
-	if needsApproval(rule) && rule.Action != policy.ActionDeny { // held before rate limit and credential (approve.go)
+	if needsApproval(rule) && rule.Action != policy.ActionDeny { // held before rate limit and credential (refuse.go)
 		if e := s.awaitRule(ctx, d, rule); e != nil {
 			return e
 		}
 	}
-	if e := s.rateLimit(d.agent, rule); e != nil { // per agent × rule (ratelimit.go)
+	if e := s.rateLimit(d.agent, rule); e != nil { // per agent × rule (refuse.go)
 		return e
 	}
 	switch rule.Action {
@@ -266,7 +266,7 @@ func (s *Server) resolve(ctx context.Context, rule, path string) (*vault.Credent
 	if err != nil {
 		return nil, sourceError(rule, path, err)
 	}
-	cred, e := s.resolveRef(ctx, rule, cred) // a reference: its source's value (source.go)
+	cred, e := s.sources.Resolve(ctx, s.Snapshot(), cred) // a reference: its source's value (package source)
 	if e != nil {
 		return nil, e
 	}

@@ -64,7 +64,7 @@ func TestRetryUnauthorized(t *testing.T) {
 	if err := s.inject(req, rule, cred); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&retryUnauthorized{base: base, s: s}).RoundTrip(req)
+	resp, err := (&oauth2.Retry{Base: base, Tokens: s.tokens, Judged: judgedWith}).RoundTrip(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("resp %v, err %v", resp, err)
 	}

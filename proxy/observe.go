@@ -13,6 +13,8 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/door"
+	"github.com/airlock/airlock/proxy/internal/grpcwire"
+	"github.com/airlock/airlock/vault"
 )
 
 // Compression and scrubbing
@@ -81,10 +83,10 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if d == nil || d.cred == nil || resp.StatusCode == http.StatusSwitchingProtocols {
 		return nil
 	}
-	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (hygiene.go)
+	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (outboundHygiene)
 		return partialError(err)
 	}
-	r := s.cachedReplacer(d) // memoised for static credentials (scrubpool.go)
+	r := s.cachedReplacer(d) // memoised for static credentials (cachedReplacer)
 	if r == nil {
 		return nil
 	}
@@ -95,10 +97,10 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 		e.report()
 		return nil
 	}
-	if isGRPC(resp.Header) { // length-prefixed messages, scrubbed one by one (grpcscrub.go)
-		return s.scrubGRPC(resp, r, e)
+	if grpcwire.Is(resp.Header) { // length-prefixed messages, scrubbed one by one (package grpcwire)
+		return grpcwire.Scrub(resp, r, e.add, e.report)
 	}
-	if whole, err := scrubWhole(resp, r, e); whole { // short known-length bodies (scrubfast.go)
+	if whole, err := scrub.Whole(resp, r, e.add, e.report, isEventStream(resp.Header)); whole { // short known-length bodies
 		return err
 	}
 	body, err := plainBody(resp)
@@ -130,6 +132,22 @@ func (s *Server) replacerFor(d *decision) *scrub.Replacer {
 		return nil
 	}
 	return scrub.NewReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
+}
+
+// replacerKey names a static credential's replacer in Server.replacers.
+type replacerKey struct {
+	cred *vault.Credential
+	rule *policy.Rule
+}
+
+// cachedReplacer is replacerFor, memoised for static credentials. Token
+// credentials (oauth2, aws) are built every time: their live tokens
+// change.
+func (s *Server) cachedReplacer(d *decision) *scrub.Replacer {
+	if vault.KindOf(d.cred) != vault.KindStatic {
+		return s.replacerFor(d)
+	}
+	return s.replacers.Get(replacerKey{cred: d.cred, rule: d.rule}, func() *scrub.Replacer { return s.replacerFor(d) })
 }
 
 // plainBody returns the identity-encoded body of resp (see the comment at

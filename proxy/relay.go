@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+
+	"github.com/airlock/airlock/proxy/internal/bufpool"
 )
 
 // relay sends a judged request upstream and streams the answer back. It
@@ -157,8 +159,8 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 // set (SSE, unknown lengths). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
-	bp := copyBufferFor(flusher != nil) // streams get a small one (streambuf.go)
-	defer putCopyBuffer(bp)
+	bp := bufpool.Get(flusher != nil) // streams get a small one
+	defer bufpool.Put(bp)
 	buf := *bp
 	for {
 		n, err := body.Read(buf)

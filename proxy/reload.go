@@ -158,7 +158,7 @@ func (w *Watcher) Reload() {
 func (w *Watcher) Run(ctx context.Context) {
 	w.s.metrics.LastReloadSuccess.Set(float64(time.Now().UnixNano()) / 1e9)
 	w.s.updateExpiring(time.Now())
-	w.s.revocationsInit() // revocation metrics from the start; events from other replicas (revoke.go)
+	w.s.revocationsInit() // revocation metrics from the start; events from other replicas (agents.go)
 	w.pol = stampOf(w.policyPath)
 	if v := w.s.Vault(); v != nil {
 		w.vlt = stampOf(v.Path())

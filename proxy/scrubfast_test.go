@@ -14,7 +14,7 @@ import (
 )
 
 func TestScrubWholeLength(t *testing.T) {
-	long := []byte(strings.Repeat("a", maxWholeScrub+1))
+	long := []byte(strings.Repeat("a", scrub.MaxWhole+1))
 	cases := map[string]struct {
 		ctype   string
 		body    []byte
@@ -78,12 +78,12 @@ func TestCachedReplacer(t *testing.T) {
 	if s.cachedReplacer(&decision{rule: rule, cred: tooShort}) != nil {
 		t.Fatal("a secret too short to scrub got a scrub.Replacer")
 	}
-	for i := range maxCachedReplacers + 1 { // the cache stays bounded
+	for i := range scrub.MaxCached + 1 { // the cache stays bounded
 		c := &vault.Credential{Path: "p", Value: vault.NewSecret([]byte("sk-many-" + strconv.Itoa(1000000+i)))}
 		s.cachedReplacer(&decision{rule: rule, cred: c})
 	}
-	if n := len(s.replacers.m); n > maxCachedReplacers {
-		t.Fatalf("cache holds %d replacers, bound is %d", n, maxCachedReplacers)
+	if n := s.replacers.Len(); n > scrub.MaxCached {
+		t.Fatalf("cache holds %d replacers, bound is %d", n, scrub.MaxCached)
 	}
 }
 

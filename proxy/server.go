@@ -4,23 +4,35 @@
 // SanctumAI RPC client (package rpc, through [Server.Judge], [Server.Forward]
 // and [Server.Header]); anything else is an HTTP proxy client handled by
 // goproxy (CONNECT) or directly (plain http:// requests). MITM'd TLS
-// connections are served by a lean HTTP/1.1 loop (inner.go; net/http.Server
-// with Config.InnerNetHTTP).
+// connections are served by a lean HTTP/1.1 loop (package internal/h1;
+// net/http.Server with Config.InnerNetHTTP) or, when the agent chose h2, by
+// package internal/h2.
 //
 // # The pipeline
 //
 // Every door's request goes through judge (judge.go): identify agent ▶
-// normalise target ▶ grant (RPC) ▶ match rule ▶ rate limit (state store) ▶
-// report mode ▶ resolve credential ([Source]) ▶ inject ▶ guarded dial
-// (package egress) ▶ the response observer chain ([Observer], scrubber
-// first) ▶ one audit line (zap, hash chain, metrics with door and
-// operation labels).
+// normalise target ▶ grant (RPC) ▶ match rule ▶ approval, rate limit
+// (state store), report mode (refuse.go) ▶ resolve credential ([Source])
+// ▶ inject (inject.go) ▶ guarded dial (package egress) ▶ the response
+// observer chain ([Observer], scrubber first) ▶ one audit line (zap, hash
+// chain, metrics with door and operation labels).
+//
+// # Files
+//
+// server.go (Server, Config, listening, the dialer's hooks), front.go (the
+// goproxy front door, MITM), httpdoor.go and judge.go (the pipeline),
+// relay.go and forward.go (upstream), predial.go, inject.go, observe.go,
+// meter.go, audit.go, metrics.go, refuse.go (error codes and every
+// refusal), agents.go (authentication, connection caps, revocation),
+// transparent.go, reload.go, admin.go (the admin listener and status).
 //
 // # Sub-packages
 //
 // door (request/decision shapes), errcode (codes, JSON errors), audit
-// (audit file, async writer, field names), state (state store), rpc
-// (SanctumAI door), sigv4, internal/scrub, internal/egress, internal/oauth2.
+// (audit file, async writer, field names), state (state store), source
+// (external credential sources, reference resolution), rpc (SanctumAI
+// door), transparent, approval, console, usage, sigv4; internal: scrub,
+// egress, oauth2, placeholder, h1, h2, grpcwire, conn, bufpool, awsauth.
 // None of them imports this package.
 package proxy
 
@@ -29,7 +41,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/airlock/airlock/proxy/internal/egress"
 	"io"
 	"net"
 	"net/http"
@@ -46,8 +57,13 @@ import (
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/internal/conn"
+	"github.com/airlock/airlock/proxy/internal/egress"
 	"github.com/airlock/airlock/proxy/internal/h1"
+	"github.com/airlock/airlock/proxy/internal/h2"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
+	"github.com/airlock/airlock/proxy/internal/scrub"
+	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/proxy/usage"
 	"github.com/airlock/airlock/vault"
@@ -73,7 +89,7 @@ type Config struct {
 	Source Source
 	// Sources resolves reference credentials (vault.KindRef) from external
 	// credential sources (package proxy/source); nil: references refused.
-	Sources Resolver
+	Sources source.Resolver
 	// State holds what must later be shared between replicas (rate-limit
 	// buckets, OAuth2 tokens, ...); nil: in memory ([state.NewMemory]).
 	State state.Store
@@ -101,6 +117,32 @@ type Config struct {
 // ConnHandler serves one connection of a door until ctx ends.
 type ConnHandler func(ctx context.Context, c net.Conn)
 
+// Source is where the pipeline takes credentials from: given a credential
+// path it returns the credential (value, kind, expiry, and the non-secret
+// settings token kinds keep in Metadata). The vault is the one
+// implementation here ([VaultSource]); external stores (package
+// proxy/source) plug in through Config.Source.
+//
+// Errors: wrap [vault.ErrNotFound] for a path the source does not hold,
+// [ErrSealed] while the source is locked (the vault sealed), anything else for a source that
+// cannot answer (CREDENTIAL_SOURCE_UNAVAILABLE).
+type Source interface {
+	Fetch(ctx context.Context, path string) (*vault.Credential, error)
+}
+
+// VaultSource is the Source of a Server's vault: the snapshot current at
+// each Fetch; sealed after Server.Seal.
+type VaultSource struct{ s *Server }
+
+// Fetch returns the credential at path from the vault.
+func (v VaultSource) Fetch(_ context.Context, path string) (*vault.Credential, error) {
+	vlt := v.s.Vault()
+	if vlt == nil {
+		return nil, ErrSealed
+	}
+	return vlt.Snapshot().Credential(path)
+}
+
 // Server is a running airlock proxy. Its policy and vault can be swapped
 // while it serves; each request uses the versions current when it started.
 type Server struct {
@@ -115,17 +157,17 @@ type Server struct {
 	transport *http.Transport
 	forward   *httputil.ReverseProxy
 	tokens    *oauth2.Cache // oauth2 access tokens (package oauth2, in the state store)
-	guard     guards        // rate limits, connection caps, own addresses (hygiene.go)
+	guard     guards        // connection caps, own addresses
 	goproxy   *goproxy.ProxyHttpServer
 
 	front  *http.Server // agent connections: CONNECT and plain http://; its limits bind the lean loop too
-	frontL *connListener
+	frontL *conn.Listener
 	inner  *h1.Server // the lean loop serving MITM'd connections (package h1)
-	h2     *h2Door    // MITM'd connections whose agent chose h2 (h2.go)
+	h2     *h2.Door   // MITM'd connections whose agent chose h2 (package h2)
 
 	rpc          atomic.Pointer[ConnHandler] // RPC door; nil: refused
-	source       Source                      // credentials (source.go)
-	sources      refSources                  // reference credentials (source.go)
+	source       Source                      // credentials ([Source])
+	sources      source.Refs                 // reference credentials (package source)
 	state        state.Store                 // rate limits, tokens, ... (package state)
 	observers    []Observer                  // after the scrubber (observe.go)
 	meter        *usage.Meter                // LLM usage and budgets (meter.go); nil: off
@@ -133,14 +175,14 @@ type Server struct {
 	meterClosed  atomic.Bool
 	innerNetHTTP bool // Config.InnerNetHTTP
 
-	ops opsState // status, reload, audit file, upstream proxy (status.go)
+	ops opsState // status, reload, audit file, upstream proxy (admin.go)
 
-	replacers replacerCache // scrubbers of static credentials (scrubpool.go)
-	pre       predialer     // upstream connections dialled on CONNECT (predial.go)
-	revoked   agentConns    // open connections by agent, closed on revocation (revoke.go)
+	replacers scrub.Cache[replacerKey] // scrubbers of static credentials (observe.go)
+	pre       predialer                // upstream connections dialled on CONNECT (predial.go)
+	revoked   agentConns               // open connections by agent, closed on revocation (agents.go)
 
-	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (approve.go)
-	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (approve.go)
+	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (refuse.go)
+	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (SetAuditTap)
 
 	mu        sync.Mutex // guards listeners
 	listeners []net.Listener
@@ -166,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 	if s.source == nil {
 		s.source = VaultSource{s}
 	}
-	s.sources.r = cfg.Sources
+	s.sources.R, s.sources.Log = cfg.Sources, cfg.Log
 	if s.state == nil {
 		s.state = state.NewMemory()
 	}
@@ -183,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 	s.front = s.newHTTPServer(cfg, http.HandlerFunc(s.serveFront))
 	s.inner = &h1.Server{ReadHeaderTimeout: s.front.ReadHeaderTimeout, IdleTimeout: s.front.IdleTimeout,
 		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
-	s.h2 = s.newH2(s.front)
+	s.h2 = h2.New(s.front, s.metrics.Registry, s.log)
 	cfg.Certs.OnLookup = s.countCertLookup
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
@@ -225,6 +267,13 @@ func (s *Server) SetRPC(serve func(ctx context.Context, c net.Conn)) {
 	s.rpc.Store(&h)
 }
 
+// SetApprovals installs the approval queue (nil: requests that need an
+// approval are refused, fail closed). Safe while serving.
+func (s *Server) SetApprovals(q *approval.Queue) { s.approvals.Store(q) }
+
+// Approvals returns the approval queue, or nil.
+func (s *Server) Approvals() *approval.Queue { return s.approvals.Load() }
+
 // Policy returns the policy in force.
 func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
 
@@ -248,6 +297,119 @@ func (s *Server) Seal() {
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// viaUpstreamProxy is the dialer's hook: the upstream proxy of the policy
+// in force (egress.upstream_proxy), nil, nil when none is configured.
+func (s *Server) viaUpstreamProxy() (*egress.UpstreamProxy, error) {
+	p := s.Policy()
+	if p == nil {
+		return nil, nil
+	}
+	return s.ops.upstream.Parse(p.Egress.UpstreamProxy)
+}
+
+const (
+	defaultMaxConns     = 256
+	defaultWriteTimeout = 60 * time.Second
+)
+
+// guards holds the hardening state of a Server: the per-agent connection
+// counts and the addresses airlock itself listens on (rate-limit buckets
+// are in the state store).
+type guards struct {
+	conns        connCounter
+	writeTimeout time.Duration // per write on agent connections
+
+	mu   sync.Mutex // guards self
+	self []netip.AddrPort
+}
+
+func (g *guards) configure(cfg Config) {
+	g.conns.max = cfg.MaxConnsPerAgent
+	if g.conns.max == 0 {
+		g.conns.max = defaultMaxConns
+	}
+	g.writeTimeout = cfg.WriteTimeout
+	if g.writeTimeout == 0 {
+		g.writeTimeout = defaultWriteTimeout
+	}
+}
+
+// ProtectAddr adds an address airlock listens on (the admin port, say) to
+// the destinations it refuses to dial, whatever allow_networks says. Serve
+// adds the proxy listeners itself.
+func (s *Server) ProtectAddr(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	s.guard.mu.Lock()
+	s.guard.self = append(s.guard.self, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	s.guard.mu.Unlock()
+}
+
+// isSelf reports whether dialling ip:port would reach airlock itself.
+func (s *Server) isSelf(ip netip.Addr, port uint16) bool {
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil && !s.guardKnows(ap) {
+			s.ProtectAddr(l.Addr())
+		}
+	}
+	s.mu.Unlock()
+	ip = ip.Unmap()
+	s.guard.mu.Lock()
+	defer s.guard.mu.Unlock()
+	for _, ap := range s.guard.self {
+		if ap.Port() != port {
+			continue
+		}
+		if ap.Addr() == ip || ap.Addr().IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || localAddr(ip)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) guardKnows(ap netip.AddrPort) bool {
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	s.guard.mu.Lock()
+	defer s.guard.mu.Unlock()
+	for _, a := range s.guard.self {
+		if a == ap {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	localOnce  sync.Once
+	localAddrs []netip.Addr
+)
+
+// localAddr reports whether ip belongs to one of this machine's interfaces.
+func localAddr(ip netip.Addr) bool {
+	localOnce.Do(func() {
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				localAddrs = append(localAddrs, p.Addr().Unmap())
+			}
+		}
+	})
+	for _, a := range localAddrs {
+		if a == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// selfDialError is what the dial guard answers for airlock's own address.
+func selfDialError(addr string) *Error {
+	return loopError("destination " + addr + " is airlock's own listener")
+}
+
 func (s *Server) allowNetworks() []netip.Prefix { return s.policy.Load().Egress.AllowNetworks }
 
 func (s *Server) countCertLookup(hit bool) {
@@ -263,7 +425,7 @@ func (s *Server) countCertLookup(hit bool) {
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.frontL == nil {
-		s.frontL = newConnListener(l.Addr())
+		s.frontL = conn.NewListener(l.Addr())
 		go func() { _ = s.front.Serve(s.frontL) }()
 	}
 	s.listeners = append(s.listeners, l)
@@ -271,7 +433,7 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if s.closing.Load() || isClosed(err) {
+			if s.closing.Load() || conn.IsClosed(err) {
 				return nil
 			}
 			var ne net.Error
@@ -288,7 +450,7 @@ func (s *Server) Serve(l net.Listener) error {
 // dispatch sniffs the first byte and hands the connection to its door.
 func (s *Server) dispatch(raw net.Conn) {
 	s.metrics.OpenConns.Inc()
-	c := net.Conn(&trackedConn{Conn: &writeDeadlineConn{Conn: raw, d: s.guard.writeTimeout}, onClose: s.metrics.OpenConns.Dec})
+	c := net.Conn(&conn.Tracked{Conn: &conn.WriteDeadline{Conn: raw, D: s.guard.writeTimeout}, OnClose: s.metrics.OpenConns.Dec})
 	first, pc, err := sniff(c, 10*time.Second)
 	if err != nil {
 		_ = c.Close()
@@ -304,7 +466,7 @@ func (s *Server) dispatch(raw net.Conn) {
 		(*rpc)(s.base, pc)
 		return
 	}
-	s.frontL.push(s.guardHeads(pc, ""))
+	s.frontL.Push(s.guardHeads(pc, ""))
 }
 
 // Shutdown stops accepting, then waits for in-flight requests to finish
@@ -319,7 +481,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	errFront := s.front.Shutdown(ctx)
 	errInner := s.drainInner(ctx)
-	errH2 := s.h2.drain(ctx) // GOAWAY, then in-flight h2 streams (h2.go)
+	errH2 := s.h2.Drain(ctx) // GOAWAY, then in-flight h2 streams
 	s.transport.CloseIdleConnections()
 	return errors.Join(errFront, errInner, errH2, s.closeMeter()) // meter.go
 }
@@ -337,4 +499,30 @@ func (s *Server) drainInner(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// sniff reads the first byte of c (waiting at most timeout) without
+// consuming it: the returned conn replays it (package conn).
+func sniff(c net.Conn, timeout time.Duration) (first byte, pc net.Conn, err error) {
+	return conn.Sniff(c, timeout)
+}
+
+// serveInnerNetHTTP serves a MITM'd connection with net/http.Server
+// instead of the lean loop (Config.InnerNetHTTP): the reference the lean
+// loop is measured against (cmd/airlock-bench --inner-net-http). It keeps
+// the front door's limits; Shutdown does not track these connections.
+// Differences the lean loop's suite shows (TestInnerSuiteOnNetHTTP): an
+// HTTP/1.0 request is answered HTTP/1.0, and a CONNECT inside the tunnel
+// reaches the pipeline (421) instead of being refused as a bad head (400).
+func (s *Server) serveInnerNetHTTP(c net.Conn, t *tunnel) {
+	// t.ctx stays nil: each upstream request derives from net/http's
+	// request context, cancelled when the agent goes.
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) }),
+		ReadHeaderTimeout: s.front.ReadHeaderTimeout,
+		IdleTimeout:       s.front.IdleTimeout,
+		MaxHeaderBytes:    s.front.MaxHeaderBytes,
+		ErrorLog:          s.front.ErrorLog,
+	}
+	conn.ServeOne(srv, c)
 }

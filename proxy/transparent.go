@@ -91,7 +91,7 @@ func (s *Server) transparentAgent(agent string) *Error {
 // denyTransparent records the refusal and closes c. A plain-HTTP client
 // gets the JSON error as the answer to its request; a TLS client gets it
 // inside TLS with a leaf for the host, as a denied CONNECT does
-// (connectdeny.go), within the agent's connection cap (over it, or when the
+// (refuse.go), within the agent's connection cap (over it, or when the
 // cap is the reason, the connection just closes).
 func (s *Server) denyTransparent(c *transparent.Conn, ev *event, e *Error, reason string) {
 	ev.fail(e)

@@ -156,7 +156,7 @@ func TestRunTokenLifecycle(t *testing.T) {
 		_, err := s.authenticate(r)
 		return err == nil
 	}
-	tok, id, _, err := IssueRunToken(v, "bot", time.Minute)
+	tok, id, _, err := v.IssueRunToken("bot", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +166,13 @@ func TestRunTokenLifecycle(t *testing.T) {
 	if auth("other", tok) || auth("bot", tok[:len(tok)-1]+"0") || auth("bot", "run.0000000000000000.00") {
 		t.Fatal("run token accepted for another agent or altered")
 	}
-	if err := RevokeRunToken(v, id); err != nil {
+	if err := v.RevokeRunToken(id); err != nil {
 		t.Fatal(err)
 	}
 	if auth("bot", tok) {
 		t.Fatal("revoked run token accepted")
 	}
-	short, _, _, err := IssueRunToken(v, "bot", 50*time.Millisecond)
+	short, _, _, err := v.IssueRunToken("bot", 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,12 +180,12 @@ func TestRunTokenLifecycle(t *testing.T) {
 	if auth("bot", short) {
 		t.Fatal("expired run token accepted")
 	}
-	if _, _, _, err := IssueRunToken(v, "ghost", time.Minute); err == nil {
+	if _, _, _, err := v.IssueRunToken("ghost", time.Minute); err == nil {
 		t.Fatal("run token issued for an unknown agent")
 	}
 	n := 0
 	for k := range v.Snapshot().System {
-		if strings.HasPrefix(k, runTokenKey) {
+		if strings.HasPrefix(k, vault.RunTokenKey) {
 			n++
 		}
 	}

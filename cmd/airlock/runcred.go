@@ -1,7 +1,7 @@
 package main
 
 // The per-run identity of `airlock run --isolate`: a fresh token for the
-// run's agent, written to the vault with the run's TTL (proxy.IssueRunToken)
+// run's agent, written to the vault with the run's TTL (vault.Vault.IssueRunToken)
 // so the running serve's vault reload accepts it, and deleted when CMD
 // exits. serve refuses it once deleted or past --ttl.
 
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/internal/isolate"
-	"github.com/airlock/airlock/proxy"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -52,14 +51,14 @@ func (r vaultRunCredential) Issue(ctx context.Context, agent string, ttl time.Du
 	if err != nil {
 		return isolate.Credential{}, err
 	}
-	token, id, exp, err := proxy.IssueRunToken(v, agent, ttl)
+	token, id, exp, err := v.IssueRunToken(agent, ttl)
 	if err != nil {
 		return isolate.Credential{}, err
 	}
 	runTokens[token] = issuedRun{v: v, id: id}
 	c := isolate.Credential{Agent: agent, Token: token, ExpiresAt: exp}
 	if err := waitProbe(ctx, r.proxyAddr, c, true); err != nil {
-		_ = proxy.RevokeRunToken(v, id)
+		_ = v.RevokeRunToken(id)
 		return isolate.Credential{}, withHint(fmt.Errorf("the proxy at %s did not accept the run credential: %w", r.proxyAddr, err),
 			"is `airlock serve` running on this home's vault? (AIRLOCK_LISTEN names where it listens)")
 	}
@@ -71,7 +70,7 @@ func (r vaultRunCredential) Revoke(ctx context.Context, c isolate.Credential) er
 	if !ok {
 		return nil
 	}
-	if err := proxy.RevokeRunToken(run.v, run.id); err != nil {
+	if err := run.v.RevokeRunToken(run.id); err != nil {
 		return err
 	}
 	delete(runTokens, c.Token)

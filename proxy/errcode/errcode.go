@@ -188,7 +188,7 @@ func (e *Error) Header(h http.Header) {
 
 // Write sends e as the response on w, or hands it to w's [Renderer].
 func (e *Error) Write(w http.ResponseWriter) {
-	if r := rendererOf(w); r != nil { // a door with its own wire form (gRPC: grpc.go)
+	if r := rendererOf(w); r != nil { // a door with its own wire form (gRPC: package grpcwire)
 		r.RenderError(e)
 		return
 	}

@@ -21,6 +21,12 @@ var rules = []struct {
 	{"policy", []string{"proxy", "proxy/", "vault", "certs"}},
 	{"certs", []string{"proxy", "proxy/", "policy", "vault"}},
 	{"proxy/", []string{"proxy", "cmd/"}}, // sub-packages never import their parent
+	// Connection plumbing and buffers sit below everything else.
+	{"proxy/internal/conn", []string{"proxy/", "policy", "vault", "certs"}},
+	{"proxy/internal/bufpool", []string{"proxy/", "policy", "vault", "certs"}},
+	// The wire protocols know nothing of policy or credentials.
+	{"proxy/internal/h2", []string{"policy", "vault", "certs"}},
+	{"proxy/internal/grpcwire", []string{"policy", "vault", "certs"}},
 }
 
 // testOnly is the package only _test.go files may import.

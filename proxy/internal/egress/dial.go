@@ -156,7 +156,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, errcode.New(http.StatusLoopDetected, errcode.LoopDetected, "destination "+addr+" is airlock's own listener",
 			"airlock does not proxy to itself; send the request to the real upstream")
 	}
-	if up, err := d.viaProxy(); err != nil || up != nil { // egress.upstream_proxy (upstreamproxy.go)
+	if up, err := d.viaProxy(); err != nil || up != nil { // egress.upstream_proxy (upstreamcache.go)
 		if err != nil {
 			return nil, err
 		}

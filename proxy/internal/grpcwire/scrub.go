@@ -1,4 +1,4 @@
-package proxy
+package grpcwire
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 // it again with its new length. A compressed message cannot be scrubbed:
 // the stream fails rather than pass it unchecked. airlock asks gRPC
 // upstreams for uncompressed messages (grpc-accept-encoding: identity,
-// serveStream), so a compliant upstream never sends one.
+// package h2), so a compliant upstream never sends one.
 
 const maxGRPCScrubMessage = 4 << 20
 
@@ -27,9 +27,11 @@ var (
 	errGRPCTooLarge   = errors.New("upstream sent a gRPC message larger than 4 MiB, which airlock does not scrub")
 )
 
-// scrubGRPC wraps resp's body in a message-by-message scrubber.
-func (s *Server) scrubGRPC(resp *http.Response, r *scrub.Replacer, e *echoes) error {
-	resp.Body = &grpcScrubBody{src: resp.Body, r: r, e: e, resp: resp}
+// Scrub wraps resp's body in a message-by-message scrubber with r. add is
+// told of every echo replaced (the trailer's included); report runs once,
+// when the body is closed.
+func Scrub(resp *http.Response, r *scrub.Replacer, add func(int), report func()) error {
+	resp.Body = &grpcScrubBody{src: resp.Body, r: r, add: add, report: report, resp: resp}
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	return nil
@@ -37,12 +39,13 @@ func (s *Server) scrubGRPC(resp *http.Response, r *scrub.Replacer, e *echoes) er
 
 // grpcScrubBody is a gRPC response body scrubbed one message at a time.
 type grpcScrubBody struct {
-	src  io.ReadCloser
-	r    *scrub.Replacer
-	e    *echoes
-	resp *http.Response // its Trailer is scrubbed at EOF
-	out  []byte         // framed, scrubbed bytes not yet read
-	err  error          // what follows out
+	src    io.ReadCloser
+	r      *scrub.Replacer
+	add    func(int)
+	report func()
+	resp   *http.Response // its Trailer is scrubbed at EOF
+	out    []byte         // framed, scrubbed bytes not yet read
+	err    error          // what follows out
 }
 
 func (b *grpcScrubBody) Read(p []byte) (int, error) {
@@ -62,7 +65,7 @@ func (b *grpcScrubBody) next() error {
 	var head [5]byte
 	if _, err := io.ReadFull(b.src, head[:]); err != nil {
 		if err == io.EOF { // between messages: the body's end
-			b.e.add(b.r.ScrubHeader(b.resp.Trailer))
+			b.add(b.r.ScrubHeader(b.resp.Trailer))
 		}
 		return err
 	}
@@ -77,7 +80,7 @@ func (b *grpcScrubBody) next() error {
 	if _, err := io.ReadFull(b.src, msg); err != nil {
 		return io.ErrUnexpectedEOF
 	}
-	sr := scrub.NewReader(bytes.NewReader(msg), b.r, b.e.add)
+	sr := scrub.NewReader(bytes.NewReader(msg), b.r, b.add)
 	clean, err := io.ReadAll(sr)
 	sr.Release()
 	if err != nil {
@@ -91,6 +94,6 @@ func (b *grpcScrubBody) next() error {
 }
 
 func (b *grpcScrubBody) Close() error {
-	b.e.report()
+	b.report()
 	return b.src.Close()
 }

@@ -1,4 +1,4 @@
-package proxy
+package vault
 
 // Run tokens: the short-lived identity of one `airlock run --isolate`. The
 // run writes a token entry to the vault (airlock's own System map, never
@@ -15,15 +15,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/airlock/airlock/vault"
 )
 
 // runTokenPrefix starts every run token: "run.<id>.<secret>".
 const runTokenPrefix = "run."
 
-// runTokenKey is the System map key prefix of run token entries.
-const runTokenKey = "run-token/"
+// RunTokenKey is the System map key prefix of run token entries.
+const RunTokenKey = "run-token/"
 
 // ErrRunToken: a run token cannot be issued (unknown or disabled agent).
 var ErrRunToken = errors.New("cannot issue a run token")
@@ -37,9 +35,9 @@ type runTokenEntry struct {
 }
 
 // IssueRunToken registers a fresh token for agent valid for ttl in v and
-// returns it with its id (for RevokeRunToken). Expired entries are pruned
-// on the way.
-func IssueRunToken(v *vault.Vault, agent string, ttl time.Duration) (token, id string, expires time.Time, err error) {
+// returns it with its id (for [Vault.RevokeRunToken]). Expired entries are
+// pruned on the way.
+func (v *Vault) IssueRunToken(agent string, ttl time.Duration) (token, id string, expires time.Time, err error) {
 	var idb [8]byte
 	var sec [32]byte
 	if _, err := rand.Read(idb[:]); err != nil {
@@ -51,19 +49,19 @@ func IssueRunToken(v *vault.Vault, agent string, ttl time.Duration) (token, id s
 	id = hex.EncodeToString(idb[:])
 	token = runTokenPrefix + id + "." + hex.EncodeToString(sec[:])
 	expires = time.Now().Add(ttl).UTC()
-	err = v.Update(func(d *vault.Data) error {
+	err = v.Update(func(d *Data) error {
 		if a := d.Agents[agent]; a == nil || a.Disabled {
 			return fmt.Errorf("agent %q is not registered or disabled: %w", agent, ErrRunToken)
 		}
 		pruneRunTokens(d, time.Now())
-		b, err := json.Marshal(runTokenEntry{Agent: agent, Hash: hex.EncodeToString(vault.HashToken(token)), Expires: expires})
+		b, err := json.Marshal(runTokenEntry{Agent: agent, Hash: hex.EncodeToString(HashToken(token)), Expires: expires})
 		if err != nil {
 			return err
 		}
 		if d.System == nil {
-			d.System = map[string]vault.Secret{}
+			d.System = map[string]Secret{}
 		}
-		d.System[runTokenKey+id] = vault.NewSecret(b)
+		d.System[RunTokenKey+id] = NewSecret(b)
 		return nil
 	})
 	if err != nil {
@@ -73,9 +71,9 @@ func IssueRunToken(v *vault.Vault, agent string, ttl time.Duration) (token, id s
 }
 
 // RevokeRunToken deletes the run token id from v (and any expired one).
-func RevokeRunToken(v *vault.Vault, id string) error {
-	err := v.Update(func(d *vault.Data) error {
-		delete(d.System, runTokenKey+id)
+func (v *Vault) RevokeRunToken(id string) error {
+	err := v.Update(func(d *Data) error {
+		delete(d.System, RunTokenKey+id)
 		pruneRunTokens(d, time.Now())
 		return nil
 	})
@@ -85,9 +83,9 @@ func RevokeRunToken(v *vault.Vault, id string) error {
 	return nil
 }
 
-func pruneRunTokens(d *vault.Data, now time.Time) {
+func pruneRunTokens(d *Data, now time.Time) {
 	for k, s := range d.System {
-		if !strings.HasPrefix(k, runTokenKey) {
+		if !strings.HasPrefix(k, RunTokenKey) {
 			continue
 		}
 		var e runTokenEntry
@@ -97,9 +95,9 @@ func pruneRunTokens(d *vault.Data, now time.Time) {
 	}
 }
 
-// authenticateRunToken accepts a run token of agent name that is
+// AuthenticateRunToken accepts a run token of agent name that is
 // registered in d, not expired, and whose agent is enabled.
-func authenticateRunToken(d *vault.Data, name, token string) bool {
+func (d *Data) AuthenticateRunToken(name, token string) bool {
 	rest, ok := strings.CutPrefix(token, runTokenPrefix)
 	if !ok {
 		return false
@@ -108,7 +106,7 @@ func authenticateRunToken(d *vault.Data, name, token string) bool {
 	if !ok || len(id) != 16 {
 		return false
 	}
-	s, ok := d.System[runTokenKey+id]
+	s, ok := d.System[RunTokenKey+id]
 	if !ok {
 		return false
 	}
@@ -117,20 +115,9 @@ func authenticateRunToken(d *vault.Data, name, token string) bool {
 		return false
 	}
 	want, err := hex.DecodeString(e.Hash)
-	if err != nil || subtle.ConstantTimeCompare(vault.HashToken(token), want) != 1 {
+	if err != nil || subtle.ConstantTimeCompare(HashToken(token), want) != 1 {
 		return false
 	}
 	a := d.Agents[name]
 	return a != nil && !a.Disabled
-}
-
-// AuthenticateAgent reports whether token is agent's proxy token or one of
-// its live run tokens (the hand-off door's check; the proxy port uses the
-// same through Proxy-Authorization).
-func (s *Server) AuthenticateAgent(agent, token string) bool {
-	v := s.Vault()
-	if v == nil {
-		return false
-	}
-	return s.authToken(v, agent, token) // re-reads a vault changed on disk (authreason.go)
 }

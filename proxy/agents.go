@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/elazarl/goproxy"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -17,6 +20,10 @@ import (
 	"github.com/airlock/airlock/proxy/state"
 	"github.com/airlock/airlock/vault"
 )
+
+// Agents: who is asking (proxy authentication, with `airlock run`'s run
+// tokens), how many tunnels each may hold open (the per-agent connection
+// cap), and when an agent stops being one (revocation, which closes them).
 
 // Revocation: when a vault reload removes, disables or re-keys an agent,
 // or a policy reload leaves it without any rule or grant, every connection
@@ -248,4 +255,187 @@ func (s *Server) trackPlain(r *http.Request) (*http.Request, func()) {
 	ctx, cancel := context.WithCancel(r.Context())
 	untrack := s.TrackAgent(name, cancel)
 	return r.WithContext(ctx), func() { untrack(); cancel() }
+}
+
+// Why a proxy authentication failed, for the server log (never the
+// token): the 407 the agent sees stays "unknown agent or wrong token".
+const (
+	authNoCredentials = "no credentials"
+	authUnknownAgent  = "unknown agent"
+	authBadToken      = "bad token"
+	authDisabled      = "disabled"
+	authSealed        = "vault sealed"
+)
+
+// authFailReason says why r's Proxy-Authorization was refused.
+func (s *Server) authFailReason(r *http.Request) string {
+	name, _, ok := parseProxyAuth(r.Header.Get("Proxy-Authorization"))
+	if !ok {
+		return authNoCredentials
+	}
+	v := s.Vault()
+	if v == nil {
+		return authSealed
+	}
+	a := v.Snapshot().Agents[name]
+	switch {
+	case a == nil:
+		return authUnknownAgent
+	case a.Disabled:
+		return authDisabled
+	}
+	return authBadToken
+}
+
+// authToken checks an agent's proxy token against the vault on disk: when
+// the file changed since last looked at (one stat per CONNECT or plain
+// request), it is reloaded first, so an agent the CLI added, removed or
+// re-keyed a moment ago is judged by its new entry, not after the poll.
+func (s *Server) authToken(v *vault.Vault, name, token string) bool {
+	ok := tokenOK(v.Snapshot(), name, token)
+	if !s.vaultFileChanged(v) {
+		return ok
+	}
+	if changed, err := s.ReloadVault(); err != nil || !changed {
+		return ok
+	}
+	nv := s.Vault()
+	if nv == nil {
+		return false
+	}
+	return tokenOK(nv.Snapshot(), name, token)
+}
+
+// tokenOK reports whether token authenticates agent name: its own token
+// or a live run token of `airlock run` (vault.Data.AuthenticateRunToken).
+func tokenOK(d *vault.Data, name, token string) bool {
+	_, ok := d.AuthenticateToken(name, token)
+	return ok || d.AuthenticateRunToken(name, token)
+}
+
+// vaultFileChanged reports whether the vault file's size or mtime differs
+// from the last time a miss looked (one stat; no read, no decryption).
+func (s *Server) vaultFileChanged(v *vault.Vault) bool {
+	st := stampOf(v.Path())
+	if prev := s.ops.vaultSeen.Swap(&st); prev != nil && prev.same(st) {
+		return false
+	}
+	return st.ok
+}
+
+// AuthenticateAgent reports whether token is agent's proxy token or one of
+// its live run tokens (the hand-off door's check; the proxy port uses the
+// same through Proxy-Authorization).
+func (s *Server) AuthenticateAgent(agent, token string) bool {
+	v := s.Vault()
+	if v == nil {
+		return false
+	}
+	return s.authToken(v, agent, token) // re-reads a vault changed on disk
+}
+
+// connCounter caps the CONNECT tunnels (MITM'd or spliced) each agent has
+// open at once, so one agent cannot exhaust airlock's file descriptors and
+// goroutines.
+type connCounter struct {
+	max  int
+	mu   sync.Mutex // guards open
+	open map[string]int
+}
+
+// acquire takes a slot for agent; release gives it back (once).
+func (c *connCounter) acquire(agent string) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open = make(map[string]int)
+	}
+	if c.max > 0 && c.open[agent] >= c.max {
+		return nil, false
+	}
+	c.open[agent]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.open[agent]--; c.open[agent] <= 0 {
+				delete(c.open, agent)
+			}
+		})
+	}, true
+}
+
+type releaseKey struct{}
+
+// holdTunnel charges a spliced CONNECT tunnel to its agent's connection
+// budget; the slot is given back when the tunnel's upstream connection
+// closes (heldConn). Over budget it returns the refusal.
+func (s *Server) holdTunnel(ctx *goproxy.ProxyCtx, ev *event) *goproxy.ConnectAction {
+	release, ok := s.guard.conns.acquire(ev.agent)
+	if !ok {
+		return s.rejectConnect(ctx, ev, s.tooManyConns(ev.agent))
+	}
+	hold := &tunnelHold{release: release, track: func(c net.Conn) func() {
+		return s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation
+	}}
+	ctx.Req = ctx.Req.WithContext(context.WithValue(ctx.Req.Context(), releaseKey{}, hold))
+	return nil
+}
+
+// holdMITM charges a MITM'd CONNECT to its agent's connection budget; the
+// slot is given back when the hijacked connection closes. Over budget, the
+// CONNECT is refused with 429 TOO_MANY_CONNECTIONS.
+func (s *Server) holdMITM(ctx *goproxy.ProxyCtx, ev *event, a *goproxy.ConnectAction) *goproxy.ConnectAction {
+	release, ok := s.guard.conns.acquire(ev.agent)
+	if !ok {
+		return s.rejectConnect(ctx, ev, s.tooManyConns(ev.agent))
+	}
+	hijack := a.Hijack
+	a.Hijack = func(r *http.Request, c net.Conn, pc *goproxy.ProxyCtx) {
+		untrack := s.TrackAgent(ev.agent, func() { _ = c.Close() }) // closed on revocation
+		hijack(r, &releaseConn{Conn: c, release: func() { untrack(); release() }}, pc)
+	}
+	return a
+}
+
+func (s *Server) tooManyConns(agent string) *Error {
+	e := newError(http.StatusTooManyRequests, CodeTooManyConns,
+		"agent "+agent+" already has "+strconv.Itoa(s.guard.conns.max)+" connections open through airlock",
+		"reuse connections (keep-alive) or raise serve --max-conns-per-agent")
+	e.RetryAfter = 1
+	return e
+}
+
+// heldConn ties the slot taken by holdConn to the tunnel's upstream
+// connection (or gives it back if the dial failed).
+func heldConn(r *http.Request, c net.Conn, err error) (net.Conn, error) {
+	hold, _ := r.Context().Value(releaseKey{}).(*tunnelHold)
+	if hold == nil {
+		return c, err
+	}
+	if err != nil {
+		hold.release()
+		return nil, err
+	}
+	untrack := hold.track(c)
+	return &releaseConn{Conn: c, release: func() { untrack(); hold.release() }}, nil
+}
+
+// tunnelHold is what holdTunnel leaves for the tunnel's dial: the slot to
+// give back and the revocation registration of the upstream connection.
+type tunnelHold struct {
+	release func()
+	track   func(net.Conn) (untrack func())
+}
+
+// releaseConn gives its connection slot back on Close.
+type releaseConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *releaseConn) Close() error {
+	c.release()
+	return c.Conn.Close()
 }

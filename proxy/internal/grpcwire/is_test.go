@@ -1,4 +1,4 @@
-package proxy
+package grpcwire
 
 import (
 	"net/http"
@@ -27,8 +27,8 @@ func TestIsGRPC(t *testing.T) {
 			if tc.ct != "" {
 				h.Set("Content-Type", tc.ct)
 			}
-			if got := isGRPC(h); got != tc.want {
-				t.Errorf("isGRPC(%q) = %v, want %v", tc.ct, got, tc.want)
+			if got := Is(h); got != tc.want {
+				t.Errorf("Is(%q) = %v, want %v", tc.ct, got, tc.want)
 			}
 		})
 	}

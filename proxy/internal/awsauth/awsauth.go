@@ -1,4 +1,7 @@
-package proxy
+// Package awsauth injects an aws credential: it signs the outbound request
+// of an aws_sigv4 rule with AWS Signature V4 (package sigv4), hashing the
+// body within bounds.
+package awsauth
 
 import (
 	"bytes"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/errcode"
 	"github.com/airlock/airlock/proxy/sigv4"
 	"github.com/airlock/airlock/vault"
 )
@@ -17,22 +21,23 @@ import (
 // larger body is refused.
 const s3HashLimit = 1 << 20
 
-// sigv4BodyLimit is a variable so tests can lower it.
-var sigv4BodyLimit int64 = 16 << 20
+// BodyLimit is the largest body hashed for signing; a variable so tests
+// can lower it.
+var BodyLimit int64 = 16 << 20
 
-// sigv4Now is the signing clock (tests pin it).
-var sigv4Now = time.Now
+// Now is the signing clock (tests pin it).
+var Now = time.Now
 
-// awsCredentials is the aws credential's keys in sigv4's type.
-func awsCredentials(c *vault.Credential) (sigv4.Credentials, error) {
+// Credentials is the aws credential's keys in sigv4's type.
+func Credentials(c *vault.Credential) (sigv4.Credentials, error) {
 	k, err := vault.AWSKeysOf(c)
 	return sigv4.Credentials(k), err
 }
 
-// injectSigV4 signs the outbound request with the rule's aws credential.
+// Inject signs the outbound request with the rule's aws credential.
 // Region and service come from the rule, else from the *.amazonaws.com host.
-func injectSigV4(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
-	creds, err := awsCredentials(cred)
+func Inject(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
+	creds, err := Credentials(cred)
 	if err != nil {
 		return err
 	}
@@ -40,17 +45,17 @@ func injectSigV4(out *http.Request, rule *policy.Rule, cred *vault.Credential) e
 	if region == "" || service == "" {
 		r, s, ok := sigv4.Infer(out.URL.Host)
 		if !ok {
-			return newError(http.StatusBadGateway, CodeCredentialInvalid,
+			return errcode.New(http.StatusBadGateway, errcode.CredentialInvalid,
 				"rule "+rule.Name+": cannot infer the AWS region and service of "+out.URL.Hostname(),
 				"set inject.region and inject.service on the rule")
 		}
-		region, service = orString(region, r), orString(service, s)
+		region, service = or(region, r), or(service, s)
 	}
 	hash, err := payloadHash(out, service)
 	if err != nil {
 		return err
 	}
-	if err := sigv4.Sign(out, creds, region, service, sigv4Now(), hash); err != nil {
+	if err := sigv4.Sign(out, creds, region, service, Now(), hash); err != nil {
 		return fmt.Errorf("rule %s: %w", rule.Name, err)
 	}
 	return nil
@@ -65,14 +70,14 @@ func payloadHash(out *http.Request, service string) (string, error) {
 	if service == "s3" && (out.ContentLength < 0 || out.ContentLength > s3HashLimit) {
 		return sigv4.UnsignedPayload, nil
 	}
-	if out.ContentLength > sigv4BodyLimit {
+	if out.ContentLength > BodyLimit {
 		return "", bodyTooLarge(service)
 	}
-	buf, err := io.ReadAll(io.LimitReader(out.Body, sigv4BodyLimit+1))
+	buf, err := io.ReadAll(io.LimitReader(out.Body, BodyLimit+1))
 	if err != nil {
-		return "", newError(http.StatusBadRequest, CodeBadRequest, "reading the request body to sign it failed", "")
+		return "", errcode.New(http.StatusBadRequest, errcode.BadRequest, "reading the request body to sign it failed", "")
 	}
-	if int64(len(buf)) > sigv4BodyLimit {
+	if int64(len(buf)) > BodyLimit {
 		return "", bodyTooLarge(service)
 	}
 	setBody(out, buf)
@@ -86,8 +91,15 @@ func setBody(out *http.Request, buf []byte) {
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 }
 
-func bodyTooLarge(service string) *Error {
-	return newError(http.StatusRequestEntityTooLarge, CodeBadRequest,
-		fmt.Sprintf("request bodies over %d MiB cannot be signed for AWS service %s", sigv4BodyLimit>>20, service),
+func bodyTooLarge(service string) *errcode.Error {
+	return errcode.New(http.StatusRequestEntityTooLarge, errcode.BadRequest,
+		fmt.Sprintf("request bodies over %d MiB cannot be signed for AWS service %s", BodyLimit>>20, service),
 		"send a smaller body (S3 uploads of any size are sent as UNSIGNED-PAYLOAD)")
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
 }

@@ -1,4 +1,9 @@
-package proxy
+// Package conn is the connection plumbing of airlock's proxy port, below
+// any protocol: sniffing a connection's first byte without a buffer
+// ([Sniff]), the hand-fed listener of the front door ([Listener]), close
+// hooks ([Tracked]), per-write deadlines ([WriteDeadline]) and serving one
+// connection with net/http ([ServeOne]).
+package conn
 
 import (
 	"net"
@@ -11,8 +16,9 @@ import (
 // whole life, twice for a MITM'd one (agent connection and tunnel), and
 // those sit idle in every keep-alive connection an agent holds.
 
-// sniffByte reads the first byte of c, waiting at most timeout.
-func sniffByte(c net.Conn, timeout time.Duration) (byte, net.Conn, error) {
+// Sniff reads the first byte of c (waiting at most timeout) without
+// consuming it: the returned conn replays it.
+func Sniff(c net.Conn, timeout time.Duration) (byte, net.Conn, error) {
 	var b [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(timeout))
 	for {

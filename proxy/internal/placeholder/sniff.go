@@ -1,4 +1,4 @@
-package proxy
+package placeholder
 
 import (
 	"bytes"
@@ -8,13 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"go.uber.org/zap"
-
 	"github.com/airlock/airlock/proxy/errcode"
-	"github.com/airlock/airlock/proxy/internal/placeholder"
 )
 
-// Placeholders ({{airlock:PATH}}, package internal/placeholder).
+// Sniffing: the refusal of placeholders where no rule binds them.
 //
 // On a rule that binds them (inject type placeholder, or placeholders:
 // true) the rule's own credential is substituted in the path, query,
@@ -32,36 +29,13 @@ import (
 // sniffWhole is the longest known-length body checked whole before sending.
 const sniffWhole = 64 << 10
 
-var prefix = []byte(placeholder.Prefix)
+var prefix = []byte(Prefix)
 
-// placeholders substitutes or refuses the placeholders of out for d.
-func (s *Server) placeholders(out *http.Request, d *decision) error {
-	if d.rule != nil && d.rule.Inject.Placeholders && d.cred != nil {
-		a, err := placeholder.Request(out, placeholder.Only(d.rule.Credential, d.cred.Value.Bytes()), placeholder.DefaultBufferLimit)
-		if err != nil {
-			return placeholderError(err)
-		}
-		d.bodyRefused = a.BodyErr
-		if len(a.Used) > 0 {
-			s.log.Debug("placeholders substituted", fieldAgent(d.agent), fieldHost(d.host), zap.Strings("credentials", a.Used))
-		}
-		return nil
-	}
-	if headMayHold(out) {
-		head := *out // headers and URL only: the body is sniffed below
-		head.Body = nil
-		if _, err := placeholder.Request(&head, nil, 0); err != nil {
-			return placeholderError(err)
-		}
-	}
-	return sniffRequest(out, d)
-}
-
-// headMayHold is false when out's URL and headers cannot hold a
+// HeadMayHold is false when out's URL and headers cannot hold a
 // placeholder: no "airlock" in the decoded path, the query or a header
 // value, and no escape in the query (which the detector decodes). It
 // spares the common request the detector's copies.
-func headMayHold(out *http.Request) bool {
+func HeadMayHold(out *http.Request) bool {
 	const word = "airlock"
 	u := out.URL
 	if strings.Contains(u.Path, word) || strings.Contains(u.RawPath, word) ||
@@ -78,26 +52,28 @@ func headMayHold(out *http.Request) bool {
 	return false
 }
 
-// sniffRequest refuses a body holding a placeholder (detection only).
-func sniffRequest(out *http.Request, d *decision) error {
+// Sniff refuses a body holding a placeholder (detection only): at once
+// for a short body of known length, else while it streams; refused then
+// reports the streamed body's refusal, if any.
+func Sniff(out *http.Request) (refused func() error, err error) {
 	if out.Body == nil || out.Body == http.NoBody {
-		return nil
+		return nil, nil
 	}
 	if n := out.ContentLength; n > 0 && n <= sniffWhole {
 		b := make([]byte, n)
 		_, err := io.ReadFull(out.Body, b)
 		_ = out.Body.Close()
 		if err != nil {
-			return newError(http.StatusBadRequest, CodeBadRequest, "cannot read the request body", "send the body again")
+			return nil, errcode.New(http.StatusBadRequest, errcode.BadRequest, "cannot read the request body", "send the body again")
 		}
 		if bytes.Contains(b, prefix) {
-			if _, err := io.Copy(io.Discard, placeholder.NewRewriter(bytes.NewReader(b), placeholder.None, nil)); err != nil {
-				return placeholderError(err)
+			if _, err := io.Copy(io.Discard, NewRewriter(bytes.NewReader(b), None, nil)); err != nil {
+				return nil, Refusal(err)
 			}
 		}
 		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		return nil
+		return nil, nil
 	}
 	sb := &sniffBody{src: out.Body, refused: new(atomic.Pointer[error])}
 	out.Body = sb
@@ -110,21 +86,21 @@ func sniffRequest(out *http.Request, d *decision) error {
 			return &sniffBody{src: b, refused: sb.refused}, nil
 		}
 	}
-	d.bodyRefused = sb.err
-	return nil
+	return sb.err, nil
 }
 
-// placeholderError is the 403 for a placeholder refused or impossible.
-func placeholderError(err error) *Error {
-	var e *Error
+// Refusal is the 403 for a placeholder refused or impossible (an
+// *errcode.Error in err is returned as it is).
+func Refusal(err error) *errcode.Error {
+	var e *errcode.Error
 	if errors.As(err, &e) {
 		return e
 	}
 	hint := "write {{airlock:PATH}} only in requests to a host whose rule binds PATH with inject: {type: placeholder} or placeholders: true"
-	if errors.Is(err, placeholder.ErrEncodedBody) {
+	if errors.Is(err, ErrEncodedBody) {
 		hint = "send the body without Content-Encoding so airlock can substitute the placeholder"
 	}
-	return newError(http.StatusForbidden, errcode.PlaceholderNotAllowed, err.Error(), hint)
+	return errcode.New(http.StatusForbidden, errcode.PlaceholderNotAllowed, err.Error(), hint)
 }
 
 // sniffBody streams a body, refusing it from the first well-formed
@@ -134,7 +110,7 @@ func placeholderError(err error) *Error {
 type sniffBody struct {
 	src     io.ReadCloser
 	held    []byte                 // a proper prefix of "{{airlock:" ending the last read
-	rw      *placeholder.Rewriter  // the detector, from the first full prefix on
+	rw      *Rewriter              // the detector, from the first full prefix on
 	refused *atomic.Pointer[error] // shared with the bodies GetBody makes
 	pend    []byte                 // read for a caller with a tiny buffer, not yet returned
 	pendErr error
@@ -153,13 +129,13 @@ func (b *sniffBody) Read(p []byte) (int, error) {
 	}
 	if b.rw != nil {
 		n, err := b.rw.Read(p)
-		if errors.Is(err, placeholder.ErrNotAllowed) && b.refused != nil {
+		if errors.Is(err, ErrNotAllowed) && b.refused != nil {
 			b.refused.Store(&err)
 		}
 		return n, err
 	}
 	if len(p) < 2*len(prefix) {
-		var tmp [2 * len(placeholder.Prefix)]byte
+		var tmp [2 * len(Prefix)]byte
 		n, err := b.Read(tmp[:])
 		b.pend, b.pendErr = append(b.pend[:0], tmp[:n]...), err
 		return b.Read(p)
@@ -171,7 +147,7 @@ func (b *sniffBody) Read(p []byte) (int, error) {
 		buf := p[:k+n]
 		if i := bytes.Index(buf, prefix); i >= 0 {
 			rest := bytes.Clone(buf[i:])
-			b.rw = placeholder.NewRewriter(io.MultiReader(bytes.NewReader(rest), eofAfter(b.src, err)), placeholder.None, nil)
+			b.rw = NewRewriter(io.MultiReader(bytes.NewReader(rest), eofAfter(b.src, err)), None, nil)
 			if i == 0 {
 				return b.Read(p)
 			}

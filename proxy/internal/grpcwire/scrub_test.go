@@ -1,4 +1,4 @@
-package proxy
+package grpcwire
 
 import (
 	"bytes"
@@ -8,15 +8,10 @@ import (
 	"net/http"
 	"testing"
 
-	"go.uber.org/zap"
-
 	"github.com/airlock/airlock/proxy/internal/scrub"
-	"github.com/airlock/airlock/vault"
 )
 
 const grpcTestSecret = "sk-grpc-5e6f7a8b9c0d1e"
-
-var grpcTestServer = &Server{metrics: NewMetrics(), log: zap.NewNop()}
 
 func grpcFrame(flag byte, msg string) []byte {
 	b := make([]byte, 5, 5+len(msg))
@@ -28,9 +23,8 @@ func grpcFrame(flag byte, msg string) []byte {
 // scrubGRPCBytes runs body through the gRPC scrubber.
 func scrubGRPCBytes(body []byte) ([]byte, error) {
 	r := scrub.NewReplacer(scrub.Forms([]byte(grpcTestSecret)), []byte("[REDACTED:t]"))
-	e := &echoes{s: grpcTestServer, d: &decision{cred: &vault.Credential{Path: "t"}}}
 	resp := &http.Response{Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body))}
-	if err := grpcTestServer.scrubGRPC(resp, r, e); err != nil {
+	if err := Scrub(resp, r, func(int) {}, func() {}); err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
