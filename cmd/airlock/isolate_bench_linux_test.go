@@ -3,10 +3,12 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +42,11 @@ type benchReport struct {
 	NsPerOp float64
 	P50Ns   float64
 	FirstNs float64 // the first request (DNS, connection, handshake)
-	CPUNs   float64 // the client's own user+system time
-	Errors  int
+	// The first request's phases, from its start: DNS answered, TCP
+	// connected, TLS handshake done.
+	FirstDNSNs, FirstConnNs, FirstTLSNs float64
+	CPUNs                               float64 // the client's own user+system time
+	Errors                              int
 }
 
 // benchClient makes N GETs to https://api.example.test/ at concurrency C.
@@ -59,6 +64,8 @@ func benchClient(spec string) int {
 	errs := 0
 	work := make(chan int)
 	var wg sync.WaitGroup
+	var rep benchReport
+	first := firstTrace(&rep)
 	start := time.Now()
 	for range c {
 		wg.Add(1)
@@ -66,7 +73,11 @@ func benchClient(spec string) int {
 			defer wg.Done()
 			for i := range work {
 				t0 := time.Now()
-				resp, err := client.Get("https://api.example.test/bench")
+				req, _ := http.NewRequest(http.MethodGet, "https://api.example.test/bench", nil)
+				if i == 0 {
+					req = req.WithContext(httptrace.WithClientTrace(req.Context(), first(t0)))
+				}
+				resp, err := client.Do(req)
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -86,15 +97,29 @@ func benchClient(spec string) int {
 	close(work)
 	wg.Wait()
 	total := time.Since(start)
-	first := lat[0]
+	rep.FirstNs = float64(lat[0].Nanoseconds())
 	slices.Sort(lat)
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	_ = json.NewEncoder(os.Stdout).Encode(benchReport{NsPerOp: float64(total.Nanoseconds()) / float64(n),
-		P50Ns: float64(lat[n/2].Nanoseconds()), FirstNs: float64(first.Nanoseconds()),
-		CPUNs: float64(cpu.Nanoseconds()), Errors: errs})
+	rep.NsPerOp = float64(total.Nanoseconds()) / float64(n)
+	rep.P50Ns = float64(lat[n/2].Nanoseconds())
+	rep.CPUNs = float64(ru.Utime.Nano() + ru.Stime.Nano())
+	rep.Errors = errs
+	_ = json.NewEncoder(os.Stdout).Encode(rep)
 	return 0
+}
+
+// firstTrace returns a trace for the first request, recording its phases
+// into rep (the request runs before rep is printed).
+func firstTrace(rep *benchReport) func(t0 time.Time) *httptrace.ClientTrace {
+	return func(t0 time.Time) *httptrace.ClientTrace {
+		since := func() float64 { return float64(time.Since(t0).Nanoseconds()) }
+		return &httptrace.ClientTrace{
+			DNSDone:          func(httptrace.DNSDoneInfo) { rep.FirstDNSNs = since() },
+			ConnectDone:      func(string, string, error) { rep.FirstConnNs = since() },
+			TLSHandshakeDone: func(tls.ConnectionState, error) { rep.FirstTLSNs = since() },
+		}
+	}
 }
 
 // BenchmarkIsolate compares requests through the real `airlock serve`:
@@ -175,6 +200,9 @@ func (be *benchEnv) measure(b *testing.B, self, conn string, c int, mode string)
 		"child-ns/op":       rep.NsPerOp,
 		"p50-ns":            rep.P50Ns,
 		"first-ns":          rep.FirstNs,
+		"first-dns-ns":      rep.FirstDNSNs,
+		"first-conn-ns":     rep.FirstConnNs,
+		"first-tls-ns":      rep.FirstTLSNs,
 		"serve-cpu-ns/op":   per(serve1 - serve0),
 		"client-cpu-ns/op":  rep.CPUNs / float64(n),
 		"run-cpu-ns/op":     per(runCPU) - rep.CPUNs/float64(n),
@@ -187,7 +215,7 @@ func (be *benchEnv) measure(b *testing.B, self, conn string, c int, mode string)
 }
 
 // benchUnits orders the metrics of a benchMeasure.
-var benchUnits = []string{"child-ns/op", "p50-ns", "first-ns", "serve-cpu-ns/op", "client-cpu-ns/op", "run-cpu-ns/op", "machine-cpu-ns/op"}
+var benchUnits = []string{"child-ns/op", "p50-ns", "first-dns-ns", "first-conn-ns", "first-tls-ns", "first-ns", "serve-cpu-ns/op", "client-cpu-ns/op", "run-cpu-ns/op", "machine-cpu-ns/op"}
 
 // benchSummary collects every round's measures per sub-benchmark.
 type benchSummary struct {
