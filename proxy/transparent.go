@@ -142,7 +142,13 @@ func (s *Server) tunnelTransparent(ctx context.Context, c *transparent.Conn, ev 
 	}
 	ev.status = http.StatusOK
 	s.record(ev)
-	spliceConns(c, up)
+	raw, rest := c.Unwrap() // splice the socket itself, not the peek's wrapper
+	if len(rest) > 0 {
+		if _, err := up.Write(rest); err != nil {
+			return
+		}
+	}
+	spliceConns(raw, up)
 }
 
 // mitmTransparent terminates c's TLS (or reads its plain HTTP) and serves

@@ -64,10 +64,7 @@ func (s *Sender) Close() error { return s.c.Close() }
 // process's copy. On an error wrapping ErrHandoff nothing was sent and c
 // is still open.
 func (s *Sender) Send(c *Conn, agent, token string) error {
-	raw, peeked := c.Conn, []byte(nil)
-	if rc, ok := raw.(*replayConn); ok {
-		raw, peeked = rc.Conn, rc.peeked
-	}
+	raw, peeked := c.Unwrap()
 	sc, ok := raw.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("%T is not a socket: %w", raw, ErrHandoff)
@@ -191,7 +188,7 @@ func handoffConn(msg, oob []byte, auth Authenticator) (*Conn, error) {
 	}
 	conn := nc
 	if len(hdr.Peeked) > 0 {
-		conn = &replayConn{Conn: nc, r: io.MultiReader(bytes.NewReader(hdr.Peeked), nc), peeked: hdr.Peeked}
+		conn = &replayConn{Conn: nc, rest: hdr.Peeked}
 	}
 	return &Conn{Conn: conn, OrigDst: dst, ServerName: hdr.ServerName, TLS: hdr.TLS, Agent: hdr.Agent}, nil
 }

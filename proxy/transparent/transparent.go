@@ -65,6 +65,18 @@ type Conn struct {
 	Agent string
 }
 
+// Unwrap returns the accepted connection itself and the peeked bytes not
+// read from c yet. A handler that only relays c's bytes writes those
+// first and then copies from the connection directly, so the copy can use
+// the kernel's splice (a wrapper hides the TCP socket from io.Copy). c
+// must not be read after Unwrap; closing either closes the connection.
+func (c *Conn) Unwrap() (net.Conn, []byte) {
+	if rc, ok := c.Conn.(*replayConn); ok {
+		return rc.Conn, rc.rest
+	}
+	return c.Conn, nil
+}
+
 // Handler receives every attributed connection and owns it: it must close
 // c. ctx is cancelled when the listener shuts down.
 type Handler func(ctx context.Context, c *Conn)

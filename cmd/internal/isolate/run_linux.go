@@ -378,5 +378,5 @@ func hostConn(ctx context.Context, o Options, c *transparent.Conn) {
 		return
 	}
 	defer up.Close()
-	splice(c, up)
+	relay(c, up)
 }
