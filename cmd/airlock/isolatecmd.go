@@ -82,9 +82,9 @@ func runIsolated(g *globals, agent string, ttl time.Duration, argv []string) err
 	if err != nil {
 		return err
 	}
-	handler, closeHandoff := isolate.Handoff(handoffPath(g.home), opts.ProxyAddr, cred, nil)
+	handler, proxyHandler, closeHandoff := isolate.Handoff(handoffPath(g.home), opts.ProxyAddr, cred, nil)
 	defer closeHandoff()
-	opts.Handler = handler
+	opts.Handler, opts.ProxyHandler = handler, proxyHandler
 	// From here on this process only relays: a connection's accept, peek
 	// and hand-off, DNS answers. With one P its goroutines wake each other
 	// without cross-thread handoffs and idle Ps spinning (measured: about

@@ -200,3 +200,48 @@ func TestReplayThenDirect(t *testing.T) {
 		})
 	}
 }
+
+// TestHandoffProxyDoor: a connection to the proxy port arrives marked
+// Proxy; a message naming any other door is refused (hostile: a sender
+// cannot pick a receiver path that does not exist) and its socket closed.
+func TestHandoffProxyDoor(t *testing.T) {
+	s, path, got := handoffPair(t)
+	c, _ := tcpPair(t, "CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+	c.Proxy = true
+	if err := s.Send(c, "bot", "good"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rc := <-got:
+		rc.Close()
+		if !rc.Proxy {
+			t.Fatalf("proxy-port connection arrived as redirected: %+v", rc)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler never got the connection")
+	}
+	raw, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c2, cl2 := tcpPair(t, "x")
+	tcp, _ := c2.Unwrap()
+	f, _ := tcp.(*net.TCPConn).File()
+	defer f.Close()
+	msg := `{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443","door":"admin"}`
+	if _, _, err := raw.WriteMsgUnix([]byte(msg), unix.UnixRights(int(f.Fd())), nil); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	f.Close()
+	cl2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("unknown door: client read err %v, want EOF (socket closed)", err)
+	}
+	select {
+	case rc := <-got:
+		t.Fatalf("unknown door reached the handler: %+v", rc)
+	default:
+	}
+}

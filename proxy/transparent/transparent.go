@@ -63,6 +63,12 @@ type Conn struct {
 	TLS bool
 	// Agent is the agent configuration names for this connection.
 	Agent string
+	// Proxy marks a connection an isolated command made to the proxy port
+	// its HTTPS_PROXY names (handed off by `airlock run --isolate`): the
+	// receiver serves it as its proxy port serves an accepted client
+	// (CONNECT with the client's own Proxy-Authorization), not as a
+	// redirected connection.
+	Proxy bool
 }
 
 // Unwrap returns the accepted connection itself and the peeked bytes not

@@ -80,6 +80,19 @@ func connect(ctx context.Context, proxyAddr, target, auth string) (net.Conn, err
 	return up, nil
 }
 
+// spliceToProxy connects c, a connection to the explicit proxy port, to
+// the proxy at proxyAddr unchanged, and closes it.
+func spliceToProxy(ctx context.Context, proxyAddr string, c *transparent.Conn, log *zap.Logger) {
+	defer c.Close()
+	up, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", proxyAddr)
+	if err != nil {
+		log.Warn("isolated proxy connection failed", zap.Error(err))
+		return
+	}
+	defer up.Close()
+	relay(c, up)
+}
+
 // relay writes the bytes c peeked to up, then splices c's socket itself
 // to up (TCP to TCP, so io.Copy can use the kernel's splice).
 func relay(c *transparent.Conn, up net.Conn) {

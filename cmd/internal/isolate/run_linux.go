@@ -84,6 +84,9 @@ type Options struct {
 	// refused (host services stay unreachable).
 	ProxyAddr string
 	ProxyPort uint16
+	// ProxyHandler, when set, receives the connections to Host:ProxyPort
+	// instead of the splice to ProxyAddr (Handoff gives them to serve).
+	ProxyHandler transparent.Handler
 	// AllowName filters DNS names (nil answers every valid name).
 	AllowName func(string) bool
 	// Stdin, Stdout, Stderr default to the process's own.
@@ -367,16 +370,15 @@ func Supported() error {
 // hostConn handles a connection to airlock's own end: the explicit proxy
 // port is spliced to the proxy, anything else is refused.
 func hostConn(ctx context.Context, o Options, c *transparent.Conn) {
-	defer c.Close()
 	if o.ProxyAddr == "" || c.OrigDst.Port() != o.ProxyPort {
 		o.Log.Warn("isolated connection to the host refused", zap.String("orig_dst", c.OrigDst.String()))
+		c.Close()
 		return
 	}
-	up, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", o.ProxyAddr)
-	if err != nil {
-		o.Log.Warn("isolated proxy connection failed", zap.Error(err))
+	c.Proxy = true
+	if o.ProxyHandler != nil {
+		o.ProxyHandler(ctx, c)
 		return
 	}
-	defer up.Close()
-	relay(c, up)
+	spliceToProxy(ctx, o.ProxyAddr, c, o.Log)
 }
