@@ -80,8 +80,9 @@ type Options struct {
 	Handler transparent.Handler
 	// ProxyAddr is the explicit proxy on the host (e.g. 127.0.0.1:7600);
 	// the child's proxy variables name Host:ProxyPort, and connections
-	// there are spliced to ProxyAddr unchanged. Any other port on Host is
-	// refused (host services stay unreachable).
+	// there (marked Conn.Proxy) go to ProxyHandler, or are spliced to
+	// ProxyAddr unchanged. Any other port on Host is refused (host
+	// services stay unreachable).
 	ProxyAddr string
 	ProxyPort uint16
 	// ProxyHandler, when set, receives the connections to Host:ProxyPort
@@ -368,7 +369,8 @@ func Supported() error {
 }
 
 // hostConn handles a connection to airlock's own end: the explicit proxy
-// port is spliced to the proxy, anything else is refused.
+// port goes to o.ProxyHandler or is spliced to the proxy, anything else is
+// refused.
 func hostConn(ctx context.Context, o Options, c *transparent.Conn) {
 	if o.ProxyAddr == "" || c.OrigDst.Port() != o.ProxyPort {
 		o.Log.Warn("isolated connection to the host refused", zap.String("orig_dst", c.OrigDst.String()))
