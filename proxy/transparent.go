@@ -34,6 +34,10 @@ var ErrNoServerName = errors.New("redirected connection names no host (no TLS SN
 // the same loop as plain HTTP inside a CONNECT tunnel. The guarded dial
 // still refuses loopback and private networks. c is always closed.
 func (s *Server) HandleTransparent(ctx context.Context, c *transparent.Conn) {
+	if c.Proxy {
+		s.serveHandedProxyConn(c)
+		return
+	}
 	start := time.Now()
 	host, port := c.ServerName, int(c.OrigDst.Port())
 	if host == "" {
@@ -73,6 +77,22 @@ func (s *Server) HandleTransparent(ctx context.Context, c *transparent.Conn) {
 	default:
 		s.mitmTransparent(c, ev)
 	}
+}
+
+// serveHandedProxyConn serves a connection an isolated command made to the
+// proxy port (c.Proxy) exactly as the proxy listener serves one it
+// accepted: sniffed, then CONNECT or plain HTTP with the client's own
+// Proxy-Authorization, or the RPC door. The run hands it over instead of
+// splicing it, so its bytes do not pass through a second process.
+func (s *Server) serveHandedProxyConn(c *transparent.Conn) {
+	s.mu.Lock()
+	up := s.frontL != nil // Serve has started the front door
+	s.mu.Unlock()
+	if !up {
+		_ = c.Close()
+		return
+	}
+	s.dispatch(c) // server.go
 }
 
 // transparentAgent checks that the configured agent exists and is enabled.
@@ -142,7 +162,13 @@ func (s *Server) tunnelTransparent(ctx context.Context, c *transparent.Conn, ev 
 	}
 	ev.status = http.StatusOK
 	s.record(ev)
-	spliceConns(c, up)
+	raw, rest := c.Unwrap() // splice the socket itself, not the peek's wrapper
+	if len(rest) > 0 {
+		if _, err := up.Write(rest); err != nil {
+			return
+		}
+	}
+	spliceConns(raw, up)
 }
 
 // mitmTransparent terminates c's TLS (or reads its plain HTTP) and serves

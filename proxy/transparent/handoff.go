@@ -40,7 +40,11 @@ type handoffHeader struct {
 	ServerName string `json:"server_name"`
 	TLS        bool   `json:"tls"`
 	Peeked     []byte `json:"peeked,omitempty"`
+	Door       string `json:"door,omitempty"` // doorProxy for Conn.Proxy
 }
+
+// doorProxy is handoffHeader.Door for a connection to the proxy port.
+const doorProxy = "proxy"
 
 // Sender hands connections to a [ServeHandoff] listener.
 type Sender struct {
@@ -64,16 +68,16 @@ func (s *Sender) Close() error { return s.c.Close() }
 // process's copy. On an error wrapping ErrHandoff nothing was sent and c
 // is still open.
 func (s *Sender) Send(c *Conn, agent, token string) error {
-	raw, peeked := c.Conn, []byte(nil)
-	if rc, ok := raw.(*replayConn); ok {
-		raw, peeked = rc.Conn, rc.peeked
-	}
+	raw, peeked := c.Unwrap()
 	sc, ok := raw.(syscall.Conn)
 	if !ok {
 		return fmt.Errorf("%T is not a socket: %w", raw, ErrHandoff)
 	}
-	hdr, err := json.Marshal(handoffHeader{Agent: agent, Token: token, OrigDst: c.OrigDst.String(),
-		ServerName: c.ServerName, TLS: c.TLS, Peeked: peeked})
+	h := handoffHeader{Agent: agent, Token: token, OrigDst: c.OrigDst.String(), ServerName: c.ServerName, TLS: c.TLS, Peeked: peeked}
+	if c.Proxy {
+		h.Door = doorProxy
+	}
+	hdr, err := json.Marshal(h)
 	if err != nil || len(hdr) > maxHandoffMsg {
 		return fmt.Errorf("hand-off header: %w", ErrHandoff)
 	}
@@ -179,6 +183,10 @@ func handoffConn(msg, oob []byte, auth Authenticator) (*Conn, error) {
 		closeAll()
 		return nil, fmt.Errorf("hand-off original destination %q: %w", hdr.OrigDst, err)
 	}
+	if hdr.Door != "" && hdr.Door != doorProxy {
+		closeAll()
+		return nil, fmt.Errorf("hand-off door %q: want %q or none", hdr.Door, doorProxy)
+	}
 	if !auth(hdr.Agent, hdr.Token) {
 		closeAll()
 		return nil, fmt.Errorf("hand-off for agent %q: unknown agent or wrong token", hdr.Agent)
@@ -191,7 +199,7 @@ func handoffConn(msg, oob []byte, auth Authenticator) (*Conn, error) {
 	}
 	conn := nc
 	if len(hdr.Peeked) > 0 {
-		conn = &replayConn{Conn: nc, r: io.MultiReader(bytes.NewReader(hdr.Peeked), nc), peeked: hdr.Peeked}
+		conn = &replayConn{Conn: nc, rest: hdr.Peeked}
 	}
-	return &Conn{Conn: conn, OrigDst: dst, ServerName: hdr.ServerName, TLS: hdr.TLS, Agent: hdr.Agent}, nil
+	return &Conn{Conn: conn, OrigDst: dst, ServerName: hdr.ServerName, TLS: hdr.TLS, Agent: hdr.Agent, Proxy: hdr.Door == doorProxy}, nil
 }

@@ -128,7 +128,8 @@ func TestHandoffRefusals(t *testing.T) {
 	}
 	// Two descriptors in one message are refused too (both closed).
 	c1, cl1 := tcpPair(t, "x")
-	f, _ := c1.Conn.(*replayConn).Conn.(*net.TCPConn).File()
+	tcp, _ := c1.Unwrap()
+	f, _ := tcp.(*net.TCPConn).File()
 	defer f.Close()
 	raw.WriteMsgUnix([]byte(`{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443"}`), unix.UnixRights(int(f.Fd()), int(f.Fd())), nil)
 	c1.Close()
@@ -161,4 +162,86 @@ func FuzzHandoffMessage(f *testing.F) {
 			t.Fatal("credential checked for a message with no descriptor")
 		}
 	})
+}
+
+// TestReplayThenDirect: small reads get the peeked head and then the live
+// stream in order; Unwrap after a partial read gives the TCP socket itself
+// and exactly the unread part of the head.
+func TestReplayThenDirect(t *testing.T) {
+	head := "GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n"
+	for name, tc := range map[string]struct{ readFirst int }{
+		"unwrap before reading": {0},
+		"unwrap mid-head":       {5},
+		"unwrap after the head": {len(head)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, cl := tcpPair(t, head)
+			if c.ServerName != "api.example.test" {
+				t.Fatalf("server name %q", c.ServerName)
+			}
+			got := make([]byte, tc.readFirst)
+			for i := range got {
+				if _, err := io.ReadFull(c, got[i:i+1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raw, rest := c.Unwrap()
+			if _, ok := raw.(*net.TCPConn); !ok {
+				t.Fatalf("Unwrap gave %T, want the *net.TCPConn", raw)
+			}
+			if string(got)+string(rest) != head {
+				t.Fatalf("read %q + rest %q, want the head %q", got, rest, head)
+			}
+			io.WriteString(cl, "live")
+			live := make([]byte, 4)
+			if _, err := io.ReadFull(raw, live); err != nil || string(live) != "live" {
+				t.Fatalf("live bytes %q, %v", live, err)
+			}
+		})
+	}
+}
+
+// TestHandoffProxyDoor: a connection to the proxy port arrives marked
+// Proxy; a message naming any other door is refused (hostile: a sender
+// cannot pick a receiver path that does not exist) and its socket closed.
+func TestHandoffProxyDoor(t *testing.T) {
+	s, path, got := handoffPair(t)
+	c, _ := tcpPair(t, "CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+	c.Proxy = true
+	if err := s.Send(c, "bot", "good"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rc := <-got:
+		rc.Close()
+		if !rc.Proxy {
+			t.Fatalf("proxy-port connection arrived as redirected: %+v", rc)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler never got the connection")
+	}
+	raw, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c2, cl2 := tcpPair(t, "x")
+	tcp, _ := c2.Unwrap()
+	f, _ := tcp.(*net.TCPConn).File()
+	defer f.Close()
+	msg := `{"agent":"bot","token":"good","orig_dst":"1.2.3.4:443","door":"admin"}`
+	if _, _, err := raw.WriteMsgUnix([]byte(msg), unix.UnixRights(int(f.Fd())), nil); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	f.Close()
+	cl2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := cl2.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("unknown door: client read err %v, want EOF (socket closed)", err)
+	}
+	select {
+	case rc := <-got:
+		t.Fatalf("unknown door reached the handler: %+v", rc)
+	default:
+	}
 }

@@ -1,10 +1,8 @@
 package transparent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"time"
@@ -59,7 +57,7 @@ func Peek(c net.Conn, max int, timeout time.Duration) (Peeked, error) {
 	}
 	p := Peeked{Conn: c, ServerName: name, TLS: len(buf) > 0 && buf[0] == recordTypeHandshake}
 	if len(buf) > 0 {
-		p.Conn = &replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(buf), c), peeked: buf}
+		p.Conn = &replayConn{Conn: c, rest: buf}
 	}
 	return p, nil
 }
@@ -84,14 +82,23 @@ func classify(buf []byte) (done bool, name string) {
 	return true, name
 }
 
-// replayConn reads the peeked bytes first.
+// replayConn reads the peeked bytes first, then the connection directly
+// (no reader chain stays in the way of every later Read).
 type replayConn struct {
 	net.Conn
-	r      io.Reader
-	peeked []byte // what r replays first (for a hand-off, handoff.go)
+	rest []byte // peeked bytes not read yet (sent along by a hand-off, handoff.go)
 }
 
-func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.rest) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.rest)
+	if c.rest = c.rest[n:]; len(c.rest) == 0 {
+		c.rest = nil
+	}
+	return n, nil
+}
 
 // CloseWrite half-closes when the underlying connection can (TCP).
 func (c *replayConn) CloseWrite() error {

@@ -63,6 +63,24 @@ type Conn struct {
 	TLS bool
 	// Agent is the agent configuration names for this connection.
 	Agent string
+	// Proxy marks a connection an isolated command made to the proxy port
+	// its HTTPS_PROXY names (handed off by `airlock run --isolate`): the
+	// receiver serves it as its proxy port serves an accepted client
+	// (CONNECT with the client's own Proxy-Authorization), not as a
+	// redirected connection.
+	Proxy bool
+}
+
+// Unwrap returns the accepted connection itself and the peeked bytes not
+// read from c yet. A handler that only relays c's bytes writes those
+// first and then copies from the connection directly, so the copy can use
+// the kernel's splice (a wrapper hides the TCP socket from io.Copy). c
+// must not be read after Unwrap; closing either closes the connection.
+func (c *Conn) Unwrap() (net.Conn, []byte) {
+	if rc, ok := c.Conn.(*replayConn); ok {
+		return rc.Conn, rc.rest
+	}
+	return c.Conn, nil
 }
 
 // Handler receives every attributed connection and owns it: it must close

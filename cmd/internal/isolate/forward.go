@@ -48,7 +48,7 @@ func ForwardCONNECT(proxyAddr string, cred Credential, log *zap.Logger) transpar
 			return
 		}
 		defer up.Close()
-		splice(c, up)
+		relay(c, up)
 	}
 }
 
@@ -78,6 +78,31 @@ func connect(ctx context.Context, proxyAddr, target, auth string) (net.Conn, err
 		return nil, fmt.Errorf("CONNECT %s: proxy sent bytes before the tunnel", target)
 	}
 	return up, nil
+}
+
+// spliceToProxy connects c, a connection to the explicit proxy port, to
+// the proxy at proxyAddr unchanged, and closes it.
+func spliceToProxy(ctx context.Context, proxyAddr string, c *transparent.Conn, log *zap.Logger) {
+	defer c.Close()
+	up, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", proxyAddr)
+	if err != nil {
+		log.Warn("isolated proxy connection failed", zap.Error(err))
+		return
+	}
+	defer up.Close()
+	relay(c, up)
+}
+
+// relay writes the bytes c peeked to up, then splices c's socket itself
+// to up (TCP to TCP, so io.Copy can use the kernel's splice).
+func relay(c *transparent.Conn, up net.Conn) {
+	raw, rest := c.Unwrap()
+	if len(rest) > 0 {
+		if _, err := up.Write(rest); err != nil {
+			return
+		}
+	}
+	splice(raw, up)
 }
 
 // splice copies both ways until both directions end.

@@ -10,13 +10,17 @@ import (
 	"github.com/airlock/airlock/proxy/transparent"
 )
 
-// Handoff returns a Handler that gives each isolated connection's socket to
-// the running serve over its hand-off socket at sockPath (no second TCP
-// hop, no splice in this process), and the function closing it. When
-// serve has no hand-off socket, or a connection cannot be handed off, the
-// connection goes through ForwardCONNECT to proxyAddr instead. Past
+// Handoff returns the Handlers that give each isolated connection's socket
+// to the running serve over its hand-off socket at sockPath (no second
+// TCP hop, no splice in this process): redirected for Options.Handler,
+// proxy for Options.ProxyHandler (connections to the proxy port the
+// child's HTTPS_PROXY names, served by serve as its proxy port serves
+// them), and the function closing the socket. When serve has no hand-off
+// socket, or a connection cannot be handed off, redirected connections go
+// through ForwardCONNECT to proxyAddr and proxy connections are spliced
+// to proxyAddr instead (proxy is nil without a socket). Past
 // cred.ExpiresAt every new connection is refused here.
-func Handoff(sockPath, proxyAddr string, cred Credential, log *zap.Logger) (transparent.Handler, func()) {
+func Handoff(sockPath, proxyAddr string, cred Credential, log *zap.Logger) (redirected, proxy transparent.Handler, closeFn func()) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -24,21 +28,25 @@ func Handoff(sockPath, proxyAddr string, cred Credential, log *zap.Logger) (tran
 	s, err := transparent.DialHandoff(sockPath)
 	if err != nil {
 		log.Debug("no hand-off socket; forwarding as CONNECT", zap.Error(err))
-		return forward, func() {}
+		return forward, nil, func() {}
 	}
-	return func(ctx context.Context, c *transparent.Conn) {
-		if !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt) {
-			log.Warn("isolated connection refused: run credential expired", zap.Time("expires_at", cred.ExpiresAt))
-			c.Close()
-			return
+	send := func(fallback transparent.Handler) transparent.Handler {
+		return func(ctx context.Context, c *transparent.Conn) {
+			if !cred.ExpiresAt.IsZero() && time.Now().After(cred.ExpiresAt) {
+				log.Warn("isolated connection refused: run credential expired", zap.Time("expires_at", cred.ExpiresAt))
+				c.Close()
+				return
+			}
+			err := s.Send(c, cred.Agent, cred.Token)
+			if errors.Is(err, transparent.ErrHandoff) {
+				fallback(ctx, c)
+				return
+			}
+			if err != nil {
+				log.Debug("hand-off close", zap.Error(err))
+			}
 		}
-		err := s.Send(c, cred.Agent, cred.Token)
-		if errors.Is(err, transparent.ErrHandoff) {
-			forward(ctx, c)
-			return
-		}
-		if err != nil {
-			log.Debug("hand-off close", zap.Error(err))
-		}
-	}, func() { s.Close() }
+	}
+	splice := func(ctx context.Context, c *transparent.Conn) { spliceToProxy(ctx, proxyAddr, c, log) }
+	return send(forward), send(splice), func() { s.Close() }
 }

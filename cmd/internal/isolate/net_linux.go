@@ -106,7 +106,9 @@ func ipBatch(pid int, script string) error {
 
 // rules is the host-side nftables table: TCP from the child to the
 // transparent listener, UDP 53 to the DNS responder, everything else from
-// or to the veth dropped.
+// or to the veth dropped. The nat chain sees only a connection's first
+// packet; the input chain sees every packet the host receives, so a
+// packet not from the veth costs it one comparison (the jump).
 func (n *network) rules(tport, dport uint16) string {
 	return fmt.Sprintf(`table inet %[1]s {
 	chain airlock_pre {
@@ -116,9 +118,12 @@ func (n *network) rules(tport, dport uint16) string {
 	}
 	chain airlock_in {
 		type filter hook input priority filter - 10; policy accept;
-		iifname "%[2]s" ip daddr %[3]s tcp dport %[4]d accept
-		iifname "%[2]s" ip daddr %[3]s udp dport %[5]d accept
-		iifname "%[2]s" counter drop
+		iifname "%[2]s" jump airlock_from_child
+	}
+	chain airlock_from_child {
+		ip daddr %[3]s tcp dport %[4]d accept
+		ip daddr %[3]s udp dport %[5]d accept
+		counter drop
 	}
 	chain airlock_fwd {
 		type filter hook forward priority filter - 10; policy accept;

@@ -80,10 +80,14 @@ type Options struct {
 	Handler transparent.Handler
 	// ProxyAddr is the explicit proxy on the host (e.g. 127.0.0.1:7600);
 	// the child's proxy variables name Host:ProxyPort, and connections
-	// there are spliced to ProxyAddr unchanged. Any other port on Host is
-	// refused (host services stay unreachable).
+	// there (marked Conn.Proxy) go to ProxyHandler, or are spliced to
+	// ProxyAddr unchanged. Any other port on Host is refused (host
+	// services stay unreachable).
 	ProxyAddr string
 	ProxyPort uint16
+	// ProxyHandler, when set, receives the connections to Host:ProxyPort
+	// instead of the splice to ProxyAddr (Handoff gives them to serve).
+	ProxyHandler transparent.Handler
 	// AllowName filters DNS names (nil answers every valid name).
 	AllowName func(string) bool
 	// Stdin, Stdout, Stderr default to the process's own.
@@ -365,18 +369,18 @@ func Supported() error {
 }
 
 // hostConn handles a connection to airlock's own end: the explicit proxy
-// port is spliced to the proxy, anything else is refused.
+// port goes to o.ProxyHandler or is spliced to the proxy, anything else is
+// refused.
 func hostConn(ctx context.Context, o Options, c *transparent.Conn) {
-	defer c.Close()
 	if o.ProxyAddr == "" || c.OrigDst.Port() != o.ProxyPort {
 		o.Log.Warn("isolated connection to the host refused", zap.String("orig_dst", c.OrigDst.String()))
+		c.Close()
 		return
 	}
-	up, err := (&net.Dialer{Timeout: dialTimeout}).DialContext(ctx, "tcp", o.ProxyAddr)
-	if err != nil {
-		o.Log.Warn("isolated proxy connection failed", zap.Error(err))
+	c.Proxy = true
+	if o.ProxyHandler != nil {
+		o.ProxyHandler(ctx, c)
 		return
 	}
-	defer up.Close()
-	splice(c, up)
+	spliceToProxy(ctx, o.ProxyAddr, c, o.Log)
 }
