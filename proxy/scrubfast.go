@@ -85,12 +85,14 @@ func scrubWhole(resp *http.Response, r *scrub.Replacer, e *echoes) (bool, error)
 	if isEventStream(resp.Header) {
 		return false, nil
 	}
-	body, err := scrub.ReadWhole(resp.Body, resp.ContentLength)
+	wb, err := scrub.ReadWhole(resp.Body, resp.ContentLength)
 	_ = resp.Body.Close()
 	if err != nil {
 		return true, err
 	}
+	body := wb.Bytes()
 	if scrubbed, n := r.ReplaceAll(body); n > 0 { // as on the streaming path: a scrubbed body has no length
+		_ = wb.Close() // scrubbed is a copy
 		e.add(n)
 		e.report()
 		resp.Body = io.NopCloser(bytes.NewReader(scrubbed))
@@ -98,8 +100,6 @@ func scrubWhole(resp *http.Response, r *scrub.Replacer, e *echoes) (bool, error)
 		resp.ContentLength = -1
 		return true, nil
 	}
-	wb := &scrub.WholeBody{}
-	wb.Reset(body)
 	resp.Body = wb
 	if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body))) // what the agent gets is what was read

@@ -52,6 +52,7 @@ type airlockHome struct {
 	bin   string
 	dir   string
 	token string // the bench agent's proxy token
+	admin string // the admin token (pprof on the admin listener needs it)
 	env   []string
 }
 
@@ -74,6 +75,10 @@ func newHome(bin, dir, upstreamCA string, hosts []string) (*airlockHome, error) 
 		return nil, fmt.Errorf("airlock agent add printed no proxy URL")
 	}
 	h.token, _, _ = strings.Cut(rest, "@")
+	if out, err = h.cli(nil, "admin", "token"); err != nil {
+		return nil, err
+	}
+	h.admin = strings.TrimSpace(string(out))
 	if err := h.vaultSet("sk-bench-" + hexString(randomBytes(16))); err != nil {
 		return nil, err
 	}
@@ -119,6 +124,7 @@ type binProc struct {
 	proxy   string // proxy listener host:port
 	admin   string // admin listener host:port
 	logPath string
+	token   string // admin token
 	stopped bool
 }
 
@@ -126,7 +132,7 @@ type binProc struct {
 // kernel (read back from its "listening" line), logging JSON to a file,
 // with pprof on the admin listener and extra flags.
 func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) {
-	p := &binProc{logPath: filepath.Join(dir, "airlock-serve.log")}
+	p := &binProc{logPath: filepath.Join(dir, "airlock-serve.log"), token: h.admin}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("airlock log file: %w", err)
@@ -218,7 +224,14 @@ func (p *binProc) metrics() (map[string]float64, error) {
 var adminClient = &http.Client{Timeout: 30 * time.Second}
 
 func (p *binProc) adminGet(path string) ([]byte, error) {
-	resp, err := adminClient.Get("http://" + p.admin + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
 	}
@@ -275,6 +288,37 @@ func procStatusOf(pid int) (hwm, rss int64) {
 		return 0, 0
 	}
 	return parseStatus(b)
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on
+// every Linux architecture Go supports).
+const userHZ = 100
+
+// procCPU is the user plus system CPU time process pid has used so far
+// (all its threads), 0 when the system has no /proc.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a
+// /proc/PID/stat line; the command name (field 2) may hold spaces, so the
+// fields are counted from its closing parenthesis.
+func parseStatCPU(b []byte) time.Duration {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / userHZ
 }
 
 // raiseNoFile lifts this process's soft RLIMIT_NOFILE to its hard limit
