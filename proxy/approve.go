@@ -29,7 +29,9 @@ func (s *Server) SetApprovals(q *approval.Queue) { s.approvals.Store(q) }
 func (s *Server) Approvals() *approval.Queue { return s.approvals.Load() }
 
 // SetAuditTap makes f see every audit line as the audit file would get it
-// (the console's live feed). f must not block. nil removes the tap.
+// (the console's live feed), its time in Line.At (Line.Time is formatted
+// only when an audit file is configured). f must not block. nil removes
+// the tap.
 func (s *Server) SetAuditTap(f func(audit.Line)) {
 	if f == nil {
 		s.auditTap.Store(nil)

@@ -203,11 +203,14 @@ func (s *Server) auditFile(ev *event, agent, code string) {
 		return
 	}
 	l := audit.Line{
-		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
+		At: ev.start, Agent: agent, Rule: ev.rule, Decision: ev.decision,
 		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
 		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
 		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
 		Operation: lineOperation(ev.operation), Approver: ev.approver,
+	}
+	if a != nil {
+		l.Time = ev.start.UTC().Format(time.RFC3339Nano) // the tap reads At (formatting is most of a tap's cost)
 	}
 	if tap != nil {
 		(*tap)(l) // the console feed (approve.go)
