@@ -107,8 +107,8 @@ func (s *Server) record(ev *event) {
 		return
 	}
 	fp := auditFields.Get().(*[24]zap.Field) // zap encodes synchronously
-	defer func() { *fp = [24]zap.Field{}; auditFields.Put(fp) }()
 	fields := fp[:0]
+	defer func() { clear(fp[:min(len(fields), len(fp))]); auditFields.Put(fp) }() // only the fields used hold references
 	fields = append(fields,
 		zap.String(audit.FieldAgent, agent),
 		zap.String(audit.FieldRule, ev.rule),
