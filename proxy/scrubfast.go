@@ -79,7 +79,7 @@ func scrubWhole(resp *http.Response, r *scrub.Replacer, e *echoes) (bool, error)
 	if resp.ContentLength < 0 || resp.ContentLength > maxWholeScrub || len(resp.TransferEncoding) > 0 {
 		return false, nil
 	}
-	if enc := strings.TrimSpace(resp.Header.Get("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
+	if enc := strings.TrimSpace(headerValue(resp.Header, "Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return false, nil
 	}
 	if isEventStream(resp.Header) {
@@ -101,8 +101,17 @@ func scrubWhole(resp *http.Response, r *scrub.Replacer, e *echoes) (bool, error)
 		return true, nil
 	}
 	resp.Body = wb
-	if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
+	if n, err := strconv.ParseInt(headerValue(resp.Header, "Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body))) // what the agent gets is what was read
 	}
 	return true, nil
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
