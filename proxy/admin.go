@@ -228,7 +228,9 @@ func (s *Server) SetAuditLog(a *audit.Log) {
 }
 
 // SetAuditTap makes f see every audit line as the audit file would get it
-// (the console's live feed). f must not block. nil removes the tap.
+// (the console's live feed), its time in Line.At (Line.Time is formatted
+// only when an audit file is configured). f must not block. nil removes
+// the tap.
 func (s *Server) SetAuditTap(f func(audit.Line)) {
 	if f == nil {
 		s.auditTap.Store(nil)

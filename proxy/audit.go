@@ -37,6 +37,7 @@ type event struct {
 	method     string
 	host       string
 	port       int
+	logHost    string // host:port as the line writes it, when known beforehand (hostField)
 	path       string
 	decision   string
 	code       string
@@ -77,16 +78,22 @@ func (s *Server) record(ev *event) {
 		code = "OK"
 	}
 	dr, op := orString(ev.door, door.Proxy), orString(ev.operation, door.OpProxy)
-	s.metrics.Requests.WithLabelValues(agent, rule, ev.decision, code, dr, op).Inc()
-	s.auditFile(ev, agent, code) // hash-chained file and audit tap, when configured
-	if ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "") {
-		s.metrics.Denials.WithLabelValues(agent, code).Inc()
+	k := seriesKey{agent: agent, rule: rule, decision: ev.decision, code: code, door: dr, op: op,
+		denied: ev.decision == decisionDeny || (ev.decision == decisionError && ev.code != "")}
+	if usesCredential(ev.decision) && ev.code == "" {
+		k.credential = ev.credential
 	}
-	if usesCredential(ev.decision) && ev.code == "" && ev.credential != "" {
-		s.metrics.CredentialUses.WithLabelValues(ev.credential, agent, rule, dr, op).Inc()
+	rs := s.metrics.requestSeries(k) // label-resolved once per combination (metrics.go)
+	rs.requests.Inc()
+	s.auditFile(ev, agent, code) // hash-chained file and audit tap, when configured
+	if rs.denials != nil {
+		rs.denials.Inc()
+	}
+	if rs.uses != nil {
+		rs.uses.Inc()
 	}
 	if ev.upstream > 0 {
-		s.metrics.UpstreamSeconds.WithLabelValues(rule).Observe(ev.upstream.Seconds())
+		rs.observeUpstream(s.metrics, rule, ev.upstream)
 	}
 	level := zapcore.InfoLevel
 	switch {
@@ -100,8 +107,8 @@ func (s *Server) record(ev *event) {
 		return
 	}
 	fp := auditFields.Get().(*[24]zap.Field) // zap encodes synchronously
-	defer func() { *fp = [24]zap.Field{}; auditFields.Put(fp) }()
 	fields := fp[:0]
+	defer func() { clear(fp[:min(len(fields), len(fp))]); auditFields.Put(fp) }() // only the fields used hold references
 	fields = append(fields,
 		zap.String(audit.FieldAgent, agent),
 		zap.String(audit.FieldRule, ev.rule),
@@ -145,6 +152,9 @@ func usesCredential(decision string) bool {
 
 // hostField is host:port, or "" for an operation without a target.
 func hostField(ev *event) string {
+	if ev.logHost != "" {
+		return ev.logHost // the tunnel's, made once per connection
+	}
 	if ev.host == "" && ev.port == 0 && ev.operation != "" && ev.operation != door.OpProxy && ev.operation != door.OpHTTPRequest {
 		return ""
 	}
@@ -193,11 +203,14 @@ func (s *Server) auditFile(ev *event, agent, code string) {
 		return
 	}
 	l := audit.Line{
-		Time: ev.start.UTC().Format(time.RFC3339Nano), Agent: agent, Rule: ev.rule, Decision: ev.decision,
+		At: ev.start, Agent: agent, Rule: ev.rule, Decision: ev.decision,
 		Credential: ev.credential, Inject: ev.inject, Method: ev.method,
 		Host: hostField(ev), Path: ev.path, Status: ev.status, Bytes: ev.bytes,
 		DurationMS: float64(time.Since(ev.start).Microseconds()) / 1000, Code: code, Door: orString(ev.door, door.Proxy),
 		Operation: lineOperation(ev.operation), Approver: ev.approver,
+	}
+	if a != nil {
+		l.Time = ev.start.UTC().Format(time.RFC3339Nano) // the tap reads At (formatting is most of a tap's cost)
 	}
 	if tap != nil {
 		(*tap)(l) // the console feed (SetAuditTap)

@@ -22,6 +22,8 @@ import (
 
 	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/audit"
+	"github.com/airlock/airlock/proxy/console"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -270,5 +272,27 @@ func BenchmarkScrubText(b *testing.B) {
 			b.Fatal(err)
 		}
 		sr.Release()
+	}
+}
+
+// BenchmarkRecordConsoleTap is BenchmarkRecord with the console's audit
+// tap installed, as `airlock serve` always has it (the live feed).
+func BenchmarkRecordConsoleTap(b *testing.B) {
+	aw := NewAsyncWriter(io.Discard, 0)
+	defer aw.Close()
+	s := &Server{metrics: NewMetrics(), log: zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.InfoLevel))}
+	feed := console.NewFeed(0)
+	s.SetAuditTap(func(l audit.Line) {
+		feed.Add(console.Event{Time: l.At, Agent: l.Agent, Method: l.Method, Host: l.Host, Path: l.Path, Rule: l.Rule,
+			Credential: l.Credential, Decision: l.Decision, Code: l.Code, Status: l.Status, DurationMS: l.DurationMS})
+	})
+	ev := event{agent: "bot", rule: "openai", credential: "openai/key", inject: "bearer", method: "POST",
+		host: "api.openai.com", port: 443, path: "/v1/chat/completions", decision: decisionInject, status: 200, bytes: 181, upstream: time.Millisecond}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e := ev
+		e.start = time.Now()
+		s.record(&e)
 	}
 }

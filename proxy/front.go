@@ -121,7 +121,7 @@ func (s *Server) handleConnect(target string, ctx *goproxy.ProxyCtx) (*goproxy.C
 		s.record(ev)
 		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, net.JoinHostPort(host, itoa(port))
 	}
-	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port))}
+	t := &tunnel{agent: agent, host: host, port: port, hostPort: net.JoinHostPort(host, itoa(port)), logHost: host + ":" + itoa(port)}
 	return s.holdMITM(ctx, ev, &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: func(_ *http.Request, c net.Conn, _ *goproxy.ProxyCtx) {
 		s.acceptMITM(c, t) // predial.go: leaf mint and upstream dial start now; served on its own goroutine
 	}}), target
@@ -162,6 +162,7 @@ type tunnel struct {
 	host     string
 	port     int
 	hostPort string // host:port as the CONNECT named it, normalised (the pin's fast path)
+	logHost  string // host and port as audit lines write them (hostField); "": made per line
 	scheme   string // "https", or "http" when the agent spoke plain HTTP inside
 	door     string // the door the connection came through; "": the proxy (door.Proxy)
 

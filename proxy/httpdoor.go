@@ -14,12 +14,12 @@ import (
 // servePipeline judges and forwards one request: a MITM'd request inside
 // tunnel t, or (t nil) a plain http:// proxy request.
 func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel) {
-	ev := &event{start: time.Now(), method: r.Method, door: door.Proxy, operation: door.OpProxy}
+	st := &pipelineState{ev: event{start: time.Now(), method: r.Method, door: door.Proxy, operation: door.OpProxy}}
+	ev, d := &st.ev, &st.d
 	if t != nil && t.door != "" {
 		ev.door = t.door // a transparent connection's requests
 	}
-	d, e := s.decide(r, t, ev)
-	if e != nil {
+	if e := s.decide(r, t, d, ev); e != nil {
 		ev.fail(e)
 		e.Write(w)
 		s.record(ev)
@@ -29,7 +29,8 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 	if t != nil && t.ctx != nil {
 		d.base = t.ctx
 	}
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &st.cw
+	cw.ResponseWriter = w
 	defer func() { // also when the stream is aborted
 		if ev.status == 0 {
 			ev.status = cw.status
@@ -45,31 +46,38 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 	}
 }
 
-// decide identifies the agent and pins the target of a proxied request,
-// then runs the pipeline (judge).
-func (s *Server) decide(r *http.Request, t *tunnel, ev *event) (*decision, *Error) {
-	d := &decision{ev: ev, target: r.RequestURI} // judged as the agent sent it (policy.Judge)
-	if e := loopDetected(r); e != nil {          // Via: airlock (refuse.go)
-		return nil, e
+// pipelineState is what one proxied request carries through the
+// pipeline, allocated at once: its audit event, its decision and the
+// counting writer of its response.
+type pipelineState struct {
+	ev event
+	d  decision
+	cw countingWriter
+}
+
+// decide identifies the agent and pins the target of a proxied request
+// into d, then runs the pipeline (judge).
+func (s *Server) decide(r *http.Request, t *tunnel, d *decision, ev *event) *Error {
+	d.ev, d.target = ev, r.RequestURI   // judged as the agent sent it (policy.Judge)
+	if e := loopDetected(r); e != nil { // Via: airlock (refuse.go)
+		return e
 	}
 	if e := s.target(r, t, d); e != nil {
-		return nil, e
+		return e
 	}
 	req := door.Request{Door: door.Proxy, Operation: door.OpProxy, Agent: d.agent, Method: r.Method, URL: r.URL}
 	ctx := r.Context()
 	if t != nil && t.ctx != nil {
-		ctx = t.ctx // ends when the agent hangs up (innerwatch.go): an approval hold is left
+		ctx = t.ctx // ends when the agent hangs up (internal/h1/watch.go): an approval hold is left
 	}
-	if e := s.judge(ctx, d, req); e != nil {
-		return nil, e
-	}
-	return d, nil
+	return s.judge(ctx, d, req)
 }
 
 // target identifies the agent and the destination of r.
 func (s *Server) target(r *http.Request, t *tunnel, d *decision) *Error {
 	if t != nil {
 		d.agent, d.scheme, d.host, d.port = t.agent, t.scheme, t.host, t.port
+		d.ev.logHost = t.logHost
 		// goproxy-style MITM would route by the inner Host; airlock pins the
 		// CONNECT target so an agent cannot have one host's credential sent
 		// to another.

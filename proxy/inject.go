@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/internal/awsauth"
 	"github.com/airlock/airlock/proxy/internal/placeholder"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -68,16 +70,58 @@ func headerFor(rule *policy.Rule, cred *vault.Credential) (name, value string, e
 }
 
 func injectHeader(out *http.Request, rule *policy.Rule, cred *vault.Credential) error {
-	name, value, err := headerFor(rule, cred)
+	h, err := injectedHeader(rule, cred)
 	if err != nil {
 		return err
 	}
-	if !validHeaderValue(value) {
-		return fmt.Errorf("credential %s: value contains bytes not allowed in a header", cred.Path)
-	}
-	out.Header.Del(name) // drops every agent-supplied copy, folded or repeated
-	out.Header.Set(name, value)
+	out.Header.Del(h.name) // drops every agent-supplied copy, folded or repeated
+	out.Header[h.name] = []string{h.value}
 	return nil
+}
+
+// builtHeader is the header a rule injects for a credential, checked and
+// with its name in canonical form.
+type builtHeader struct{ name, value string }
+
+// injectedHeader is headerFor, checked, canonical and memoised for static
+// credentials: a vault snapshot's credentials and a policy's rules are
+// immutable, so the pair of pointers names the header for good (as with
+// the scrubbers' cache, scrub.Cache).
+func injectedHeader(rule *policy.Rule, cred *vault.Credential) (builtHeader, error) {
+	static := vault.KindOf(cred) == vault.KindStatic
+	k := replacerKey{cred: cred, rule: rule}
+	if static {
+		headers.mu.Lock()
+		h, ok := headers.m[k]
+		headers.mu.Unlock()
+		if ok {
+			return h, nil
+		}
+	}
+	name, value, err := headerFor(rule, cred)
+	if err != nil {
+		return builtHeader{}, err
+	}
+	if !validHeaderValue(value) {
+		return builtHeader{}, fmt.Errorf("credential %s: value contains bytes not allowed in a header", cred.Path)
+	}
+	h := builtHeader{name: http.CanonicalHeaderKey(name), value: value}
+	if static {
+		headers.mu.Lock()
+		if headers.m == nil || len(headers.m) >= scrub.MaxCached {
+			headers.m = make(map[replacerKey]builtHeader)
+		}
+		headers.m[k] = h
+		headers.mu.Unlock()
+	}
+	return h, nil
+}
+
+// headers memoises injectedHeader; bounded like the scrubbers' cache
+// (cleared when full: reloads leave stale keys behind).
+var headers struct {
+	mu sync.Mutex // guards m
+	m  map[replacerKey]builtHeader
 }
 
 func basicValue(rule *policy.Rule, cred *vault.Credential) string {

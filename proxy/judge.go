@@ -43,6 +43,7 @@ type decision struct {
 
 	aborted bool           // the upstream body failed mid-stream
 	pub     *door.Decision // d as doors and observers see it (public), made on demand
+	echo    echoes         // secret echoes scrubbed from the response (observe.go)
 
 	base context.Context // parent of the upstream request: ends with the agent
 }

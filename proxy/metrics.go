@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -29,6 +33,8 @@ type Metrics struct {
 	CredentialsExpiring prometheus.Gauge       // expiring within 7 days (or expired)
 	AuditDropped        prometheus.Counter     // audit file lines dropped (queue full)
 	LogDropped          prometheus.Counter     // log lines dropped by the AsyncWriter (queue full)
+
+	series seriesCache // the per-request series, label-resolved once (record)
 }
 
 // NewMetrics creates the collectors on a fresh registry that also carries
@@ -114,4 +120,89 @@ func (m *Metrics) registerOps(reg *prometheus.Registry) {
 		m.VaultReloads.WithLabelValues(r)
 	}
 	reg.MustRegister(m.PolicyReloads, m.VaultReloads, m.LastReloadSuccess, m.CredentialsExpiring, m.AuditDropped)
+}
+
+// Per-request series. WithLabelValues hashes and checks every label value
+// and takes the vector's lock on each call; record needs up to four series
+// per request, so it resolves them once per label combination and keeps
+// them here. Labels come from configuration and a fixed set of codes, so
+// the combinations are few; the cache is still bounded (cleared when
+// full: reloads can leave combinations behind that no request uses any
+// more). The vectors are never reset or pruned, so a cached series is
+// always the one /metrics exports.
+
+// maxCachedSeries bounds the series cache.
+const maxCachedSeries = 4096
+
+// seriesKey is one combination of record's label values.
+type seriesKey struct {
+	agent, rule, decision, code, door, op string
+	credential                            string // "": the request used no credential
+	denied                                bool
+}
+
+// reqSeries are the series one request of a seriesKey adds to.
+type reqSeries struct {
+	requests prometheus.Counter
+	denials  prometheus.Counter // nil: not a denial
+	uses     prometheus.Counter // nil: no credential used
+	// upstream is the rule's upstream latency histogram, resolved on the
+	// first observation (a rule's series appears once it has one).
+	upstream atomic.Pointer[prometheus.Observer]
+}
+
+// observeUpstream adds d to the upstream latency histogram of rule.
+func (rs *reqSeries) observeUpstream(m *Metrics, rule string, d time.Duration) {
+	o := rs.upstream.Load()
+	if o == nil {
+		h := m.UpstreamSeconds.WithLabelValues(rule)
+		rs.upstream.Store(&h)
+		o = &h
+	}
+	(*o).Observe(d.Seconds())
+}
+
+// seriesCache maps label combinations to resolved series. Reads are
+// lock-free (an immutable map behind an atomic pointer); a miss copies
+// the map under mu.
+type seriesCache struct {
+	m  atomic.Pointer[map[seriesKey]*reqSeries]
+	mu sync.Mutex // serialises misses (the copy and store of m)
+}
+
+// requestSeries returns the series of k, resolving them on first use.
+func (m *Metrics) requestSeries(k seriesKey) *reqSeries {
+	if cur := m.series.m.Load(); cur != nil {
+		if rs := (*cur)[k]; rs != nil {
+			return rs
+		}
+	}
+	c := &m.series
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if rs := (*old)[k]; rs != nil {
+			return rs
+		}
+	}
+	rs := &reqSeries{
+		requests: m.Requests.WithLabelValues(k.agent, k.rule, k.decision, k.code, k.door, k.op),
+	}
+	if k.denied {
+		rs.denials = m.Denials.WithLabelValues(k.agent, k.code)
+	}
+	if k.credential != "" {
+		rs.uses = m.CredentialUses.WithLabelValues(k.credential, k.agent, k.rule, k.door, k.op)
+	}
+	next := make(map[seriesKey]*reqSeries, 1)
+	if old != nil && len(*old) < maxCachedSeries {
+		next = make(map[seriesKey]*reqSeries, len(*old)+1)
+		for key, v := range *old {
+			next[key] = v
+		}
+	}
+	next[k] = rs
+	c.m.Store(&next)
+	return rs
 }

@@ -90,7 +90,8 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if r == nil {
 		return nil
 	}
-	e := &echoes{s: s, d: d}
+	e := &d.echo // one response per decision: no allocation of its own
+	e.s, e.d = s, d
 	e.add(r.ScrubHeader(resp.Header))
 	if resp.Body == nil || resp.Body == http.NoBody || resp.Request.Method == http.MethodHead ||
 		resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {

@@ -52,7 +52,7 @@ type airlockHome struct {
 	bin   string
 	dir   string
 	token string // the bench agent's proxy token
-	admin string // the admin token (pprof and /metrics need it)
+	admin string // the admin token (pprof on the admin listener needs it)
 	env   []string
 }
 
@@ -75,11 +75,10 @@ func newHome(bin, dir, upstreamCA string, hosts []string) (*airlockHome, error) 
 		return nil, fmt.Errorf("airlock agent add printed no proxy URL")
 	}
 	h.token, _, _ = strings.Cut(rest, "@")
-	adm, err := h.cli(nil, "admin", "token")
-	if err != nil {
+	if out, err = h.cli(nil, "admin", "token"); err != nil {
 		return nil, err
 	}
-	h.admin = strings.TrimSpace(string(adm))
+	h.admin = strings.TrimSpace(string(out))
 	if err := h.vaultSet("sk-bench-" + hexString(randomBytes(16))); err != nil {
 		return nil, err
 	}
@@ -229,7 +228,9 @@ func (p *binProc) adminGet(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+p.token)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := adminClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
@@ -287,6 +288,37 @@ func procStatusOf(pid int) (hwm, rss int64) {
 		return 0, 0
 	}
 	return parseStatus(b)
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat (USER_HZ, 100 on
+// every Linux architecture Go supports).
+const userHZ = 100
+
+// procCPU is the user plus system CPU time process pid has used so far
+// (all its threads), 0 when the system has no /proc.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a
+// /proc/PID/stat line; the command name (field 2) may hold spaces, so the
+// fields are counted from its closing parenthesis.
+func parseStatCPU(b []byte) time.Duration {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / userHZ
 }
 
 // raiseNoFile lifts this process's soft RLIMIT_NOFILE to its hard limit

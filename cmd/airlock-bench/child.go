@@ -160,6 +160,7 @@ func parseStatus(b []byte) (hwm, rss int64) {
 // proc is a running proxy under test: a child of the bench's own
 // executable, or the airlock binary (binProc).
 type proc interface {
+	pid() int
 	stats() (childStats, error)
 	resetHWM()
 	stop()
@@ -208,6 +209,8 @@ func spawn(role string, o childOptions) (*child, error) {
 	}
 	return c, nil
 }
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
 
 func (c *child) read(v any) error {
 	line, err := c.out.ReadBytes('\n')

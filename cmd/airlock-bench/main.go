@@ -11,8 +11,12 @@
 //	go run ./cmd/airlock-bench soak [--minutes 20]
 //
 // The two proxies run as child processes of the bench (the bench's own
-// executable with -child), so peak RSS and allocations per request are the
-// proxy's own; with --profile DIR each child writes CPU and alloc profiles.
+// executable with -child, or the airlock binary), so peak RSS, allocations
+// and CPU time per request (utime+stime from /proc/PID/stat around each
+// measured turn) are the proxy's own; with --profile DIR each child writes
+// CPU and alloc profiles. With the proxies pinned to one CPU
+// (--proxy-cpus), CPU per request is what decides the throughput ratio,
+// and it moves far less than req/s when other work shares the machine.
 package main
 
 import (

@@ -108,3 +108,13 @@ func TestWSFrameRoundTrip(t *testing.T) {
 		t.Fatal("Sec-WebSocket-Accept differs from the RFC's example")
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	line := []byte("4242 (air lock) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 9 0 100 0 0\n")
+	if got, want := parseStatCPU(line), 3250*time.Millisecond; got != want {
+		t.Fatalf("parseStatCPU = %v, want %v", got, want)
+	}
+	if got := parseStatCPU([]byte("garbage")); got != 0 {
+		t.Fatalf("parseStatCPU(garbage) = %v, want 0", got)
+	}
+}

@@ -36,6 +36,7 @@ type allocStats struct {
 	AllocsPerReq float64 `json:"allocs_per_request"`
 	BytesPerReq  float64 `json:"bytes_per_request"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
+	CPUusPerReq  float64 `json:"cpu_us_per_request"` // utime+stime of the proxy process (/proc/PID/stat)
 }
 
 type proxyInfo struct {
@@ -87,6 +88,12 @@ func (r *report) print(w io.Writer) {
 		b, a := lv.Allocs["baseline"], lv.Allocs["airlock"]
 		fmt.Fprintf(w, "  c=%d: baseline %.0f allocs %.1f KiB, airlock %.0f allocs %.1f KiB;", lv.Concurrency,
 			b.AllocsPerReq, b.BytesPerReq/1024, a.AllocsPerReq, a.BytesPerReq/1024)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-30s", "proxy CPU per request")
+	for _, lv := range r.Levels {
+		b, a := lv.Allocs["baseline"].CPUusPerReq, lv.Allocs["airlock"].CPUusPerReq
+		fmt.Fprintf(w, "  c=%d: baseline %.1f us, airlock %.1f us (baseline/airlock %.2fx);", lv.Concurrency, b, a, ratio(b, a))
 	}
 	fmt.Fprintln(w)
 	if n := len(r.Levels); n > 0 {

@@ -217,14 +217,20 @@ type measured struct {
 	mallocs uint64
 	bytes   uint64
 	hwmKiB  int64
+	cpu     time.Duration // the proxy process's utime+stime during the turns
 }
 
 func (m *measured) add(t *target, cl *http.Client, u string, n, c int) error {
 	var before childStats
+	var cpu0 time.Duration
 	if t.child != nil {
 		before, _ = t.child.stats()
+		cpu0 = procCPU(t.child.pid()) // after the stats call: its work is not the load's
 	}
 	lat, elapsed, errs, err := t.load(cl, u, n, c)
+	if t.child != nil {
+		m.cpu += procCPU(t.child.pid()) - cpu0 // before the stats call, for the same reason
+	}
 	if errs > 0 {
 		progress("c=%d %s: %d errors, first: %v", c, t.name, errs, err)
 	}
@@ -247,6 +253,7 @@ func (m *measured) allocs(requests int) allocStats {
 		AllocsPerReq: float64(m.mallocs) / float64(requests),
 		BytesPerReq:  float64(m.bytes) / float64(requests),
 		PeakRSSMiB:   float64(m.hwmKiB) / 1024,
+		CPUusPerReq:  float64(m.cpu.Microseconds()) / float64(requests),
 	}
 }
 

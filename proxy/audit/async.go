@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,16 +18,17 @@ const DefaultQueue = 8192
 var errWriterClosed = errors.New("async log writer closed")
 
 // AsyncWriter is a zapcore.WriteSyncer that takes log lines off the request
-// path: Write copies the line into a bounded queue and returns at once; one
-// goroutine writes the lines through a buffer in batches, flushed at most
-// logBatchDelay after the first line of a batch. When the queue is full the
-// line is dropped and counted, so a slow log sink (a blocked terminal, a
-// full pipe) never stalls a request.
-// Sync waits for the lines queued so far; Close drains the queue, flushes
-// and stops the goroutine. Writes after Close go straight to the sink.
+// path: Write appends the line to a bounded pending batch and returns at
+// once; one goroutine writes the batch to the sink in one write, at most
+// logBatchDelay after the first line of a batch. When the batch is full
+// the line is dropped and counted, so a slow log sink (a blocked terminal,
+// a full pipe) never stalls a request.
+// Sync waits for the lines written so far; Close drains the batch and
+// stops the goroutine. Writes after Close go straight to the sink.
 type AsyncWriter struct {
 	out   io.Writer
-	queue chan *[]byte // pooled copies (linePool)
+	max   int           // lines a pending batch holds before drops
+	wake  chan struct{} // one token: the batch got its first line
 	syncs chan chan error
 	stop  chan struct{}
 	done  chan struct{}
@@ -36,12 +36,14 @@ type AsyncWriter struct {
 	dropped atomic.Uint64
 	onDrop  atomic.Pointer[func()]
 
-	mu     sync.RWMutex // guards closed; held for reading while enqueueing
+	mu     sync.Mutex // guards pend, lines and closed
+	pend   []byte     // the pending batch: whole lines, copied (zap reuses its buffer)
+	lines  int        // lines in pend
 	closed bool
 	direct sync.Mutex // serialises writes to out after Close
 
-	w   *bufio.Writer // owned by the writer goroutine
-	err error         // first write error; owned by the writer goroutine
+	spare []byte // the batch being written, swapped with pend; owned by the writer goroutine
+	err   error  // first write error; owned by the writer goroutine
 }
 
 // NewAsyncWriter starts the writer goroutine for out. queue <= 0 means
@@ -53,11 +55,11 @@ func NewAsyncWriter(out io.Writer, queue int) *AsyncWriter {
 	}
 	a := &AsyncWriter{
 		out:   out,
-		queue: make(chan *[]byte, queue),
+		max:   queue,
+		wake:  make(chan struct{}, 1),
 		syncs: make(chan chan error),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
-		w:     bufio.NewWriterSize(out, 64<<10),
 	}
 	go a.run()
 	return a
@@ -69,35 +71,42 @@ func (a *AsyncWriter) OnDrop(fn func()) { a.onDrop.Store(&fn) }
 // Dropped is the number of lines dropped so far.
 func (a *AsyncWriter) Dropped() uint64 { return a.dropped.Load() }
 
-// Write queues a copy of p (zap reuses its buffer) and never blocks. It
-// reports success even when the line is dropped: a logger has nobody to
-// return the error to, and the drop is counted.
+// Write adds a copy of p (zap reuses its buffer) to the pending batch and
+// never blocks on the sink. It reports success even when the line is
+// dropped: a logger has nobody to return the error to, and the drop is
+// counted.
 func (a *AsyncWriter) Write(p []byte) (int, error) {
-	a.mu.RLock()
+	a.mu.Lock()
 	if a.closed {
-		a.mu.RUnlock()
+		a.mu.Unlock()
 		a.direct.Lock()
 		defer a.direct.Unlock()
 		return a.out.Write(p)
 	}
-	line := linePool.Get().(*[]byte)
-	*line = append((*line)[:0], p...)
-	select {
-	case a.queue <- line:
-	default:
-		putLine(line)
+	if a.lines >= a.max {
+		a.mu.Unlock()
 		a.countDrop()
+		return len(p), nil
 	}
-	a.mu.RUnlock()
+	first := a.lines == 0
+	a.pend = append(a.pend, p...)
+	a.lines++
+	a.mu.Unlock()
+	if first {
+		select {
+		case a.wake <- struct{}{}:
+		default: // a token is already there
+		}
+	}
 	return len(p), nil
 }
 
-// Sync waits until every line queued before the call is written and
-// flushed, then syncs the sink when it can.
+// Sync waits until every line written before the call is written to the
+// sink, then syncs the sink when it can.
 func (a *AsyncWriter) Sync() error {
-	a.mu.RLock()
+	a.mu.Lock()
 	closed := a.closed
-	a.mu.RUnlock()
+	a.mu.Unlock()
 	if closed {
 		return syncOut(a.out)
 	}
@@ -110,8 +119,8 @@ func (a *AsyncWriter) Sync() error {
 	}
 }
 
-// Close writes the queued lines, flushes, syncs the sink and stops the
-// writer goroutine. It returns the first write error seen, if any.
+// Close writes the pending lines, syncs the sink and stops the writer
+// goroutine. It returns the first write error seen, if any.
 func (a *AsyncWriter) Close() error {
 	a.mu.Lock()
 	if !a.closed {
@@ -129,16 +138,15 @@ func (a *AsyncWriter) Close() error {
 const logBatchDelay = 5 * time.Millisecond
 
 // run is the writer goroutine: woken by the first line after a quiet
-// spell, it waits logBatchDelay (senders do not wake it meanwhile), then
-// drains the queue and flushes.
+// spell, it waits logBatchDelay (writers do not wake it meanwhile), then
+// writes the batch.
 func (a *AsyncWriter) run() {
 	defer close(a.done)
 	batch := time.NewTimer(logBatchDelay)
 	batch.Stop()
 	for {
 		select {
-		case line := <-a.queue:
-			a.write(line)
+		case <-a.wake:
 			batch.Reset(logBatchDelay)
 			select {
 			case <-batch.C:
@@ -153,7 +161,7 @@ func (a *AsyncWriter) run() {
 			a.drain()
 			reply <- a.syncErr()
 		case <-a.stop:
-			a.drain() // Close holds no reader lock now: nothing more is queued
+			a.drain() // Close holds the lock no more: nothing more is added
 			if err := a.syncErr(); err != nil && a.err == nil {
 				a.err = err
 			}
@@ -169,51 +177,35 @@ func (a *AsyncWriter) countDrop() {
 	}
 }
 
+// maxSpare is the largest batch array the writer keeps for the next batch
+// (a full batch of DefaultQueue lines of ~500 bytes).
+const maxSpare = 4 << 20
+
+// drain takes the pending batch and writes it to the sink in one write.
 func (a *AsyncWriter) drain() {
-	for {
-		select {
-		case line := <-a.queue:
-			a.write(line)
-		default:
-			a.flush()
-			return
+	a.mu.Lock()
+	b, n := a.pend, a.lines
+	a.pend, a.lines = a.spare[:0], 0
+	a.mu.Unlock()
+	if n > 0 {
+		if _, err := a.out.Write(b); err != nil {
+			a.fail(fmt.Errorf("write log: %w", err), n)
 		}
 	}
-}
-
-// linePool recycles the copies of log lines; lines longer than
-// maxPooledLine are left to the collector.
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-const maxPooledLine = 16 << 10
-
-func putLine(line *[]byte) {
-	if cap(*line) <= maxPooledLine {
-		linePool.Put(line)
+	if cap(b) > maxSpare {
+		b = nil
 	}
+	a.spare = b[:0]
 }
 
-func (a *AsyncWriter) write(line *[]byte) {
-	defer putLine(line)
-	if _, err := a.w.Write(*line); err != nil {
-		a.fail(fmt.Errorf("write log: %w", err))
+// fail counts the n lost lines and remembers the first error.
+func (a *AsyncWriter) fail(err error, n int) {
+	for range n {
+		a.countDrop()
 	}
-}
-
-func (a *AsyncWriter) flush() {
-	if err := a.w.Flush(); err != nil {
-		a.fail(fmt.Errorf("flush log: %w", err))
-	}
-}
-
-// fail counts the lost line and remembers the first error. A failed
-// bufio.Writer keeps failing, so it is reset to try again with the next line.
-func (a *AsyncWriter) fail(err error) {
-	a.countDrop()
 	if a.err == nil {
 		a.err = err
 	}
-	a.w.Reset(a.out)
 }
 
 func (a *AsyncWriter) syncErr() error {

@@ -186,3 +186,43 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestAsyncWriterCountsEveryLineOfAFailedBatch checks that a batch lost to
+// a sink error counts each of its lines as dropped, not one per batch.
+func TestAsyncWriterCountsEveryLineOfAFailedBatch(t *testing.T) {
+	a := NewAsyncWriter(failingSink{}, 0)
+	for i := range 5 {
+		mustWrite(t, a, "lost "+strconv.Itoa(i)+"\n")
+	}
+	if err := a.Close(); !errors.Is(err, errSinkBroken) {
+		t.Fatalf("Close = %v, want the sink's error", err)
+	}
+	if got := a.Dropped(); got != 5 {
+		t.Fatalf("dropped %d lines, want 5", got)
+	}
+}
+
+// TestAsyncWriterBatchesWholeLines checks that lines written between two
+// batches all arrive, each whole and in order, after Sync.
+func TestAsyncWriterBatchesWholeLines(t *testing.T) {
+	var buf lockedBuffer
+	a := NewAsyncWriter(&buf, 0)
+	defer a.Close()
+	var want strings.Builder
+	for i := range 1000 {
+		l := "line " + strconv.Itoa(i) + "\n"
+		want.WriteString(l)
+		mustWrite(t, a, l)
+		if i == 500 {
+			if err := a.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != want.String() {
+		t.Fatalf("sink holds %d bytes, want %d in order", len(got), want.Len())
+	}
+}

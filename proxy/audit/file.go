@@ -58,6 +58,10 @@ type Line struct {
 	Approver   string  `json:"approver,omitempty"`  // who decided an approval (approval_* decisions)
 	Replica    string  `json:"replica,omitempty"`   // fleet mode: the replica whose chain this is
 	Prev       string  `json:"prev"`
+
+	// At is Time unformatted, for in-process readers of lines (the
+	// console's feed) so they need not parse Time back; not written.
+	At time.Time `json:"-"`
 }
 
 // Options configure an audit file.

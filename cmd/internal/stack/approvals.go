@@ -161,7 +161,7 @@ func (f usageFile) Budgets(context.Context) ([]console.Budget, error) {
 
 // feed turns an audit line into a console feed event.
 func (a *Approvals) feed(l audit.Line) {
-	t, _ := time.Parse(time.RFC3339Nano, l.Time)
+	t := l.At // set by the proxy's audit path; Time only with an audit file
 	a.Feed.Add(console.Event{Time: t, Agent: l.Agent, Method: l.Method, Host: l.Host, Path: l.Path, Rule: l.Rule,
 		Credential: l.Credential, Decision: l.Decision, Code: strings.TrimPrefix(l.Code, "OK"), Status: l.Status,
 		DurationMS: l.DurationMS})

@@ -123,7 +123,7 @@ type innerConn struct {
 	bw     *bufio.Writer
 	remote string
 	active atomic.Bool // serving a request (Shutdown waits for it)
-	watch  watcher     // notices an agent gone during a slow request (innerwatch.go)
+	watch  watcher     // notices an agent gone during a slow request (watch.go)
 	w      innerWriter // reused by each request
 	first  firstByte   // the first byte of a request read while idle (idle.go)
 

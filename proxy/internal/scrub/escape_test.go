@@ -375,3 +375,78 @@ func TestRefuseCompressed(t *testing.T) {
 		})
 	}
 }
+
+// TestReplaceStringInPlace checks the header path: a value without an echo
+// comes back as is and costs no allocation; one with echoes is replaced
+// wherever they are, and the input string is left untouched.
+func TestReplaceStringInPlace(t *testing.T) {
+	secret := []byte("sk-live-0123456789abcdef")
+	r := NewReplacer(Forms(secret), []byte("[REDACTED]"))
+	cases := map[string]struct {
+		in, want string
+		n        int
+	}{
+		"clean":        {"application/json; charset=utf-8", "application/json; charset=utf-8", 0},
+		"empty":        {"", "", 0},
+		"raw":          {"Bearer sk-live-0123456789abcdef", "Bearer [REDACTED]", 1},
+		"twice":        {"sk-live-0123456789abcdef,sk-live-0123456789abcdef", "[REDACTED],[REDACTED]", 2},
+		"base64":       {"x=" + base64.StdEncoding.EncodeToString(secret), "x=[REDACTED]", 1},
+		"near miss":    {"sk-live-0123456789abcdeX", "sk-live-0123456789abcdeX", 0},
+		"echo at end":  {"token: sk-live-0123456789abcdef", "token: [REDACTED]", 1},
+		"echo at head": {"sk-live-0123456789abcdef trailing", "[REDACTED] trailing", 1},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := strings.Clone(tc.in)
+			got, n := r.ReplaceString(in)
+			if got != tc.want || n != tc.n {
+				t.Fatalf("ReplaceString(%q) = %q, %d; want %q, %d", tc.in, got, n, tc.want, tc.n)
+			}
+			if in != tc.in {
+				t.Fatalf("input changed to %q", in)
+			}
+		})
+	}
+	clean := "application/json; charset=utf-8, and a longer value than thirty-two bytes"
+	if a := testing.AllocsPerRun(100, func() { _, _ = r.ReplaceString(clean) }); a != 0 {
+		t.Fatalf("a clean value costs %v allocations, want 0", a)
+	}
+}
+
+// TestReadWholePooled checks the whole-body path: the bytes read, a body
+// longer than declared refused, and Close idempotent (a second Close must
+// not hand the array to the pool twice, where two bodies would share it).
+func TestReadWholePooled(t *testing.T) {
+	body := strings.Repeat("x", 300)
+	wb, err := ReadWhole(strings.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(wb.Bytes()) != body {
+		t.Fatalf("Bytes = %q", wb.Bytes())
+	}
+	got, _ := io.ReadAll(wb)
+	if string(got) != body {
+		t.Fatalf("read %q", got)
+	}
+	_ = wb.Close()
+	_ = wb.Close()
+	a, _ := ReadWhole(strings.NewReader("aaaa"), 4)
+	b, _ := ReadWhole(strings.NewReader("bbbb"), 4)
+	if &a.Bytes()[0] == &b.Bytes()[0] {
+		t.Fatal("two open bodies share one array (double Close pooled it twice)")
+	}
+	if string(a.Bytes()) != "aaaa" || string(b.Bytes()) != "bbbb" {
+		t.Fatalf("bodies %q, %q", a.Bytes(), b.Bytes())
+	}
+	if n, _ := a.Read(make([]byte, 8)); n != 4 {
+		t.Fatalf("read %d bytes", n)
+	}
+	_ = a.Close()
+	if n, err := a.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("read after Close = %d, %v; want 0, EOF", n, err)
+	}
+	if _, err := ReadWhole(strings.NewReader("longer than said"), 4); err == nil {
+		t.Fatal("a body longer than its Content-Length was accepted")
+	}
+}

@@ -53,22 +53,81 @@ func (s *Reader) Release() {
 }
 
 // WholeBody is a body already read: one allocation for reader and closer.
-type WholeBody struct{ bytes.Reader }
+// Its bytes come from a pool ([ReadWhole]) and go back on the first Close;
+// Reads after Close find nothing.
+type WholeBody struct {
+	bytes.Reader
+	buf *[]byte // the pooled array behind Reader; nil: not pooled or closed
+}
 
-func (WholeBody) Close() error { return nil }
+// Close empties the body and hands its array back to the pool. A second
+// Close does nothing.
+func (b *WholeBody) Close() error {
+	b.Reader.Reset(nil)
+	if b.buf != nil {
+		putWhole(b.buf)
+		b.buf = nil
+	}
+	return nil
+}
 
-// ReadWhole reads a body of the declared size to its end; a body longer
-// than declared is an error (the transport already refuses shorter ones).
-func ReadWhole(body io.Reader, size int64) ([]byte, error) {
-	buf := make([]byte, size+1)
+// wholeSizes are the capacities of the pooled arrays of whole bodies;
+// larger bodies get an array of their own.
+var wholeSizes = [...]int{1 << 10, 8 << 10}
+
+var wholePools [len(wholeSizes)]sync.Pool
+
+func getWhole(n int) *[]byte {
+	for i, c := range wholeSizes {
+		if n <= c {
+			if p, ok := wholePools[i].Get().(*[]byte); ok {
+				return p
+			}
+			b := make([]byte, c)
+			return &b
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func putWhole(p *[]byte) {
+	for i, c := range wholeSizes {
+		if cap(*p) == c {
+			*p = (*p)[:c]
+			wholePools[i].Put(p)
+			return
+		}
+	}
+}
+
+// ReadWhole reads a body of the declared size to its end into a pooled
+// array and returns it as a WholeBody (the bytes: wb.Bytes()); a body
+// longer than declared is an error (the transport already refuses shorter
+// ones).
+func ReadWhole(body io.Reader, size int64) (*WholeBody, error) {
+	p := getWhole(int(size) + 1)
+	buf := (*p)[:size+1]
 	n, err := io.ReadFull(body, buf)
 	switch {
 	case (err == io.ErrUnexpectedEOF || err == io.EOF) && int64(n) == size:
-		return buf[:n], nil
+		wb := &WholeBody{buf: p}
+		wb.Reader.Reset(buf[:n])
+		return wb, nil
 	case err == nil:
-		return nil, errors.New("upstream body longer than its Content-Length")
+		err = errors.New("upstream body longer than its Content-Length")
 	}
+	putWhole(p)
 	return nil, err
+}
+
+// Bytes are the body's unread bytes; they belong to the body and are
+// valid until Close.
+func (b *WholeBody) Bytes() []byte {
+	if b.buf == nil {
+		return nil
+	}
+	return (*b.buf)[int(b.Size())-b.Len() : b.Size()]
 }
 
 // pairSet is a bitset of two-byte sequences: the Replacer's quick filter,

@@ -61,7 +61,8 @@ func StripRange(h http.Header) bool {
 // answer: status 206 or a Content-Range header. With StripRange applied
 // the upstream has no reason to send one.
 func RefusePartial(status int, h http.Header) error {
-	if status == http.StatusPartialContent || h.Get("Content-Range") != "" {
+	cr := h["Content-Range"] // canonical already: h.Get without canonicalising on every response
+	if status == http.StatusPartialContent || len(cr) > 0 && cr[0] != "" {
 		return fmt.Errorf("status %d, Content-Range %q: %w", status, h.Get("Content-Range"), ErrPartial)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"unsafe"
 )
 
 // MinLen is the shortest form of a secret the scrubber replaces:
@@ -193,23 +194,27 @@ func (r *Replacer) matchAt(b []byte) (m int, grow bool) {
 
 // ReplaceString scrubs a complete value (a header).
 func (r *Replacer) ReplaceString(s string) (string, int) {
-	out, _, n := r.Scan(nil, []byte(s), true)
-	if n == 0 {
+	// The search only reads: it runs on s's own bytes, so a value without
+	// an echo (nearly every header) costs no copy and no allocation.
+	b := unsafe.Slice(unsafe.StringData(s), len(s))
+	at, m := r.next(b, 0, true)
+	if m == 0 {
 		return s, 0
 	}
+	out := append(make([]byte, 0, len(s)+len(r.repl)), b[:at]...)
+	out, _, n := r.Scan(out, b[at:], true) // appends to out, never writes to b
 	return string(out), n
 }
 
 // ScrubHeader scrubs every value of h in place and counts replacements.
 func (r *Replacer) ScrubHeader(h http.Header) int {
 	total := 0
-	for k, vs := range h {
+	for _, vs := range h {
 		for i, v := range vs {
 			if nv, n := r.ReplaceString(v); n > 0 {
-				vs[i], total = nv, total+n
+				vs[i], total = nv, total+n // vs shares its array with h's value
 			}
 		}
-		h[k] = vs
 	}
 	return total
 }

@@ -73,18 +73,20 @@ func Whole(resp *http.Response, r *Replacer, add func(int), report func(), strea
 	if resp.ContentLength < 0 || resp.ContentLength > MaxWhole || len(resp.TransferEncoding) > 0 {
 		return false, nil
 	}
-	if enc := strings.TrimSpace(resp.Header.Get("Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
+	if enc := strings.TrimSpace(headerValue(resp.Header, "Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return false, nil
 	}
 	if stream {
 		return false, nil
 	}
-	body, err := ReadWhole(resp.Body, resp.ContentLength)
+	wb, err := ReadWhole(resp.Body, resp.ContentLength)
 	_ = resp.Body.Close()
 	if err != nil {
 		return true, err
 	}
+	body := wb.Bytes()
 	if scrubbed, n := r.ReplaceAll(body); n > 0 { // as on the streaming path: a scrubbed body has no length
+		_ = wb.Close() // scrubbed is a copy
 		add(n)
 		report()
 		resp.Body = io.NopCloser(bytes.NewReader(scrubbed))
@@ -92,11 +94,18 @@ func Whole(resp *http.Response, r *Replacer, add func(int), report func(), strea
 		resp.ContentLength = -1
 		return true, nil
 	}
-	wb := &WholeBody{}
-	wb.Reset(body)
 	resp.Body = wb
-	if n, err := strconv.ParseInt(resp.Header.Get("Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
+	if n, err := strconv.ParseInt(headerValue(resp.Header, "Content-Length"), 10, 64); err != nil || n != int64(len(body)) {
 		resp.Header.Set("Content-Length", strconv.Itoa(len(body))) // what the agent gets is what was read
 	}
 	return true, nil
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, without
+// canonicalising it again.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
