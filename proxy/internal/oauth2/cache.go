@@ -232,6 +232,19 @@ func (c *Cache) token(ctx context.Context, cred *vault.Credential) (string, erro
 	}
 }
 
+// fresh returns key's token when it is not yet due for a refresh. A flight
+// asks first: a caller that found no token may start its flight just after
+// another one ended with a fresh token, and a second exchange would spend
+// a rotating refresh token twice.
+func (c *Cache) fresh(key string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.entries[key]; e != nil && e.token != "" && c.now().Before(e.refreshAt) {
+		return e.token, true
+	}
+	return "", false
+}
+
 // fetch runs one token exchange (under the single flight) and records the
 // result.
 func (c *Cache) fetch(key string, cred *vault.Credential, set vault.OAuth2Settings) (string, error) {

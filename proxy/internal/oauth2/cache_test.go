@@ -138,6 +138,29 @@ func TestTokenSingleFlight(t *testing.T) {
 	}
 }
 
+// TestTokenLateFlight: a caller that saw no token starts its flight only
+// after another flight has ended (the window between its look and its
+// flight). It gets that flight's token, with no second exchange.
+func TestTokenLateFlight(t *testing.T) {
+	te := newTokenEndpoint(t, issue(3600))
+	c, _ := newTestCache(t, te)
+	cred := oauthCred(t, te, "")
+	if _, err := c.token(context.Background(), cred); err != nil {
+		t.Fatal(err)
+	}
+	set, err := vault.OAuth2SettingsOf(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.get(cacheKey(cred.Path, set), cred, set) // the late flight
+	if err != nil || tok != "tok1" {
+		t.Fatalf("late flight: %q, %v; want tok1", tok, err)
+	}
+	if n := te.n.Load(); n != 1 {
+		t.Fatalf("%d token requests, want 1", n)
+	}
+}
+
 func TestTokenRefreshAheadAndFailClosed(t *testing.T) {
 	te := newTokenEndpoint(t, issue(100))
 	c, clock := newTestCache(t, te)

@@ -38,6 +38,9 @@ const fleetWait = 30*time.Second + tokenFetchTimeout
 // the store is shared, else from the token endpoint.
 func (c *Cache) get(key string, cred *vault.Credential, set vault.OAuth2Settings) (string, error) {
 	if c.leaser == nil {
+		if tok, ok := c.fresh(key); ok {
+			return tok, nil
+		}
 		return c.fetch(key, cred, set)
 	}
 	return c.fleetFetch(key, cred, set)
