@@ -63,8 +63,10 @@ func isToken(s string) bool {
 	return true
 }
 
-func newBody(t *Ticket, resp *http.Response) *Body {
-	b := &Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
+// newBody sets up t.body (a ticket has one response) for resp.
+func (t *Ticket) newBody(resp *http.Response) *Body {
+	b := &t.body
+	*b = Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
 	if b.rc == nil {
 		b.rc = http.NoBody
 	}

@@ -26,7 +26,7 @@ func objectMembers(b []byte) (ms []member, open, closing int, ok bool) {
 
 // appendMembers is objectMembers appending to ms (scratch reuse).
 func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok bool) {
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		return nil, 0, 0, false
 	}
 	i := skipSpace(b, 0)

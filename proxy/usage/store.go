@@ -128,6 +128,10 @@ type MemStore struct {
 	// earliest is no later than every held expiry (zero: none may
 	// expire), so expire scans the holds only when one can be due.
 	earliest time.Time
+	// day is the UTC date of instants in [dayFrom, dayFrom+24h), Unix s
+	// (addRow formats a date once a day, not per record).
+	day     string
+	dayFrom int64
 }
 
 // NewMemStore returns an empty store.
@@ -228,8 +232,18 @@ func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Re
 	return nil
 }
 
+// dayOf is t's UTC date, 2006-01-02. Called with mu held.
+func (s *MemStore) dayOf(t time.Time) string {
+	if u := t.Unix(); s.day == "" || u < s.dayFrom || u >= s.dayFrom+24*3600 {
+		d := t.UTC()
+		s.day = d.Format(time.DateOnly)
+		s.dayFrom = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC).Unix()
+	}
+	return s.day
+}
+
 func (s *MemStore) addRow(rec Record) {
-	day := rec.Time.UTC().Format(time.DateOnly)
+	day := s.dayOf(rec.Time)
 	k := rowKey{day, rec.Agent, rec.Rule, rec.Credential, rec.Model}
 	row := s.rows[k]
 	if row == nil {

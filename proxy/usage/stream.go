@@ -116,10 +116,7 @@ func (s *sseMeter) feed(p []byte) {
 			}
 		}
 		if s.inValue {
-			j := bytes.IndexAny(p[i:], "\r\n")
-			if j < 0 {
-				j = len(p) - i
-			}
+			j := indexEOL(p[i:])
 			run := p[i : i+j]
 			if s.skipSpace && len(run) > 0 {
 				s.skipSpace = false
@@ -159,6 +156,16 @@ func (s *sseMeter) feed(p []byte) {
 			s.flen++
 		}
 	}
+}
+
+// indexEOL returns the index of the first CR or LF in b, or len(b).
+func indexEOL(b []byte) int {
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			return i
+		}
+	}
+	return len(b)
 }
 
 // endLine handles a line terminator met inside a value.
