@@ -79,7 +79,7 @@ func (t *Ticket) newBody(resp *http.Response) *Body {
 	switch {
 	case mt == "text/event-stream":
 		b.strip = t.info.Rewritten
-		b.sse = newSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
+		b.sse = getSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
 	case strings.HasSuffix(mt, "json"):
 		b.js = getScan(pathsFor(ep, false))
 	}
@@ -119,6 +119,14 @@ func (b *Body) feed(p []byte) {
 func (b *Body) readStripped(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
+		if b.sse == nil { // released: closed, or drained after its end
+			err := b.err
+			if err == nil {
+				err = io.ErrClosedPipe
+			}
+			b.mu.Unlock()
+			return 0, err
+		}
 		if b.off < len(b.sse.out) {
 			n := copy(p, b.sse.out[b.off:])
 			if b.off += n; b.off == len(b.sse.out) {
@@ -129,6 +137,7 @@ func (b *Body) readStripped(p []byte) (int, error) {
 		}
 		if b.err != nil {
 			err := b.err
+			b.releaseSSE() // drained after the end: nothing reads it again
 			b.mu.Unlock()
 			return 0, err
 		}
@@ -176,6 +185,9 @@ func (b *Body) end() {
 	switch {
 	case b.sse != nil:
 		b.sse.end()
+		if !b.strip { // strip mode still relays sse.out
+			b.releaseSSE()
+		}
 	case b.js != nil:
 		interpretJSON(b.js, b.t.info.Endpoint, &b.tally)
 		putScan(b.js) // every use of js is under mu and before finished
@@ -190,8 +202,18 @@ func (b *Body) end() {
 func (b *Body) Close() error {
 	b.mu.Lock()
 	b.end()
+	b.releaseSSE()
 	b.mu.Unlock()
 	return b.rc.Close()
+}
+
+// releaseSSE returns the stream meter to the pool. Called with mu held,
+// after end.
+func (b *Body) releaseSSE() {
+	if b.sse != nil {
+		putSSEMeter(b.sse)
+		b.sse = nil
+	}
 }
 
 // interpretJSON reads the captures of a whole JSON answer.

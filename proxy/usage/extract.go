@@ -178,7 +178,7 @@ func (t *tally) setModel(raw []byte) {
 	if !validJSON(raw) { // json.Unmarshal into a string fails: no model
 		return
 	}
-	if s := jsonString(raw); len(s) <= 200 {
+	if s := modelString(raw); len(s) <= 200 {
 		t.model = s
 	}
 }

@@ -158,7 +158,7 @@ func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, 
 		return nil, nil
 	}
 	tk := &Ticket{m: m, target: t}
-	if err := inspectRequest(r, ep, m.maxBody, &tk.info); err != nil {
+	if err := inspectRequest(r, ep, m.maxBody, &tk.info, &tk.reqBody); err != nil {
 		return nil, err
 	}
 	r.Header.Del("Accept-Encoding")
@@ -209,7 +209,8 @@ type Ticket struct {
 	once    sync.Once
 	result  atomic.Pointer[Result] // &res when the ticket ends
 	res     Result
-	body    Body // the response body (Wrap)
+	body    Body      // the response body (Wrap)
+	reqBody bytesBody // the request body Admit read ahead
 
 	// backing arrays of the slices above and of the store calls' claims
 	// and charges for up to 4 budgets: one allocation per request
@@ -272,6 +273,15 @@ func (t *Ticket) reserve(ctx context.Context) error {
 		return nil
 	}
 	err := t.m.store.Reserve(ctx, Reservation{ID: t.id, Claims: claims, Now: now, Expires: now.Add(t.m.ttl)})
+	if err == nil {
+		return nil
+	}
+	return t.refused(err, claims)
+}
+
+// refused turns Reserve's error into Admit's.
+func (t *Ticket) refused(err error, claims []Claim) error {
+	now := t.start
 	var over *OverLimitError
 	if errors.As(err, &over) && over.Claim >= 0 && over.Claim < len(claims) {
 		b, c := &t.conf.budgets[t.budgets[over.Claim]], claims[over.Claim]
@@ -282,10 +292,7 @@ func (t *Ticket) reserve(ctx context.Context) error {
 		t.m.rejected(t.target, be, over.Used, c.Limit)
 		return be
 	}
-	if err != nil {
-		return fmt.Errorf("usage: reserve budget: %w", err)
-	}
-	return nil
+	return fmt.Errorf("usage: reserve budget: %w", err)
 }
 
 // estimate is the request's reservation on b, in b's units.

@@ -152,8 +152,8 @@ func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
 		return ErrDuplicateReservation
 	}
 	for i, c := range r.Claims {
-		used, per := s.sum(c.Buckets)
-		if used+s.inflight[c.Budget]+c.Amount > c.Limit {
+		if used := s.used(c.Buckets); used+s.inflight[c.Budget]+c.Amount > c.Limit {
+			_, per := s.sum(c.Buckets)
 			return &OverLimitError{Claim: i, Used: used, Reserved: s.inflight[c.Budget], PerBucket: per}
 		}
 	}
@@ -165,6 +165,15 @@ func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
 		s.earliest = r.Expires
 	}
 	return nil
+}
+
+// used is the committed usage over buckets. Called with mu held.
+func (s *MemStore) used(buckets []string) int64 {
+	var used int64
+	for _, b := range buckets {
+		used += s.buckets[b]
+	}
+	return used
 }
 
 func (s *MemStore) sum(buckets []string) (int64, []int64) {
@@ -279,8 +288,7 @@ func (s *MemStore) addRow(rec Record) {
 func (s *MemStore) Window(_ context.Context, budget string, buckets []string) (int64, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	used, _ := s.sum(buckets)
-	return used, s.inflight[budget], nil
+	return s.used(buckets), s.inflight[budget], nil
 }
 
 // Rows returns the usage totals, sorted by day then names.

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"sync"
 )
 
 // Indices of the captured paths (see pathsFor).
@@ -101,6 +102,49 @@ type sseMeter struct {
 
 func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat}
+}
+
+// ssePool recycles stream meters (their scanner and event buffers), so a
+// metered stream allocates none once warm.
+var ssePool sync.Pool
+
+// getSSEMeter is newSSEMeter from the pool.
+func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
+	s, _ := ssePool.Get().(*sseMeter)
+	if s == nil {
+		return newSSEMeter(ep, d, t, strip)
+	}
+	sc := s.scan
+	sc.paths = pathsFor(ep, true)
+	sc.setWant()
+	if len(sc.caps) != len(sc.paths) {
+		sc.caps = make([]capture, len(sc.paths))
+	}
+	sc.reset()
+	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0]}
+	return s
+}
+
+// putSSEMeter returns a stream meter nobody uses any more; big buffers
+// are dropped.
+func putSSEMeter(s *sseMeter) {
+	if cap(s.hold) > 16<<10 {
+		s.hold = nil
+	}
+	if cap(s.out) > 16<<10 {
+		s.out = nil
+	}
+	if cap(s.ms) > 256 {
+		s.ms = nil
+	}
+	for i := range s.scan.caps {
+		if cap(s.scan.caps[i].buf) > 4<<10 {
+			s.scan.caps[i].buf = nil
+		}
+	}
+	s.tally = nil
+	ssePool.Put(s)
 }
 
 // feed consumes p; in strip mode the bytes to relay accumulate in s.out.
