@@ -38,6 +38,10 @@ func isSSE(resp *http.Response) bool {
 // mediaType is the media type mime.ParseMediaType returns for v ("" when
 // it fails), without its allocations when v has no parameters.
 func mediaType(v string) string {
+	switch v { // what providers send, as they send it
+	case "application/json", "text/event-stream":
+		return v
+	}
 	if strings.IndexByte(v, ';') >= 0 {
 		mt, _, _ := mime.ParseMediaType(v)
 		return mt
@@ -55,13 +59,21 @@ func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, r := range s {
-		if r >= 0x7f || r <= 0x20 || strings.ContainsRune(`()<>@,;:\"/[]?=`, r) {
+	for i := range len(s) {
+		if !tokenByte[s[i]] { // bytes outside ASCII are never token bytes
 			return false
 		}
 	}
 	return true
 }
+
+// tokenByte marks the bytes of an RFC 1521 token.
+var tokenByte = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
+	}
+	return t
+}()
 
 // newBody sets up t.body (a ticket has one response) for resp.
 func (t *Ticket) newBody(resp *http.Response) *Body {

@@ -213,11 +213,11 @@ type Ticket struct {
 	reqBody bytesBody // the request body Admit read ahead
 
 	// backing arrays of the slices above and of the store calls' claims
-	// and charges for up to 4 budgets: one allocation per request
-	budgetBuf [4]int
-	amountBuf [4]int64
-	claimBuf  [4]Claim
-	chargeBuf [4]Charge
+	// and charges for up to 2 budgets: one allocation per request
+	budgetBuf [2]int
+	amountBuf [2]int64
+	claimBuf  [2]Claim
+	chargeBuf [2]Charge
 }
 
 // ErrRequestBody is what Admit's error matches (errors.Is) when the
