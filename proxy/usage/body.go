@@ -21,7 +21,9 @@ type Body struct {
 	mu       sync.Mutex // guards the parse state below (Close may race Read)
 	tally    tally
 	sse      *sseMeter // text/event-stream
-	js       *jscan    // JSON
+	jbuf     *[]byte   // JSON: the copy read at the end (jsonbody.go)
+	js       *jscan    // JSON: streaming, when the copy would outgrow maxJSONHold
+	paths    [][]string
 	finished bool
 
 	ok    bool    // 2xx status
@@ -93,7 +95,12 @@ func (t *Ticket) newBody(resp *http.Response) *Body {
 		b.strip = t.info.Rewritten
 		b.sse = getSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
 	case strings.HasSuffix(mt, "json"):
-		b.js = getScan(pathsFor(ep, false))
+		b.paths = pathsFor(ep, false)
+		if onlyTopPaths(b.paths) {
+			b.jbuf = jsonBufs.Get().(*[]byte)
+		} else {
+			b.js = getScan(b.paths)
+		}
 	}
 	return b
 }
@@ -122,6 +129,16 @@ func (b *Body) feed(p []byte) {
 	switch {
 	case b.sse != nil:
 		b.sse.feed(p)
+	case b.jbuf != nil:
+		if len(*b.jbuf)+len(p) <= maxJSONHold {
+			*b.jbuf = append(*b.jbuf, p...)
+			return
+		}
+		b.js = getScan(b.paths) // too long to copy: stream from here
+		b.js.write(*b.jbuf)
+		b.js.write(p)
+		putJSONBuf(b.jbuf)
+		b.jbuf = nil
 	case b.js != nil:
 		b.js.write(p)
 	}
@@ -200,8 +217,21 @@ func (b *Body) end() {
 		if !b.strip { // strip mode still relays sse.out
 			b.releaseSSE()
 		}
+	case b.jbuf != nil:
+		var top topCaptures
+		if top.scan(*b.jbuf, b.paths) {
+			interpretJSON(top.get, b.t.info.Endpoint, &b.tally)
+		} else { // not one valid JSON object: the streaming scanner's reading
+			b.js = getScan(b.paths)
+			b.js.write(*b.jbuf)
+			interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
+			putScan(b.js)
+			b.js = nil
+		}
+		putJSONBuf(b.jbuf) // every use of jbuf is under mu and before finished
+		b.jbuf = nil
 	case b.js != nil:
-		interpretJSON(b.js, b.t.info.Endpoint, &b.tally)
+		interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
 		putScan(b.js) // every use of js is under mu and before finished
 		b.js = nil
 	}
@@ -229,17 +259,17 @@ func (b *Body) releaseSSE() {
 }
 
 // interpretJSON reads the captures of a whole JSON answer.
-func interpretJSON(s *jscan, ep Endpoint, t *tally) {
-	if e := s.get(pError); e != nil && string(e) != "null" {
+func interpretJSON(get func(int) []byte, ep Endpoint, t *tally) {
+	if e := get(pError); e != nil && string(e) != "null" {
 		t.errored = true
 	}
 	if ep == EndpointMessages {
-		if string(s.get(pType)) == `"error"` {
+		if string(get(pType)) == `"error"` {
 			t.errored = true
 		}
-		t.addAnthropic(s.get(pUsage), true)
+		t.addAnthropic(get(pUsage), true)
 	} else {
-		t.addOpenAI(s.get(pUsage))
+		t.addOpenAI(get(pUsage))
 	}
-	t.setModel(s.get(pModel))
+	t.setModel(get(pModel))
 }

@@ -138,3 +138,18 @@ func BenchmarkParseUsage(b *testing.B) {
 		}
 	})
 }
+
+// TestValidStringsAtEveryOffset: the eight-at-a-time string skip sees a
+// quote, a backslash or a control byte wherever it falls in a word.
+func TestValidStringsAtEveryOffset(t *testing.T) {
+	for pos := range 20 {
+		for _, c := range []string{`"`, `\`, `\"`, `\\`, `\u00e9`, `\x`, "\x00", "\x01", "\x1f", " ", "\x7f", "\x80", "\xff"} {
+			for tail := range 10 {
+				doc := []byte(`"` + strings.Repeat("a", pos) + c + strings.Repeat("b", tail) + `"`)
+				if got, want := validJSON(doc), json.Valid(doc); got != want {
+					t.Fatalf("%q: validJSON %v, json.Valid %v", doc, got, want)
+				}
+			}
+		}
+	}
+}
