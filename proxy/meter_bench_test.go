@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/usage"
@@ -30,7 +31,8 @@ import (
 // Cost of LLM metering on the request path: the same server, policy (a
 // rule with `usage: openai` and a budget covering it) and fake upstream,
 // with the meter on (Config.Meter with a file store, as serve builds it)
-// and off (Config.Meter nil). Figures are CPU time (getrusage), not wall
+// and off (Config.Meter nil), log lines JSON-encoded as serve does (to
+// io.Discard). Figures are CPU time (getrusage), not wall
 // time: on a shared machine only CPU per request is stable.
 //
 // BenchmarkMeterProxy is the issue's figure: the proxy runs in the
@@ -102,7 +104,7 @@ func meterInproc(b *testing.B, upURL string, upCert *x509.Certificate, metered b
 				b.Fatal(err)
 			}
 			mt, _ := usage.NewMetrics(nil)
-			m, err := usage.New(usage.Config{Store: st, Budgets: budgets, Metrics: mt, Log: zap.NewNop()})
+			m, err := usage.New(usage.Config{Store: st, Budgets: budgets, Metrics: mt, Log: cfg.Log})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -420,7 +422,9 @@ func startInprocPolicy(b *testing.B, upCert *x509.Certificate, policyYAML string
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := Config{Log: zap.NewNop(), UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second}
+	// lines encoded as serve encodes them (JSON, info and up), then dropped
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	cfg := Config{Log: log, UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second}
 	tune(&cfg, UsageBudgets(pol))
 	_, l, ca := inprocServer(b, "bench/key", inprocSecret, "tok", policyYAML, cfg)
 	roots := x509.NewCertPool()

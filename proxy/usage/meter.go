@@ -161,7 +161,7 @@ func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, 
 	if err := inspectRequest(r, ep, m.maxBody, &tk.info, &tk.reqBody); err != nil {
 		return nil, err
 	}
-	r.Header.Del("Accept-Encoding")
+	delete(r.Header, "Accept-Encoding") // canonical already: no Del and its key canonicalisation
 	tk.conf, tk.id, tk.start = m.conf.Load(), newID(), m.now()
 	info := &tk.info
 	tk.maxOut = info.MaxOutput

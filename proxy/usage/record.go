@@ -73,7 +73,10 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	t.res = Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9}
 	t.result.Store(&t.res)
 	m.count(t.target, name, rec)
-	level, msg := zapcore.InfoLevel, "llm usage"
+	// A usual answer is on the proxy's audit line already (model, outcome,
+	// every token kind, cost): this line is debug then, so a request makes
+	// one Info line, not two; anything unusual is a warning or an error.
+	level, msg := zapcore.DebugLevel, "llm usage"
 	switch {
 	case err != nil:
 		level, msg = zapcore.ErrorLevel, "usage commit failed"
