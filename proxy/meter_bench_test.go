@@ -37,13 +37,10 @@ import (
 //
 // BenchmarkMeterProxy is the figure: the proxy runs in the
 // benchmark process, the 50 clients and the upstream in a child process,
-// so proxy-cpu-µs/req and allocs/op are airlock's own. Interleave off and
-// on runs:
+// so the CPU and allocations per request are airlock's own; off and on
+// take turns within one run:
 //
-//	go test -c -o /tmp/proxy.test ./proxy/ && cd proxy
-//	for i in 1 2 3 4 5 6; do for m in off on; do
-//	  /tmp/proxy.test -test.run '^$' -test.bench "MeterProxy/chat/$m\$" -test.benchtime 4000x
-//	done; done
+//	go test -run '^$' -bench MeterProxy -benchtime 8000x -count 3 ./proxy/
 //
 // BenchmarkMeterChatC50 runs everything in one process (client, airlock,
 // upstream: cpu-µs/req is their sum).
@@ -173,33 +170,58 @@ func BenchmarkMeterChatC50(b *testing.B) {
 // at 50 concurrent clients, chat JSON and streaming chat (SSE: on adds
 // include_usage upstream and strips it from the relayed stream), meter
 // off and on. The clients and the upstream run in a child process (see
-// meterLoad).
+// meterLoad). Both servers run side by side and take the load in
+// alternating blocks of meterBlock requests (off, on, on, off, ...), so
+// the machine's other load falls on both alike; b.N requests go to each.
 func BenchmarkMeterProxy(b *testing.B) {
 	for _, kind := range []string{"chat", "sse"} {
-		for _, mode := range []string{"off", "on"} {
-			b.Run(kind+"/"+mode, func(b *testing.B) {
-				ld := meterLoadChild(b)
-				ip, ca := meterInproc(b, ld.upURL, ld.upCert, mode == "on")
-				ld.send(b, "run %s %s %s", ip.proxyURL, base64.StdEncoding.EncodeToString(ca.Raw), kind)
+		b.Run(kind, func(b *testing.B) {
+			ld := meterLoadChild(b)
+			for i, metered := range []bool{false, true} {
+				ip, ca := meterInproc(b, ld.upURL, ld.upCert, metered)
+				ld.send(b, "run %d %s %s %s", i, ip.proxyURL, base64.StdEncoding.EncodeToString(ca.Raw), kind)
 				ld.expect(b, "warm")
-				b.ReportAllocs()
-				stop := profileRun(b)
-				b.ResetTimer()
-				cpu0, r0, w0 := cpuTime(), ioCalls("syscr"), ioCalls("syscw")
-				ld.send(b, "go %d", b.N)
-				ld.expect(b, "done")
-				cpu := cpuTime() - cpu0
-				b.StopTimer()
-				stop()
-				b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "proxy-cpu-µs/req")
-				b.ReportMetric(float64(ioCalls("syscr")-r0)/float64(b.N), "reads/req")
-				b.ReportMetric(float64(ioCalls("syscw")-w0)/float64(b.N), "writes/req")
-				ld.send(b, "close")
+			}
+			var cpu [2]time.Duration
+			var allocs, bytes [2]uint64
+			var ms runtime.MemStats
+			stop := profileRun(b)
+			b.ResetTimer()
+			for done, round := 0, 0; done < b.N; round++ {
+				n := min(meterBlock, b.N-done)
+				for k := range 2 {
+					i := k ^ round&1 // off first in even rounds, on first in odd ones
+					runtime.ReadMemStats(&ms)
+					m0, b0, c0 := ms.Mallocs, ms.TotalAlloc, cpuTime()
+					ld.send(b, "go %d %d", i, n)
+					ld.expect(b, "done")
+					cpu[i] += cpuTime() - c0
+					runtime.ReadMemStats(&ms)
+					allocs[i] += ms.Mallocs - m0
+					bytes[i] += ms.TotalAlloc - b0
+				}
+				done += n
+			}
+			b.StopTimer()
+			stop()
+			per := func(v float64) float64 { return v / float64(b.N) }
+			b.ReportMetric(per(float64(cpu[0].Nanoseconds())/1e3), "off-cpu-µs/req")
+			b.ReportMetric(per(float64(cpu[1].Nanoseconds())/1e3), "on-cpu-µs/req")
+			b.ReportMetric(100*(float64(cpu[1])/float64(cpu[0])-1), "cost-%")
+			b.ReportMetric(per(float64(allocs[0])), "off-allocs/req")
+			b.ReportMetric(per(float64(allocs[1])), "on-allocs/req")
+			b.ReportMetric(per(float64(bytes[0])), "off-B/req")
+			b.ReportMetric(per(float64(bytes[1])), "on-B/req")
+			for i := range 2 {
+				ld.send(b, "close %d", i)
 				ld.expect(b, "closed")
-			})
-		}
+			}
+		})
 	}
 }
+
+// meterBlock is the number of requests in one block of BenchmarkMeterProxy.
+const meterBlock = 1000
 
 // profileRun starts a CPU profile of the timed part at 500 Hz (the
 // default 100 Hz gives too few samples to compare a few microseconds per
@@ -311,10 +333,10 @@ func (ld *meterLoad) expect(b *testing.B, want string) {
 // TestMeterLoadChild is the load side of BenchmarkMeterProxy, run only as
 // its child (AIRLOCK_METER_LOAD=1). Commands on stdin, answers on fd 3:
 //
-//	(start)                     → up URL CERT-BASE64
-//	run PROXYURL CA-BASE64 KIND → warm   (connections open)
-//	go N                        → done   (N requests, 50 concurrent)
-//	close                       → closed (idle connections closed)
+//	(start)                         → up URL CERT-BASE64
+//	run I PROXYURL CA-BASE64 KIND   → warm   (client I's connections open)
+//	go I N                          → done   (N requests by client I, 50 concurrent)
+//	close I                         → closed (client I's idle connections closed)
 func TestMeterLoadChild(t *testing.T) {
 	if os.Getenv(meterLoadEnv) != "1" {
 		t.Skip("the load side of BenchmarkMeterProxy (its child process)")
@@ -322,31 +344,38 @@ func TestMeterLoadChild(t *testing.T) {
 	out := os.NewFile(3, "answers")
 	up := benchLLM(t)
 	fmt.Fprintf(out, "up %s %s\n", up.URL, base64.StdEncoding.EncodeToString(up.Certificate().Raw))
-	var c *http.Client
-	var body string
+	var clients [2]*http.Client
+	var bodies [2]string
 	u := up.URL + "/v1/chat/completions"
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		i := 0
+		if len(f) > 1 {
+			i, _ = strconv.Atoi(f[1])
+		}
+		if i < 0 || i > 1 {
+			t.Fatalf("bad command %q", sc.Text())
+		}
 		switch {
-		case len(f) == 4 && f[0] == "run":
-			pu, err := url.Parse(f[1])
-			der, err2 := base64.StdEncoding.DecodeString(f[2])
+		case len(f) == 5 && f[0] == "run":
+			pu, err := url.Parse(f[2])
+			der, err2 := base64.StdEncoding.DecodeString(f[3])
 			ca, err3 := x509.ParseCertificate(der)
 			if err != nil || err2 != nil || err3 != nil {
 				t.Fatalf("bad run command %q", sc.Text())
 			}
 			roots := x509.NewCertPool()
 			roots.AddCert(ca)
-			c = benchClient(roots, http.ProxyURL(pu), 64)
-			body = benchChatReq
-			if f[3] == "sse" {
-				body = benchSSEReq
+			clients[i] = benchClient(roots, http.ProxyURL(pu), 64)
+			bodies[i] = benchChatReq
+			if f[4] == "sse" {
+				bodies[i] = benchSSEReq
 			}
-			warmConns(t, c, u, body)
+			warmConns(t, clients[i], u, bodies[i])
 			fmt.Fprintln(out, "warm")
-		case len(f) == 2 && f[0] == "go" && c != nil:
-			n, _ := strconv.Atoi(f[1])
+		case len(f) == 3 && f[0] == "go" && clients[i] != nil:
+			n, _ := strconv.Atoi(f[2])
 			var wg sync.WaitGroup
 			var next sync.Mutex
 			left := n
@@ -360,14 +389,15 @@ func TestMeterLoadChild(t *testing.T) {
 						}
 						left--
 						next.Unlock()
-						benchPost(t, c, u, body)
+						benchPost(t, clients[i], u, bodies[i])
 					}
 				})
 			}
 			wg.Wait()
 			fmt.Fprintln(out, "done")
-		case len(f) == 1 && f[0] == "close" && c != nil:
-			c.CloseIdleConnections()
+		case len(f) == 2 && f[0] == "close" && clients[i] != nil:
+			clients[i].CloseIdleConnections()
+			clients[i] = nil
 			fmt.Fprintln(out, "closed")
 		default:
 			t.Fatalf("bad command %q", sc.Text())
@@ -431,19 +461,6 @@ func startInprocPolicy(b *testing.B, upCert *x509.Certificate, policyYAML string
 	roots.AddCert(ca.Cert)
 	return &inproc{addr: l.Addr().String(), roots: roots,
 		proxyURL: &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}}, ca.Cert
-}
-
-// ioCalls is a counter of /proc/self/io (syscr: read system calls,
-// syscw: writes), 0 where there is none.
-func ioCalls(name string) int64 {
-	b, _ := os.ReadFile("/proc/self/io")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+": "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // cpuTime is the user + system CPU time of this process.
