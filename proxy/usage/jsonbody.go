@@ -53,6 +53,23 @@ func onlyTopPaths(paths [][]string) bool {
 	return true
 }
 
+// fromMembers captures, from the members ms of the object data, the
+// first value of every key that paths name (escaped keys match none, as
+// in the scanner).
+func (c *topCaptures) fromMembers(data []byte, ms []member, paths [][]string) {
+	*c = topCaptures{}
+	for _, m := range ms {
+		if m.esc {
+			continue
+		}
+		for k, p := range paths {
+			if len(p) == 1 && !c.done[k] && string(m.raw) == p[0] {
+				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
+			}
+		}
+	}
+}
+
 // scan walks the object b, capturing the first value of every key that
 // paths name. It returns false, with nothing captured, when b is not one
 // valid JSON object.
