@@ -138,6 +138,11 @@ const (
 	fieldLLMInput   = "llm_input_tokens"
 	fieldLLMOutput  = "llm_output_tokens"
 	fieldLLMCost    = "llm_cost_usd"
+	// parts of input and output (the meter's own line says the same at
+	// debug level: the audit line is the one canonical line)
+	fieldLLMCached     = "llm_cached_input_tokens"
+	fieldLLMCacheWrite = "llm_cache_write_tokens"
+	fieldLLMReasoning  = "llm_reasoning_tokens"
 )
 
 // meterFields appends the usage of ev's ticket, if it ended, to an audit
@@ -153,7 +158,8 @@ func meterFields(ev *event, fields []zap.Field) []zap.Field {
 	}
 	return append(fields, zap.String(fieldLLMModel, model), zap.String(fieldLLMOutcome, string(r.Outcome)),
 		zap.Int64(fieldLLMInput, r.Tokens.Input), zap.Int64(fieldLLMOutput, r.Tokens.Output),
-		zap.Float64(fieldLLMCost, r.CostUSD))
+		zap.Float64(fieldLLMCost, r.CostUSD), zap.Int64(fieldLLMCached, r.Tokens.CachedInput),
+		zap.Int64(fieldLLMCacheWrite, r.Tokens.CacheWrite), zap.Int64(fieldLLMReasoning, r.Tokens.Reasoning))
 }
 
 // closeMeter closes the meter's store once (Shutdown, after the drain, so

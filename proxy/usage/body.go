@@ -21,7 +21,9 @@ type Body struct {
 	mu       sync.Mutex // guards the parse state below (Close may race Read)
 	tally    tally
 	sse      *sseMeter // text/event-stream
-	js       *jscan    // JSON
+	jbuf     *[]byte   // JSON: the copy read at the end (jsonbody.go)
+	js       *jscan    // JSON: streaming, when the copy would outgrow maxJSONHold
+	paths    [][]string
 	finished bool
 
 	ok    bool    // 2xx status
@@ -38,6 +40,10 @@ func isSSE(resp *http.Response) bool {
 // mediaType is the media type mime.ParseMediaType returns for v ("" when
 // it fails), without its allocations when v has no parameters.
 func mediaType(v string) string {
+	switch v { // what providers send, as they send it
+	case "application/json", "text/event-stream":
+		return v
+	}
 	if strings.IndexByte(v, ';') >= 0 {
 		mt, _, _ := mime.ParseMediaType(v)
 		return mt
@@ -55,16 +61,26 @@ func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, r := range s {
-		if r >= 0x7f || r <= 0x20 || strings.ContainsRune(`()<>@,;:\"/[]?=`, r) {
+	for i := range len(s) {
+		if !tokenByte[s[i]] { // bytes outside ASCII are never token bytes
 			return false
 		}
 	}
 	return true
 }
 
-func newBody(t *Ticket, resp *http.Response) *Body {
-	b := &Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
+// tokenByte marks the bytes of an RFC 1521 token.
+var tokenByte = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
+	}
+	return t
+}()
+
+// newBody sets up t.body (a ticket has one response) for resp.
+func (t *Ticket) newBody(resp *http.Response) *Body {
+	b := &t.body
+	*b = Body{rc: resp.Body, t: t, ok: resp.StatusCode >= 200 && resp.StatusCode < 300}
 	if b.rc == nil {
 		b.rc = http.NoBody
 	}
@@ -77,9 +93,14 @@ func newBody(t *Ticket, resp *http.Response) *Body {
 	switch {
 	case mt == "text/event-stream":
 		b.strip = t.info.Rewritten
-		b.sse = newSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
+		b.sse = getSSEMeter(ep, t.target.Dialect, &b.tally, b.strip)
 	case strings.HasSuffix(mt, "json"):
-		b.js = getScan(pathsFor(ep, false))
+		b.paths = pathsFor(ep, false)
+		if onlyTopPaths(b.paths) {
+			b.jbuf = jsonBufs.Get().(*[]byte)
+		} else {
+			b.js = getScan(b.paths)
+		}
 	}
 	return b
 }
@@ -108,6 +129,16 @@ func (b *Body) feed(p []byte) {
 	switch {
 	case b.sse != nil:
 		b.sse.feed(p)
+	case b.jbuf != nil:
+		if len(*b.jbuf)+len(p) <= maxJSONHold {
+			*b.jbuf = append(*b.jbuf, p...)
+			return
+		}
+		b.js = getScan(b.paths) // too long to copy: stream from here
+		b.js.write(*b.jbuf)
+		b.js.write(p)
+		putJSONBuf(b.jbuf)
+		b.jbuf = nil
 	case b.js != nil:
 		b.js.write(p)
 	}
@@ -117,6 +148,14 @@ func (b *Body) feed(p []byte) {
 func (b *Body) readStripped(p []byte) (int, error) {
 	for {
 		b.mu.Lock()
+		if b.sse == nil { // released: closed, or drained after its end
+			err := b.err
+			if err == nil {
+				err = io.ErrClosedPipe
+			}
+			b.mu.Unlock()
+			return 0, err
+		}
 		if b.off < len(b.sse.out) {
 			n := copy(p, b.sse.out[b.off:])
 			if b.off += n; b.off == len(b.sse.out) {
@@ -127,6 +166,7 @@ func (b *Body) readStripped(p []byte) (int, error) {
 		}
 		if b.err != nil {
 			err := b.err
+			b.releaseSSE() // drained after the end: nothing reads it again
 			b.mu.Unlock()
 			return 0, err
 		}
@@ -174,8 +214,24 @@ func (b *Body) end() {
 	switch {
 	case b.sse != nil:
 		b.sse.end()
+		if !b.strip { // strip mode still relays sse.out
+			b.releaseSSE()
+		}
+	case b.jbuf != nil:
+		var top topCaptures
+		if top.scan(*b.jbuf, b.paths) {
+			interpretJSON(top.get, b.t.info.Endpoint, &b.tally)
+		} else { // not one valid JSON object: the streaming scanner's reading
+			b.js = getScan(b.paths)
+			b.js.write(*b.jbuf)
+			interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
+			putScan(b.js)
+			b.js = nil
+		}
+		putJSONBuf(b.jbuf) // every use of jbuf is under mu and before finished
+		b.jbuf = nil
 	case b.js != nil:
-		interpretJSON(b.js, b.t.info.Endpoint, &b.tally)
+		interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
 		putScan(b.js) // every use of js is under mu and before finished
 		b.js = nil
 	}
@@ -188,22 +244,32 @@ func (b *Body) end() {
 func (b *Body) Close() error {
 	b.mu.Lock()
 	b.end()
+	b.releaseSSE()
 	b.mu.Unlock()
 	return b.rc.Close()
 }
 
+// releaseSSE returns the stream meter to the pool. Called with mu held,
+// after end.
+func (b *Body) releaseSSE() {
+	if b.sse != nil {
+		putSSEMeter(b.sse)
+		b.sse = nil
+	}
+}
+
 // interpretJSON reads the captures of a whole JSON answer.
-func interpretJSON(s *jscan, ep Endpoint, t *tally) {
-	if e := s.get(pError); e != nil && string(e) != "null" {
+func interpretJSON(get func(int) []byte, ep Endpoint, t *tally) {
+	if e := get(pError); e != nil && string(e) != "null" {
 		t.errored = true
 	}
 	if ep == EndpointMessages {
-		if string(s.get(pType)) == `"error"` {
+		if string(get(pType)) == `"error"` {
 			t.errored = true
 		}
-		t.addAnthropic(s.get(pUsage), true)
+		t.addAnthropic(get(pUsage), true)
 	} else {
-		t.addOpenAI(s.get(pUsage))
+		t.addOpenAI(get(pUsage))
 	}
-	t.setModel(s.get(pModel))
+	t.setModel(get(pModel))
 }

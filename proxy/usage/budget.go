@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -136,12 +137,41 @@ const rollingBucket = 5 * time.Minute
 // when the current calendar window ends (rolling: now + one bucket, the
 // earliest anything can leave; see resetAt).
 func (b *Budget) window(now time.Time) (buckets []string, end time.Time) {
+	w := b.windowAt(now)
+	return w.buckets, w.end
+}
+
+// budgetWindow is a budget's window as of some instant, and how long it
+// holds.
+type budgetWindow struct {
+	from, to int64    // the same buckets for instants in [from, to), Unix ns
+	buckets  []string // shared: read only
+	end      time.Time
+}
+
+// windowCache is one budget's latest window: the request path builds its
+// bucket keys (288 of them for a rolling 24h window) once per bucket
+// period, not per call.
+type windowCache struct{ p atomic.Pointer[budgetWindow] }
+
+// window is budget i's window at now, from the cache when it still holds.
+func (c *conf) window(i int, now time.Time) *budgetWindow {
+	n := now.UnixNano()
+	if w := c.wins[i].p.Load(); w != nil && n >= w.from && n < w.to {
+		return w
+	}
+	w := c.budgets[i].windowAt(now)
+	c.wins[i].p.Store(w)
+	return w
+}
+
+func (b *Budget) windowAt(now time.Time) *budgetWindow {
 	loc := b.Location
 	if loc == nil {
 		loc = time.UTC
 	}
 	t := now.In(loc)
-	var start time.Time
+	var start, end time.Time
 	switch b.Window {
 	case "hour":
 		start = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, loc)
@@ -155,13 +185,14 @@ func (b *Budget) window(now time.Time) (buckets []string, end time.Time) {
 	default: // 24h rolling
 		cur := now.Truncate(rollingBucket)
 		n := int(24 * time.Hour / rollingBucket)
-		buckets = make([]string, n)
+		buckets := make([]string, n)
 		for i := range n {
 			buckets[i] = bucketKey(b.Name, cur.Add(-time.Duration(n-1-i)*rollingBucket))
 		}
-		return buckets, cur.Add(rollingBucket)
+		end = cur.Add(rollingBucket)
+		return &budgetWindow{from: cur.UnixNano(), to: end.UnixNano(), buckets: buckets, end: end}
 	}
-	return []string{bucketKey(b.Name, start)}, end
+	return &budgetWindow{from: start.UnixNano(), to: end.UnixNano(), buckets: []string{bucketKey(b.Name, start)}, end: end}
 }
 
 // resetAt is when enough usage will have left the window for need more

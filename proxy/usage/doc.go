@@ -15,9 +15,12 @@
 // its metrics label is [OtherModel].
 //
 // The response body is wrapped by a [Body]: it reads the upstream once and
-// relays each byte as it arrives; SSE is parsed incrementally with bounded
-// buffers (a streaming JSON path scanner keeps at most 64 KiB per wanted
-// value, whatever the size of the body or event).
+// relays each byte as it arrives. A JSON answer of up to 16 KiB is also
+// copied aside and walked once at its end; a longer one, and SSE, are
+// parsed incrementally with bounded buffers (a streaming JSON path scanner
+// keeps at most 64 KiB per wanted value, whatever the size of the body or
+// event). The usage object is decoded without reflection, with exactly
+// encoding/json's result (usagejson.go; fuzzed against it).
 //
 // A streaming Chat Completion that did not ask for usage gets
 // stream_options.include_usage added ([InspectRequest]); the meter then

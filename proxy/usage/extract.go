@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 )
@@ -82,7 +81,8 @@ type Tokens struct {
 // Total is Input + Output.
 func (t Tokens) Total() int64 { return t.Input + t.Output }
 
-// wireUsage is the union of the providers' usage objects.
+// wireUsage is the union of the providers' usage objects (the reference
+// decoding; see usagejson.go).
 type wireUsage struct {
 	// Chat Completions, Embeddings
 	PromptTokens     *int64 `json:"prompt_tokens"`
@@ -120,40 +120,27 @@ type tally struct {
 	reported [4]bool // Anthropic: in, out, cc, cr seen
 }
 
-func pos(p *int64) int64 {
-	if p == nil || *p < 0 {
-		return 0
-	}
-	return *p
-}
+func pos(f optInt) int64 { return max(f.v, 0) }
 
 // addOpenAI takes a Chat/Embeddings/Responses usage object.
 func (t *tally) addOpenAI(raw []byte) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return
 	}
-	var u wireUsage
-	if json.Unmarshal(raw, &u) != nil {
+	u, ok := parseUsage(raw)
+	if !ok {
 		return
 	}
 	var k Tokens
 	switch {
-	case u.PromptTokens != nil || u.CompletionTokens != nil:
-		k.Input, k.Output = pos(u.PromptTokens), pos(u.CompletionTokens)
-		if u.PromptDetails != nil {
-			k.CachedInput = max(u.PromptDetails.CachedTokens, 0)
-		}
-		if u.CompletionDetails != nil {
-			k.Reasoning = max(u.CompletionDetails.ReasoningTokens, 0)
-		}
-	case u.InputTokens != nil || u.OutputTokens != nil:
-		k.Input, k.Output = pos(u.InputTokens), pos(u.OutputTokens)
-		if u.InputDetails != nil {
-			k.CachedInput = max(u.InputDetails.CachedTokens, 0)
-		}
-		if u.OutputDetails != nil {
-			k.Reasoning = max(u.OutputDetails.ReasoningTokens, 0)
-		}
+	case u.prompt.set || u.completion.set:
+		k.Input, k.Output = pos(u.prompt), pos(u.completion)
+		k.CachedInput = pos(u.promptCached)
+		k.Reasoning = pos(u.completionReasoning)
+	case u.input.set || u.output.set:
+		k.Input, k.Output = pos(u.input), pos(u.output)
+		k.CachedInput = pos(u.inputCached)
+		k.Reasoning = pos(u.outputReasoning)
 	default:
 		return
 	}
@@ -166,15 +153,15 @@ func (t *tally) addAnthropic(raw []byte, final bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return
 	}
-	var u wireUsage
-	if json.Unmarshal(raw, &u) != nil {
+	u, ok := parseUsage(raw)
+	if !ok {
 		return
 	}
-	for i, f := range []struct {
-		p   *int64
+	for i, f := range [...]struct {
+		p   optInt
 		dst *int64
-	}{{u.InputTokens, &t.in}, {u.OutputTokens, &t.out}, {u.CacheCreation, &t.cc}, {u.CacheRead, &t.cr}} {
-		if f.p != nil {
+	}{{u.input, &t.in}, {u.output, &t.out}, {u.cacheCreation, &t.cc}, {u.cacheRead, &t.cr}} {
+		if f.p.set {
 			*f.dst, t.reported[i] = pos(f.p), true
 			t.seen = true
 		}
@@ -188,8 +175,10 @@ func (t *tally) setModel(raw []byte) {
 	if t.model != "" || len(raw) == 0 {
 		return
 	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil && len(s) <= 200 {
+	if !validJSON(raw) { // json.Unmarshal into a string fails: no model
+		return
+	}
+	if s := modelString(raw); len(s) <= 200 {
 		t.model = s
 	}
 }

@@ -186,3 +186,80 @@ func hasDupObj(b []byte) bool {
 	}
 	return hasDup(b)
 }
+
+// FuzzSSEDeferSame: strip mode's one walk over a held data value gives
+// exactly what scanning every value as it arrives gives: the same relayed
+// bytes and the same tally, however the stream is cut.
+func FuzzSSEDeferSame(f *testing.F) {
+	seedStreams(f)
+	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}\n\ndata: {\"model\":\"m\",\"choices\":[{}],\"usage\":null}\n\ndata: [DONE]\n\n"), []byte{5, 1})
+	f.Add([]byte("data: {\"a\":1,\ndata: \"usage\":null}\n\ndata: {\"usage\":null,\"usage\":{\"prompt_tokens\":1}}\n\n"), []byte{2})
+	f.Fuzz(func(t *testing.T, data, cuts []byte) {
+		run := func(noDefer bool, cuts []byte) ([]byte, tally) {
+			var tl tally
+			s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, true)
+			s.noDefer = noDefer
+			var out []byte
+			for i, rest := 0, data; len(rest) > 0; i++ {
+				n := len(rest)
+				if len(cuts) > 0 {
+					n = min(int(cuts[i%len(cuts)])%17+1, n)
+				}
+				s.feed(rest[:n])
+				rest = rest[n:]
+				out = append(out, s.out...)
+				s.out = s.out[:0]
+			}
+			s.end()
+			return append(out, s.out...), tl
+		}
+		ref, rt := run(true, nil)
+		got, gt := run(false, cuts)
+		if !bytes.Equal(ref, got) || rt != gt {
+			t.Fatalf("held walk differs from scanning:\n%q\n%q\n%+v\n%+v", ref, got, rt, gt)
+		}
+	})
+}
+
+// TestSSEDeferLongEvents: events past maxHold (relayed unedited, scanned
+// after all), several data lines and an unterminated last event read the
+// same with the held walk as with scanning every value.
+func TestSSEDeferLongEvents(t *testing.T) {
+	long := strings.Repeat("x", maxHold+10)
+	for name, stream := range map[string]string{
+		"long value":      `data: {"model":"m","choices":[{"delta":{"content":"` + long + `"}}],"usage":null}` + "\n\n" + `data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3}}` + "\n\ndata: [DONE]\n\n",
+		"long after data": `data: {"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}` + "\n: " + long + "\n\n",
+		"two data lines":  "data: {\"model\":\"m\",\ndata: \"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}\n\n",
+		"unterminated":    `data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":8}}`,
+		"crlf":            "data: {\"choices\":[{}],\"usage\":null}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, cut := range [][]byte{nil, {1}, {16}, {255, 3}} {
+				var outs [2][]byte
+				var tallies [2]tally
+				for k, noDefer := range []bool{true, false} {
+					s := newSSEMeter(EndpointChat, DialectOpenAI, &tallies[k], true)
+					s.noDefer = noDefer
+					for i, rest := 0, []byte(stream); len(rest) > 0; i++ {
+						n := len(rest)
+						if len(cut) > 0 {
+							n = min(int(cut[i%len(cut)])%4099+1, n)
+						}
+						s.feed(rest[:n])
+						rest = rest[n:]
+						outs[k] = append(outs[k], s.out...)
+						s.out = s.out[:0]
+					}
+					s.end()
+					outs[k] = append(outs[k], s.out...)
+				}
+				if !bytes.Equal(outs[0], outs[1]) || tallies[0] != tallies[1] {
+					t.Fatalf("cut %v: held walk differs:\n%.200q\n%.200q\n%+v\n%+v", cut, outs[0], outs[1], tallies[0], tallies[1])
+				}
+				if !tallies[1].seen {
+					t.Fatalf("cut %v: no usage counted: %+v", cut, tallies[1])
+				}
+			}
+		})
+	}
+}

@@ -16,6 +16,9 @@ type jscan struct {
 	paths [][]string         // wanted object paths, at most maxTrack keys each
 	caps  []capture          // one per path
 	want  [maxTrack + 1]bool // some path has this many keys
+	// deepest is the longest wanted path (at most maxTrack): deeper,
+	// only strings and brackets matter
+	deepest int
 
 	depth   int // containers open
 	isObj   [maxTrack + 1]bool
@@ -48,12 +51,18 @@ const (
 
 func newScan(paths [][]string) *jscan {
 	s := &jscan{paths: paths, caps: make([]capture, len(paths)), active: -1}
-	for _, p := range paths {
+	s.setWant()
+	return s
+}
+
+func (s *jscan) setWant() {
+	s.want, s.deepest = [maxTrack + 1]bool{}, 0
+	for _, p := range s.paths {
 		if len(p) <= maxTrack {
 			s.want[len(p)] = len(p) > 0
+			s.deepest = max(s.deepest, len(p))
 		}
 	}
-	return s
 }
 
 // scanPool recycles the scanners of JSON answers (their key and capture
@@ -66,12 +75,8 @@ func getScan(paths [][]string) *jscan {
 	if s == nil {
 		return newScan(paths)
 	}
-	s.paths, s.want = paths, [maxTrack + 1]bool{}
-	for _, p := range paths {
-		if len(p) <= maxTrack {
-			s.want[len(p)] = len(p) > 0
-		}
-	}
+	s.paths = paths
+	s.setWant()
 	if len(s.caps) != len(paths) {
 		s.caps = make([]capture, len(paths))
 	}
@@ -126,14 +131,17 @@ func (s *jscan) write(p []byte) {
 				continue
 			}
 		}
-		if !s.inStr && s.active < 0 && s.depth > maxTrack {
-			// fast path: below the followed depth only quotes and brackets
-			// matter (an embeddings vector is megabytes of digits)
-			j := bytes.IndexAny(p[i:], "\"{}[]")
-			if j < 0 {
+		if !s.inStr && s.depth > s.deepest && (s.active < 0 || !s.capScalar && !s.capString) {
+			// fast path: below the deepest wanted path only quotes and
+			// brackets matter (an embeddings vector is megabytes of
+			// digits); a captured object or array takes the run at once
+			j := indexStructural(p[i:])
+			if s.active >= 0 {
+				s.capRun(p[i : i+j])
+			}
+			if i += j; i == len(p) {
 				return
 			}
-			i += j
 		}
 		c := p[i]
 		if s.active >= 0 {
@@ -192,33 +200,56 @@ func (s *jscan) write(p []byte) {
 	}
 }
 
-// indexQuoteOrEscape returns the index of the first '"' or '\\' in b, or
+// structural marks the bytes indexStructural stops at.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
+
+// indexStructural returns the index of the first quote or bracket in b, or
 // len(b).
-func indexQuoteOrEscape(b []byte) int {
+func indexStructural(b []byte) int {
 	for i, c := range b {
-		if c == '"' || c == '\\' {
+		if structural[c] {
 			return i
 		}
 	}
 	return len(b)
 }
 
+// indexQuoteOrEscape returns the index of the first '"' or '\\' in b, or
+// len(b) (two vector searches: strings are most of a document's bytes).
+func indexQuoteOrEscape(b []byte) int {
+	q := bytes.IndexByte(b, '"')
+	if q < 0 {
+		q = len(b)
+	}
+	if e := bytes.IndexByte(b[:q], '\\'); e >= 0 {
+		return e
+	}
+	return q
+}
+
 // strRun consumes plain string bytes (no quote, no backslash).
 func (s *jscan) strRun(run []byte) {
-	if len(s.strBuf)+len(run) > maxKeyLen {
-		s.strOver = true
-	}
-	if room := maxKeyLen - len(s.strBuf); room > 0 {
-		s.strBuf = append(s.strBuf, run[:min(room, len(run))]...)
+	if s.depth <= s.deepest { // a key candidate (deeper, no key is wanted)
+		if len(s.strBuf)+len(run) > maxKeyLen {
+			s.strOver = true
+		}
+		if room := maxKeyLen - len(s.strBuf); room > 0 {
+			s.strBuf = append(s.strBuf, run[:min(room, len(run))]...)
+		}
 	}
 	if s.active >= 0 {
-		cp := &s.caps[s.active]
-		if !cp.over {
-			if len(cp.buf)+len(run) > maxCapture {
-				cp.over, cp.buf = true, cp.buf[:0]
-			} else {
-				cp.buf = append(cp.buf, run...)
-			}
+		s.capRun(run)
+	}
+}
+
+// capRun appends run to the active capture.
+func (s *jscan) capRun(run []byte) {
+	cp := &s.caps[s.active]
+	if !cp.over {
+		if len(cp.buf)+len(run) > maxCapture {
+			cp.over, cp.buf = true, cp.buf[:0]
+		} else {
+			cp.buf = append(cp.buf, run...)
 		}
 	}
 }
@@ -272,6 +303,12 @@ func (s *jscan) maybeStart(c byte) {
 		cp.buf, cp.over = append(cp.buf[:0], c), false
 		s.keyOK[s.depth] = false // one value per key
 		return
+	}
+	// no capture starts later in this scalar either (the rest of a
+	// number, say): one value per key. A container keeps its key: paths
+	// go through it.
+	if c != '{' && c != '[' {
+		s.keyOK[s.depth] = false
 	}
 }
 

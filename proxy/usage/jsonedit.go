@@ -24,24 +24,31 @@ func objectMembers(b []byte) (ms []member, open, closing int, ok bool) {
 	return appendMembers(nil, b)
 }
 
-// appendMembers is objectMembers appending to ms (scratch reuse).
+// appendMembers is objectMembers appending to ms (scratch reuse). It
+// checks the syntax as it goes (exactly json.Valid: validJSON), in one
+// pass.
 func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok bool) {
-	if !json.Valid(b) {
-		return nil, 0, 0, false
-	}
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, 0, 0, false
 	}
 	open = i
 	i = skipSpace(b, i+1)
-	for i < len(b) && b[i] != '}' {
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-			continue
+	if i < len(b) && b[i] == '}' {
+		if skipSpace(b, i+1) != len(b) {
+			return nil, 0, 0, false
+		}
+		return ms, open, i, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return nil, 0, 0, false
 		}
 		ks := i
-		ke := skipValue(b, i)
+		ke, ok := skipString(b, i)
+		if !ok {
+			return nil, 0, 0, false
+		}
 		m := member{keyStart: ks}
 		if q := b[ks:ke]; bytes.IndexByte(q, '\\') < 0 {
 			m.raw = q[1 : len(q)-1]
@@ -52,14 +59,31 @@ func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok boo
 			}
 			m.key, m.esc = k, true
 		}
-		i = skipSpace(b, ke)
-		i = skipSpace(b, i+1) // ':'
-		ve := skipValue(b, i)
+		if i = skipSpace(b, ke); i >= len(b) || b[i] != ':' {
+			return nil, 0, 0, false
+		}
+		i = skipSpace(b, i+1)
+		ve, ok := skipJSON(b, i, 1)
+		if !ok {
+			return nil, 0, 0, false
+		}
 		m.valStart, m.valEnd = i, ve
 		ms = append(ms, m)
-		i = skipSpace(b, ve)
+		if i = skipSpace(b, ve); i >= len(b) {
+			return nil, 0, 0, false
+		}
+		switch b[i] {
+		case '}':
+			if skipSpace(b, i+1) != len(b) {
+				return nil, 0, 0, false
+			}
+			return ms, open, i, true
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return nil, 0, 0, false
+		}
 	}
-	return ms, open, i, true
 }
 
 func unquote(q []byte) (string, bool) {
@@ -73,45 +97,6 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// skipValue returns the offset just past the JSON value starting at b[i];
-// b must be valid JSON.
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		for j := i + 1; j < len(b); j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1
-			}
-		}
-		return len(b)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = skipValue(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
-	default:
-		j := i
-		for j < len(b) && bytes.IndexByte([]byte(",}] \t\r\n"), b[j]) < 0 {
-			j++
-		}
-		return j
-	}
 }
 
 // find returns the index of the LAST member named key, or -1: with

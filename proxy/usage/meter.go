@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -53,9 +55,15 @@ type Meter struct {
 	warned map[string]bool // budget bucket key → warning sent for that window
 }
 
+// conf is one generation of prices and budgets, with what the request
+// path derives from them once: each budget's current window (its bucket
+// keys) and gauge.
 type conf struct {
 	prices  *Prices
 	budgets []Budget
+	wins    []windowCache      // same indices as budgets
+	gauges  []prometheus.Gauge // airlock_budget_used_ratio{budget}; nil without metrics
+	warnKey []string           // rolling windows' warning key
 }
 
 // New returns a meter.
@@ -106,13 +114,20 @@ func (m *Meter) Reload(budgets []Budget, prices *Prices) error {
 		}
 		infos = append(infos, BudgetInfo{Name: b.Name, Unit: b.unit(), Limit: b.toUnit(b.limit()), Window: b.Window, Timezone: tz, WarnAt: b.WarnAt})
 	}
-	m.conf.Store(&conf{prices: prices, budgets: append([]Budget(nil), budgets...)})
+	c := &conf{prices: prices, budgets: append([]Budget(nil), budgets...), wins: make([]windowCache, len(budgets)),
+		warnKey: make([]string, len(budgets))}
+	for i, b := range budgets {
+		c.warnKey[i] = b.Name + "@rolling"
+	}
 	if m.metrics != nil { // known budgets show at 0 before their first refusal or warning
-		for _, b := range budgets {
+		c.gauges = make([]prometheus.Gauge, len(budgets))
+		for i, b := range budgets {
 			m.metrics.BudgetRejections.WithLabelValues(b.Name)
 			m.metrics.BudgetWarnings.WithLabelValues(b.Name)
+			c.gauges[i] = m.metrics.BudgetUsedRatio.WithLabelValues(b.Name)
 		}
 	}
+	m.conf.Store(c)
 	if d, ok := m.store.(interface{ SetBudgets([]BudgetInfo) }); ok {
 		d.SetBudgets(infos)
 	}
@@ -142,13 +157,13 @@ func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, 
 	if ep == EndpointNone {
 		return nil, nil
 	}
-	info, err := InspectRequest(r, ep, m.maxBody)
-	if err != nil {
+	tk := &Ticket{m: m, target: t}
+	if err := inspectRequest(r, ep, m.maxBody, &tk.info, &tk.reqBody); err != nil {
 		return nil, err
 	}
-	r.Header.Del("Accept-Encoding")
-	c := m.conf.Load()
-	tk := &Ticket{m: m, conf: c, target: t, info: info, id: newID(), start: m.now()}
+	delete(r.Header, "Accept-Encoding") // canonical already: no Del and its key canonicalisation
+	tk.conf, tk.id, tk.start = m.conf.Load(), newID(), m.now()
+	info := &tk.info
 	tk.maxOut = info.MaxOutput
 	if tk.maxOut <= 0 && ep != EndpointEmbeddings {
 		tk.maxOut = t.DefaultMaxTokens
@@ -162,10 +177,20 @@ func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, 
 	return tk, nil
 }
 
+// Reservation ids: a random prefix per process (ids reach a shared store)
+// and a sequence number.
+var (
+	idPrefix = func() string {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + "-"
+	}()
+	idSeq atomic.Uint64
+)
+
 func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var buf [48]byte
+	return string(strconv.AppendUint(append(buf[:0], idPrefix...), idSeq.Add(1), 36))
 }
 
 // Ticket is one admitted request, from its reservation to its record.
@@ -175,14 +200,24 @@ type Ticket struct {
 	m       *Meter
 	conf    *conf
 	target  Target
-	info    *RequestInfo
+	info    RequestInfo
 	id      string
 	start   time.Time
 	maxOut  int64
-	budgets []*Budget // the budgets holding a claim
-	amounts []int64   // the claims, same order
+	budgets []int   // indices in conf.budgets of the budgets holding a claim
+	amounts []int64 // the claims, same order
 	once    sync.Once
-	result  atomic.Pointer[Result] // set when the ticket ends
+	result  atomic.Pointer[Result] // &res when the ticket ends
+	res     Result
+	body    Body      // the response body (Wrap)
+	reqBody bytesBody // the request body Admit read ahead
+
+	// backing arrays of the slices above and of the store calls' claims
+	// and charges for up to 2 budgets: one allocation per request
+	budgetBuf [2]int
+	amountBuf [2]int64
+	claimBuf  [2]Claim
+	chargeBuf [2]Charge
 }
 
 // ErrRequestBody is what Admit's error matches (errors.Is) when the
@@ -208,7 +243,7 @@ func (t *Ticket) Result() *Result {
 }
 
 // Info is what the meter learnt from the request.
-func (t *Ticket) Info() *RequestInfo { return t.info }
+func (t *Ticket) Info() *RequestInfo { return &t.info }
 
 // RefreshGauges sets airlock_budget_used_ratio for every budget (call at
 // start and now and then, so idle budgets and new windows show too).
@@ -216,43 +251,48 @@ func (m *Meter) RefreshGauges() {
 	c := m.conf.Load()
 	now := m.now()
 	for i := range c.budgets {
-		m.checkBudget(&c.budgets[i], now)
+		m.checkBudget(c, i, now)
 	}
 }
 
 func (t *Ticket) reserve(ctx context.Context) error {
 	now := t.start
-	var claims []Claim
-	var ends []time.Time
+	claims := t.claimBuf[:0]
+	t.budgets, t.amounts = t.budgetBuf[:0], t.amountBuf[:0]
 	for i := range t.conf.budgets {
 		b := &t.conf.budgets[i]
 		if !b.Matches(t.target.Agent, t.target.Rule, t.target.Credential) {
 			continue
 		}
-		buckets, end := b.window(now)
-		claims = append(claims, Claim{Budget: b.Name, Buckets: buckets, Limit: b.limit(), Amount: t.estimate(b)})
-		ends = append(ends, end)
-		t.budgets = append(t.budgets, b)
+		w := t.conf.window(i, now)
+		claims = append(claims, Claim{Budget: b.Name, Buckets: w.buckets, Limit: b.limit(), Amount: t.estimate(b)})
+		t.budgets = append(t.budgets, i)
 		t.amounts = append(t.amounts, claims[len(claims)-1].Amount)
 	}
 	if len(claims) == 0 {
 		return nil
 	}
 	err := t.m.store.Reserve(ctx, Reservation{ID: t.id, Claims: claims, Now: now, Expires: now.Add(t.m.ttl)})
+	if err == nil {
+		return nil
+	}
+	return t.refused(err, claims)
+}
+
+// refused turns Reserve's error into Admit's.
+func (t *Ticket) refused(err error, claims []Claim) error {
+	now := t.start
 	var over *OverLimitError
 	if errors.As(err, &over) && over.Claim >= 0 && over.Claim < len(claims) {
-		b, c := t.budgets[over.Claim], claims[over.Claim]
+		b, c := &t.conf.budgets[t.budgets[over.Claim]], claims[over.Claim]
 		be := &BudgetError{Budget: b.Name, Unit: b.unit(), Limit: b.toUnit(c.Limit), Used: b.toUnit(over.Used),
 			Pending: b.toUnit(over.Reserved), Request: b.toUnit(c.Amount),
-			Reset:    b.resetAt(now, ends[over.Claim], over.PerBucket, over.Reserved, c.Amount),
+			Reset:    b.resetAt(now, t.conf.window(t.budgets[over.Claim], now).end, over.PerBucket, over.Reserved, c.Amount),
 			InFlight: over.Used+c.Amount <= c.Limit}
 		t.m.rejected(t.target, be, over.Used, c.Limit)
 		return be
 	}
-	if err != nil {
-		return fmt.Errorf("usage: reserve budget: %w", err)
-	}
-	return nil
+	return fmt.Errorf("usage: reserve budget: %w", err)
 }
 
 // estimate is the request's reservation on b, in b's units.
@@ -276,7 +316,7 @@ func (t *Ticket) Wrap(resp *http.Response) {
 	if t == nil || resp == nil {
 		return
 	}
-	resp.Body = newBody(t, resp)
+	resp.Body = t.newBody(resp)
 	if t.info.Rewritten && resp.ContentLength >= 0 && isSSE(resp) {
 		resp.ContentLength = -1 // stripping changes the length
 		resp.Header.Del("Content-Length")

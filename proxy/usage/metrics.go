@@ -3,7 +3,6 @@ package usage
 import (
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,8 +18,8 @@ type Metrics struct {
 	BudgetRejections *prometheus.CounterVec // budget
 	BudgetWarnings   *prometheus.CounterVec // budget
 
-	series  sync.Map // seriesKey → *series: the curried counters of one label set
-	nSeries atomic.Int64
+	seriesMu sync.RWMutex          // guards series
+	series   map[seriesKey]*series // the counters of one label set (no boxing of the key, unlike a sync.Map)
 }
 
 // maxCachedSeries bounds the series cache (label values are bounded by the
@@ -46,21 +45,27 @@ var tokenKinds = [5]string{KindInput, KindOutput, KindCachedInput, KindCacheWrit
 // request costs no label hashing or lookups in the vectors.
 func (m *Metrics) seriesOf(t Target, model string, outcome Outcome) *series {
 	k := seriesKey{t.Agent, t.Rule, t.Credential, model, outcome}
-	if v, ok := m.series.Load(k); ok {
-		return v.(*series)
+	m.seriesMu.RLock()
+	sr, ok := m.series[k]
+	m.seriesMu.RUnlock()
+	if ok {
+		return sr
 	}
-	sr := &series{requests: m.Requests.WithLabelValues(t.Agent, t.Rule, t.Credential, model, string(outcome))}
+	sr = &series{requests: m.Requests.WithLabelValues(t.Agent, t.Rule, t.Credential, model, string(outcome))}
 	if outcome != OutcomeNone {
 		for i, kind := range tokenKinds {
 			sr.tokens[i] = m.Tokens.WithLabelValues(t.Agent, t.Rule, t.Credential, model, kind)
 		}
 		sr.cost = m.CostUSD.WithLabelValues(t.Agent, t.Rule, t.Credential, model)
 	}
-	if m.nSeries.Load() < maxCachedSeries {
-		if _, loaded := m.series.LoadOrStore(k, sr); !loaded {
-			m.nSeries.Add(1)
-		}
+	m.seriesMu.Lock()
+	if m.series == nil {
+		m.series = map[seriesKey]*series{}
 	}
+	if len(m.series) < maxCachedSeries {
+		m.series[k] = sr
+	}
+	m.seriesMu.Unlock()
 	return sr
 }
 

@@ -54,8 +54,9 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	// provider's parser accepts, so no include_usage was added): charge
 	// the reservation rather than let it run free.
 	charged := outcome == OutcomeNone && tl.complete && !tl.errored && len(t.budgets) > 0
-	var charges []Charge
-	for i, b := range t.budgets {
+	charges := t.chargeBuf[:0]
+	for i, bi := range t.budgets {
+		b := &t.conf.budgets[bi]
 		amount := tok.Total()
 		if b.USD > 0 {
 			amount = cost
@@ -63,15 +64,19 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 		if charged {
 			amount = t.amounts[i]
 		}
-		buckets, _ := b.window(now)
+		buckets := t.conf.window(bi, now).buckets
 		charges = append(charges, Charge{Bucket: buckets[len(buckets)-1], Amount: amount})
 	}
 	rec := Record{Time: now, Agent: t.target.Agent, Rule: t.target.Rule, Credential: t.target.Credential,
 		Model: recModel, Outcome: outcome, Tokens: tok, CostNano: cost, Unpriced: !priced}
 	err := m.commit(t.id, charges, rec)
-	t.result.Store(&Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9})
+	t.res = Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9}
+	t.result.Store(&t.res)
 	m.count(t.target, name, rec)
-	level, msg := zapcore.InfoLevel, "llm usage"
+	// A usual answer is on the proxy's audit line already (model, outcome,
+	// every token kind, cost): this line is debug then, so a request makes
+	// one Info line, not two; anything unusual is a warning or an error.
+	level, msg := zapcore.DebugLevel, "llm usage"
 	switch {
 	case err != nil:
 		level, msg = zapcore.ErrorLevel, "usage commit failed"
@@ -91,8 +96,8 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 		}
 		ce.Write(fields...)
 	}
-	for _, b := range t.budgets {
-		m.checkBudget(b, now)
+	for _, bi := range t.budgets {
+		m.checkBudget(t.conf, bi, now)
 	}
 }
 
@@ -138,19 +143,20 @@ func (m *Meter) rejected(t Target, e *BudgetError, used, limit int64) {
 
 // checkBudget updates a budget's gauge and sends its warning once per
 // window when it crosses warn_at.
-func (m *Meter) checkBudget(b *Budget, now time.Time) {
-	buckets, end := b.window(now)
+func (m *Meter) checkBudget(c *conf, i int, now time.Time) {
+	b, w := &c.budgets[i], c.window(i, now)
+	buckets, end := w.buckets, w.end
 	used, _, err := m.store.Window(context.Background(), b.Name, buckets)
 	if err != nil {
 		return
 	}
 	ratio := float64(used) / float64(b.limit())
-	if m.metrics != nil {
-		m.metrics.BudgetUsedRatio.WithLabelValues(b.Name).Set(ratio)
+	if c.gauges != nil {
+		c.gauges[i].Set(ratio)
 	}
 	key := buckets[0]
 	if b.Window == "24h" {
-		key = b.Name + "@rolling" // one warning until it drops back below
+		key = c.warnKey[i] // one warning until it drops back below
 	}
 	if b.WarnAt <= 0 || ratio < b.WarnAt {
 		if b.Window == "24h" {

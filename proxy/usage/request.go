@@ -106,16 +106,26 @@ func laxBool(raw json.RawMessage) bool {
 // same bytes (or the rewritten ones, with ContentLength and GetBody
 // updated), so the caller forwards r as usual.
 func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, error) {
+	info := new(RequestInfo)
+	if err := inspectRequest(r, ep, limit, info, nil); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+// inspectRequest is InspectRequest filling *info; rb, when not nil, is
+// the request body to use for the same bytes (a ticket's).
+func inspectRequest(r *http.Request, ep Endpoint, limit int64, info *RequestInfo, rb *bytesBody) error {
 	if limit <= 0 {
 		limit = MaxRequestBody
 	}
-	info := &RequestInfo{Endpoint: ep}
+	*info = RequestInfo{Endpoint: ep}
 	if r.Body == nil || r.Body == http.NoBody {
-		return info, nil
+		return nil
 	}
-	head, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	head, err := readHead(r.Body, r.ContentLength, limit)
 	if err != nil {
-		return nil, fmt.Errorf("usage: read request body: %w: %w", ErrRequestBody, err)
+		return fmt.Errorf("usage: read request body: %w: %w", ErrRequestBody, err)
 	}
 	if int64(len(head)) > limit {
 		info.Oversize = true
@@ -125,27 +135,54 @@ func InspectRequest(r *http.Request, ep Endpoint, limit int64) (*RequestInfo, er
 		}
 		info.InputEstimate = (size + 2) / 3
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
-		return info, nil
+		return nil
 	}
 	body := inspectBody(head, info)
 	if !info.Rewritten {
 		// the same bytes: keep the original closer and length (replacing
 		// the body wholesale costs the relay ~30µs of first-event latency)
-		r.Body = readCloser{bytes.NewReader(body), r.Body}
-		return info, nil
+		if rb == nil {
+			rb = new(bytesBody)
+		}
+		rb.rd.Reset(body)
+		rb.c = r.Body
+		r.Body = rb
+		return nil
 	}
 	setBody(r, body)
-	return info, nil
+	return nil
+}
+
+// readHead reads body to its end or to limit+1 bytes, as
+// io.ReadAll(io.LimitReader(body, limit+1)) does, in one allocation when
+// the declared length (size, -1 unknown) is right.
+func readHead(body io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size > limit {
+		return io.ReadAll(io.LimitReader(body, limit+1))
+	}
+	buf := make([]byte, 0, size+1) // one byte more: the EOF read, or a longer body
+	for len(buf) < cap(buf) {
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	rest, err := io.ReadAll(io.LimitReader(body, limit+1-int64(len(buf))))
+	return append(buf, rest...), err
 }
 
 // inspectBody fills info from a whole body and returns the body to send.
 func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
 	var f requestFields
-	if !scanRequestFields(body, &f) && json.Unmarshal(body, &f) != nil {
+	if !scanRequestFields(body, &f) && !unmarshalFields(body, &f) {
 		return body // not a JSON object: the provider will say so; reserve the default
 	}
-	info.Model = jsonString(f.Model)
+	info.Model = modelString(f.Model)
 	info.Stream = laxBool(f.Stream)
 	for _, raw := range []json.RawMessage{f.MaxTokens, f.MaxCompletionTokens, f.MaxOutputTokens} {
 		info.MaxOutput = max(info.MaxOutput, laxInt(raw))
@@ -159,7 +196,24 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 	return body
 }
 
+// unmarshalFields is the encoding/json fallback of scanRequestFields (a
+// function of its own so that f does not escape in the common case).
+func unmarshalFields(body []byte, f *requestFields) bool {
+	var g requestFields
+	if json.Unmarshal(body, &g) != nil {
+		return false
+	}
+	*f = g
+	return true
+}
+
 func includesUsage(raw json.RawMessage) bool {
+	return len(raw) > 0 && includesUsageJSON(raw)
+}
+
+// includesUsageJSON decodes stream_options (only when there is one: its
+// decoding allocates).
+func includesUsageJSON(raw json.RawMessage) bool {
 	var so struct {
 		IncludeUsage json.RawMessage `json:"include_usage"`
 	}
@@ -182,10 +236,53 @@ type readCloser struct {
 	io.Closer
 }
 
+// bytesBody reads bytes and closes the original body, in one allocation.
+type bytesBody struct {
+	rd bytes.Reader
+	c  io.Closer
+}
+
+func (b *bytesBody) Read(p []byte) (int, error) { return b.rd.Read(p) }
+func (b *bytesBody) Close() error               { return b.c.Close() }
+
+// models interns model names: every answer names one of a few, and the
+// name would otherwise be allocated twice per request.
+var models struct {
+	sync.RWMutex                   // guards m
+	m            map[string]string // at most maxModels entries
+}
+
+const maxModels = 1024
+
+// modelString is jsonString, interned when it has no escapes.
+func modelString(raw []byte) string {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' || bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return jsonString(raw)
+	}
+	name := raw[1 : n-1]
+	models.RLock()
+	s, ok := models.m[string(name)]
+	models.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(name)
+	models.Lock()
+	if models.m == nil {
+		models.m = map[string]string{}
+	}
+	if len(models.m) < maxModels {
+		models.m[s] = s
+	}
+	models.Unlock()
+	return s
+}
+
 // jsonString is json.Unmarshal of a valid JSON value into a string ("" when
 // it is not a string), without decoding when it has no escapes.
 func jsonString(raw []byte) string {
-	if n := len(raw); n >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
 		return string(raw[1 : n-1])
 	}
 	var s string

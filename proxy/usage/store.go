@@ -128,7 +128,26 @@ type MemStore struct {
 	// earliest is no later than every held expiry (zero: none may
 	// expire), so expire scans the holds only when one can be due.
 	earliest time.Time
+	// day is the UTC date of instants in [dayFrom, dayFrom+24h), Unix s
+	// (addRow formats a date once a day, not per record).
+	day     string
+	dayFrom int64
+	// rolls caches long windows' sums (a rolling 24h window is 288
+	// buckets, added up on every Reserve and Window): budget → rollSum.
+	rolls map[string]rollSum
 }
+
+// rollSum is the committed sum of a window's buckets but its last (the
+// current one, which commits change): valid while the window starts at
+// first and ends at last. A commit to any other bucket of the budget drops
+// it, and so does prune.
+type rollSum struct {
+	first, last string
+	older       int64
+}
+
+// rollMin is the window length from which sums are cached.
+const rollMin = 8
 
 // NewMemStore returns an empty store.
 func NewMemStore() *MemStore {
@@ -148,8 +167,8 @@ func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
 		return ErrDuplicateReservation
 	}
 	for i, c := range r.Claims {
-		used, per := s.sum(c.Buckets)
-		if used+s.inflight[c.Budget]+c.Amount > c.Limit {
+		if used := s.used(c.Budget, c.Buckets); used+s.inflight[c.Budget]+c.Amount > c.Limit {
+			_, per := s.sum(c.Buckets)
 			return &OverLimitError{Claim: i, Used: used, Reserved: s.inflight[c.Budget], PerBucket: per}
 		}
 	}
@@ -161,6 +180,50 @@ func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
 		s.earliest = r.Expires
 	}
 	return nil
+}
+
+// used is the committed usage of budget over buckets. Called with mu held.
+func (s *MemStore) used(budget string, buckets []string) int64 {
+	n := len(buckets)
+	if n < rollMin {
+		var used int64
+		for _, b := range buckets {
+			used += s.buckets[b]
+		}
+		return used
+	}
+	first, last := buckets[0], buckets[n-1]
+	if r, ok := s.rolls[budget]; ok && r.first == first && r.last == last {
+		return r.older + s.buckets[last]
+	}
+	var older int64
+	cacheable := true
+	for _, b := range buckets[:n-1] {
+		older += s.buckets[b]
+		cacheable = cacheable && bucketOf(b) == budget
+	}
+	if cacheable && bucketOf(last) == budget { // Commit can tell which cache a charge touches
+		if s.rolls == nil {
+			s.rolls = map[string]rollSum{}
+		}
+		s.rolls[budget] = rollSum{first: first, last: last, older: older}
+	}
+	return older + s.buckets[last]
+}
+
+// bucketOf is the budget a bucket key (bucketKey: NAME@UNIX) belongs to,
+// or "" for a key of another shape.
+func bucketOf(key string) string {
+	at := strings.LastIndexByte(key, '@')
+	if at < 0 {
+		return ""
+	}
+	for _, c := range key[at+1:] {
+		if c < '0' || c > '9' {
+			return ""
+		}
+	}
+	return key[:at]
 }
 
 func (s *MemStore) sum(buckets []string) (int64, []int64) {
@@ -221,6 +284,7 @@ func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Re
 	for _, c := range charges {
 		if c.Amount > 0 {
 			s.buckets[c.Bucket] += c.Amount
+			s.touched(c.Bucket)
 		}
 	}
 	s.addRow(rec)
@@ -228,8 +292,18 @@ func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Re
 	return nil
 }
 
+// dayOf is t's UTC date, 2006-01-02. Called with mu held.
+func (s *MemStore) dayOf(t time.Time) string {
+	if u := t.Unix(); s.day == "" || u < s.dayFrom || u >= s.dayFrom+24*3600 {
+		d := t.UTC()
+		s.day = d.Format(time.DateOnly)
+		s.dayFrom = time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC).Unix()
+	}
+	return s.day
+}
+
 func (s *MemStore) addRow(rec Record) {
-	day := rec.Time.UTC().Format(time.DateOnly)
+	day := s.dayOf(rec.Time)
 	k := rowKey{day, rec.Agent, rec.Rule, rec.Credential, rec.Model}
 	row := s.rows[k]
 	if row == nil {
@@ -261,12 +335,25 @@ func (s *MemStore) addRow(rec Record) {
 	row.CostNano += rec.CostNano
 }
 
+// touched drops the cached sum a change of bucket makes stale: every
+// bucket of a cached window is NAME@UNIX of its budget (used checks), so
+// only the cache of that budget can hold it, and only among the older
+// buckets. Called with mu held.
+func (s *MemStore) touched(bucket string) {
+	if len(s.rolls) == 0 {
+		return
+	}
+	name := bucketOf(bucket)
+	if r, ok := s.rolls[name]; ok && r.last != bucket {
+		delete(s.rolls, name)
+	}
+}
+
 // Window implements [Store].
 func (s *MemStore) Window(_ context.Context, budget string, buckets []string) (int64, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	used, _ := s.sum(buckets)
-	return used, s.inflight[budget], nil
+	return s.used(budget, buckets), s.inflight[budget], nil
 }
 
 // Rows returns the usage totals, sorted by day then names.
@@ -296,6 +383,7 @@ func sortRows(out []Row) {
 // prune forgets buckets older than keepBuckets and rows older than
 // keepRows. Called with mu held.
 func (s *MemStore) prune(now time.Time, keepBuckets, keepRows time.Duration) {
+	clear(s.rolls) // buckets may go
 	for k := range s.buckets {
 		at := strings.LastIndexByte(k, '@')
 		if sec, err := strconv.ParseInt(k[at+1:], 10, 64); at < 0 || err != nil || now.Sub(time.Unix(sec, 0)) > keepBuckets {

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"sync"
 )
 
 // Indices of the captured paths (see pathsFor).
@@ -97,10 +98,86 @@ type sseMeter struct {
 	out         []byte // bytes ready for the agent (strip mode)
 	dropped     int    // usage-only chunks removed (tests, logs)
 	ms          []member
+
+	// Strip mode holds the event anyway, so a one-line data value is not
+	// fed to the scanner as it arrives: dispatch walks it once, for the
+	// captures (what the scanner would capture: FuzzTopMembersSame) and
+	// the members release edits. A second data line, a value the walk
+	// refuses or an event outgrowing maxHold gets the scanner after all.
+	deferred bool        // the current data line is held, not scanned
+	noDefer  bool        // tests: scan every value as it arrives (the reference)
+	useTop   bool        // this event's captures are top, not scan's
+	top      topCaptures // valid when useTop
+}
+
+// capture is the value the event holds at path i.
+func (s *sseMeter) capture(i int) []byte {
+	if s.useTop {
+		return s.top.get(i)
+	}
+	return s.scan.get(i)
+}
+
+// catchUp feeds the scanner the held data value it skipped.
+func (s *sseMeter) catchUp() {
+	if !s.deferred {
+		return
+	}
+	s.deferred = false
+	end := s.dataEnd
+	if end < 0 {
+		end = len(s.hold)
+	}
+	if s.dataStart <= end && end <= len(s.hold) {
+		s.scan.write(s.hold[s.dataStart:end])
+	}
 }
 
 func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat}
+}
+
+// ssePool recycles stream meters (their scanner and event buffers), so a
+// metered stream allocates none once warm.
+var ssePool sync.Pool
+
+// getSSEMeter is newSSEMeter from the pool.
+func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
+	s, _ := ssePool.Get().(*sseMeter)
+	if s == nil {
+		return newSSEMeter(ep, d, t, strip)
+	}
+	sc := s.scan
+	sc.paths = pathsFor(ep, true)
+	sc.setWant()
+	if len(sc.caps) != len(sc.paths) {
+		sc.caps = make([]capture, len(sc.paths))
+	}
+	sc.reset()
+	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0]}
+	return s
+}
+
+// putSSEMeter returns a stream meter nobody uses any more; big buffers
+// are dropped.
+func putSSEMeter(s *sseMeter) {
+	if cap(s.hold) > 16<<10 {
+		s.hold = nil
+	}
+	if cap(s.out) > 16<<10 {
+		s.out = nil
+	}
+	if cap(s.ms) > 256 {
+		s.ms = nil
+	}
+	for i := range s.scan.caps {
+		if cap(s.scan.caps[i].buf) > 4<<10 {
+			s.scan.caps[i].buf = nil
+		}
+	}
+	s.tally = nil
+	ssePool.Put(s)
 }
 
 // feed consumes p; in strip mode the bytes to relay accumulate in s.out.
@@ -116,10 +193,7 @@ func (s *sseMeter) feed(p []byte) {
 			}
 		}
 		if s.inValue {
-			j := bytes.IndexAny(p[i:], "\r\n")
-			if j < 0 {
-				j = len(p) - i
-			}
+			j := indexEOL(p[i:])
 			run := p[i : i+j]
 			if s.skipSpace && len(run) > 0 {
 				s.skipSpace = false
@@ -161,6 +235,16 @@ func (s *sseMeter) feed(p []byte) {
 	}
 }
 
+// indexEOL returns the index of the first CR or LF in b, or len(b).
+func indexEOL(b []byte) int {
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			return i
+		}
+	}
+	return len(b)
+}
+
 // endLine handles a line terminator met inside a value.
 func (s *sseMeter) endLine(c byte) {
 	if s.kind == 'd' {
@@ -177,11 +261,13 @@ func (s *sseMeter) startValue() {
 	case "data":
 		if s.flen == 4 {
 			s.kind = 'd'
-			s.dataStart, s.dataEnd = len(s.hold), -1
 			if s.dataLines > 0 {
+				s.catchUp() // before the offsets move on
 				s.scan.write([]byte{'\n'})
 			}
+			s.dataStart, s.dataEnd = len(s.hold), -1
 			s.dataLines++
+			s.deferred = s.strip && !s.passthrough && !s.noDefer && s.dataLines == 1 && onlyTopPaths(s.scan.paths)
 		}
 	case "event":
 		if s.flen == 5 {
@@ -194,7 +280,9 @@ func (s *sseMeter) startValue() {
 func (s *sseMeter) value(run []byte) {
 	switch s.kind {
 	case 'd':
-		s.scan.write(run)
+		if !s.deferred {
+			s.scan.write(run)
+		}
 		if s.dataLines == 1 && len(s.dataHead) < 8 {
 			s.dataHead = append(s.dataHead, run[:min(len(run), 8-len(s.dataHead))]...)
 		}
@@ -225,6 +313,7 @@ func (s *sseMeter) emit(b []byte) {
 	}
 	s.hold = append(s.hold, b...)
 	if len(s.hold) > maxHold {
+		s.catchUp() // the held value is about to go
 		s.out = append(s.out, s.hold...)
 		s.hold, s.passthrough = s.hold[:0], true
 	}
@@ -233,6 +322,20 @@ func (s *sseMeter) emit(b []byte) {
 // dispatch interprets the finished event; complete=false at end of stream
 // without the closing blank line (then held bytes go out unedited).
 func (s *sseMeter) dispatch(complete bool) {
+	if s.deferred { // one data line, all held: walk it once
+		s.deferred = false
+		end := s.dataEnd
+		if end < 0 {
+			end = len(s.hold)
+		}
+		data := s.hold[s.dataStart:end]
+		if ms, _, _, ok := appendMembers(s.ms[:0], data); ok {
+			s.ms, s.useTop = ms, true
+			s.top.fromMembers(data, ms, s.scan.paths)
+		} else {
+			s.scan.write(data) // the scanner's reading of what the walk refuses
+		}
+	}
 	if s.dataLines > 0 {
 		if string(s.dataHead) == "[DONE]" && s.dataLines == 1 {
 			s.done = true
@@ -244,27 +347,27 @@ func (s *sseMeter) dispatch(complete bool) {
 	}
 	s.scan.reset()
 	s.evName, s.dataHead, s.dataLines = s.evName[:0], s.dataHead[:0], 0
-	s.passthrough = false
+	s.passthrough, s.useTop = false, false
 }
 
 func (s *sseMeter) interpret() {
-	sc, t := s.scan, s.tally
-	if e := sc.get(pError); e != nil && string(e) != "null" {
+	sc, t := s, s.tally
+	if e := sc.capture(pError); e != nil && string(e) != "null" {
 		t.errored = true
 	}
-	typ := string(bytes.Trim(sc.get(pType), `"`))
+	typ := string(bytes.Trim(sc.capture(pType), `"`))
 	if typ == "" {
 		typ = string(s.evName)
 	}
 	switch s.ep {
 	case EndpointChat:
-		t.addOpenAI(sc.get(pUsage))
-		t.setModel(sc.get(pModel))
+		t.addOpenAI(sc.capture(pUsage))
+		t.setModel(sc.capture(pModel))
 	case EndpointResponses:
 		switch typ {
 		case "response.completed", "response.incomplete", "response.failed":
-			t.addOpenAI(sc.get(pRespUsage))
-			t.setModel(sc.get(pRespModel))
+			t.addOpenAI(sc.capture(pRespUsage))
+			t.setModel(sc.capture(pRespModel))
 			t.errored = t.errored || typ == "response.failed"
 		case "error":
 			t.errored = true
@@ -272,10 +375,10 @@ func (s *sseMeter) interpret() {
 	case EndpointMessages:
 		switch typ {
 		case "message_start":
-			t.addAnthropic(sc.get(pMsgUsage), false)
-			t.setModel(sc.get(pMsgModel))
+			t.addAnthropic(sc.capture(pMsgUsage), false)
+			t.setModel(sc.capture(pMsgModel))
 		case "message_delta":
-			t.addAnthropic(sc.get(pUsage), true)
+			t.addAnthropic(sc.capture(pUsage), true)
 		case "error":
 			t.errored = true
 		}
@@ -291,16 +394,19 @@ func (s *sseMeter) release(complete bool) {
 	}
 	ev := s.hold
 	if complete && s.dataLines == 1 {
-		u := s.scan.get(pUsage)
+		u := s.capture(pUsage)
 		switch {
-		case u != nil && string(u) != "null" && string(bytes.TrimSpace(s.scan.get(pChoices))) == "[]":
+		case u != nil && string(u) != "null" && string(bytes.TrimSpace(s.capture(pChoices))) == "[]":
 			s.dropped++
 			s.hold = s.hold[:0]
 			return
 		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
 			data := ev[s.dataStart:s.dataEnd]
-			var ok bool
-			if s.ms, _, _, ok = appendMembers(s.ms[:0], data); ok {
+			ok := s.useTop // the members of data are s.ms already
+			if !ok {
+				s.ms, _, _, ok = appendMembers(s.ms[:0], data)
+			}
+			if ok {
 				if i := find(s.ms, "usage"); i >= 0 {
 					s.out = append(s.out, ev[:s.dataStart]...)
 					s.out = appendWithout(s.out, data, s.ms, i)

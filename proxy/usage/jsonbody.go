@@ -1,0 +1,128 @@
+package usage
+
+import "sync"
+
+// A whole JSON answer (not a stream) of at most maxJSONHold bytes is
+// copied aside as it is relayed (the agent gets every byte as it arrives)
+// and read once at its end: a walk over its top-level members, checking
+// the syntax as it goes, costs less than feeding the streaming scanner
+// byte by byte. A longer answer (an embeddings list) goes through the
+// streaming [jscan] from the moment it outgrows the bound, so memory stays
+// bounded; an answer that is not one valid JSON object is read by the
+// streaming scanner too, so every answer gets the scanner's reading
+// (FuzzTopMembersSame: the walk captures what the scanner captures).
+
+// maxJSONHold bounds the copy of a JSON answer.
+const maxJSONHold = 16 << 10
+
+// jsonBufs recycles the copies.
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
+
+func putJSONBuf(b *[]byte) {
+	if cap(*b) <= maxJSONHold {
+		*b = (*b)[:0]
+		jsonBufs.Put(b)
+	}
+}
+
+// topCaptures are the values of one-key paths in a JSON object: the same
+// captures as a [jscan] over the same paths makes of a valid document.
+type topCaptures struct {
+	v    [nPaths][]byte
+	done [nPaths]bool
+}
+
+func (c *topCaptures) get(i int) []byte {
+	if i < 0 || i >= nPaths {
+		return nil
+	}
+	return c.v[i]
+}
+
+// onlyTopPaths reports whether every wanted path is one key long (the
+// tables for whole JSON answers; SSE ones go deeper).
+func onlyTopPaths(paths [][]string) bool {
+	if len(paths) > nPaths {
+		return false
+	}
+	for _, p := range paths {
+		if len(p) > 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// fromMembers captures, from the members ms of the object data, the
+// first value of every key that paths name (escaped keys match none, as
+// in the scanner).
+func (c *topCaptures) fromMembers(data []byte, ms []member, paths [][]string) {
+	*c = topCaptures{}
+	for _, m := range ms {
+		if m.esc {
+			continue
+		}
+		for k, p := range paths {
+			if len(p) == 1 && !c.done[k] && string(m.raw) == p[0] {
+				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
+			}
+		}
+	}
+}
+
+// scan walks the object b, capturing the first value of every key that
+// paths name. It returns false, with nothing captured, when b is not one
+// valid JSON object.
+func (c *topCaptures) scan(b []byte, paths [][]string) bool {
+	*c = topCaptures{}
+	ok := c.walk(b, paths)
+	if !ok {
+		*c = topCaptures{}
+	}
+	return ok
+}
+
+func (c *topCaptures) walk(b []byte, paths [][]string) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		ke, ok := skipString(b, i)
+		if !ok {
+			return false
+		}
+		key := b[i+1 : ke-1] // raw: an escaped key matches no path, as in the scanner
+		if i = skipSpace(b, ke); i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		ve, ok := skipJSON(b, i, 1)
+		if !ok {
+			return false
+		}
+		for k, p := range paths {
+			if len(p) == 1 && !c.done[k] && string(key) == p[0] {
+				c.v[k], c.done[k] = b[i:ve], true
+			}
+		}
+		if i = skipSpace(b, ve); i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return false
+		}
+	}
+}
