@@ -118,6 +118,7 @@ type binProc struct {
 	cmd     *exec.Cmd
 	proxy   string // proxy listener host:port
 	admin   string // admin listener host:port
+	token   string // admin token (pprof needs it)
 	logPath string
 	stopped bool
 }
@@ -143,6 +144,12 @@ func serveBinary(h *airlockHome, dir string, extra ...string) (*binProc, error) 
 		p.stop()
 		return nil, err
 	}
+	tok, err := h.cli(nil, "admin", "token") // serve made it on start
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	p.token = strings.TrimSpace(string(tok))
 	return p, nil
 }
 
@@ -218,7 +225,12 @@ func (p *binProc) metrics() (map[string]float64, error) {
 var adminClient = &http.Client{Timeout: 30 * time.Second}
 
 func (p *binProc) adminGet(path string) ([]byte, error) {
-	resp, err := adminClient.Get("http://" + p.admin + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
 	}
