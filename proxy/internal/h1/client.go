@@ -50,8 +50,9 @@ import (
 // A TLS connection that negotiates anything but HTTP/1.1 is refused with
 // [ErrNotHTTP1] (the caller sends the request through its HTTP/2 client).
 
-// ErrNotHTTP1 is returned, before any byte of the request is sent, when
-// the upstream's TLS handshake chose a protocol other than HTTP/1.1 (h2).
+// ErrNotHTTP1 is returned, before any byte of the request is sent (and
+// with its body left open, unlike other errors), when the upstream's TLS
+// handshake chose a protocol other than HTTP/1.1 (h2).
 var ErrNotHTTP1 = errors.New("upstream negotiated a protocol other than HTTP/1.1")
 
 var (
@@ -193,7 +194,9 @@ func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := cl.conn(ctx, key, scheme, addr)
 		if err != nil {
-			closeReqBody(req)
+			if !errors.Is(err, ErrNotHTTP1) { // the caller sends it elsewhere
+				closeReqBody(req)
+			}
 			return nil, err
 		}
 		resp, err := c.roundTrip(req)
@@ -281,7 +284,7 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	nc, err := cl.Dial(ctx, scheme, addr)
+	nc, err := cl.dial(ctx, scheme, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +299,24 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 	c.br = clientReaders.Get().(*bufio.Reader)
 	c.br.Reset(&c.rd)
 	return c, nil
+}
+
+// dial runs Dial on a goroutine of its own: a TLS handshake (ML-KEM key
+// shares, certificate checks) needs a deep stack for a moment, and the
+// caller's goroutine may then wait in a stream for minutes with whatever
+// stack it grew to (a stack shrinks by half per GC cycle at most).
+func (cl *Client) dial(ctx context.Context, scheme, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := cl.Dial(ctx, scheme, addr)
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }
 
 // take pops the most recently pooled connection of key.

@@ -426,11 +426,22 @@ func TestClientRefusesH2(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	cl := clientFor(srv)
-	req, _ := http.NewRequest("GET", srv.URL+"/len", nil)
+	body := &closeTracker{Reader: strings.NewReader("for the h2 client")}
+	req, _ := http.NewRequest("POST", srv.URL+"/echo", body)
 	if _, err := cl.RoundTrip(req); !errors.Is(err, ErrNotHTTP1) {
 		t.Fatalf("err %v, want ErrNotHTTP1", err)
 	}
+	if body.closed {
+		t.Fatal("the body was closed: the caller's HTTP/2 client could not send it")
+	}
 }
+
+type closeTracker struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeTracker) Close() error { c.closed = true; return nil }
 
 // Header names and values that would split the head are refused, as
 // net/http's Transport refuses them.
