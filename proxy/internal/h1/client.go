@@ -75,6 +75,9 @@ const (
 	// clientWriteSize buffers a request head (and small bodies) while the
 	// request is written; it goes back to its pool at once.
 	clientWriteSize = 4 << 10
+	// writerGrace is how long the end of a response waits for its
+	// request's body writer before leaving the pooling to it.
+	writerGrace = 20 * time.Millisecond
 )
 
 var (
@@ -454,7 +457,8 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, c.close) // cancels a write, a head or a body read
 	c.rd.n, c.rd.limit = 0, c.cl.maxHead()
-	var wdone chan error
+	x := &exchange{c: c}
+	x.parts.Store(1)
 	if req.Body == nil || req.Body == http.NoBody {
 		if err := c.write(req); err != nil {
 			stop()
@@ -463,34 +467,75 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 	} else {
 		// Full duplex: the upstream may answer before it read the body.
-		wdone = make(chan error, 1)
-		go func() {
-			err := c.write(req)
-			if err != nil {
-				c.close() // the reader gives up too
-			}
-			wdone <- err
-		}()
+		x.parts.Store(2)
+		x.wdone = make(chan struct{})
+		go x.writeBody(req)
 	}
 	resp, err := c.readHead(req)
+	if err == nil && ctx.Err() != nil {
+		// The context ended as the head arrived: closing the connection
+		// (TLS close_notify) can make the upstream answer a request it was
+		// still working on; that answer is not the upstream's.
+		err = ctx.Err()
+	}
 	if err != nil {
 		stop()
 		c.close()
-		if wdone != nil {
-			if werr := <-wdone; werr != nil && c.rd.n == 0 {
-				return nil, c.failed(ctx, fmt.Errorf("write request: %w", werr))
+		if x.wdone != nil {
+			select {
+			case <-x.wdone:
+				if x.werr != nil && c.rd.n == 0 {
+					return nil, c.failed(ctx, fmt.Errorf("write request: %w", x.werr))
+				}
+			default: // the writer ends on the closed connection
 			}
 		}
 		return nil, c.failed(ctx, err)
 	}
 	c.rd.limit = -1
-	b := &clientBody{c: c, ctx: ctx, rc: resp.Body, stop: stop, wdone: wdone, reuse: !resp.Close && !req.Close}
+	x.reuse = !resp.Close && !req.Close
+	b := &clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// exchange is one request on a connection: its response body and, for a
+// request with a body, the writer sending it. The last of the two to end
+// pools the connection, if both ended cleanly and neither side asked to
+// close; a failure closes it at once.
+type exchange struct {
+	c      *clientConn
+	parts  atomic.Int32 // halves still running
+	failed atomic.Bool
+	reuse  bool          // set by the reader before its half ends
+	werr   error         // the writer's error, set before wdone is closed
+	wdone  chan struct{} // nil: no writer
+}
+
+func (x *exchange) writeBody(req *http.Request) {
+	err := x.c.write(req)
+	x.werr = err
+	close(x.wdone)
+	x.end(err == nil) // an error closes the connection: the reader gives up too
+}
+
+func (x *exchange) end(ok bool) {
+	if !ok {
+		x.failed.Store(true)
+		x.c.close()
+	}
+	if x.parts.Add(-1) != 0 {
+		return
+	}
+	if x.failed.Load() || !x.reuse {
+		x.c.close()
+		return
+	}
+	x.c.cl.put(x.c)
 }
 
 // failed prefers the context's error when it ended the exchange.
@@ -534,15 +579,14 @@ func (c *clientConn) readHead(req *http.Request) (*http.Response, error) {
 }
 
 // clientBody is a response body read from the connection; its end (EOF)
-// pools the connection, a failure or an early Close closes it.
+// ends the exchange's reading half, a failure or an early Close closes
+// the connection.
 type clientBody struct {
-	c     *clientConn
-	ctx   context.Context
-	rc    io.ReadCloser
-	stop  func() bool
-	wdone chan error // the body writer's result; nil: none
-	reuse bool       // neither side asked to close
-	done  atomic.Bool
+	x    *exchange
+	ctx  context.Context
+	rc   io.ReadCloser
+	stop func() bool
+	done atomic.Bool
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
@@ -575,17 +619,14 @@ func (b *clientBody) finish(complete bool) {
 	if !b.stop() { // the context ended: the connection is being closed
 		complete = false
 	}
-	if b.wdone != nil {
+	if complete && b.x.wdone != nil {
+		// The answer is complete; the writer is usually a flush away from
+		// done: give it a moment, so that the next request finds this
+		// connection in the pool.
 		select {
-		case err := <-b.wdone:
-			complete = complete && err == nil
-		default:
-			complete = false // the body is still going out: never reuse
+		case <-b.x.wdone:
+		case <-time.After(writerGrace):
 		}
 	}
-	if complete && b.reuse {
-		b.c.cl.put(b.c)
-		return
-	}
-	b.c.close()
+	b.x.end(complete)
 }
