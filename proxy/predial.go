@@ -72,6 +72,17 @@ func (s *Server) acceptMITM(c net.Conn, t *tunnel) {
 	go s.mitm(c, t)
 }
 
+// handshakeApart runs the agent's TLS handshake on a goroutine of its own.
+// A handshake (ML-KEM, the leaf's signature) needs a deep stack for a
+// moment; the connection's goroutine then serves the agent for as long
+// as it stays, and a stream waits in it for minutes: it keeps whatever
+// stack it grew to until GC cycles halve it, one halving per cycle.
+func handshakeApart(ctx context.Context, tc *tls.Conn) error {
+	ch := make(chan error, 1)
+	go func() { ch <- tc.HandshakeContext(ctx) }()
+	return <-ch
+}
+
 // installPredial makes the transport dial TLS itself (dialTLS), taking
 // predialled connections first.
 func (s *Server) installPredial() {

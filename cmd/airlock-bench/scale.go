@@ -158,6 +158,7 @@ type streamsOptions struct {
 	bin             string
 	heapProfile     string
 	goroutineFile   string
+	cpuProfile      string
 }
 
 func runStreams(args []string) error {
@@ -171,6 +172,7 @@ func runStreams(args []string) error {
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile mid-run to `FILE`")
 	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) mid-run to `FILE`")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a 10 s CPU profile of airlock, taken once the streams are open, to `FILE`")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 	if err := parseSub(fs, args); err != nil {
 		return err
@@ -216,6 +218,9 @@ func runStreams(args []string) error {
 	progress("streams: %d open in %.1fs (%d failed; first: %v); measuring for %ds", int64(o.n)-openErrs, time.Since(t0).Seconds(), openErrs, firstErr, o.seconds)
 	e.p.resetHWM()
 	measuring.Store(true)
+	if o.cpuProfile != "" {
+		go e.p.cpuProfile(o.cpuProfile, 10)
+	}
 	var midRSS, midHeap, midStack int64
 	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
 		midRSS, midHeap = e.rss()
