@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/airlock/airlock/proxy/internal/egress"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/egress"
+	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
 )
 
@@ -55,9 +57,12 @@ func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 // (WebSockets, spliced) and holds the upstream transport chain that
 // relay (relay.go) uses for every other request.
 func (s *Server) newForwarder() *httputil.ReverseProxy {
+	lean := &h1.Client{Dial: s.leanDial, IdleTimeout: s.transport.IdleConnTimeout,
+		MaxIdlePerHost: s.transport.MaxIdleConnsPerHost, MaxIdle: s.transport.MaxIdleConns}
+	context.AfterFunc(s.base, func() { lean.CloseIdleConnections(true) }) // Shutdown cancels s.base
 	return &httputil.ReverseProxy{
 		Rewrite:      s.rewrite,
-		Transport:    &oauth2.Retry{Base: &upstream{base: s.transport}, Tokens: s.tokens, Judged: judgedWith},
+		Transport:    &oauth2.Retry{Base: &upstream{base: s.transport, lean: lean, s: s}, Tokens: s.tokens, Judged: judgedWith},
 		BufferPool:   bufferPool{},
 		ErrorLog:     zap.NewStdLog(s.log.Named("forward")),
 		ErrorHandler: s.upstreamError,
@@ -141,7 +146,48 @@ func injectError(err error) *Error {
 
 // upstream applies the rule's timeout: to the response headers, then to
 // each idle gap in the body (a stream may last as long as it keeps talking).
-type upstream struct{ base http.RoundTripper }
+// It sends HTTP/1.1 with the lean client (package h1: no goroutine pair
+// per upstream connection), HTTP/2 and upgrades with the transport.
+type upstream struct {
+	base http.RoundTripper // net/http's Transport: h2 upstreams, upgrades
+	lean *h1.Client        // everything else
+	s    *Server
+}
+
+// send picks the client for req: the transport for an upgrade (the
+// ReverseProxy splices its connection) and for an upstream known to speak
+// h2, the lean client otherwise. An upstream that turns out to choose h2
+// on the lean client's dial is handed to the transport with that
+// connection (leanDial).
+func (u *upstream) send(req *http.Request) (*http.Response, error) {
+	if u.lean == nil || req.Header["Upgrade"] != nil || u.s.pre.knownH2(req.URL) {
+		return u.base.RoundTrip(req)
+	}
+	resp, err := u.lean.RoundTrip(req)
+	if errors.Is(err, h1.ErrNotHTTP1) {
+		return u.base.RoundTrip(req)
+	}
+	return resp, err
+}
+
+// leanDial is the lean client's dialer: the guarded dialer, and for TLS
+// the transport's handshake (predialled connections first, sessions
+// resumed). A connection that negotiated h2 goes to the predialer, where
+// the transport's dial takes it.
+func (s *Server) leanDial(ctx context.Context, scheme, addr string) (net.Conn, error) {
+	if scheme == "http" {
+		return s.dialer.DialContext(ctx, "tcp", addr)
+	}
+	c, err := s.dialTLS(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		s.pre.offer(addr, c)
+		return nil, fmt.Errorf("%s: %w", addr, h1.ErrNotHTTP1)
+	}
+	return c, nil
+}
 
 var errUpstreamTimeout = errors.New("upstream timed out")
 
@@ -155,7 +201,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
 	start := time.Now()
-	resp, err := u.base.RoundTrip(req.WithContext(ctx))
+	resp, err := u.send(req.WithContext(ctx))
 	d.ev.upstream = time.Since(start)
 	if err != nil {
 		timer.Stop()

@@ -198,7 +198,7 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	tc := tls.Server(pc, s.certs.TLSConfig(t.host))
 	hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
+	if err := handshakeApart(hctx, tc); err != nil { // predial.go
 		s.log.Debug("mitm handshake failed", fieldAgent(t.agent), fieldHost(t.host), fieldErr(err))
 		_ = c.Close()
 		return

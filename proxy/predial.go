@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -47,6 +48,7 @@ type predialer struct {
 	mu     sync.Mutex // guards ready and recent
 	ready  map[string]*predialed
 	recent map[string]time.Time // host:port -> last TLS dial
+	h2     map[string]bool      // host:port whose last handshake chose h2
 }
 
 // predialed is one connection being (or done being) dialled.
@@ -68,6 +70,17 @@ func (s *Server) acceptMITM(c net.Conn, t *tunnel) {
 		s.pre.start(s, t.hostPort)
 	}
 	go s.mitm(c, t)
+}
+
+// handshakeApart runs the agent's TLS handshake on a goroutine of its own.
+// A handshake (ML-KEM, the leaf's signature) needs a deep stack for a
+// moment; the connection's goroutine then serves the agent for as long
+// as it stays, and a stream waits in it for minutes: it keeps whatever
+// stack it grew to until GC cycles halve it, one halving per cycle.
+func handshakeApart(ctx context.Context, tc *tls.Conn) error {
+	ch := make(chan error, 1)
+	go func() { ch <- tc.HandshakeContext(ctx) }()
+	return <-ch
 }
 
 // installPredial makes the transport dial TLS itself (dialTLS), taking
@@ -174,6 +187,55 @@ func closeIfSet(pd *predialed) {
 	}
 }
 
+// noteProto remembers whether addr's upstream chose h2 (the lean HTTP/1.1
+// client leaves such hosts to the transport).
+func (p *predialer) noteProto(addr, proto string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if proto != "h2" {
+		delete(p.h2, addr)
+		return
+	}
+	if p.h2 == nil || len(p.h2) >= maxPredialHosts {
+		p.h2 = map[string]bool{}
+	}
+	p.h2[addr] = true
+}
+
+// knownH2 reports whether u's host chose h2 when last dialled.
+func (p *predialer) knownH2(u *url.URL) bool {
+	if u.Scheme != "https" {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.h2[addr]
+}
+
+// offer parks c, a fresh connection to addr that negotiated h2, for the
+// transport's dial (take); it is closed when a predial is pending already.
+func (p *predialer) offer(addr string, c net.Conn) {
+	pd := &predialed{done: make(chan struct{}), conn: c}
+	close(pd.done)
+	p.mu.Lock()
+	if p.ready == nil {
+		p.ready, p.recent = map[string]*predialed{}, map[string]time.Time{}
+	}
+	if p.ready[addr] != nil {
+		p.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	p.ready[addr] = pd
+	pd.timer = time.AfterFunc(predialTTL, func() { p.expire(addr, pd) })
+	p.mu.Unlock()
+}
+
 // dialTLS is the transport's DialTLSContext: a predialled connection to
 // addr if there is one, else a fresh guarded dial and handshake.
 func (s *Server) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -207,5 +269,6 @@ func (s *Server) handshakeUpstream(ctx context.Context, addr string) (net.Conn, 
 		_ = raw.Close()
 		return nil, err
 	}
+	s.pre.noteProto(addr, tc.ConnectionState().NegotiatedProtocol)
 	return tc, nil
 }

@@ -117,6 +117,39 @@ func headerHasToken(values []string, token string) bool {
 // every write; a body of known length goes out as the buffer fills.
 func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *decision, stream bool) {
 	defer resp.Body.Close()
+	flusher := writeResponseHead(w, resp, stream)
+	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
+		s.bodyFailed(d, readErr)
+		return
+	}
+	_ = resp.Body.Close() // populates resp.Trailer
+	writeTrailers(w, resp)
+}
+
+//go:noinline
+func (s *Server) bodyFailed(d *decision, err error) {
+	d.aborted = true
+	s.log.Debug("upstream body failed", fieldAgent(d.agent), fieldHost(d.host), fieldErr(err))
+}
+
+//go:noinline
+func writeTrailers(w http.ResponseWriter, resp *http.Response) {
+	dst := w.Header()
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+}
+
+// writeResponseHead hands resp's headers to w and writes the head; for a
+// stream it flushes the head at once and returns the flusher. It is a
+// function of its own (as are bodyFailed and writeTrailers) so that their
+// locals (map iterators, log fields) are not on the stack of the
+// goroutine while a stream waits in copyBody: ten thousand streams wait
+// there, and a goroutine's stack only shrinks to 8 KiB when under a
+// quarter of it is used.
+//
+//go:noinline
+func writeResponseHead(w http.ResponseWriter, resp *http.Response, stream bool) http.Flusher {
 	removeHopByHop(resp.Header)
 	dst := w.Header()
 	for k, vv := range resp.Header {
@@ -144,22 +177,17 @@ func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *de
 	if flusher != nil && isEventStream(dst) { // perf: an SSE head goes out before the first event
 		flusher.Flush()
 	}
-	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
-		d.aborted = true
-		s.log.Debug("upstream body failed", fieldAgent(d.agent), fieldHost(d.host), fieldErr(readErr))
-		return
-	}
-	_ = resp.Body.Close() // populates resp.Trailer
-	for k, vv := range resp.Trailer {
-		dst[http.TrailerPrefix+k] = vv
-	}
+	return flusher
 }
 
 // copyBody copies body to w, flushing after each write when flusher is
 // set (SSE, unknown lengths). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
-	bp := bufpool.Get(flusher != nil) // streams get a small one
+	if flusher != nil {
+		return copyStream(w, body, flusher)
+	}
+	bp := bufpool.Get(false)
 	defer bufpool.Put(bp)
 	buf := *bp
 	for {
@@ -168,15 +196,54 @@ func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
 		}
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+	}
+}
+
+// streamWaitSize is the buffer a stream waits for its next event with.
+const streamWaitSize = 512
+
+// copyStream copies a stream, flushing each write. A stream waits for its
+// next event most of its life, and the read it waits in holds its buffer:
+// it waits with a small one and takes a pooled 4 KiB buffer (streambuf.go)
+// only while data comes faster than the small one holds (a read filled
+// it), giving it back after a read that the small one would have held.
+func copyStream(w io.Writer, body io.Reader, flusher http.Flusher) error {
+	small := make([]byte, streamWaitSize)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bufpool.Put(big)
+		}
+	}()
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			flusher.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case big == nil && n == len(small):
+			big = bufpool.Get(true)
+			buf = *big
+		case big != nil && n < len(small):
+			bufpool.Put(big)
+			big, buf = nil, small
 		}
 	}
 }

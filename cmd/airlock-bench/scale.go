@@ -101,6 +101,21 @@ func (e *scaleEnv) writeHeap(path string) {
 	}
 }
 
+// writeGoroutines saves airlock's goroutine profile (debug=1: one entry
+// per distinct stack, with counts) to path ("": nothing).
+func (e *scaleEnv) writeGoroutines(path string) {
+	if path == "" {
+		return
+	}
+	b, err := e.p.adminGet("/debug/pprof/goroutine?debug=1")
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		progress("goroutine profile: %v", err)
+	}
+}
+
 // stackKiB is airlock's goroutine stack memory in use.
 func (e *scaleEnv) stackKiB() int64 {
 	m, err := e.p.metrics()
@@ -142,6 +157,8 @@ type streamsOptions struct {
 	seconds         int
 	bin             string
 	heapProfile     string
+	goroutineFile   string
+	cpuProfile      string
 }
 
 func runStreams(args []string) error {
@@ -154,6 +171,8 @@ func runStreams(args []string) error {
 	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile mid-run to `FILE`")
+	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) mid-run to `FILE`")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a 10 s CPU profile of airlock, taken once the streams are open, to `FILE`")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 	if err := parseSub(fs, args); err != nil {
 		return err
@@ -164,6 +183,7 @@ func runStreams(args []string) error {
 	}
 	defer e.close()
 	idleRSS, idleHeap := e.rss()
+	idleStack := e.stackKiB()
 	var (
 		measuring atomic.Bool
 		lat       latSink
@@ -198,10 +218,15 @@ func runStreams(args []string) error {
 	progress("streams: %d open in %.1fs (%d failed; first: %v); measuring for %ds", int64(o.n)-openErrs, time.Since(t0).Seconds(), openErrs, firstErr, o.seconds)
 	e.p.resetHWM()
 	measuring.Store(true)
-	var midRSS, midHeap int64
+	if o.cpuProfile != "" {
+		go e.p.cpuProfile(o.cpuProfile, 10)
+	}
+	var midRSS, midHeap, midStack int64
 	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
 		midRSS, midHeap = e.rss()
+		midStack = e.stackKiB()
 		e.writeHeap(o.heapProfile)
+		e.writeGoroutines(o.goroutineFile)
 	})
 	time.Sleep(time.Duration(o.seconds) * time.Second)
 	measuring.Store(false)
@@ -223,8 +248,8 @@ func runStreams(args []string) error {
 	fmt.Fprintf(stdout, "  airlock RSS: idle %.1f MiB; with the streams: mid-run %.1f MiB, end %.1f MiB, peak %.1f MiB; Go heap in use mid-run %.1f MiB, end %.1f MiB (idle %.1f)\n",
 		kib(idleRSS), kib(midRSS), kib(endRSS), kib(hwm), kib(midHeap), kib(endHeap), kib(idleHeap))
 	if open > 0 {
-		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutines %.2f\n",
-			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(goroutines)/float64(open))
+		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f\n",
+			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(goroutines)/float64(open))
 	}
 	return nil
 }
@@ -300,6 +325,7 @@ type idleOptions struct {
 	settle          time.Duration
 	bin             string
 	heapProfile     string
+	goroutineFile   string
 }
 
 func runIdle(args []string) error {
@@ -312,6 +338,7 @@ func runIdle(args []string) error {
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) with the connections open to `FILE`")
+	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) with the connections open to `FILE`")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 	if err := parseSub(fs, args); err != nil {
 		return err
@@ -356,6 +383,7 @@ func runIdle(args []string) error {
 	stack := e.stackKiB()
 	g, _ := e.p.goroutines()
 	e.writeHeap(o.heapProfile)
+	e.writeGoroutines(o.goroutineFile)
 	open := int64(o.n) - errs
 	for _, t := range tunnels {
 		if t != nil {

@@ -27,18 +27,43 @@ func (ic *innerConn) writer() *bufio.Writer {
 	return ic.bw
 }
 
+// reader is the connection's read buffer, taken from the pool if it was
+// released.
+func (ic *innerConn) reader() *bufio.Reader {
+	if ic.br == nil {
+		ic.br = innerReaders.Get().(*bufio.Reader)
+		ic.br.Reset(&ic.lim)
+	}
+	return ic.br
+}
+
+// releaseReader returns the read buffer to the pool, whatever it holds.
+func (ic *innerConn) releaseReader() {
+	if ic.br != nil {
+		ic.br.Reset(nil)
+		innerReaders.Put(ic.br)
+		ic.br = nil
+	}
+}
+
+// releaseIdleReader returns the read buffer to the pool when it holds
+// nothing (a pipelined request stays where it is).
+func (ic *innerConn) releaseIdleReader() {
+	if ic.br != nil && ic.br.Buffered() == 0 {
+		ic.releaseReader()
+	}
+}
+
 // waitRequest waits for the first byte of the next request. With nothing
 // buffered it returns the read buffer to the pool while it waits.
 // It also drops what the last request left reachable (the request, its
 // headers, the response header map).
 func (ic *innerConn) waitRequest() error {
 	ic.w.req = nil
-	if ic.br.Buffered() > 0 {
+	if ic.br != nil && ic.br.Buffered() > 0 {
 		return nil // a pipelined request is already here
 	}
-	ic.br.Reset(nil)
-	innerReaders.Put(ic.br)
-	ic.br = nil
+	ic.releaseReader()
 	if ic.w.h != nil { // ~1.5 KiB of map buckets: pooled, not held idle
 		clear(ic.w.h)
 		headerMaps.Put(ic.w.h)

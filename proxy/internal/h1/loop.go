@@ -209,8 +209,7 @@ func (s *Server) ServeConn(c net.Conn, h Conn) {
 			return // the upgraded stream owns the connection and its buffers
 		}
 		_ = c.Close()
-		ic.br.Reset(nil)
-		innerReaders.Put(ic.br)
+		ic.releaseReader()
 		ic.releaseWriter()
 	}()
 	for !s.closing() {
@@ -308,7 +307,12 @@ func (ic *innerConn) refuse(e *errcode.Error, method string) {
 // keep reports whether the connection can carry another request.
 func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 	var body *innerBody // nil without a body
-	if req.Body != http.NoBody {
+	if req.Body == http.NoBody {
+		// A request without a body reads nothing more until the next
+		// head: its read buffer goes back to the pool while it runs (a
+		// stream runs for minutes). The watch and Hijack take one again.
+		ic.releaseIdleReader()
+	} else {
 		body = &innerBody{ic: ic, src: req.Body}
 		if e := body.expect(req); e != nil {
 			ic.refuse(e, req.Method)

@@ -67,10 +67,13 @@ func (ic *innerConn) startWatch() {
 	w.state, w.done = watchReading, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		_, err := ic.br.Peek(1) // data: a pipelined request, left buffered
+		// The watcher owns the read buffer until endWatch has waited for
+		// it; a bodiless request released it (loop.go).
+		_, err := ic.reader().Peek(1) // data: a pipelined request, left buffered
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			ic.cancel() // the agent is gone
 		}
+		ic.releaseIdleReader() // a stream outlives its watch: hold no buffer
 	}(w.done)
 }
 

@@ -215,7 +215,8 @@ func (w *innerWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	ic := w.ic
 	ic.endWatch() // the splice reads the connection from now on
 	_ = ic.c.SetReadDeadline(time.Time{})
-	return &peekedConn{Conn: ic.c, r: ic.br}, bufio.NewReadWriter(ic.br, ic.writer()), nil
+	br := ic.reader()
+	return &peekedConn{Conn: ic.c, r: br}, bufio.NewReadWriter(br, ic.writer()), nil
 }
 
 // finish completes the response after the handler returned; false means
