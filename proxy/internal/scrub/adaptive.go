@@ -43,3 +43,16 @@ func (s *Reader) grow() {
 		s.out = scrubBuffer(need)
 	}
 }
+
+// lendOut hands a small (stream's) out buffer, empty at the start of a
+// fill, back to the pool while the fill waits on src, and reports whether
+// it did: ten thousand streams waiting for their next event then hold
+// one buffer each, not two. A grown (bulk) Reader keeps its buffers.
+func (s *Reader) lendOut() bool {
+	if cap(s.out) != SmallCap {
+		return false
+	}
+	putScrubBuffer(s.out)
+	s.out = nil
+	return true
+}

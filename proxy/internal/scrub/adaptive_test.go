@@ -81,3 +81,47 @@ func (p *nReader) Read(q []byte) (int, error) {
 	p.b = p.b[k:]
 	return k, nil
 }
+
+// gatedReader says when a Read starts, then waits for the gate.
+type gatedReader struct {
+	entered chan struct{}
+	gate    chan []byte
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	g.entered <- struct{}{}
+	b, ok := <-g.gate
+	if !ok {
+		return 0, io.EOF
+	}
+	return copy(p, b), nil
+}
+
+// A stream waiting for its next event holds only its in buffer (with the
+// undecided tail); the out buffer is back in the pool, and events are
+// still scrubbed across the wait.
+func TestStreamWaitHoldsOneBuffer(t *testing.T) {
+	secret := []byte("sk-waiting-0123456789abcdef")
+	r := NewReplacer(Forms(secret), []byte("[R]"))
+	src := &gatedReader{entered: make(chan struct{}), gate: make(chan []byte)}
+	sr := NewReader(src, r, nil)
+	defer sr.Release()
+	got := make(chan string)
+	go func() {
+		out, _ := io.ReadAll(sr)
+		got <- string(out)
+	}()
+	events := [][]byte{[]byte("data: a " + string(secret[:10])), []byte(string(secret[10:]) + " b\n\n"), []byte("data: c\n\n")}
+	for _, ev := range events {
+		<-src.entered // the fill waits on src: its writes happened before
+		if sr.out != nil {
+			t.Fatalf("waiting stream holds an out buffer of %d bytes", cap(sr.out))
+		}
+		src.gate <- ev
+	}
+	<-src.entered
+	close(src.gate)
+	if out := <-got; out != "data: a [R] b\n\ndata: c\n\n" {
+		t.Fatalf("relayed %q", out)
+	}
+}

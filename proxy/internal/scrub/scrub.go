@@ -262,10 +262,14 @@ func (s *Reader) fill() {
 	if s.filled {
 		s.grow() // the last read filled the buffer: a bulk body, not events
 	}
+	lent := s.lendOut() // a stream waits for its next event without it
 	room := cap(s.in) - len(s.in)
 	m, err := s.src.Read(s.in[len(s.in):cap(s.in)])
 	s.in = s.in[:len(s.in)+m]
 	s.filled = m == room
+	if lent {
+		s.out = (*smallBufs.Get().(*[]byte))[:0]
+	}
 	out, used, n := s.r.Scan(s.out, s.in, err == io.EOF)
 	s.out = out
 	s.in = s.in[:copy(s.in, s.in[used:])]
