@@ -158,3 +158,25 @@ func TestTopUsageNestingLimit(t *testing.T) {
 		t.Fatalf("the depths tried do not straddle the limit: %v", seen)
 	}
 }
+
+// indexEOLRef is indexEOL before it searched with bytes.IndexByte.
+func indexEOLRef(b []byte) int {
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// FuzzIndexEOLSame: indexEOL finds the line end the byte loop found.
+func FuzzIndexEOLSame(f *testing.F) {
+	for _, s := range []string{"", "data: x\n", "a\rb\n", "\n\r", "abc", "data: {\"a\":1}\r\n\r\n", "x\r"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := indexEOL(b), indexEOLRef(b); got != want {
+			t.Fatalf("%q: indexEOL %d, byte loop %d", b, got, want)
+		}
+	})
+}
