@@ -220,18 +220,18 @@ func (b *Body) end() {
 	case b.jbuf != nil:
 		var top topCaptures
 		if top.scan(*b.jbuf, b.paths) {
-			interpretJSON(top.get, b.t.info.Endpoint, &b.tally)
+			interpretJSON(top.get, top.decoded(), b.t.info.Endpoint, &b.tally)
 		} else { // not one valid JSON object: the streaming scanner's reading
 			b.js = getScan(b.paths)
 			b.js.write(*b.jbuf)
-			interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
+			interpretJSON(b.js.get, nil, b.t.info.Endpoint, &b.tally)
 			putScan(b.js)
 			b.js = nil
 		}
 		putJSONBuf(b.jbuf) // every use of jbuf is under mu and before finished
 		b.jbuf = nil
 	case b.js != nil:
-		interpretJSON(b.js.get, b.t.info.Endpoint, &b.tally)
+		interpretJSON(b.js.get, nil, b.t.info.Endpoint, &b.tally)
 		putScan(b.js) // every use of js is under mu and before finished
 		b.js = nil
 	}
@@ -258,17 +258,25 @@ func (b *Body) releaseSSE() {
 	}
 }
 
-// interpretJSON reads the captures of a whole JSON answer.
-func interpretJSON(get func(int) []byte, ep Endpoint, t *tally) {
+// interpretJSON reads the captures of a whole JSON answer; u, when not
+// nil, is the usage capture already decoded (topCaptures.decoded).
+func interpretJSON(get func(int) []byte, u *usageFields, ep Endpoint, t *tally) {
 	if e := get(pError); e != nil && string(e) != "null" {
 		t.errored = true
 	}
-	if ep == EndpointMessages {
+	switch {
+	case ep == EndpointMessages:
 		if string(get(pType)) == `"error"` {
 			t.errored = true
 		}
-		t.addAnthropic(get(pUsage), true)
-	} else {
+		if u != nil {
+			t.anthropicFields(u, true)
+		} else {
+			t.addAnthropic(get(pUsage), true)
+		}
+	case u != nil:
+		t.openAIFields(u)
+	default:
 		t.addOpenAI(get(pUsage))
 	}
 	t.setModel(get(pModel))

@@ -131,6 +131,11 @@ func (t *tally) addOpenAI(raw []byte) {
 	if !ok {
 		return
 	}
+	t.openAIFields(&u)
+}
+
+// openAIFields takes a decoded Chat/Embeddings/Responses usage object.
+func (t *tally) openAIFields(u *usageFields) {
 	var k Tokens
 	switch {
 	case u.prompt.set || u.completion.set:
@@ -157,6 +162,11 @@ func (t *tally) addAnthropic(raw []byte, final bool) {
 	if !ok {
 		return
 	}
+	t.anthropicFields(&u, final)
+}
+
+// anthropicFields takes a decoded Messages usage object.
+func (t *tally) anthropicFields(u *usageFields, final bool) {
 	for i, f := range [...]struct {
 		p   optInt
 		dst *int64

@@ -30,6 +30,21 @@ func putJSONBuf(b *[]byte) {
 type topCaptures struct {
 	v    [nPaths][]byte
 	done [nPaths]bool
+	// usage is the "usage" object decoded during the walk (pre): exactly
+	// parseUsage(v[pUsage]) with ok true, without a second pass over it
+	// (FuzzTopUsageSame). pre is false when the walk left the decoding to
+	// parseUsage: no object there, or one parseUsage refuses or hands to
+	// encoding/json.
+	usage usageFields
+	pre   bool
+}
+
+// decoded is the usage object the walk decoded, or nil.
+func (c *topCaptures) decoded() *usageFields {
+	if !c.pre {
+		return nil
+	}
+	return &c.usage
 }
 
 func (c *topCaptures) get(i int) []byte {
@@ -104,7 +119,7 @@ func (c *topCaptures) walk(b []byte, paths [][]string) bool {
 			return false
 		}
 		i = skipSpace(b, i+1)
-		ve, ok := skipJSON(b, i, 1)
+		ve, ok := c.value(b, i, key, paths)
 		if !ok {
 			return false
 		}
@@ -125,4 +140,22 @@ func (c *topCaptures) walk(b []byte, paths [][]string) bool {
 			return false
 		}
 	}
+}
+
+// value checks the member value at b[i] (the walk's skipJSON) and returns
+// the offset past it. The first "usage" object is decoded on the way: a
+// decoding that succeeds has checked every byte at the same nesting depth
+// as skipJSON (parseUsageObject), so only a refused one is checked again.
+func (c *topCaptures) value(b []byte, i int, key []byte, paths [][]string) (int, bool) {
+	if i >= len(b) || b[i] != '{' || c.done[pUsage] || len(paths) <= pUsage || len(paths[pUsage]) != 1 ||
+		string(key) != paths[pUsage][0] || paths[pUsage][0] != "usage" {
+		return skipJSON(b, i, 1)
+	}
+	c.usage = usageFields{}
+	if end, res := parseUsageObject(b, i, 2, &c.usage); res == parseOK {
+		c.pre = true
+		return end, true
+	}
+	c.usage = usageFields{}
+	return skipJSON(b, i, 1)
 }

@@ -69,7 +69,8 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	}
 	rec := Record{Time: now, Agent: t.target.Agent, Rule: t.target.Rule, Credential: t.target.Credential,
 		Model: recModel, Outcome: outcome, Tokens: tok, CostNano: cost, Unpriced: !priced}
-	err := m.commit(t.id, charges, rec)
+	var usedBuf [2]int64
+	used, err := m.commit(t, charges, rec, usedBuf[:0])
 	t.res = Result{Model: recModel, Outcome: outcome, Tokens: tok, CostUSD: float64(cost) / 1e9}
 	t.result.Store(&t.res)
 	m.count(t.target, name, rec)
@@ -96,8 +97,12 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 		}
 		ce.Write(fields...)
 	}
-	for _, bi := range t.budgets {
-		m.checkBudget(t.conf, bi, now)
+	for i, bi := range t.budgets {
+		if used != nil {
+			m.budgetUsed(t.conf, bi, now, used[i])
+		} else {
+			m.checkBudget(t.conf, bi, now)
+		}
 	}
 }
 
@@ -118,15 +123,31 @@ func (m *Meter) count(t Target, model string, rec Record) {
 
 // commit hands a record to the store: a local store gets no deadline (it
 // never blocks on I/O; a timer per request would cost more than the
-// commit), a shared one 5s.
-func (m *Meter) commit(id string, charges []Charge, rec Record) error {
-	switch m.store.(type) {
-	case *MemStore, *FileStore:
-		return m.store.Commit(context.Background(), id, charges, rec)
+// commit), a shared one 5s. A local store also returns, read under the
+// same lock, the committed usage of each of t's budgets over its current
+// window (appended to used; what checkBudget would read from Window
+// next); a shared one returns nil used.
+func (m *Meter) commit(t *Ticket, charges []Charge, rec Record, used []int64) ([]int64, error) {
+	var ms *MemStore
+	switch st := m.store.(type) {
+	case *MemStore:
+		ms = st
+	case *FileStore:
+		ms = st.MemStore
+	}
+	if ms != nil {
+		ms.mu.Lock()
+		ms.commitLocked(t.id, charges, rec)
+		for _, bi := range t.budgets {
+			w := t.conf.window(bi, rec.Time)
+			used = append(used, ms.used(t.conf.budgets[bi].Name, w.buckets))
+		}
+		ms.mu.Unlock()
+		return used, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return m.store.Commit(ctx, id, charges, rec)
+	return nil, m.store.Commit(ctx, t.id, charges, rec)
 }
 
 // rejected counts and logs a refusal.
@@ -145,11 +166,18 @@ func (m *Meter) rejected(t Target, e *BudgetError, used, limit int64) {
 // window when it crosses warn_at.
 func (m *Meter) checkBudget(c *conf, i int, now time.Time) {
 	b, w := &c.budgets[i], c.window(i, now)
-	buckets, end := w.buckets, w.end
-	used, _, err := m.store.Window(context.Background(), b.Name, buckets)
+	used, _, err := m.store.Window(context.Background(), b.Name, w.buckets)
 	if err != nil {
 		return
 	}
+	m.budgetUsed(c, i, now, used)
+}
+
+// budgetUsed is checkBudget with the committed usage of budget i's
+// current window read already.
+func (m *Meter) budgetUsed(c *conf, i int, now time.Time, used int64) {
+	b, w := &c.budgets[i], c.window(i, now)
+	buckets, end := w.buckets, w.end
 	ratio := float64(used) / float64(b.limit())
 	if c.gauges != nil {
 		c.gauges[i].Set(ratio)

@@ -280,6 +280,12 @@ func (s *MemStore) Release(_ context.Context, id string) error {
 func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.commitLocked(id, charges, rec)
+	return nil
+}
+
+// commitLocked is Commit with mu held.
+func (s *MemStore) commitLocked(id string, charges []Charge, rec Record) {
 	s.drop(id)
 	for _, c := range charges {
 		if c.Amount > 0 {
@@ -289,7 +295,6 @@ func (s *MemStore) Commit(_ context.Context, id string, charges []Charge, rec Re
 	}
 	s.addRow(rec)
 	s.dirty = true
-	return nil
 }
 
 // dayOf is t's UTC date, 2006-01-02. Called with mu held.

@@ -235,14 +235,18 @@ func (s *sseMeter) feed(p []byte) {
 	}
 }
 
-// indexEOL returns the index of the first CR or LF in b, or len(b).
+// indexEOL returns the index of the first CR or LF in b, or len(b) (two
+// vector searches, as indexQuoteOrEscape: a data line is most of an
+// event's bytes).
 func indexEOL(b []byte) int {
-	for i, c := range b {
-		if c == '\r' || c == '\n' {
-			return i
-		}
+	n := bytes.IndexByte(b, '\n')
+	if n < 0 {
+		n = len(b)
 	}
-	return len(b)
+	if r := bytes.IndexByte(b[:n], '\r'); r >= 0 {
+		return r
+	}
+	return n
 }
 
 // endLine handles a line terminator met inside a value.

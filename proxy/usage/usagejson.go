@@ -143,16 +143,25 @@ func parseUsageInto(b []byte, u *usageFields) parseResult {
 	default: // a syntax error or a type error: an error either way
 		return parseErr
 	}
-	end, res := parseObject(b, i, 1, func(k int, b []byte, i int) (int, parseResult) {
-		if k < uPromptDetails {
-			return parseIntField(b, i, u.field(k), true)
-		}
-		return parseDetails(b, i, u.field(k), detailKeys[k])
-	}, usageKeys[:])
+	end, res := parseUsageObject(b, i, 1, u)
 	if res == parseOK && skipSpace(b, end) != len(b) {
 		return parseErr
 	}
 	return res
+}
+
+// parseUsageObject decodes the usage object at b[i] == '{' (nesting
+// depth: 1 for a usage object on its own, more inside a document) into u
+// and returns the offset just past it. parseOK means the object is valid
+// JSON at that depth too: every byte was checked as skipObject checks it,
+// with the same nesting limit.
+func parseUsageObject(b []byte, i, depth int, u *usageFields) (int, parseResult) {
+	return parseObject(b, i, depth, func(k int, b []byte, i int) (int, parseResult) {
+		if k < uPromptDetails {
+			return parseIntField(b, i, u.field(k), true)
+		}
+		return parseDetails(b, i, u.field(k), detailKeys[k], depth+1)
+	}, usageKeys[:])
 }
 
 // parseObject walks the object at b[i] == '{' (nesting depth); a member
@@ -292,9 +301,9 @@ func parseInt64(s []byte) (int64, bool) {
 }
 
 // parseDetails decodes a details object (a pointer to a struct with the
-// one field key): null sets it to nil; an object sets it, keeping the
+// one field key) at nesting depth: null sets it to nil; an object sets it, keeping the
 // field of an earlier duplicate as encoding/json does.
-func parseDetails(b []byte, i int, f *optInt, key string) (int, parseResult) {
+func parseDetails(b []byte, i int, f *optInt, key string, depth int) (int, parseResult) {
 	if i >= len(b) {
 		return i, parseErr
 	}
@@ -311,7 +320,7 @@ func parseDetails(b []byte, i int, f *optInt, key string) (int, parseResult) {
 			*f = optInt{set: true}
 		}
 		v := optInt{v: f.v}
-		end, res := parseObject(b, i, 2, func(_ int, b []byte, i int) (int, parseResult) {
+		end, res := parseObject(b, i, depth, func(_ int, b []byte, i int) (int, parseResult) {
 			return parseIntField(b, i, &v, false)
 		}, []string{key})
 		f.v = v.v
