@@ -215,16 +215,20 @@ func indexStructural(b []byte) int {
 }
 
 // indexQuoteOrEscape returns the index of the first '"' or '\\' in b, or
-// len(b) (two vector searches: strings are most of a document's bytes).
-func indexQuoteOrEscape(b []byte) int {
-	q := bytes.IndexByte(b, '"')
-	if q < 0 {
-		q = len(b)
+// len(b) (strings are most of a document's bytes).
+func indexQuoteOrEscape(b []byte) int { return indexEither(b, '"', '\\') }
+
+// indexEither returns the index of the first x or y in b, or len(b): two
+// vector searches, the second only up to the first's hit.
+func indexEither(b []byte, x, y byte) int {
+	n := bytes.IndexByte(b, x)
+	if n < 0 {
+		n = len(b)
 	}
-	if e := bytes.IndexByte(b[:q], '\\'); e >= 0 {
-		return e
+	if m := bytes.IndexByte(b[:n], y); m >= 0 {
+		return m
 	}
-	return q
+	return n
 }
 
 // strRun consumes plain string bytes (no quote, no backslash).

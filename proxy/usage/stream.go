@@ -235,19 +235,9 @@ func (s *sseMeter) feed(p []byte) {
 	}
 }
 
-// indexEOL returns the index of the first CR or LF in b, or len(b) (two
-// vector searches, as indexQuoteOrEscape: a data line is most of an
-// event's bytes).
-func indexEOL(b []byte) int {
-	n := bytes.IndexByte(b, '\n')
-	if n < 0 {
-		n = len(b)
-	}
-	if r := bytes.IndexByte(b[:n], '\r'); r >= 0 {
-		return r
-	}
-	return n
-}
+// indexEOL returns the index of the first LF or CR in b, or len(b) (a
+// data line is most of an event's bytes).
+func indexEOL(b []byte) int { return indexEither(b, '\n', '\r') }
 
 // endLine handles a line terminator met inside a value.
 func (s *sseMeter) endLine(c byte) {
