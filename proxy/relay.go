@@ -45,6 +45,13 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 		return
 	}
 	resp, err := s.forward.Transport.RoundTrip(out)
+	if err == nil && d.bodyRefused != nil && d.bodyRefused() != nil {
+		// The body met a placeholder: cutting it (closing the connection,
+		// TLS close_notify first) can make the upstream answer the cut
+		// request before the close lands. That answer is not relayed.
+		_ = resp.Body.Close()
+		err = placeholderError(d.bodyRefused())
+	}
 	var stream bool
 	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		_ = resp.Body.Close() // the agent asked for no upgrade: nothing to splice
