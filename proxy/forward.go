@@ -57,7 +57,7 @@ func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 // (WebSockets, spliced) and holds the upstream transport chain that
 // relay (relay.go) uses for every other request.
 func (s *Server) newForwarder() *httputil.ReverseProxy {
-	lean := &h1.Client{Dial: s.leanDial, IdleTimeout: s.transport.IdleConnTimeout,
+	lean := &h1.Client{Dial: s.leanDial, Ready: s.leanReady, IdleTimeout: s.transport.IdleConnTimeout,
 		MaxIdlePerHost: s.transport.MaxIdleConnsPerHost, MaxIdle: s.transport.MaxIdleConns}
 	context.AfterFunc(s.base, func() { lean.CloseIdleConnections(true) }) // Shutdown cancels s.base
 	return &httputil.ReverseProxy{
@@ -182,6 +182,26 @@ func (s *Server) leanDial(ctx context.Context, scheme, addr string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
+	return s.leanTLS(addr, c)
+}
+
+// leanReady is the lean client's Ready: the predialled connection to addr
+// (waiting for a pending predial), nil when there is none.
+func (s *Server) leanReady(ctx context.Context, scheme, addr string) (net.Conn, error) {
+	if scheme == "http" {
+		return nil, nil
+	}
+	c := s.pre.take(ctx, addr)
+	if c == nil {
+		return nil, nil
+	}
+	return s.leanTLS(addr, c)
+}
+
+// leanTLS hands c, a fresh TLS connection to addr, to the lean client, or
+// to the predialer (where the transport's dial takes it) when it
+// negotiated h2.
+func (s *Server) leanTLS(addr string, c net.Conn) (net.Conn, error) {
 	if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
 		s.pre.offer(addr, c)
 		return nil, fmt.Errorf("%s: %w", addr, h1.ErrNotHTTP1)

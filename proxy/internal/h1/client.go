@@ -91,6 +91,13 @@ type Client struct {
 	// Dial opens a connection to addr (host:port) for scheme "http" or
 	// "https"; for https a TLS connection whose handshake is done.
 	Dial func(ctx context.Context, scheme, addr string) (net.Conn, error)
+	// Ready, when set, is asked first for a connection to addr that is
+	// already open (a TLS one with its handshake done): it runs on the
+	// caller's goroutine, which Dial does not (see dial), so a connection
+	// dialled ahead of the request costs no goroutine hand-over. It
+	// returns nil and no error when it has none, and may return
+	// [ErrNotHTTP1].
+	Ready func(ctx context.Context, scheme, addr string) (net.Conn, error)
 	// IdleTimeout closes a pooled connection unused this long (0: 90 s).
 	IdleTimeout time.Duration
 	// MaxIdlePerHost and MaxIdle bound the pool (0: 1024 and 4096).
@@ -287,7 +294,14 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	nc, err := cl.dial(ctx, scheme, addr)
+	var nc net.Conn
+	var err error
+	if cl.Ready != nil {
+		nc, err = cl.Ready(ctx, scheme, addr)
+	}
+	if nc == nil && err == nil {
+		nc, err = cl.dial(ctx, scheme, addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -521,3 +521,61 @@ func TestClientNoGoroutinePerStream(t *testing.T) {
 		_ = b.Close()
 	}
 }
+
+// Ready is asked before Dial: a connection it hands over carries the
+// request (Dial is never called), none sends the request through Dial, and
+// its error (ErrNotHTTP1 included, the body left open) is the request's.
+func TestClientReady(t *testing.T) {
+	srv, conns := tlsUpstream(t, framingHandler)
+	cases := map[string]struct {
+		ready              bool  // Ready hands over a dialled connection
+		err                error // Ready's error
+		wantDials, wantErr bool
+	}{
+		"ready connection": {ready: true},
+		"none ready":       {wantDials: true},
+		"not http/1.1":     {err: ErrNotHTTP1, wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cl := clientFor(srv)
+			dial := cl.Dial
+			var dials atomic.Int64
+			cl.Dial = func(ctx context.Context, scheme, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return dial(ctx, scheme, addr)
+			}
+			cl.Ready = func(ctx context.Context, scheme, addr string) (net.Conn, error) {
+				if tc.ready {
+					return dial(ctx, scheme, addr)
+				}
+				return nil, tc.err
+			}
+			defer cl.CloseIdleConnections(true)
+			before := conns.Load()
+			body := &closeTracker{Reader: strings.NewReader("hello")}
+			req, _ := http.NewRequest("POST", srv.URL+"/echo", body)
+			resp, err := cl.RoundTrip(req)
+			if tc.wantErr {
+				if !errors.Is(err, tc.err) || body.closed {
+					t.Fatalf("err %v (body closed %v), want %v and the body open", err, body.closed, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if string(b) != "hello" {
+				t.Fatalf("body %q, want the echo", b)
+			}
+			if got := dials.Load() > 0; got != tc.wantDials {
+				t.Fatalf("Dial called %d times, want called: %v", dials.Load(), tc.wantDials)
+			}
+			if conns.Load() != before+1 {
+				t.Fatalf("%d new upstream connections, want 1", conns.Load()-before)
+			}
+		})
+	}
+}
