@@ -118,10 +118,22 @@ func injectedHeader(rule *policy.Rule, cred *vault.Credential) (builtHeader, err
 }
 
 // headers memoises injectedHeader; bounded like the scrubbers' cache
-// (cleared when full: reloads leave stale keys behind).
+// (cleared when full, and at every reload: dropStaleCaches).
 var headers struct {
 	mu sync.Mutex // guards m
 	m  map[replacerKey]builtHeader
+}
+
+// dropStaleCaches empties the caches keyed by rule and credential
+// pointers once a reload has replaced them: their entries would only keep
+// the old policy's rules and the old vault's secrets (old secrets!) in
+// memory until the caches fill up. Requests still judged under the old
+// ones rebuild what they need.
+func (s *Server) dropStaleCaches() {
+	s.replacers.Clear()
+	headers.mu.Lock()
+	headers.m = nil
+	headers.mu.Unlock()
 }
 
 func basicValue(rule *policy.Rule, cred *vault.Credential) string {

@@ -79,6 +79,7 @@ func (s *Server) ReloadVault() (changed bool, err error) {
 		s.log.Info("vault reloaded", zap.String("file", v.Path()),
 			zap.Int("credentials", len(d.Credentials)), zap.Int("agents", len(d.Agents)))
 		s.revokeChangedAgents(old, d)
+		s.dropStaleCaches()
 	}
 	s.updateExpiring(time.Now())
 	return changed, nil

@@ -99,3 +99,22 @@ func TestScrubReaderRelease(t *testing.T) {
 		t.Fatalf("Read after release = %d, %v; want an error", n, err)
 	}
 }
+
+// TestReloadDropsStaleCaches: a policy swap empties the caches keyed by
+// the old rules and credentials (they would keep old secrets in memory).
+func TestReloadDropsStaleCaches(t *testing.T) {
+	s := testServer()
+	rule := &policy.Rule{Name: "r", Inject: policy.Inject{Type: policy.InjectBearer}}
+	cred := &vault.Credential{Path: "a", Value: vault.NewSecret([]byte("sk-static-123456"))}
+	s.cachedReplacer(&decision{rule: rule, cred: cred})
+	if _, err := injectedHeader(rule, cred); err != nil {
+		t.Fatal(err)
+	}
+	s.SetPolicy(s.Policy())
+	headers.mu.Lock()
+	cachedHeaders := len(headers.m)
+	headers.mu.Unlock()
+	if n := s.replacers.Len(); n != 0 || cachedHeaders != 0 {
+		t.Fatalf("after a policy swap: %d replacers and %d headers cached, want 0", n, cachedHeaders)
+	}
+}

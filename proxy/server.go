@@ -280,6 +280,7 @@ func (s *Server) Policy() *policy.Policy { return s.policy.Load() }
 // SetPolicy swaps in a new policy; requests already judged keep the old one.
 func (s *Server) SetPolicy(p *policy.Policy) {
 	s.policy.Store(p)
+	s.dropStaleCaches()
 	s.reloadMeter(p) // budgets and prices (meter.go)
 }
 

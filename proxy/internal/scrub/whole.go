@@ -55,6 +55,13 @@ func (c *Cache[K]) Get(k K, build func() *Replacer) *Replacer {
 	return r
 }
 
+// Clear drops every cached replacer (a reload made their keys stale).
+func (c *Cache[K]) Clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
 // Len is the number of replacers cached.
 func (c *Cache[K]) Len() int {
 	c.mu.Lock()
