@@ -218,7 +218,7 @@ const streamWaitSize = 512
 
 // copyStream copies a stream, flushing each write. A stream waits for its
 // next event most of its life, and the read it waits in holds its buffer:
-// it waits with a small one and takes a pooled 4 KiB buffer (streambuf.go)
+// it waits with a small one and takes a pooled 4 KiB buffer (internal/bufpool)
 // only while data comes faster than the small one holds (a read filled
 // it), giving it back after a read that the small one would have held.
 func copyStream(w io.Writer, body io.Reader, flusher http.Flusher) error {
