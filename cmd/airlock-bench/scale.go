@@ -152,28 +152,40 @@ func openMany(n, par int, open func(i int) error) (errs int64, first error) {
 	return nerr.Load(), first
 }
 
-type streamsOptions struct {
+// scaleOptions are the flags streams and idle share.
+type scaleOptions struct {
 	n, par, sources int
-	seconds         int
 	bin             string
 	heapProfile     string
 	goroutineFile   string
-	cpuProfile      string
+}
+
+// register declares the shared flags on fs; what names what -n counts,
+// opened what -parallel opens at once, and when the moment the profiles
+// are taken.
+func (o *scaleOptions) register(fs *flag.FlagSet, what, opened, when string) {
+	fs.IntVar(&o.n, "n", 10000, what)
+	fs.IntVar(&o.par, "parallel", 32, opened)
+	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
+	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
+	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) "+when+" to `FILE`")
+	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) "+when+" to `FILE`")
+	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
+}
+
+type streamsOptions struct {
+	scaleOptions
+	seconds    int
+	cpuProfile string
 }
 
 func runStreams(args []string) error {
 	o := streamsOptions{}
 	fs := flag.NewFlagSet("airlock-bench streams", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.n, "n", 10000, "concurrent SSE streams")
+	o.register(fs, "concurrent SSE streams", "streams opened at once while ramping up", "mid-run")
 	fs.IntVar(&o.seconds, "seconds", 60, "how long every stream is held once all are open (one event per second)")
-	fs.IntVar(&o.par, "parallel", 32, "streams opened at once while ramping up")
-	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
-	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
-	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile mid-run to `FILE`")
-	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) mid-run to `FILE`")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a 10 s CPU profile of airlock, taken once the streams are open, to `FILE`")
-	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 	if err := parseSub(fs, args); err != nil {
 		return err
 	}
@@ -321,25 +333,16 @@ func (s *latSink) summary() latSummary {
 }
 
 type idleOptions struct {
-	n, par, sources int
-	settle          time.Duration
-	bin             string
-	heapProfile     string
-	goroutineFile   string
+	scaleOptions
+	settle time.Duration
 }
 
 func runIdle(args []string) error {
 	o := idleOptions{}
 	fs := flag.NewFlagSet("airlock-bench idle", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.n, "n", 10000, "idle keep-alive agent connections")
-	fs.IntVar(&o.par, "parallel", 32, "connections opened at once")
-	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
+	o.register(fs, "idle keep-alive agent connections", "connections opened at once", "with the connections open")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
-	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
-	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) with the connections open to `FILE`")
-	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) with the connections open to `FILE`")
-	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 	if err := parseSub(fs, args); err != nil {
 		return err
 	}
