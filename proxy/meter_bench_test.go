@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/door"
 	"github.com/airlock/airlock/proxy/usage"
 )
 
@@ -94,6 +95,9 @@ func meterInproc(b *testing.B, upURL string, upCert *x509.Certificate, metered b
 		"budgets:\n  - {name: big, scope: {rule: up}, limit: {tokens: 1000000000000}, window: month}\n", host),
 		func(cfg *Config, budgets []usage.Budget) {
 			if !metered {
+				if spin := spinObserver(); spin != nil {
+					cfg.Observers = append(cfg.Observers, spin)
+				}
 				return
 			}
 			st, err := usage.OpenFile(filepath.Join(b.TempDir(), "usage.json"), usage.FileOptions{})
@@ -183,19 +187,24 @@ func BenchmarkMeterProxy(b *testing.B) {
 				ld.expect(b, "warm")
 			}
 			var cpu [2]time.Duration
-			var allocs, bytes [2]uint64
+			var allocs, bytes, sysc [2]uint64
 			var ms runtime.MemStats
+			side := profileSide()
 			stop := profileRun(b)
 			b.ResetTimer()
 			for done, round := 0, 0; done < b.N; round++ {
 				n := min(meterBlock, b.N-done)
 				for k := range 2 {
 					i := k ^ round&1 // off first in even rounds, on first in odd ones
+					if side >= 0 && i != side {
+						continue
+					}
 					runtime.ReadMemStats(&ms)
-					m0, b0, c0 := ms.Mallocs, ms.TotalAlloc, cpuTime()
+					m0, b0, s0, c0 := ms.Mallocs, ms.TotalAlloc, syscalls(), cpuTime()
 					ld.send(b, "go %d %d", i, n)
 					ld.expect(b, "done")
 					cpu[i] += cpuTime() - c0
+					sysc[i] += syscalls() - s0
 					runtime.ReadMemStats(&ms)
 					allocs[i] += ms.Mallocs - m0
 					bytes[i] += ms.TotalAlloc - b0
@@ -212,6 +221,10 @@ func BenchmarkMeterProxy(b *testing.B) {
 			b.ReportMetric(per(float64(allocs[1])), "on-allocs/req")
 			b.ReportMetric(per(float64(bytes[0])), "off-B/req")
 			b.ReportMetric(per(float64(bytes[1])), "on-B/req")
+			if sysc[0] > 0 {
+				b.ReportMetric(per(float64(sysc[0])), "off-syscalls/req")
+				b.ReportMetric(per(float64(sysc[1])), "on-syscalls/req")
+			}
 			for i := range 2 {
 				ld.send(b, "close %d", i)
 				ld.expect(b, "closed")
@@ -222,6 +235,50 @@ func BenchmarkMeterProxy(b *testing.B) {
 
 // meterBlock is the number of requests in one block of BenchmarkMeterProxy.
 const meterBlock = 1000
+
+// spinObserver, when AIRLOCK_METER_SPIN is a duration (say 4us), is an
+// observer for the meter-off server that burns about that much CPU per
+// response in a loop of its own: what airlock's cost grows by when its
+// request path grows by pure computation of a known size (off + spin vs
+// on tells whether the meter's cost is its own code or comes on top).
+func spinObserver() Observer {
+	d, err := time.ParseDuration(os.Getenv("AIRLOCK_METER_SPIN"))
+	if err != nil || d <= 0 {
+		return nil
+	}
+	const calib = 1 << 24
+	c0 := cpuTime()
+	spinSink += spinLoop(calib)
+	per := float64(cpuTime()-c0) / calib
+	n := int(float64(d) / per)
+	return func(*http.Response, *door.Decision) error {
+		spinSink += spinLoop(n)
+		return nil
+	}
+}
+
+var spinSink uint64
+
+//go:noinline
+func spinLoop(n int) uint64 {
+	x := uint64(n)
+	for i := 0; i < n; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	return x
+}
+
+// profileSide is the one server that takes load when AIRLOCK_METER_SIDE
+// is off or on (to profile each alone and diff them), else -1: both.
+func profileSide() int {
+	switch os.Getenv("AIRLOCK_METER_SIDE") {
+	case "off":
+		return 0
+	case "on":
+		return 1
+	}
+	return -1
+}
 
 // profileRun starts a CPU profile of the timed part at 500 Hz (the
 // default 100 Hz gives too few samples to compare a few microseconds per
@@ -461,6 +518,25 @@ func startInprocPolicy(b *testing.B, upCert *x509.Certificate, policyYAML string
 	roots.AddCert(ca.Cert)
 	return &inproc{addr: l.Addr().String(), roots: roots,
 		proxyURL: &url.URL{Scheme: "http", User: url.UserPassword("bot", "tok"), Host: l.Addr().String()}}, ca.Cert
+}
+
+// syscalls is the number of read and write system calls of this process
+// so far (/proc/self/io; 0 where it cannot be read): an extra flush or a
+// body written in two pieces shows here.
+func syscalls() uint64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		if k == "syscr" || k == "syscw" {
+			x, _ := strconv.ParseUint(v, 10, 64)
+			n += x
+		}
+	}
+	return n
 }
 
 // cpuTime is the user + system CPU time of this process.
