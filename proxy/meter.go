@@ -146,7 +146,9 @@ const (
 )
 
 // meterFields appends the usage of ev's ticket, if it ended, to an audit
-// line.
+// line. The parts of input and output (cached input, cache writes,
+// reasoning) are named only when not zero: most answers have none, and
+// every field costs the encoder of every audit line.
 func meterFields(ev *event, fields []zap.Field) []zap.Field {
 	r := ev.ticket.Result()
 	if r == nil {
@@ -156,10 +158,18 @@ func meterFields(ev *event, fields []zap.Field) []zap.Field {
 	if len(model) > maxModelField {
 		model = model[:maxModelField]
 	}
-	return append(fields, zap.String(fieldLLMModel, model), zap.String(fieldLLMOutcome, string(r.Outcome)),
+	fields = append(fields, zap.String(fieldLLMModel, model), zap.String(fieldLLMOutcome, string(r.Outcome)),
 		zap.Int64(fieldLLMInput, r.Tokens.Input), zap.Int64(fieldLLMOutput, r.Tokens.Output),
-		zap.Float64(fieldLLMCost, r.CostUSD), zap.Int64(fieldLLMCached, r.Tokens.CachedInput),
-		zap.Int64(fieldLLMCacheWrite, r.Tokens.CacheWrite), zap.Int64(fieldLLMReasoning, r.Tokens.Reasoning))
+		zap.Float64(fieldLLMCost, r.CostUSD))
+	for _, part := range [...]struct {
+		key string
+		n   int64
+	}{{fieldLLMCached, r.Tokens.CachedInput}, {fieldLLMCacheWrite, r.Tokens.CacheWrite}, {fieldLLMReasoning, r.Tokens.Reasoning}} {
+		if part.n != 0 {
+			fields = append(fields, zap.Int64(part.key, part.n))
+		}
+	}
+	return fields
 }
 
 // closeMeter closes the meter's store once (Shutdown, after the drain, so

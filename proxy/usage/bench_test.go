@@ -214,3 +214,20 @@ func BenchmarkMeterRequest(b *testing.B) {
 		}
 	}
 }
+
+// benchChatAnswer is a real-shaped Chat Completions answer.
+const benchChatAnswer = `{"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion","created":1741570283,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello, benchmark!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":5,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}},"service_tier":"default","system_fingerprint":"fp_fc9f1d7035"}`
+
+// BenchmarkTopWalk: the walk over a whole chat answer (syntax checked,
+// top-level captures, usage decoded), the meter's main cost on JSON.
+func BenchmarkTopWalk(b *testing.B) {
+	body := []byte(benchChatAnswer)
+	paths := pathsFor(EndpointChat, false)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		var c topCaptures
+		if !c.scan(body, paths) || !c.pre {
+			b.Fatal("not walked")
+		}
+	}
+}

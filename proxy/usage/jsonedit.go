@@ -155,6 +155,12 @@ func addIncludeUsage(body []byte) ([]byte, bool) {
 	if !ok {
 		return body, false
 	}
+	return addIncludeUsageTo(body, ms, closing)
+}
+
+// addIncludeUsageTo is addIncludeUsage given the members of the valid
+// JSON object body and the offset of its closing brace (objectMembers).
+func addIncludeUsageTo(body []byte, ms []member, closing int) ([]byte, bool) {
 	i := find(ms, "stream_options")
 	if i < 0 {
 		if len(ms) == 0 {

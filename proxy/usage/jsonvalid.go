@@ -1,6 +1,9 @@
 package usage
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // A strict JSON syntax checker that accepts exactly what json.Valid
 // accepts (FuzzValidSame), without the reflection-free but byte-at-a-time
@@ -53,11 +56,18 @@ func skipLiteral(b []byte, i int, lit string) (int, bool) {
 // skipString checks the string starting at the quote b[i]. Bytes outside
 // ASCII are not checked (encoding/json accepts invalid UTF-8 and replaces
 // it when decoding); control characters and unknown escapes are errors.
-// Plain bytes are skipped eight at a time.
+// Eight bytes are read at a time, and the first quote, backslash or
+// control character among them is found at once (specialMask): a short
+// key costs one or two words, not a word per byte.
 func skipString(b []byte, i int) (int, bool) {
 	j := i + 1
 	for {
-		for j+8 <= len(b) && !hasSpecial(binary.LittleEndian.Uint64(b[j:])) {
+		for j+8 <= len(b) {
+			m := specialMask(binary.LittleEndian.Uint64(b[j:]))
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			j += 8
 		}
 		if j >= len(b) {
@@ -89,14 +99,21 @@ func skipString(b []byte, i int) (int, bool) {
 }
 
 // hasSpecial reports whether one of the eight bytes of x is a quote, a
-// backslash or a control character (the classic SWAR tests: a byte below
-// n, a byte equal to zero; exact as to whether any byte matches).
-func hasSpecial(x uint64) bool {
+// backslash or a control character.
+func hasSpecial(x uint64) bool { return specialMask(x) != 0 }
+
+// specialMask has the high bit of a byte set for the bytes of x (little
+// endian) that may be a quote, a backslash or a control character (the
+// classic SWAR tests: a byte below n, a byte equal to zero). It is zero
+// exactly when no byte is one, and its lowest set bit is exact: a test
+// flags a byte wrongly only through a borrow from a lower byte that it
+// flagged rightly.
+func specialMask(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	below := (x - ones*0x20) & ^x & highs
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
-	return below|((q-ones)&^q&highs)|((bs-ones)&^bs&highs) != 0
+	return below | ((q - ones) &^ q & highs) | ((bs - ones) &^ bs & highs)
 }
 
 func isHex(c byte) bool {

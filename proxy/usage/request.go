@@ -176,10 +176,15 @@ func readHead(body io.Reader, size, limit int64) ([]byte, error) {
 }
 
 // inspectBody fills info from a whole body and returns the body to send.
+// The body's members are walked once, for the fields and for the edit.
 func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
+	sp := memberScratch.Get().(*[]member)
+	defer memberScratch.Put(sp)
+	ms, _, closing, walked := appendMembers((*sp)[:0], body)
+	*sp = ms[:0]
 	var f requestFields
-	if !scanRequestFields(body, &f) && !unmarshalFields(body, &f) {
+	if !(walked && fieldsFromMembers(body, ms, &f)) && !unmarshalFields(body, &f) {
 		return body // not a JSON object: the provider will say so; reserve the default
 	}
 	info.Model = modelString(f.Model)
@@ -188,7 +193,13 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 		info.MaxOutput = max(info.MaxOutput, laxInt(raw))
 	}
 	if info.Endpoint == EndpointChat && info.Stream && !includesUsage(f.StreamOptions) {
-		if out, ok := addIncludeUsage(body); ok {
+		out, ok := []byte(nil), false
+		if walked {
+			out, ok = addIncludeUsageTo(body, ms, closing)
+		} else {
+			out, ok = addIncludeUsage(body)
+		}
+		if ok {
 			info.Rewritten = true
 			return out
 		}
@@ -303,9 +314,12 @@ func scanRequestFields(body []byte, f *requestFields) bool {
 	defer memberScratch.Put(sp)
 	ms, _, _, ok := appendMembers((*sp)[:0], body)
 	*sp = ms[:0]
-	if !ok {
-		return false
-	}
+	return ok && fieldsFromMembers(body, ms, f)
+}
+
+// fieldsFromMembers is scanRequestFields given the members ms of the
+// valid JSON object body.
+func fieldsFromMembers(body []byte, ms []member, f *requestFields) bool {
 	var out requestFields
 	for i := range ms {
 		m := &ms[i]
