@@ -115,10 +115,17 @@ func (m *Meter) count(t Target, model string, rec Record) {
 	if rec.Outcome == OutcomeNone {
 		return
 	}
+	// adding 0 changes nothing but still writes the counter's word (a
+	// cache line moved between cores): most answers have no cached,
+	// cache-write or reasoning tokens
 	for i, n := range [...]int64{rec.Tokens.Input, rec.Tokens.Output, rec.Tokens.CachedInput, rec.Tokens.CacheWrite, rec.Tokens.Reasoning} {
-		sr.tokens[i].Add(float64(n))
+		if n != 0 {
+			sr.tokens[i].Add(float64(n))
+		}
 	}
-	sr.cost.Add(float64(rec.CostNano) / 1e9)
+	if rec.CostNano != 0 {
+		sr.cost.Add(float64(rec.CostNano) / 1e9)
+	}
 }
 
 // commit hands a record to the store: a local store gets no deadline (it
