@@ -70,11 +70,22 @@ func onlyTopPaths(paths [][]string) bool {
 
 // fromMembers captures, from the members ms of the object data, the
 // first value of every key that paths name (escaped keys match none, as
-// in the scanner).
+// in the scanner). It runs on every event of a stripped stream: it clears
+// only what it sets (c.usage is left as it was: pre false hides it), and
+// compares a key with the wanted ones of its length only.
 func (c *topCaptures) fromMembers(data []byte, ms []member, paths [][]string) {
-	*c = topCaptures{}
+	c.v, c.done, c.pre = [nPaths][]byte{}, [nPaths]bool{}, false
+	if len(paths) > nPaths {
+		paths = paths[:nPaths]
+	}
+	var lens uint64 // bit n: a wanted one-key path is n bytes long (bit 63: 63 or more)
+	for _, p := range paths {
+		if len(p) == 1 {
+			lens |= 1 << min(len(p[0]), 63)
+		}
+	}
 	for _, m := range ms {
-		if m.esc {
+		if m.esc || lens&(1<<min(len(m.raw), 63)) == 0 {
 			continue
 		}
 		for k, p := range paths {
