@@ -349,14 +349,16 @@ func (s *sseMeter) interpret() {
 	if e := sc.capture(pError); e != nil && string(e) != "null" {
 		t.errored = true
 	}
+	if s.ep == EndpointChat { // no event types: every chunk is a chat.completion.chunk
+		t.addOpenAI(sc.capture(pUsage))
+		t.setModel(sc.capture(pModel))
+		return
+	}
 	typ := string(bytes.Trim(sc.capture(pType), `"`))
 	if typ == "" {
 		typ = string(s.evName)
 	}
 	switch s.ep {
-	case EndpointChat:
-		t.addOpenAI(sc.capture(pUsage))
-		t.setModel(sc.capture(pModel))
 	case EndpointResponses:
 		switch typ {
 		case "response.completed", "response.incomplete", "response.failed":

@@ -222,7 +222,7 @@ func parseObject(b []byte, i, depth int, val func(k int, b []byte, i int) (int, 
 // case, or -1.
 func foldIndex(key []byte, keys []string) int {
 	for k, name := range keys {
-		if len(name) == len(key) && asciiFold(key, name) {
+		if len(name) == len(key) && (string(key) == name || asciiFold(key, name)) { // providers send the exact key: one memequal
 			return k
 		}
 	}
