@@ -34,7 +34,16 @@ type Body struct {
 }
 
 func isSSE(resp *http.Response) bool {
-	return mediaType(resp.Header.Get("Content-Type")) == "text/event-stream"
+	return mediaType(header(resp.Header, "Content-Type")) == "text/event-stream"
+}
+
+// header is h.Get(key) for a key in canonical form, without canonicalising
+// it again.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // mediaType is the media type mime.ParseMediaType returns for v ("" when
@@ -84,12 +93,11 @@ func (t *Ticket) newBody(resp *http.Response) *Body {
 	if b.rc == nil {
 		b.rc = http.NoBody
 	}
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	if enc != "" && enc != "identity" {
+	if enc := strings.TrimSpace(header(resp.Header, "Content-Encoding")); enc != "" && !strings.EqualFold(enc, "identity") {
 		return b // compressed despite our request: relayed, not parsed
 	}
 	ep := t.info.Endpoint
-	mt := mediaType(resp.Header.Get("Content-Type"))
+	mt := mediaType(header(resp.Header, "Content-Type"))
 	switch {
 	case mt == "text/event-stream":
 		b.strip = t.info.Rewritten
