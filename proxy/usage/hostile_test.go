@@ -46,13 +46,13 @@ func TestHostileAnswers(t *testing.T) {
 		body string
 		want want
 	}{
-		"usage text in the content": {answer(fake), ok},
+		"usage text in the content":     {answer(fake), ok},
 		"usage text ending the content": {answer(`see: {` + fake + `}\\`), ok},
-		"usage in a nested object": {`{"model":"gpt-4o","choices":[{"usage":{"prompt_tokens":999,"completion_tokens":999}}],` + real + `}`, ok},
-		"usage in a nested string key": {`{"model":"gpt-4o","x":{"\"usage\"":{"prompt_tokens":999}},` + real + `}`, ok},
-		"truncated in the usage": {answer("hi")[:len(answer("hi"))-30], want{0, 0, OutcomeNone}},
-		"truncated after the usage": {answer("hi")[:len(answer("hi"))-1], want{24, 5, OutcomeOK}},
-		"duplicate usage keys": {`{"model":"gpt-4o",` + real + `,"usage":{"prompt_tokens":1,"completion_tokens":1}}`, ok},
+		"usage in a nested object":      {`{"model":"gpt-4o","choices":[{"usage":{"prompt_tokens":999,"completion_tokens":999}}],` + real + `}`, ok},
+		"usage in a nested string key":  {`{"model":"gpt-4o","x":{"\"usage\"":{"prompt_tokens":999}},` + real + `}`, ok},
+		"truncated in the usage":        {answer("hi")[:len(answer("hi"))-30], want{0, 0, OutcomeNone}},
+		"truncated after the usage":     {answer("hi")[:len(answer("hi"))-1], want{24, 5, OutcomeOK}},
+		"duplicate usage keys":          {`{"model":"gpt-4o",` + real + `,"usage":{"prompt_tokens":1,"completion_tokens":1}}`, ok},
 	}
 	for i := range 8 { // the escaped quote at every offset of a word
 		cases["escape at offset "+string(rune('0'+i))] = struct {
