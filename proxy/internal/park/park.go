@@ -24,9 +24,9 @@ var ErrUnsupported = errors.New("park: no poller on this platform")
 type waitState uint8
 
 const (
-	waitNew    waitState = iota // not armed yet
-	waitArmed                   // registered with the poller
-	waitDone                    // fired or cancelled: never again
+	waitNew   waitState = iota // not armed yet
+	waitArmed                  // registered with the poller
+	waitDone                   // fired or cancelled: never again
 )
 
 // Waiter is one wait for one socket to become readable. Use a new
