@@ -24,7 +24,7 @@ func TestRevokeParkedTunnel(t *testing.T) {
 	agent := e.addAgent("bot")
 	e.downPort = closedPort(t)
 	e.writePolicy(strings.NewReplacer("{{UP}}", up.hostPort(), "{{DOWN}}", e.downPort).Replace(injectPolicy))
-	e.serve("--max-conns-per-agent", "1")
+	e.serve("--max-conns-per-agent", "1", "--pprof")
 
 	tc := mitmTLS(t, e, agent, up.hostPort(), "127.0.0.1")
 	br := bufio.NewReader(tc)
@@ -59,8 +59,11 @@ func TestRevokeParkedTunnel(t *testing.T) {
 func waitNoIdleReader(t *testing.T, e *env) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		_, prof := e.adminGet("/debug/pprof/goroutine?debug=1")
-		if !strings.Contains(prof, "h1.(*innerConn).waitRequest") {
+		code, prof := e.adminGet("/debug/pprof/goroutine?debug=1")
+		if code != 200 || !strings.Contains(prof, "goroutine profile:") {
+			t.Fatalf("goroutine profile: %d %.200s", code, prof)
+		}
+		if !strings.Contains(prof, "h1.(*innerConn).waitRequest") && !strings.Contains(prof, "h1.(*innerConn).idleRead") {
 			return
 		}
 		if time.Now().After(deadline) {
