@@ -4,7 +4,9 @@
 // (head size 431, head deadline, idle timeout, Host required, bounded
 // discard of unread bodies, contained panics, graceful shutdown). It serves
 // an http.Handler; net/http.Server is the drop-in reference behind the
-// same seam (proxy.Config.InnerNetHTTP).
+// same seam (proxy.Config.InnerNetHTTP). On Linux a connection idle
+// between requests waits without a goroutine, in a shared poller
+// (park.go, package park).
 package h1
 
 import (
@@ -265,7 +267,9 @@ func (ic *innerConn) readRequest() (*http.Request, error) {
 		ic.active.Store(false)
 		ic.releaseWriter() // an idle connection holds no write buffer
 		ic.idleUntil = time.Now().Add(ic.s.IdleTimeout)
-		_ = ic.c.SetReadDeadline(ic.idleUntil)
+		if ic.parking == nil { // a parkable connection's wait sets its own (park.go)
+			_ = ic.c.SetReadDeadline(ic.idleUntil)
+		}
 	}
 	ic.resumed = false
 	if err := ic.waitRequest(); err != nil { // nor a read buffer (idle.go)

@@ -92,6 +92,9 @@ func parkingOf(c net.Conn, idle time.Duration) *parking {
 			p.raw = rc
 			return p
 		case *tls.Conn:
+			if !x.ConnectionState().HandshakeComplete {
+				return nil // a wait with a deadline must not cut a handshake
+			}
 			c = x.NetConn() // its buffered records: see the wait before parking
 		case Layer:
 			if n, ok := x.(closeNotifier); ok && p.notify == nil {

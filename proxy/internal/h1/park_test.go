@@ -72,17 +72,27 @@ func (e *parkEnv) accept() {
 		tr := &conn.Tracked{Conn: c, OnClose: func() {}}
 		e.slots.Add(1)
 		var sc net.Conn = &slotLayer{Conn: tr, release: func() { e.slots.Add(-1) }}
-		if e.tls != nil {
-			sc = tls.Server(sc, e.tls)
-		}
 		e.mu.Lock()
 		e.tracked = append(e.tracked, tr)
 		e.mu.Unlock()
-		go e.s.ServeConn(Guard(sc, nil), Conn{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "path="+r.URL.Path) }),
-			Started: func(ctx context.Context) { e.mu.Lock(); e.ctxs = append(e.ctxs, ctx); e.mu.Unlock() },
-		})
+		go e.serve(sc)
 	}
+}
+
+// serve runs ServeConn as airlock does: TLS handshake done first.
+func (e *parkEnv) serve(sc net.Conn) {
+	if e.tls != nil {
+		tc := tls.Server(sc, e.tls)
+		if err := tc.Handshake(); err != nil {
+			_ = tc.Close()
+			return
+		}
+		sc = tc
+	}
+	e.s.ServeConn(Guard(sc, nil), Conn{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "path="+r.URL.Path) }),
+		Started: func(ctx context.Context) { e.mu.Lock(); e.ctxs = append(e.ctxs, ctx); e.mu.Unlock() },
+	})
 }
 
 // slotLayer stands for airlock's connection-slot wrapper: its Close is
