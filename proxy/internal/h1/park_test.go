@@ -404,3 +404,35 @@ func testCert(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// BenchmarkParkedWake is the latency of a request on a parked TLS
+// connection (the poller wakes, a new goroutine reads) against a request
+// on a connection whose goroutine still waits (-bench . -benchtime 50x).
+func BenchmarkParkedWake(b *testing.B) {
+	for _, parked := range []bool{false, true} {
+		b.Run(map[bool]string{false: "waiting goroutine", true: "parked"}[parked], func(b *testing.B) {
+			t := &testing.T{}
+			e := newParkEnv(t, true, time.Minute)
+			e.t = t
+			c, br, _ := e.dial()
+			defer c.Close()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				if parked {
+					for park.Parked() != 1 {
+						time.Sleep(time.Millisecond)
+					}
+				} else {
+					time.Sleep(parkAfter / 3) // idle, not yet parked
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				b.StartTimer()
+				_, _ = io.WriteString(c, getLine("/w"))
+				if _, err := http.ReadResponse(br, nil); err != nil {
+					b.Fatal(err)
+				}
+				_, _ = br.Discard(br.Buffered())
+			}
+		})
+	}
+}

@@ -3,7 +3,9 @@ package park
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -11,15 +13,21 @@ import (
 )
 
 // The poller: one epoll instance, level-triggered with EPOLLONESHOT (an
-// event fires once, then the wait is removed by whoever ended it), and one
-// goroutine in epoll_wait. An event's data is the wait's key, never the
-// fd: fd numbers are reused once closed, and closing an fd drops it from
-// epoll without an event.
+// event fires once, then the wait is removed by whoever ended it). The
+// epoll fd is itself watched by Go's network poller, so the goroutine
+// that reads its events sleeps like any goroutine blocked in Read (no
+// thread held in epoll_wait, and a wake costs what a socket's does). An
+// event's data is the wait's key, never the fd: fd numbers are reused
+// once closed, and closing an fd drops it from epoll without an event.
+
+// viaNetpoll is set once the events are read through Go's poller (tests).
+var viaNetpoll atomic.Bool
 
 var poller struct {
 	once sync.Once
 	fd   int
 	err  error
+	file *os.File // the epoll fd as Go's poller knows it
 }
 
 // Supported reports whether this platform has the poller.
@@ -37,20 +45,55 @@ func start() error {
 	return poller.err
 }
 
-// loop delivers events for as long as the process runs.
+// loop delivers events for as long as the process runs: through Go's
+// network poller when the epoll fd can be handed to it, else blocked in
+// epoll_wait.
 func loop(epfd int) {
 	events := make([]unix.EpollEvent, 128)
-	for {
+	if rc := netpolled(epfd); rc != nil {
+		_ = rc.Read(func(fd uintptr) bool {
+			viaNetpoll.Store(true)
+			for {
+				n, err := unix.EpollWait(int(fd), events, 0)
+				if err != nil && !errors.Is(err, unix.EINTR) {
+					break
+				}
+				deliver(events[:max(n, 0)])
+				if n < len(events) {
+					break // drained: sleep until the epoll fd is readable again
+				}
+			}
+			return false
+		})
+	}
+	for { // not expected: Go's poller refused the epoll fd
 		n, err := unix.EpollWait(epfd, events, -1)
 		if err != nil {
 			if !errors.Is(err, unix.EINTR) {
-				time.Sleep(10 * time.Millisecond) // not expected: do not spin
+				time.Sleep(10 * time.Millisecond) // do not spin
 			}
 			continue
 		}
-		for _, ev := range events[:n] {
-			wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
-		}
+		deliver(events[:n])
+	}
+}
+
+// netpolled hands the (non-blocking) epoll fd to Go's network poller.
+func netpolled(epfd int) syscall.RawConn {
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		return nil
+	}
+	poller.file = os.NewFile(uintptr(epfd), "park-epoll") // held: its finalizer would close the fd
+	rc, err := poller.file.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+func deliver(events []unix.EpollEvent) {
+	for _, ev := range events {
+		wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
 	}
 }
 

@@ -168,3 +168,16 @@ func TestArmAfterCancelAndOnClosedSocket(t *testing.T) {
 	_, _ = c.Write([]byte("x"))
 	time.Sleep(20 * time.Millisecond)
 }
+
+// The events are read through Go's network poller: no thread sits in
+// epoll_wait, and a wake is scheduled like a socket's.
+func TestEventsThroughGoPoller(t *testing.T) {
+	if !Supported() {
+		t.Fatal("no poller on linux")
+	}
+	for end := time.Now().Add(2 * time.Second); !viaNetpoll.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the epoll fd is not read through Go's poller")
+		}
+	}
+}
