@@ -78,15 +78,18 @@ type parked struct {
 // parkingOf looks through c's layers down to the TCP socket; nil means c
 // cannot park (an unknown wrapper, no close notice, no poller).
 func parkingOf(c net.Conn, idle time.Duration) *parking {
-	if idle <= 0 || !park.Supported() {
+	if idle <= 0 {
 		return nil
 	}
 	p := &parking{}
 	for range 16 {
 		switch x := c.(type) {
 		case *net.TCPConn:
+			if p.notify == nil || !park.Supported() { // Supported starts the poller
+				return nil
+			}
 			rc, err := x.SyscallConn()
-			if err != nil || p.notify == nil {
+			if err != nil {
 				return nil
 			}
 			p.raw = rc
