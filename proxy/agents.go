@@ -439,3 +439,8 @@ func (c *releaseConn) Close() error {
 	c.release()
 	return c.Conn.Close()
 }
+
+// NetConn and Buffered let h1's idle wait look through (it parks the
+// connection without a goroutine only when every layer is known empty).
+func (c *releaseConn) NetConn() net.Conn { return c.Conn }
+func (c *releaseConn) Buffered() int     { return 0 }

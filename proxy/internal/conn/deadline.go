@@ -36,3 +36,9 @@ func (c *WriteDeadline) SetWriteDeadline(t time.Time) error {
 	c.until.Store(t.UnixNano())
 	return c.Conn.SetWriteDeadline(t)
 }
+
+// NetConn returns the wrapped connection (h1's idle wait looks through).
+func (c *WriteDeadline) NetConn() net.Conn { return c.Conn }
+
+// Buffered is 0: WriteDeadline holds no bytes.
+func (c *WriteDeadline) Buffered() int { return 0 }

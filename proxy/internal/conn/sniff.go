@@ -49,3 +49,14 @@ func (c *byteConn) Read(p []byte) (int, error) {
 	p[0] = c.first
 	return 1, nil // the caller reads again for the rest (one more syscall per connection)
 }
+
+// NetConn returns the wrapped connection (h1's idle wait looks through).
+func (c *byteConn) NetConn() net.Conn { return c.Conn }
+
+// Buffered is 1 while the sniffed byte waits to be read again.
+func (c *byteConn) Buffered() int {
+	if c.pending {
+		return 1
+	}
+	return 0
+}

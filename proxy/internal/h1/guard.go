@@ -223,3 +223,9 @@ func (g *headGuard) refuse() {
 		g.onRefuse(g.Conn, e)
 	}
 }
+
+// NetConn returns the guarded connection (the idle wait looks through).
+func (g *headGuard) NetConn() net.Conn { return g.Conn }
+
+// Buffered is 0: the guard reads through and keeps no bytes.
+func (g *headGuard) Buffered() int { return 0 }

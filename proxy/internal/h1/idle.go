@@ -72,11 +72,14 @@ func (ic *innerConn) waitRequest() error {
 	var b [1]byte
 	var err error
 	for n := 0; n == 0 && err == nil; {
-		n, err = ic.c.Read(b[:])
+		n, err = ic.idleRead(b[:]) // may park (park.go)
 		if n == 1 {
 			ic.first = firstByte{Conn: ic.c, b: b[0], pending: true}
 			ic.lim.r = &ic.first
 		}
+	}
+	if err == errParked {
+		return err // ic is the poller's now: touch nothing
 	}
 	ic.br = innerReaders.Get().(*bufio.Reader)
 	ic.br.Reset(&ic.lim)

@@ -4,7 +4,9 @@
 // (head size 431, head deadline, idle timeout, Host required, bounded
 // discard of unread bodies, contained panics, graceful shutdown). It serves
 // an http.Handler; net/http.Server is the drop-in reference behind the
-// same seam (proxy.Config.InnerNetHTTP).
+// same seam (proxy.Config.InnerNetHTTP). On Linux a connection idle
+// between requests waits without a goroutine, in a shared poller
+// (park.go, package park).
 package h1
 
 import (
@@ -44,6 +46,7 @@ var (
 	errHeadTooLarge = errors.New("request head too large")
 	errBodyClosed   = errors.New("request body read after the response")
 	errNoContinue   = errors.New("request body not sent: the response came first")
+	errRefused      = errors.New("request head refused")
 )
 
 // Server serves connections with the lean loop. Set the fields before the
@@ -103,9 +106,12 @@ func (ic *innerConns) closeIdle() (busy int) {
 	ic.mu.Lock()
 	defer ic.mu.Unlock()
 	for c := range ic.conns {
-		if c.active.Load() {
+		switch {
+		case c.active.Load():
 			busy++
-		} else {
+		case c.unpark(): // parked (park.go): its cleanup is ours to run
+			go c.finish(false) // finish takes ic.mu
+		default:
 			_ = c.c.Close()
 		}
 	}
@@ -126,6 +132,10 @@ type innerConn struct {
 	watch  watcher     // notices an agent gone during a slow request (watch.go)
 	w      innerWriter // reused by each request
 	first  firstByte   // the first byte of a request read while idle (idle.go)
+
+	parking   *parking  // nil: this connection never parks (park.go)
+	idleUntil time.Time // the idle timeout of the wait for the next request
+	resumed   bool      // the loop goes on after parking: the wait is under way
 
 	// headMu orders "100 Continue", written by whoever first reads the
 	// body (the transport's goroutine), against the final response head,
@@ -187,13 +197,15 @@ var (
 
 // ServeConn serves the requests of c until the agent closes it, a timeout
 // or a framing error ends it, or the server shuts down. It closes c.
+// On Linux, a connection idle between requests may be parked without a
+// goroutine (park.go): ServeConn then returns while c is still open, and
+// the loop goes on on a new goroutine when the next request arrives.
 func (s *Server) ServeConn(c net.Conn, h Conn) {
 	ic := &innerConn{s: s, c: c, h: h, remote: c.RemoteAddr().String()}
 	// The parent of every upstream request made for this connection,
 	// cancelled when the agent is gone or the connection ends.
 	var ctx context.Context
 	ctx, ic.cancel = context.WithCancel(context.Background())
-	defer ic.cancel()
 	if h.Started != nil {
 		h.Started(ctx)
 	}
@@ -201,20 +213,24 @@ func (s *Server) ServeConn(c net.Conn, h Conn) {
 	ic.br = innerReaders.Get().(*bufio.Reader)
 	ic.br.Reset(&ic.lim)
 	ic.w.ic = ic
+	ic.parking = parkingOf(c, s.IdleTimeout)
 	s.conns.add(ic)
-	hijacked := false
+	ic.serveLoop()
+}
+
+// serveLoop serves requests until the connection ends, then finishes it,
+// or until it parks (it returns; resume calls it again).
+func (ic *innerConn) serveLoop() {
+	hijacked, parked := false, false
 	defer func() {
-		s.conns.remove(ic)
-		if hijacked {
-			return // the upgraded stream owns the connection and its buffers
+		if !parked { // parked: ic is the poller's, touch nothing
+			ic.finish(hijacked)
 		}
-		_ = c.Close()
-		ic.releaseReader()
-		ic.releaseWriter()
 	}()
-	for !s.closing() {
-		req, ok := ic.readRequest()
-		if !ok {
+	for !ic.s.closing() {
+		req, err := ic.readRequest()
+		if err != nil {
+			parked = err == errParked
 			return
 		}
 		keep, hj := ic.serve(req)
@@ -228,14 +244,36 @@ func (s *Server) ServeConn(c net.Conn, h Conn) {
 	}
 }
 
+// finish ends the connection: untracked, closed, its buffers back in
+// their pools and its context cancelled. A hijacked connection belongs
+// to the upgraded stream, with its buffers.
+func (ic *innerConn) finish(hijacked bool) {
+	defer ic.cancel()
+	ic.s.conns.remove(ic)
+	if hijacked {
+		return
+	}
+	_ = ic.c.Close()
+	ic.releaseReader()
+	ic.releaseWriter()
+}
+
 // readRequest waits (idle timeout) for the next request and reads its head
 // (header timeout, header cap). Malformed heads are answered 400/431.
-func (ic *innerConn) readRequest() (*http.Request, bool) {
-	ic.active.Store(false)
-	ic.releaseWriter() // an idle connection holds no write buffer
-	_ = ic.c.SetReadDeadline(time.Now().Add(ic.s.IdleTimeout))
+// errParked: the connection waits in the poller (park.go); any other
+// error ends it.
+func (ic *innerConn) readRequest() (*http.Request, error) {
+	if !ic.resumed {
+		ic.active.Store(false)
+		ic.releaseWriter() // an idle connection holds no write buffer
+		ic.idleUntil = time.Now().Add(ic.s.IdleTimeout)
+		if ic.parking == nil { // a parkable connection's wait sets its own (park.go)
+			_ = ic.c.SetReadDeadline(ic.idleUntil)
+		}
+	}
+	ic.resumed = false
 	if err := ic.waitRequest(); err != nil { // nor a read buffer (idle.go)
-		return nil, false
+		return nil, err
 	}
 	ic.active.Store(true)
 	ic.headOut = false // no request is in flight: no reader of the body either
@@ -248,17 +286,17 @@ func (ic *innerConn) readRequest() (*http.Request, bool) {
 	ic.lim.remain = math.MaxInt64
 	if err != nil {
 		ic.refuseHead(err, tooLarge)
-		return nil, false
+		return nil, err
 	}
 	if e := checkHead(req); e != nil {
 		ic.refuse(e, req.Method)
-		return nil, false
+		return nil, errRefused
 	}
 	req.RemoteAddr = ic.remote
 	if req.Body != http.NoBody {
 		_ = ic.c.SetReadDeadline(time.Time{}) // bodies may stream slowly
 	}
-	return req, true
+	return req, nil
 }
 
 // checkHead refuses what net/http's server refuses beyond ReadRequest's own
