@@ -32,7 +32,8 @@
 // (audit file, async writer, field names), state (state store), source
 // (external credential sources, reference resolution), rpc (SanctumAI
 // door), transparent, approval, console, usage, sigv4; internal: scrub,
-// egress, oauth2, placeholder, h1, h2, grpcwire, conn, bufpool, awsauth.
+// egress, oauth2, placeholder, h1, h2, grpcwire, conn, bufpool, park (idle
+// connections waiting without a goroutine), awsauth.
 // None of them imports this package.
 package proxy
 
