@@ -61,6 +61,11 @@ var (
 	errBodyAfterClose       = errors.New("upstream response body read after close")
 )
 
+// ErrTimeout is returned (wrapped) by [Client.Send] and by its response
+// body's Read when the request's timeout passed: no response head in
+// time, or a gap between body bytes longer than it.
+var ErrTimeout = errors.New("upstream timed out")
+
 const (
 	defaultClientIdleTimeout = 90 * time.Second
 	defaultMaxIdlePerHost    = 1024
@@ -119,8 +124,53 @@ type clientConn struct {
 	br     *bufio.Reader // nil while idle in the pool
 	rd     connReader
 	reused bool
-	timer  *time.Timer // closes the connection idle too long
-	dead   atomic.Bool // closed: never pooled again
+	// timer is the connection's one timer: in the pool it closes the
+	// connection idle too long, during an exchange it is the request's
+	// timeout (Send). It is stopped whenever pooled changes.
+	timer    *time.Timer
+	pooled   atomic.Bool  // in the pool: timer is the idle timeout
+	timeout  atomic.Int64 // the exchange's timeout (time.Duration); 0: timer not armed
+	timedOut atomic.Bool  // the exchange's timeout closed the connection
+	dead     atomic.Bool  // closed: never pooled again
+}
+
+// fire is the connection's timer: the idle timeout of a pooled
+// connection, the request timeout of an exchange.
+func (c *clientConn) fire() {
+	if c.pooled.Load() {
+		c.cl.expire(c)
+		return
+	}
+	c.timedOut.Store(true)
+	c.close()
+}
+
+// arm starts the exchange's timeout (none when d is 0).
+func (c *clientConn) arm(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.timeout.Store(int64(d))
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.fire)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+// rearm starts the next gap of the exchange's timeout.
+func (c *clientConn) rearm() {
+	if d := c.timeout.Load(); d > 0 {
+		c.timer.Reset(time.Duration(d))
+	}
+}
+
+// disarm stops the exchange's timeout; false when it already fired.
+func (c *clientConn) disarm() bool {
+	if c.timeout.Swap(0) <= 0 {
+		return true
+	}
+	return c.timer.Stop()
 }
 
 // connReader counts what a response read from the connection and caps
@@ -190,6 +240,15 @@ func addrOf(req *http.Request) (scheme, addr string, err error) {
 // upstream connection directly; closing the body before its end closes
 // the connection.
 func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return cl.Send(req, 0)
+}
+
+// Send is RoundTrip with a timeout (0: none): for the dial, then for the
+// response head, then for each gap between body bytes (a stream lasts as
+// long as it keeps talking). A timeout closes the connection and is
+// reported as [ErrTimeout]. It costs no timer of its own: the
+// connection's idle timer serves.
+func (cl *Client) Send(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	scheme, addr, err := addrOf(req)
 	if err != nil {
 		closeReqBody(req)
@@ -202,18 +261,18 @@ func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := scheme + "://" + addr
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, err := cl.conn(ctx, key, scheme, addr)
+		c, err := cl.conn(ctx, key, scheme, addr, timeout)
 		if err != nil {
 			if !errors.Is(err, ErrNotHTTP1) { // the caller sends it elsewhere
 				closeReqBody(req)
 			}
 			return nil, err
 		}
-		resp, err := c.roundTrip(req)
+		resp, err := c.roundTrip(req, timeout)
 		if err == nil {
 			return resp, nil
 		}
-		if attempt == 0 && c.reused && c.rd.n == 0 && replayable(req) && ctx.Err() == nil {
+		if attempt == 0 && c.reused && c.rd.n == 0 && replayable(req) && ctx.Err() == nil && !c.timedOut.Load() {
 			continue // the pooled connection was dead: once more on a new one
 		}
 		return nil, err
@@ -274,8 +333,9 @@ func replayable(req *http.Request) bool {
 	return k1 || k2
 }
 
-// conn returns a pooled connection to key that is still clean, or a new one.
-func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientConn, error) {
+// conn returns a pooled connection to key that is still clean, or a new
+// one (dialled within timeout, when set).
+func (cl *Client) conn(ctx context.Context, key, scheme, addr string, timeout time.Duration) (*clientConn, error) {
 	for {
 		c := cl.take(key)
 		if c == nil {
@@ -294,6 +354,27 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if timeout > 0 {
+		dctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		defer cancel()
+		ctx = dctx
+	}
+	nc, err := cl.open(ctx, scheme, addr)
+	if err != nil {
+		if cerr := context.Cause(ctx); errors.Is(cerr, ErrTimeout) {
+			return nil, fmt.Errorf("%s: dial: %w", addr, ErrTimeout)
+		}
+		return nil, err
+	}
+	c := &clientConn{cl: cl, key: key, nc: nc}
+	c.rd.c = c
+	c.br = clientReaders.Get().(*bufio.Reader)
+	c.br.Reset(&c.rd)
+	return c, nil
+}
+
+// open returns a new connection to addr: Ready's, or a dial's.
+func (cl *Client) open(ctx context.Context, scheme, addr string) (net.Conn, error) {
 	var nc net.Conn
 	var err error
 	if cl.Ready != nil {
@@ -311,11 +392,7 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 			return nil, fmt.Errorf("%s: ALPN %q: %w", addr, p, ErrNotHTTP1)
 		}
 	}
-	c := &clientConn{cl: cl, key: key, nc: nc}
-	c.rd.c = c
-	c.br = clientReaders.Get().(*bufio.Reader)
-	c.br.Reset(&c.rd)
-	return c, nil
+	return nc, nil
 }
 
 // dial runs Dial on a goroutine of its own: a TLS handshake (ML-KEM key
@@ -354,6 +431,7 @@ func (cl *Client) take(key string) *clientConn {
 		}
 		cl.nidle--
 		if c.timer.Stop() {
+			c.pooled.Store(false)
 			return c
 		}
 		// The idle timer fired and is closing it.
@@ -378,8 +456,9 @@ func (cl *Client) put(c *clientConn) {
 	}
 	cl.idle[c.key] = append(cl.idle[c.key], c)
 	cl.nidle++
+	c.pooled.Store(true) // the timer is stopped (disarm)
 	if c.timer == nil {
-		c.timer = time.AfterFunc(cl.idleTimeout(), func() { cl.expire(c) })
+		c.timer = time.AfterFunc(cl.idleTimeout(), c.fire)
 	} else {
 		c.timer.Reset(cl.idleTimeout())
 	}
@@ -454,6 +533,14 @@ func (c *clientConn) drained() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
+	if s := probeOf(c.nc); s != nil {
+		// tls answers from what it holds, else fails at once (client_probe.go).
+		s.probing = true
+		c.rd.limit = -1
+		_, err := c.br.Peek(1)
+		s.probing = false
+		return err == errProbe && s.atBoundary()
+	}
 	if err := c.nc.SetReadDeadline(time.Now()); err != nil {
 		return false
 	}
@@ -466,16 +553,19 @@ func (c *clientConn) drained() bool {
 	return c.nc.SetReadDeadline(time.Time{}) == nil
 }
 
-// roundTrip runs one exchange on c. On error c is closed.
-func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip runs one exchange on c within timeout (0: none). On error c
+// is closed.
+func (c *clientConn) roundTrip(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, c.close) // cancels a write, a head or a body read
+	c.arm(timeout)
 	c.rd.n, c.rd.limit = 0, c.cl.maxHead()
 	x := &exchange{c: c}
 	x.parts.Store(1)
 	if req.Body == nil || req.Body == http.NoBody {
 		if err := c.write(req); err != nil {
 			stop()
+			c.disarm()
 			c.close()
 			return nil, c.failed(ctx, fmt.Errorf("write request: %w", err))
 		}
@@ -494,6 +584,7 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err != nil {
 		stop()
+		c.disarm()
 		c.close()
 		if x.wdone != nil {
 			select {
@@ -507,6 +598,7 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, c.failed(ctx, err)
 	}
 	c.rd.limit = -1
+	c.rearm() // the first gap of the body starts now
 	x.reuse = !resp.Close && !req.Close
 	b := &clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
 	if resp.Body == http.NoBody {
@@ -552,10 +644,14 @@ func (x *exchange) end(ok bool) {
 	x.c.cl.put(x.c)
 }
 
-// failed prefers the context's error when it ended the exchange.
+// failed prefers the context's error, then the timeout, when either
+// ended the exchange.
 func (c *clientConn) failed(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if c.timedOut.Load() {
+		return fmt.Errorf("%v: %w", err, ErrTimeout)
 	}
 	return err
 }
@@ -608,14 +704,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, errBodyAfterClose
 	}
 	n, err := b.rc.Read(p)
+	c := b.x.c
 	switch {
 	case err == io.EOF:
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
-		if cerr := b.ctx.Err(); cerr != nil {
-			err = cerr // the context closed the connection under the read
-		}
+		err = c.failed(b.ctx, err) // the context or the timeout closed the connection under the read
+	case n > 0:
+		c.rearm() // a gap ends
 	}
 	return n, err
 }
@@ -631,6 +728,9 @@ func (b *clientBody) finish(complete bool) {
 		return
 	}
 	if !b.stop() { // the context ended: the connection is being closed
+		complete = false
+	}
+	if !b.x.c.disarm() { // the timeout fired: the connection is being closed
 		complete = false
 	}
 	if complete && b.x.wdone != nil {
