@@ -582,6 +582,9 @@ func (c *clientConn) roundTrip(req *http.Request, timeout time.Duration) (*http.
 		// still working on; that answer is not the upstream's.
 		err = ctx.Err()
 	}
+	if err == nil && c.timedOut.Load() {
+		err = fmt.Errorf("read response: %w", ErrTimeout) // the same, for the timeout's close
+	}
 	if err != nil {
 		stop()
 		c.disarm()
