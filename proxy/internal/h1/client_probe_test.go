@@ -156,7 +156,9 @@ func TestClientTLSLeftovers(t *testing.T) {
 
 // frame follows record boundaries however the bytes are split.
 func TestTLSSocketFrame(t *testing.T) {
-	rec := func(n int) string { return "\x17\x03\x03" + string([]byte{byte(n >> 8), byte(n)}) + string(make([]byte, n)) }
+	rec := func(n int) string {
+		return "\x17\x03\x03" + string([]byte{byte(n >> 8), byte(n)}) + string(make([]byte, n))
+	}
 	stream := rec(3) + rec(300) + rec(0) + rec(1)
 	cases := []struct {
 		name  string
