@@ -124,6 +124,8 @@ type clientConn struct {
 	br     *bufio.Reader // nil while idle in the pool
 	rd     connReader
 	reused bool
+	peek   *peeker // the socket's, made on the first reuse
+	nopeek bool    // no socket to peek at
 	// timer is the connection's one timer: in the pool it closes the
 	// connection idle too long, during an exchange it is the request's
 	// timeout (Send). It is stopped whenever pooled changes.
@@ -216,24 +218,31 @@ func (cl *Client) maxHead() int64 {
 	return defaultMaxResponseHead
 }
 
-// addrOf is the scheme and host:port (default port filled in) of u.
-func addrOf(req *http.Request) (scheme, addr string, err error) {
+// addrOf is the scheme and host:port (default port filled in) of u, and
+// the pool key scheme://host:port, of which addr is the tail (one string).
+func addrOf(req *http.Request) (scheme, addr, key string, err error) {
 	u := req.URL
 	if u == nil || u.Host == "" {
-		return "", "", errors.New("h1 client: request without a host")
+		return "", "", "", errors.New("h1 client: request without a host")
 	}
 	scheme = strings.ToLower(u.Scheme)
 	port := u.Port()
 	switch {
 	case scheme != "http" && scheme != "https":
-		return "", "", fmt.Errorf("h1 client: unsupported scheme %q", u.Scheme)
+		return "", "", "", fmt.Errorf("h1 client: unsupported scheme %q", u.Scheme)
 	case port != "":
 	case scheme == "https":
 		port = "443"
 	default:
 		port = "80"
 	}
-	return scheme, net.JoinHostPort(u.Hostname(), port), nil
+	host := u.Hostname()
+	if strings.IndexByte(host, ':') >= 0 { // as net.JoinHostPort
+		key = scheme + "://[" + host + "]:" + port
+	} else {
+		key = scheme + "://" + host + ":" + port
+	}
+	return scheme, key[len(scheme)+len("://"):], key, nil
 }
 
 // RoundTrip sends req and returns the response, whose body reads the
@@ -249,7 +258,7 @@ func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 // reported as [ErrTimeout]. It costs no timer of its own: the
 // connection's idle timer serves.
 func (cl *Client) Send(req *http.Request, timeout time.Duration) (*http.Response, error) {
-	scheme, addr, err := addrOf(req)
+	scheme, addr, key, err := addrOf(req)
 	if err != nil {
 		closeReqBody(req)
 		return nil, err
@@ -258,7 +267,6 @@ func (cl *Client) Send(req *http.Request, timeout time.Duration) (*http.Response
 		closeReqBody(req)
 		return nil, err
 	}
-	key := scheme + "://" + addr
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		c, err := cl.conn(ctx, key, scheme, addr, timeout)
@@ -520,8 +528,12 @@ func (c *clientConn) releaseReader() {
 // socket itself is asked where it can be (a TLS record arriving in pieces
 // is seen too), else the connection is read with a deadline in the past.
 func (c *clientConn) quiet() bool {
-	if pending, known := socketPending(c.nc); known {
-		return !pending
+	if c.peek == nil && !c.nopeek {
+		c.peek = newPeeker(c.nc)
+		c.nopeek = c.peek == nil
+	}
+	if c.peek != nil {
+		return !c.peek.pending()
 	}
 	return c.drained()
 }
@@ -560,7 +572,7 @@ func (c *clientConn) roundTrip(req *http.Request, timeout time.Duration) (*http.
 	stop := context.AfterFunc(ctx, c.close) // cancels a write, a head or a body read
 	c.arm(timeout)
 	c.rd.n, c.rd.limit = 0, c.cl.maxHead()
-	x := &exchange{c: c}
+	x := &exchange{c: c} // its body too: one allocation
 	x.parts.Store(1)
 	if req.Body == nil || req.Body == http.NoBody {
 		if err := c.write(req); err != nil {
@@ -603,7 +615,8 @@ func (c *clientConn) roundTrip(req *http.Request, timeout time.Duration) (*http.
 	c.rd.limit = -1
 	c.rearm() // the first gap of the body starts now
 	x.reuse = !resp.Close && !req.Close
-	b := &clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
+	b := &x.body
+	*b = clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -623,6 +636,7 @@ type exchange struct {
 	reuse  bool          // set by the reader before its half ends
 	werr   error         // the writer's error, set before wdone is closed
 	wdone  chan struct{} // nil: no writer
+	body   clientBody    // the response body handed out
 }
 
 func (x *exchange) writeBody(req *http.Request) {
