@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,13 +83,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {}
 // header policy and the credential. A refusal is returned.
 func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	out.URL.Scheme = d.scheme
-	out.URL.Host = d.host
-	if strings.IndexByte(d.host, ':') >= 0 {
-		out.URL.Host = "[" + d.host + "]"
-	}
-	if d.port != defaultPort(d.scheme) {
-		out.URL.Host += ":" + itoa(d.port)
-	}
+	out.URL.Host = urlHost(d.host, d.port, d.scheme)
 	out.Host = ""
 	if d.judged {
 		d.path.SetURL(out.URL) // judged and forwarded never disagree
@@ -121,6 +116,27 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 		return nil
 	}
 	return s.inject(out, d.rule, d.cred)
+}
+
+// urlHost is the URL host of host and port: IPv6 in brackets, the port
+// left out where it is the scheme's; one allocation at most.
+func urlHost(host string, port int, scheme string) string {
+	v6 := strings.IndexByte(host, ':') >= 0
+	withPort := port != defaultPort(scheme)
+	if !v6 && !withPort {
+		return host
+	}
+	var b [80]byte
+	buf := b[:0]
+	if v6 {
+		buf = append(append(append(buf, '['), host...), ']')
+	} else {
+		buf = append(buf, host...)
+	}
+	if withPort {
+		buf = strconv.AppendInt(append(buf, ':'), int64(port), 10)
+	}
+	return string(buf)
 }
 
 // setStaticHeaders applies a non-injecting rule's static headers: only
