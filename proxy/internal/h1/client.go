@@ -37,13 +37,18 @@ import (
 //     close, and nothing is buffered beyond the response (a second,
 //     unsolicited response is never handed to the next request);
 //   - a pooled connection is checked before reuse: the upstream closed it,
-//     or sent bytes while it was idle, and it is dropped;
+//     or sent bytes while it was idle, and it is dropped (a non-blocking
+//     peek at the socket; the check after the response asks tls through
+//     [TLSSocket], see client_probe.go);
 //   - an idle connection holds no read buffer (pooled, taken again on
 //     reuse) and is closed after IdleTimeout;
 //   - response heads are capped at MaxHeaderBytes, at most max1xx
 //     informational heads are skipped before the final one;
 //   - the request's context cancels: a dial, a head, a body (the
 //     connection is closed under the reader);
+//   - [Client.Send]'s timeout bounds the dial, the head, then each gap
+//     in the body, kept by the connection's one timer (the idle timer
+//     while pooled): no timer, context or wrapper per request;
 //   - a request without a body sent on a reused connection that died
 //     before any byte of a response is sent once more on a new one.
 //
