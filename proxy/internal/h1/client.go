@@ -540,7 +540,7 @@ func (c *clientConn) quiet() bool {
 	if c.peek != nil {
 		return !c.peek.pending()
 	}
-	return c.drained()
+	return c.readsNothing() // no socket to peek at: through tls, with a deadline
 }
 
 // drained reports whether nothing follows the response on c: nothing in
@@ -557,6 +557,18 @@ func (c *clientConn) drained() bool {
 		_, err := c.br.Peek(1)
 		s.probing = false
 		return err == errProbe && s.atBoundary()
+	}
+	return c.readsNothing()
+}
+
+// readsNothing reads c with a deadline in the past: true when nothing
+// (no byte, no EOF, no error) was there to read. Go checks the deadline
+// before it reads the socket, so this sees what tls and the buffers hold,
+// not bytes still in the socket: without a peeker (a socket behind a
+// wrapper that exposes no NetConn or SyscallConn) those go unseen.
+func (c *clientConn) readsNothing() bool {
+	if c.br.Buffered() > 0 {
+		return false
 	}
 	if err := c.nc.SetReadDeadline(time.Now()); err != nil {
 		return false

@@ -42,12 +42,22 @@ func (h *heldConn) flush(raw string) error {
 type tlsReply struct {
 	records []string
 	raw     string
+	later   string // a record sent 50 ms later, while the connection is idle
 }
+
+// hiddenSocket hides the socket under it: no NetConn, no SyscallConn.
+type hiddenSocket struct{ net.Conn }
 
 // hostileTLSUpstream answers the n-th connection's requests with reply(n).
 // It returns a lean client that dials it as airlock does (TLSSocket under
 // the TLS connection) and its connection count.
 func hostileTLSUpstream(t *testing.T, reply func(n int) tlsReply) (*Client, string, *atomic.Int64) {
+	return hostileTLSUpstreamOpt(t, false, reply)
+}
+
+// hostileTLSUpstreamOpt is hostileTLSUpstream whose client, with hide
+// set, cannot reach the socket (as behind a wrapper without NetConn).
+func hostileTLSUpstreamOpt(t *testing.T, hide bool, reply func(n int) tlsReply) (*Client, string, *atomic.Int64) {
 	t.Helper()
 	cert := httptest.NewUnstartedServer(nil)
 	cert.StartTLS()
@@ -92,6 +102,12 @@ func hostileTLSUpstream(t *testing.T, reply func(n int) tlsReply) (*Client, stri
 					if h.flush(r.raw) != nil {
 						return
 					}
+					if r.later != "" {
+						time.Sleep(50 * time.Millisecond)
+						if _, err := tc.Write([]byte(r.later)); err != nil {
+							return
+						}
+					}
 				}
 			}()
 		}
@@ -103,7 +119,11 @@ func hostileTLSUpstream(t *testing.T, reply func(n int) tlsReply) (*Client, stri
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(TLSSocket(raw), cliCfg)
+		under := raw
+		if hide {
+			under = hiddenSocket{raw}
+		}
+		tc := tls.Client(TLSSocket(under), cliCfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = raw.Close()
 			return nil, err
@@ -188,5 +208,34 @@ func TestTLSSocketFrame(t *testing.T) {
 				t.Errorf("%s, %d-byte reads: atBoundary %v, want %v", tc.name, step, s.atBoundary(), tc.whole)
 			}
 		}
+	}
+}
+
+// Hostile, in time, over TLS: the extra response arrives while the
+// connection sits idle in the pool; the check before reuse (a peek at the
+// socket under TLSSocket) drops it. (A socket hidden behind a wrapper
+// without NetConn cannot be peeked at: see readsNothing.)
+func TestClientTLSUnsolicitedWhileIdle(t *testing.T) {
+	const stolen = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSTOLEN"
+	for name, hide := range map[string]bool{"socket peeked": false} {
+		t.Run(name, func(t *testing.T) {
+			var calls atomic.Int64
+			cl, addr, conns := hostileTLSUpstreamOpt(t, hide, func(int) tlsReply {
+				if calls.Add(1) == 1 {
+					return tlsReply{records: []string{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"}, later: stolen}
+				}
+				return tlsReply{records: []string{"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nmine"}}
+			})
+			if _, b := get(t, cl, "GET", "https://"+addr+"/a", nil); b != "ok" {
+				t.Fatalf("first: %q", b)
+			}
+			time.Sleep(150 * time.Millisecond) // the extra response has arrived
+			if _, b := get(t, cl, "POST", "https://"+addr+"/b", strings.NewReader("x")); b != "mine" {
+				t.Fatalf("second request got %q, want its own answer", b)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
 	}
 }
