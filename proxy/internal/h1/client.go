@@ -694,7 +694,10 @@ func (c *clientConn) failed(ctx context.Context, err error) error {
 func (c *clientConn) write(req *http.Request) error {
 	bw := clientWriters.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
-	err := req.Write(bw)
+	var err error
+	if !writeHead(bw, req) { // the commonest heads without Request.Write's cost (client_head.go)
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
