@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,13 +83,7 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {}
 // header policy and the credential. A refusal is returned.
 func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	out.URL.Scheme = d.scheme
-	out.URL.Host = d.host
-	if strings.IndexByte(d.host, ':') >= 0 {
-		out.URL.Host = "[" + d.host + "]"
-	}
-	if d.port != defaultPort(d.scheme) {
-		out.URL.Host += ":" + itoa(d.port)
-	}
+	out.URL.Host = urlHost(d.host, d.port, d.scheme)
 	out.Host = ""
 	if d.judged {
 		d.path.SetURL(out.URL) // judged and forwarded never disagree
@@ -123,6 +118,27 @@ func (s *Server) rewriteOut(out *http.Request, d *decision) error {
 	return s.inject(out, d.rule, d.cred)
 }
 
+// urlHost is the URL host of host and port: IPv6 in brackets, the port
+// left out where it is the scheme's; one allocation at most.
+func urlHost(host string, port int, scheme string) string {
+	v6 := strings.IndexByte(host, ':') >= 0
+	withPort := port != defaultPort(scheme)
+	if !v6 && !withPort {
+		return host
+	}
+	var b [80]byte
+	buf := b[:0]
+	if v6 {
+		buf = append(append(append(buf, '['), host...), ']')
+	} else {
+		buf = append(buf, host...)
+	}
+	if withPort {
+		buf = strconv.AppendInt(append(buf, ':'), int64(port), 10)
+	}
+	return string(buf)
+}
+
 // setStaticHeaders applies a non-injecting rule's static headers: only
 // where the agent sent none, unless headers_override.
 func setStaticHeaders(h http.Header, r *policy.Rule) {
@@ -154,20 +170,11 @@ type upstream struct {
 	s    *Server
 }
 
-// send picks the client for req: the transport for an upgrade (the
-// ReverseProxy splices its connection) and for an upstream known to speak
-// h2, the lean client otherwise. An upstream that turns out to choose h2
-// on the lean client's dial is handed to the transport with that
-// connection (leanDial).
-func (u *upstream) send(req *http.Request) (*http.Response, error) {
-	if u.lean == nil || req.Header["Upgrade"] != nil || u.s.pre.knownH2(req.URL) {
-		return u.base.RoundTrip(req)
-	}
-	resp, err := u.lean.RoundTrip(req)
-	if errors.Is(err, h1.ErrNotHTTP1) {
-		return u.base.RoundTrip(req)
-	}
-	return resp, err
+// useLean tells whether req goes through the lean client: not an upgrade
+// (the ReverseProxy splices its connection), not an upstream known to
+// speak h2.
+func (u *upstream) useLean(req *http.Request) bool {
+	return u.lean != nil && req.Header["Upgrade"] == nil && !u.s.pre.knownH2(req.URL)
 }
 
 // leanDial is the lean client's dialer: the guarded dialer, and for TLS
@@ -211,17 +218,40 @@ func (s *Server) leanTLS(addr string, c net.Conn) (net.Conn, error) {
 
 var errUpstreamTimeout = errors.New("upstream timed out")
 
+// RoundTrip sends req with the rule's timeout: through the lean client,
+// whose connection timer keeps it (no timer, context or body wrapper per
+// request), or through the transport (roundTripBase). An upstream that
+// turns out to choose h2 on the lean client's dial is handed to the
+// transport with that connection (leanDial).
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	d := decisionFrom(req.Context())
 	timeout := defaultTimeout
 	if d.rule != nil && d.rule.Timeout > 0 {
 		timeout = d.rule.Timeout
 	}
+	if !u.useLean(req) {
+		return u.roundTripBase(req, d, timeout)
+	}
+	start := time.Now()
+	resp, err := u.lean.Send(req, timeout)
+	d.ev.upstream = time.Since(start)
+	switch {
+	case errors.Is(err, h1.ErrNotHTTP1):
+		return u.roundTripBase(req, d, timeout)
+	case errors.Is(err, h1.ErrTimeout):
+		return nil, errUpstreamTimeout
+	}
+	return resp, err
+}
+
+// roundTripBase sends req through the transport, the timeout kept by a
+// timer of its own that cancels the request.
+func (u *upstream) roundTripBase(req *http.Request, d *decision, timeout time.Duration) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(req.Context())
 	var timedOut atomic.Bool
 	timer := time.AfterFunc(timeout, func() { timedOut.Store(true); cancel() })
 	start := time.Now()
-	resp, err := u.send(req.WithContext(ctx))
+	resp, err := u.base.RoundTrip(req.WithContext(ctx))
 	d.ev.upstream = time.Since(start)
 	if err != nil {
 		timer.Stop()

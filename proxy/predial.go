@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/h1"
 )
 
 // The first request to a new host used to pay, in series: the CONNECT,
@@ -262,7 +264,7 @@ func (s *Server) handshakeUpstream(ctx context.Context, addr string) (net.Conn, 
 	if len(cfg.NextProtos) == 0 && s.transport.ForceAttemptHTTP2 {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 	}
-	tc := tls.Client(raw, cfg)
+	tc := tls.Client(h1.TLSSocket(raw), cfg) // the lean client checks it for leftovers cheaply
 	hctx, cancel := context.WithTimeout(ctx, upstreamHandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {

@@ -37,13 +37,18 @@ import (
 //     close, and nothing is buffered beyond the response (a second,
 //     unsolicited response is never handed to the next request);
 //   - a pooled connection is checked before reuse: the upstream closed it,
-//     or sent bytes while it was idle, and it is dropped;
+//     or sent bytes while it was idle, and it is dropped (a non-blocking
+//     peek at the socket; the check after the response asks tls through
+//     [TLSSocket], see client_probe.go);
 //   - an idle connection holds no read buffer (pooled, taken again on
 //     reuse) and is closed after IdleTimeout;
 //   - response heads are capped at MaxHeaderBytes, at most max1xx
 //     informational heads are skipped before the final one;
 //   - the request's context cancels: a dial, a head, a body (the
 //     connection is closed under the reader);
+//   - [Client.Send]'s timeout bounds the dial, the head, then each gap
+//     in the body, kept by the connection's one timer (the idle timer
+//     while pooled): no timer, context or wrapper per request;
 //   - a request without a body sent on a reused connection that died
 //     before any byte of a response is sent once more on a new one.
 //
@@ -60,6 +65,11 @@ var (
 	errTooMany1xx           = errors.New("upstream sent too many informational (1xx) responses")
 	errBodyAfterClose       = errors.New("upstream response body read after close")
 )
+
+// ErrTimeout is returned (wrapped) by [Client.Send] and by its response
+// body's Read when the request's timeout passed: no response head in
+// time, or a gap between body bytes longer than it.
+var ErrTimeout = errors.New("upstream timed out")
 
 const (
 	defaultClientIdleTimeout = 90 * time.Second
@@ -119,8 +129,55 @@ type clientConn struct {
 	br     *bufio.Reader // nil while idle in the pool
 	rd     connReader
 	reused bool
-	timer  *time.Timer // closes the connection idle too long
-	dead   atomic.Bool // closed: never pooled again
+	peek   *peeker // the socket's, made on the first reuse
+	nopeek bool    // no socket to peek at
+	// timer is the connection's one timer: in the pool it closes the
+	// connection idle too long, during an exchange it is the request's
+	// timeout (Send). It is stopped whenever pooled changes.
+	timer    *time.Timer
+	pooled   atomic.Bool  // in the pool: timer is the idle timeout
+	timeout  atomic.Int64 // the exchange's timeout (time.Duration); 0: timer not armed
+	timedOut atomic.Bool  // the exchange's timeout closed the connection
+	dead     atomic.Bool  // closed: never pooled again
+}
+
+// fire is the connection's timer: the idle timeout of a pooled
+// connection, the request timeout of an exchange.
+func (c *clientConn) fire() {
+	if c.pooled.Load() {
+		c.cl.expire(c)
+		return
+	}
+	c.timedOut.Store(true)
+	c.close()
+}
+
+// arm starts the exchange's timeout (none when d is 0).
+func (c *clientConn) arm(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.timeout.Store(int64(d))
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.fire)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+// rearm starts the next gap of the exchange's timeout.
+func (c *clientConn) rearm() {
+	if d := c.timeout.Load(); d > 0 {
+		c.timer.Reset(time.Duration(d))
+	}
+}
+
+// disarm stops the exchange's timeout; false when it already fired.
+func (c *clientConn) disarm() bool {
+	if c.timeout.Swap(0) <= 0 {
+		return true
+	}
+	return c.timer.Stop()
 }
 
 // connReader counts what a response read from the connection and caps
@@ -166,31 +223,47 @@ func (cl *Client) maxHead() int64 {
 	return defaultMaxResponseHead
 }
 
-// addrOf is the scheme and host:port (default port filled in) of u.
-func addrOf(req *http.Request) (scheme, addr string, err error) {
+// addrOf is the scheme and host:port (default port filled in) of u, and
+// the pool key scheme://host:port, of which addr is the tail (one string).
+func addrOf(req *http.Request) (scheme, addr, key string, err error) {
 	u := req.URL
 	if u == nil || u.Host == "" {
-		return "", "", errors.New("h1 client: request without a host")
+		return "", "", "", errors.New("h1 client: request without a host")
 	}
 	scheme = strings.ToLower(u.Scheme)
 	port := u.Port()
 	switch {
 	case scheme != "http" && scheme != "https":
-		return "", "", fmt.Errorf("h1 client: unsupported scheme %q", u.Scheme)
+		return "", "", "", fmt.Errorf("h1 client: unsupported scheme %q", u.Scheme)
 	case port != "":
 	case scheme == "https":
 		port = "443"
 	default:
 		port = "80"
 	}
-	return scheme, net.JoinHostPort(u.Hostname(), port), nil
+	host := u.Hostname()
+	if strings.IndexByte(host, ':') >= 0 { // as net.JoinHostPort
+		key = scheme + "://[" + host + "]:" + port
+	} else {
+		key = scheme + "://" + host + ":" + port
+	}
+	return scheme, key[len(scheme)+len("://"):], key, nil
 }
 
 // RoundTrip sends req and returns the response, whose body reads the
 // upstream connection directly; closing the body before its end closes
 // the connection.
 func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	scheme, addr, err := addrOf(req)
+	return cl.Send(req, 0)
+}
+
+// Send is RoundTrip with a timeout (0: none): for the dial, then for the
+// response head, then for each gap between body bytes (a stream lasts as
+// long as it keeps talking). A timeout closes the connection and is
+// reported as [ErrTimeout]. It costs no timer of its own: the
+// connection's idle timer serves.
+func (cl *Client) Send(req *http.Request, timeout time.Duration) (*http.Response, error) {
+	scheme, addr, key, err := addrOf(req)
 	if err != nil {
 		closeReqBody(req)
 		return nil, err
@@ -199,21 +272,20 @@ func (cl *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeReqBody(req)
 		return nil, err
 	}
-	key := scheme + "://" + addr
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, err := cl.conn(ctx, key, scheme, addr)
+		c, err := cl.conn(ctx, key, scheme, addr, timeout)
 		if err != nil {
 			if !errors.Is(err, ErrNotHTTP1) { // the caller sends it elsewhere
 				closeReqBody(req)
 			}
 			return nil, err
 		}
-		resp, err := c.roundTrip(req)
+		resp, err := c.roundTrip(req, timeout)
 		if err == nil {
 			return resp, nil
 		}
-		if attempt == 0 && c.reused && c.rd.n == 0 && replayable(req) && ctx.Err() == nil {
+		if attempt == 0 && c.reused && c.rd.n == 0 && replayable(req) && ctx.Err() == nil && !c.timedOut.Load() {
 			continue // the pooled connection was dead: once more on a new one
 		}
 		return nil, err
@@ -274,8 +346,9 @@ func replayable(req *http.Request) bool {
 	return k1 || k2
 }
 
-// conn returns a pooled connection to key that is still clean, or a new one.
-func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientConn, error) {
+// conn returns a pooled connection to key that is still clean, or a new
+// one (dialled within timeout, when set).
+func (cl *Client) conn(ctx context.Context, key, scheme, addr string, timeout time.Duration) (*clientConn, error) {
 	for {
 		c := cl.take(key)
 		if c == nil {
@@ -294,6 +367,27 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if timeout > 0 {
+		dctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		defer cancel()
+		ctx = dctx
+	}
+	nc, err := cl.open(ctx, scheme, addr)
+	if err != nil {
+		if cerr := context.Cause(ctx); errors.Is(cerr, ErrTimeout) {
+			return nil, fmt.Errorf("%s: dial: %w", addr, ErrTimeout)
+		}
+		return nil, err
+	}
+	c := &clientConn{cl: cl, key: key, nc: nc}
+	c.rd.c = c
+	c.br = clientReaders.Get().(*bufio.Reader)
+	c.br.Reset(&c.rd)
+	return c, nil
+}
+
+// open returns a new connection to addr: Ready's, or a dial's.
+func (cl *Client) open(ctx context.Context, scheme, addr string) (net.Conn, error) {
 	var nc net.Conn
 	var err error
 	if cl.Ready != nil {
@@ -311,11 +405,7 @@ func (cl *Client) conn(ctx context.Context, key, scheme, addr string) (*clientCo
 			return nil, fmt.Errorf("%s: ALPN %q: %w", addr, p, ErrNotHTTP1)
 		}
 	}
-	c := &clientConn{cl: cl, key: key, nc: nc}
-	c.rd.c = c
-	c.br = clientReaders.Get().(*bufio.Reader)
-	c.br.Reset(&c.rd)
-	return c, nil
+	return nc, nil
 }
 
 // dial runs Dial on a goroutine of its own: a TLS handshake (ML-KEM key
@@ -354,6 +444,7 @@ func (cl *Client) take(key string) *clientConn {
 		}
 		cl.nidle--
 		if c.timer.Stop() {
+			c.pooled.Store(false)
 			return c
 		}
 		// The idle timer fired and is closing it.
@@ -378,8 +469,9 @@ func (cl *Client) put(c *clientConn) {
 	}
 	cl.idle[c.key] = append(cl.idle[c.key], c)
 	cl.nidle++
+	c.pooled.Store(true) // the timer is stopped (disarm)
 	if c.timer == nil {
-		c.timer = time.AfterFunc(cl.idleTimeout(), func() { cl.expire(c) })
+		c.timer = time.AfterFunc(cl.idleTimeout(), c.fire)
 	} else {
 		c.timer.Reset(cl.idleTimeout())
 	}
@@ -441,16 +533,40 @@ func (c *clientConn) releaseReader() {
 // socket itself is asked where it can be (a TLS record arriving in pieces
 // is seen too), else the connection is read with a deadline in the past.
 func (c *clientConn) quiet() bool {
-	if pending, known := socketPending(c.nc); known {
-		return !pending
+	if c.peek == nil && !c.nopeek {
+		c.peek = newPeeker(c.nc)
+		c.nopeek = c.peek == nil
 	}
-	return c.drained()
+	if c.peek != nil {
+		return !c.peek.pending()
+	}
+	return c.readsNothing() // no socket to peek at: through tls, with a deadline
 }
 
 // drained reports whether nothing follows the response on c: nothing in
 // the read buffer, and nothing readable at once (TLS may hold decrypted
 // bytes the buffer has not taken; the upstream may have closed).
 func (c *clientConn) drained() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if s := probeOf(c.nc); s != nil {
+		// tls answers from what it holds, else fails at once (client_probe.go).
+		s.probing = true
+		c.rd.limit = -1
+		_, err := c.br.Peek(1)
+		s.probing = false
+		return err == errProbe && s.atBoundary()
+	}
+	return c.readsNothing()
+}
+
+// readsNothing reads c with a deadline in the past: true when nothing
+// (no byte, no EOF, no error) was there to read. Go checks the deadline
+// before it reads the socket, so this sees what tls and the buffers hold,
+// not bytes still in the socket: without a peeker (a socket behind a
+// wrapper that exposes no NetConn or SyscallConn) those go unseen.
+func (c *clientConn) readsNothing() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
@@ -466,16 +582,19 @@ func (c *clientConn) drained() bool {
 	return c.nc.SetReadDeadline(time.Time{}) == nil
 }
 
-// roundTrip runs one exchange on c. On error c is closed.
-func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip runs one exchange on c within timeout (0: none). On error c
+// is closed.
+func (c *clientConn) roundTrip(req *http.Request, timeout time.Duration) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, c.close) // cancels a write, a head or a body read
+	c.arm(timeout)
 	c.rd.n, c.rd.limit = 0, c.cl.maxHead()
-	x := &exchange{c: c}
+	x := &exchange{c: c} // its body too: one allocation
 	x.parts.Store(1)
 	if req.Body == nil || req.Body == http.NoBody {
 		if err := c.write(req); err != nil {
 			stop()
+			c.disarm()
 			c.close()
 			return nil, c.failed(ctx, fmt.Errorf("write request: %w", err))
 		}
@@ -492,8 +611,12 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		// still working on; that answer is not the upstream's.
 		err = ctx.Err()
 	}
+	if err == nil && c.timedOut.Load() {
+		err = fmt.Errorf("read response: %w", ErrTimeout) // the same, for the timeout's close
+	}
 	if err != nil {
 		stop()
+		c.disarm()
 		c.close()
 		if x.wdone != nil {
 			select {
@@ -507,8 +630,10 @@ func (c *clientConn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, c.failed(ctx, err)
 	}
 	c.rd.limit = -1
+	c.rearm() // the first gap of the body starts now
 	x.reuse = !resp.Close && !req.Close
-	b := &clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
+	b := &x.body
+	*b = clientBody{x: x, ctx: ctx, rc: resp.Body, stop: stop}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -528,6 +653,7 @@ type exchange struct {
 	reuse  bool          // set by the reader before its half ends
 	werr   error         // the writer's error, set before wdone is closed
 	wdone  chan struct{} // nil: no writer
+	body   clientBody    // the response body handed out
 }
 
 func (x *exchange) writeBody(req *http.Request) {
@@ -552,10 +678,14 @@ func (x *exchange) end(ok bool) {
 	x.c.cl.put(x.c)
 }
 
-// failed prefers the context's error when it ended the exchange.
+// failed prefers the context's error, then the timeout, when either
+// ended the exchange.
 func (c *clientConn) failed(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if c.timedOut.Load() {
+		return fmt.Errorf("%v: %w", err, ErrTimeout)
 	}
 	return err
 }
@@ -564,7 +694,10 @@ func (c *clientConn) failed(ctx context.Context, err error) error {
 func (c *clientConn) write(req *http.Request) error {
 	bw := clientWriters.Get().(*bufio.Writer)
 	bw.Reset(c.nc)
-	err := req.Write(bw)
+	var err error
+	if !writeHead(bw, req) { // the commonest heads without Request.Write's cost (client_head.go)
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -608,14 +741,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, errBodyAfterClose
 	}
 	n, err := b.rc.Read(p)
+	c := b.x.c
 	switch {
 	case err == io.EOF:
 		b.finish(true)
 	case err != nil:
 		b.finish(false)
-		if cerr := b.ctx.Err(); cerr != nil {
-			err = cerr // the context closed the connection under the read
-		}
+		err = c.failed(b.ctx, err) // the context or the timeout closed the connection under the read
+	case n > 0:
+		c.rearm() // a gap ends
 	}
 	return n, err
 }
@@ -631,6 +765,9 @@ func (b *clientBody) finish(complete bool) {
 		return
 	}
 	if !b.stop() { // the context ended: the connection is being closed
+		complete = false
+	}
+	if !b.x.c.disarm() { // the timeout fired: the connection is being closed
 		complete = false
 	}
 	if complete && b.x.wdone != nil {

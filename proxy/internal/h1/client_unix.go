@@ -3,7 +3,6 @@
 package h1
 
 import (
-	"errors"
 	"net"
 	"syscall"
 )
@@ -12,6 +11,25 @@ import (
 // wrappers that expose it with NetConn): pending is true when bytes or an
 // EOF wait there; known is false when no socket could be reached.
 func socketPending(c net.Conn) (pending, known bool) {
+	p := newPeeker(c)
+	if p == nil {
+		return false, false
+	}
+	return p.pending(), true
+}
+
+// peeker peeks at one connection's socket; made once per connection, its
+// check allocates nothing.
+type peeker struct {
+	raw  syscall.RawConn
+	fn   func(fd uintptr) bool // p.peek, bound once
+	b    [1]byte
+	errn syscall.Errno
+}
+
+// newPeeker returns the peeker of the socket under c, nil when there is
+// no socket to reach.
+func newPeeker(c net.Conn) *peeker {
 	for {
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -21,22 +39,33 @@ func socketPending(c net.Conn) (pending, known bool) {
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false, false
+		return nil
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return false, false
+		return nil
 	}
-	var b [1]byte
-	var rerr error
-	if err := raw.Read(func(fd uintptr) bool {
-		_, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // never wait
-	}); err != nil {
-		return true, true
+	p := &peeker{raw: raw}
+	p.fn = p.peek
+	return p
+}
+
+func (p *peeker) peek(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), p.b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	p.errn = 0
+	if err != nil {
+		p.errn = syscall.EIO
+		if e, ok := err.(syscall.Errno); ok {
+			p.errn = e
+		}
 	}
-	if errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK) {
-		return false, true
+	return true // never wait
+}
+
+// pending: bytes, an EOF or an error wait on the socket (not reusable).
+func (p *peeker) pending() bool {
+	if err := p.raw.Read(p.fn); err != nil {
+		return true
 	}
-	return true, true // data (n > 0), EOF (n == 0) or an error: not reusable
+	return p.errn != syscall.EAGAIN && p.errn != syscall.EWOULDBLOCK
 }
