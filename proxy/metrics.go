@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/proxy/internal/park"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -120,6 +121,9 @@ func (m *Metrics) registerOps(reg *prometheus.Registry) {
 		m.VaultReloads.WithLabelValues(r)
 	}
 	reg.MustRegister(m.PolicyReloads, m.VaultReloads, m.LastReloadSuccess, m.CredentialsExpiring, m.AuditDropped)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "airlock_parked_connections", Help: "Idle agent connections waiting for their next request in the poller, without a goroutine.",
+	}, func() float64 { return float64(park.Parked()) }))
 }
 
 // Per-request series. WithLabelValues hashes and checks every label value

@@ -32,6 +32,9 @@ func TestRevokeParkedTunnel(t *testing.T) {
 		t.Fatalf("before revoke: %d %v", st, err)
 	}
 	waitNoIdleReader(t, e) // parked: no goroutine waits for the next request
+	if code, m := e.adminGet("/metrics"); code != 200 || !strings.Contains(m, "\nairlock_parked_connections 1\n") {
+		t.Fatalf("/metrics: %d, want airlock_parked_connections 1:\n%s", code, grepLines(m, "parked"))
+	}
 
 	newAgent, err := url.Parse(strings.TrimSpace(e.mustRun("", "agent", "rotate", "bot")))
 	if err != nil {
