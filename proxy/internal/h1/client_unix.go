@@ -40,3 +40,30 @@ func socketPending(c net.Conn) (pending, known bool) {
 	}
 	return true, true // data (n > 0), EOF (n == 0) or an error: not reusable
 }
+
+// waitSocket blocks until the socket under c has bytes or an EOF to read
+// (or an error), without reading them; it returns nil at once when no
+// socket can be reached.
+func waitSocket(c net.Conn) error {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var b [1]byte
+	// Only "nothing yet" waits: anything else is for the Read to see.
+	return raw.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EWOULDBLOCK)
+	})
+}

@@ -1,0 +1,48 @@
+package h1
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// # Waiting for a stream's next bytes without a buffer
+//
+// A relayed stream (SSE, MCP, LLM tokens) waits for the upstream most of
+// its life, and a Read waits holding every buffer it was given on the way
+// down (the relay's, the scrubber's). [clientBody.WaitReadable] waits
+// first, holding none: the relay calls it before it takes its buffers.
+
+// aLongTimeAgo is a read deadline in the past: a Read then returns what
+// TLS already holds, or a timeout at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// WaitReadable blocks until a Read of b need not wait on the connection:
+// bytes (or an end) are in the read buffer, in TLS's record buffers or on
+// the socket, or b has ended. It holds no buffer while it waits. An error
+// means it could not wait (the connection was closed under it): the next
+// Read reports what happened.
+func (b *clientBody) WaitReadable() error {
+	if b.done.Load() {
+		return nil
+	}
+	c := b.x.c
+	if c.br.Buffered() > 0 {
+		return nil
+	}
+	// TLS may hold a whole record or decrypted bytes the buffer has not
+	// taken: a Peek past its deadline returns them, or times out without
+	// reading the socket (a timeout is not sticky in crypto/tls).
+	if err := c.nc.SetReadDeadline(aLongTimeAgo); err != nil {
+		return err
+	}
+	_, err := c.br.Peek(1)
+	if derr := c.nc.SetReadDeadline(time.Time{}); derr != nil {
+		return derr
+	}
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		return nil // bytes, an end or a failure: Read has it at once
+	}
+	return waitSocket(c.nc)
+}
