@@ -126,13 +126,7 @@ func headerHasToken(values []string, token string) bool {
 func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *decision, stream bool) {
 	defer resp.Body.Close()
 	flusher := writeResponseHead(w, resp, stream)
-	var readErr error
-	if src := parkableSource(resp.Body); flusher != nil && src.wait != nil {
-		readErr = copyParked(w, resp.Body, flusher, src)
-	} else {
-		readErr = copyBody(w, resp.Body, flusher)
-	}
-	if readErr != nil {
+	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
 		s.bodyFailed(d, readErr)
 		return
 	}
@@ -195,10 +189,13 @@ func writeResponseHead(w http.ResponseWriter, resp *http.Response, stream bool) 
 }
 
 // copyBody copies body to w, flushing after each write when flusher is
-// set (SSE, unknown lengths). It returns the read error, if any; a write
+// set (SSE, unknown lengths; parked between bursts where it can be). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 	if flusher != nil {
+		if src := parkableSource(body); src.wait != nil {
+			return copyParked(w, body, flusher, src)
+		}
 		return copyStream(w, body, flusher)
 	}
 	bp := bufpool.Get(false)

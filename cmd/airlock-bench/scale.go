@@ -229,6 +229,7 @@ func runStreams(args []string) error {
 	})
 	progress("streams: %d open in %.1fs (%d failed; first: %v); measuring for %ds", int64(o.n)-openErrs, time.Since(t0).Seconds(), openErrs, firstErr, o.seconds)
 	e.p.resetHWM()
+	cpu0 := procCPU(e.p.pid())
 	measuring.Store(true)
 	if o.cpuProfile != "" {
 		go e.p.cpuProfile(o.cpuProfile, 10)
@@ -242,6 +243,7 @@ func runStreams(args []string) error {
 	})
 	time.Sleep(time.Duration(o.seconds) * time.Second)
 	measuring.Store(false)
+	cpu := procCPU(e.p.pid()) - cpu0
 	endRSS, endHeap := e.rss()
 	hwm, _ := procStatusOf(e.p.pid())
 	goroutines, _ := e.p.goroutines()
@@ -257,6 +259,9 @@ func runStreams(args []string) error {
 	fmt.Fprintf(stdout, "airlock-bench streams: %d SSE streams through the airlock binary, one event per second each, measured for %d s; %s\n", o.n, o.seconds, machine())
 	fmt.Fprintf(stdout, "  errors: %d failed to open (first: %v), %d broke while measured\n", openErrs, firstErr, readErrs.Load())
 	fmt.Fprintf(stdout, "  events measured: %d; relay latency (upstream write -> agent read) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", s.n, s.p50, s.p99, s.max)
+	if s.n > 0 {
+		fmt.Fprintf(stdout, "  airlock CPU (utime+stime) while measured: %.2f s, %.1f µs per event\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(s.n))
+	}
 	fmt.Fprintf(stdout, "  airlock RSS: idle %.1f MiB; with the streams: mid-run %.1f MiB, end %.1f MiB, peak %.1f MiB; Go heap in use mid-run %.1f MiB, end %.1f MiB (idle %.1f)\n",
 		kib(idleRSS), kib(midRSS), kib(endRSS), kib(hwm), kib(midHeap), kib(endHeap), kib(idleHeap))
 	if open > 0 {

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"time"
@@ -44,5 +45,26 @@ func (b *clientBody) WaitReadable() error {
 	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 		return nil // bytes, an end or a failure: Read has it at once
 	}
-	return waitSocket(c.nc)
+	c.lendReader()
+	err = waitSocket(c.nc)
+	c.takeReader()
+	return err
+}
+
+// lendReader hands the empty read buffer back to its pool while c waits.
+// The body's readers (chunked, length-limited) hold c.br itself, so the
+// Reader stays and its contents move to a shell that goes to the pool.
+func (c *clientConn) lendReader() {
+	shell := new(bufio.Reader)
+	*shell = *c.br
+	*c.br = bufio.Reader{}
+	shell.Reset(nil)
+	clientReaders.Put(shell)
+}
+
+// takeReader gives c.br a pooled buffer again after lendReader; the
+// pooled Reader it came in is dropped (it would share the buffer).
+func (c *clientConn) takeReader() {
+	*c.br = *clientReaders.Get().(*bufio.Reader)
+	c.br.Reset(&c.rd)
 }
