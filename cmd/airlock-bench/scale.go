@@ -87,6 +87,17 @@ func (e *scaleEnv) rss() (rssKiB, heapKiB int64) {
 	return rssKiB, heapKiB
 }
 
+// gcState is the heap goal the last GC set (KiB: GOGC=100 puts it at
+// twice the heap live after that GC, so it tracks the live heap without
+// the phase noise of heap in use) and the GC count so far.
+func (e *scaleEnv) gcState() (goalKiB, cycles int64) {
+	m, err := e.p.metrics()
+	if err != nil {
+		return 0, 0
+	}
+	return int64(m["go_memstats_next_gc_bytes"]) / 1024, int64(m["go_gc_duration_seconds_count"])
+}
+
 // writeHeap saves airlock's heap profile to path ("": nothing).
 func (e *scaleEnv) writeHeap(path string) {
 	if path == "" {
@@ -196,6 +207,7 @@ func runStreams(args []string) error {
 	defer e.close()
 	idleRSS, idleHeap := e.rss()
 	idleStack := e.stackKiB()
+	idleGoal, _ := e.gcState()
 	var (
 		measuring atomic.Bool
 		lat       latSink
@@ -235,6 +247,7 @@ func runStreams(args []string) error {
 		go e.p.cpuProfile(o.cpuProfile, 10)
 	}
 	var midRSS, midHeap, midStack int64
+	_, gc0 := e.gcState()
 	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
 		midRSS, midHeap = e.rss()
 		midStack = e.stackKiB()
@@ -245,6 +258,7 @@ func runStreams(args []string) error {
 	measuring.Store(false)
 	cpu := procCPU(e.p.pid()) - cpu0
 	endRSS, endHeap := e.rss()
+	endGoal, gc1 := e.gcState()
 	hwm, _ := procStatusOf(e.p.pid())
 	goroutines, _ := e.p.goroutines()
 	close(stop)
@@ -267,6 +281,8 @@ func runStreams(args []string) error {
 	if open > 0 {
 		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f\n",
 			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(goroutines)/float64(open))
+		fmt.Fprintf(stdout, "  GC: %d cycles while measured; heap goal at the end %.1f MiB (%.1f KiB per stream; GOGC=100 sets it at twice the heap live after the last GC)\n",
+			gc1-gc0, kib(endGoal), float64(endGoal-idleGoal)/float64(open))
 	}
 	return nil
 }
