@@ -281,7 +281,7 @@ func runStreams(args []string) error {
 	if open > 0 {
 		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f\n",
 			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(goroutines)/float64(open))
-		fmt.Fprintf(stdout, "  GC: %d cycles while measured; heap goal at the end %.1f MiB (%.1f KiB per stream; GOGC=100 sets it at twice the heap live after the last GC)\n",
+		fmt.Fprintf(stdout, "  GC: %d cycles while measured; heap goal at the end %.1f MiB (%.1f KiB per stream; with GOGC=100 and no GOMEMLIMIT it is twice the heap live after the last GC)\n",
 			gc1-gc0, kib(endGoal), float64(endGoal-idleGoal)/float64(open))
 	}
 	return nil
