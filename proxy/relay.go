@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/airlock/airlock/proxy/internal/bufpool"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 )
 
 // relay sends a judged request upstream and streams the answer back. It
@@ -188,10 +189,13 @@ func writeResponseHead(w http.ResponseWriter, resp *http.Response, stream bool) 
 }
 
 // copyBody copies body to w, flushing after each write when flusher is
-// set (SSE, unknown lengths). It returns the read error, if any; a write
+// set (SSE, unknown lengths; parked between bursts where it can be). It returns the read error, if any; a write
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 	if flusher != nil {
+		if src := parkableSource(body); src.wait != nil {
+			return copyParked(w, body, flusher, src)
+		}
 		return copyStream(w, body, flusher)
 	}
 	bp := bufpool.Get(false)
@@ -261,4 +265,85 @@ func isEventStream(h http.Header) bool {
 	const sse = "text/event-stream"
 	return len(ct) >= len(sse) && strings.EqualFold(ct[:len(sse)], sse) &&
 		(len(ct) == len(sse) || ct[len(sse)] == ';' || ct[len(sse)] == ' ')
+}
+
+// A stream that waits holding nothing
+//
+// copyStream's small buffer, the scrubber's buffers, the read frames of
+// TLS and the chunked reader: a stream waiting in Read holds all of them
+// for as long as the upstream stays quiet. When the relay can see through
+// the body to the lean upstream client's (the idle timer, perhaps the
+// scrubber, nothing else: no decoder or meter that could hold bytes of
+// its own), copyParked waits for the upstream connection to be readable
+// first (h1's WaitReadable, which sees bytes buffered in bufio and TLS
+// too), holding no buffer, on a shallow stack, and takes a pooled buffer
+// only for the reads that follow.
+
+// streamWaiter is the lean upstream client's response body
+// (internal/h1's clientBody).
+type streamWaiter interface{ WaitReadable() error }
+
+// parkable is what copyParked needs of a body: wait blocks until a Read
+// need not wait on the upstream; park hands the buffers above the
+// connection back and reports whether a Read would reach the connection
+// (nil: there are no such buffers).
+type parkable struct {
+	wait func() error
+	park func() bool
+}
+
+// parkableSource finds the upstream client's body under body, through
+// the wrappers known to hold no bytes of their own; its wait is nil when
+// there is none.
+func parkableSource(body io.Reader) parkable {
+	var p parkable
+	if sb, ok := body.(*scrubBody); ok {
+		sr, ok := sb.Reader.(*scrub.Reader)
+		if !ok {
+			return parkable{}
+		}
+		body, p.park = sr.Source(), sr.Park
+	}
+	if ib, ok := body.(*idleBody); ok { // the transport's idle timer holds no bytes
+		body = ib.ReadCloser
+	}
+	if sw, ok := body.(streamWaiter); ok { // the lean client's body
+		p.wait = sw.WaitReadable
+	}
+	return p
+}
+
+// copyParked copies a stream like copyStream, but between bursts it
+// waits for the upstream with src.wait holding no buffer: a pooled one is
+// taken when the upstream has bytes and kept while reads fill it.
+func copyParked(w io.Writer, body io.Reader, flusher http.Flusher, src parkable) error {
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			bufpool.Put(bp)
+		}
+	}()
+	for {
+		if bp == nil {
+			_ = src.wait() // an error (the connection closed) is the Read's to report
+			bp = bufpool.Get(true)
+		}
+		n, err := body.Read(*bp)
+		if n > 0 {
+			if _, werr := w.Write((*bp)[:n]); werr != nil {
+				return nil
+			}
+			flusher.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n < len(*bp) && (src.park == nil || src.park()) {
+			bufpool.Put(bp)
+			bp = nil
+		}
+	}
 }

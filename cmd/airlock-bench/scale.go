@@ -87,6 +87,17 @@ func (e *scaleEnv) rss() (rssKiB, heapKiB int64) {
 	return rssKiB, heapKiB
 }
 
+// gcState is the heap goal the last GC set (KiB: GOGC=100 puts it at
+// twice the heap live after that GC, so it tracks the live heap without
+// the phase noise of heap in use) and the GC count so far.
+func (e *scaleEnv) gcState() (goalKiB, cycles int64) {
+	m, err := e.p.metrics()
+	if err != nil {
+		return 0, 0
+	}
+	return int64(m["go_memstats_next_gc_bytes"]) / 1024, int64(m["go_gc_duration_seconds_count"])
+}
+
 // writeHeap saves airlock's heap profile to path ("": nothing).
 func (e *scaleEnv) writeHeap(path string) {
 	if path == "" {
@@ -196,6 +207,7 @@ func runStreams(args []string) error {
 	defer e.close()
 	idleRSS, idleHeap := e.rss()
 	idleStack := e.stackKiB()
+	idleGoal, _ := e.gcState()
 	var (
 		measuring atomic.Bool
 		lat       latSink
@@ -229,11 +241,13 @@ func runStreams(args []string) error {
 	})
 	progress("streams: %d open in %.1fs (%d failed; first: %v); measuring for %ds", int64(o.n)-openErrs, time.Since(t0).Seconds(), openErrs, firstErr, o.seconds)
 	e.p.resetHWM()
+	cpu0 := procCPU(e.p.pid())
 	measuring.Store(true)
 	if o.cpuProfile != "" {
 		go e.p.cpuProfile(o.cpuProfile, 10)
 	}
 	var midRSS, midHeap, midStack int64
+	_, gc0 := e.gcState()
 	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
 		midRSS, midHeap = e.rss()
 		midStack = e.stackKiB()
@@ -242,7 +256,9 @@ func runStreams(args []string) error {
 	})
 	time.Sleep(time.Duration(o.seconds) * time.Second)
 	measuring.Store(false)
+	cpu := procCPU(e.p.pid()) - cpu0
 	endRSS, endHeap := e.rss()
+	endGoal, gc1 := e.gcState()
 	hwm, _ := procStatusOf(e.p.pid())
 	goroutines, _ := e.p.goroutines()
 	close(stop)
@@ -257,11 +273,16 @@ func runStreams(args []string) error {
 	fmt.Fprintf(stdout, "airlock-bench streams: %d SSE streams through the airlock binary, one event per second each, measured for %d s; %s\n", o.n, o.seconds, machine())
 	fmt.Fprintf(stdout, "  errors: %d failed to open (first: %v), %d broke while measured\n", openErrs, firstErr, readErrs.Load())
 	fmt.Fprintf(stdout, "  events measured: %d; relay latency (upstream write -> agent read) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", s.n, s.p50, s.p99, s.max)
+	if s.n > 0 {
+		fmt.Fprintf(stdout, "  airlock CPU (utime+stime) while measured: %.2f s, %.1f µs per event\n", cpu.Seconds(), float64(cpu.Microseconds())/float64(s.n))
+	}
 	fmt.Fprintf(stdout, "  airlock RSS: idle %.1f MiB; with the streams: mid-run %.1f MiB, end %.1f MiB, peak %.1f MiB; Go heap in use mid-run %.1f MiB, end %.1f MiB (idle %.1f)\n",
 		kib(idleRSS), kib(midRSS), kib(endRSS), kib(hwm), kib(midHeap), kib(endHeap), kib(idleHeap))
 	if open > 0 {
 		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB, Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f\n",
 			float64(midRSS-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(goroutines)/float64(open))
+		fmt.Fprintf(stdout, "  GC: %d cycles while measured; heap goal at the end %.1f MiB (%.1f KiB per stream; with GOGC=100 and no GOMEMLIMIT it is twice the heap live after the last GC)\n",
+			gc1-gc0, kib(endGoal), float64(endGoal-idleGoal)/float64(open))
 	}
 	return nil
 }

@@ -533,14 +533,20 @@ func (c *clientConn) releaseReader() {
 // socket itself is asked where it can be (a TLS record arriving in pieces
 // is seen too), else the connection is read with a deadline in the past.
 func (c *clientConn) quiet() bool {
+	if p := c.socketPeeker(); p != nil {
+		return !p.pending()
+	}
+	return c.readsNothing() // no socket to peek at: through tls, with a deadline
+}
+
+// socketPeeker is the peeker of c's socket, made on first use; nil when
+// no socket can be reached.
+func (c *clientConn) socketPeeker() *peeker {
 	if c.peek == nil && !c.nopeek {
 		c.peek = newPeeker(c.nc)
 		c.nopeek = c.peek == nil
 	}
-	if c.peek != nil {
-		return !c.peek.pending()
-	}
-	return c.readsNothing() // no socket to peek at: through tls, with a deadline
+	return c.peek
 }
 
 // drained reports whether nothing follows the response on c: nothing in

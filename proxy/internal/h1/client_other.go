@@ -13,3 +13,5 @@ type peeker struct{}
 func newPeeker(net.Conn) *peeker { return nil }
 
 func (*peeker) pending() bool { return true }
+
+func (*peeker) wait() error { return nil }

@@ -21,10 +21,11 @@ func socketPending(c net.Conn) (pending, known bool) {
 // peeker peeks at one connection's socket; made once per connection, its
 // check allocates nothing.
 type peeker struct {
-	raw  syscall.RawConn
-	fn   func(fd uintptr) bool // p.peek, bound once
-	b    [1]byte
-	errn syscall.Errno
+	raw    syscall.RawConn
+	fn     func(fd uintptr) bool // p.peek, bound once
+	waitFn func(fd uintptr) bool // p.ready, bound once
+	b, wb  [1]byte
+	errn   syscall.Errno
 }
 
 // newPeeker returns the peeker of the socket under c, nil when there is
@@ -46,7 +47,7 @@ func newPeeker(c net.Conn) *peeker {
 		return nil
 	}
 	p := &peeker{raw: raw}
-	p.fn = p.peek
+	p.fn, p.waitFn = p.peek, p.ready
 	return p
 }
 
@@ -68,4 +69,14 @@ func (p *peeker) pending() bool {
 		return true
 	}
 	return p.errn != syscall.EAGAIN && p.errn != syscall.EWOULDBLOCK
+}
+
+// wait blocks until bytes, an EOF or an error wait on the socket,
+// without reading them.
+func (p *peeker) wait() error { return p.raw.Read(p.waitFn) }
+
+// ready is wait's check: only "nothing yet" waits.
+func (p *peeker) ready(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), p.wb[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
 }

@@ -1,6 +1,9 @@
 package scrub
 
-import "sync"
+import (
+	"io"
+	"sync"
+)
 
 // A Reader starts with small buffers and moves to ReadSize ones only when
 // a read fills what it has. Streams (SSE events, MCP messages, LLM tokens)
@@ -56,3 +59,29 @@ func (s *Reader) lendOut() bool {
 	s.out = nil
 	return true
 }
+
+// Park hands a small (stream's) Reader's buffers back to the pool while
+// it has nothing to return, and reports whether a Read would now read src
+// (nothing scrubbed is waiting, no error is due): a caller that waits
+// for src to be readable before that Read then waits holding none of the
+// Reader's buffers. A kept tail (bytes that may still grow into a form)
+// keeps the in buffer: it is scanned again with the bytes that follow,
+// exactly as without parking. The next Read takes buffers again. A grown
+// (bulk) Reader keeps its buffers and is never parked.
+func (s *Reader) Park() bool {
+	if s.off < len(s.out) || s.err != nil {
+		return false
+	}
+	if s.out != nil && cap(s.out) == SmallCap {
+		putScrubBuffer(s.out)
+		s.out, s.off = nil, 0
+	}
+	if s.in != nil && cap(s.in) == SmallCap && len(s.in) == 0 {
+		putScrubBuffer(s.in)
+		s.in = nil
+	}
+	return true
+}
+
+// Source is the reader s scrubs.
+func (s *Reader) Source() io.Reader { return s.src }

@@ -41,10 +41,11 @@ var ErrClosed = errors.New("scrubbed body read after close")
 // once, from the goroutine that reads (the relay closes the body
 // after its last read, on the same goroutine).
 func (s *Reader) Release() {
-	if s.in == nil {
+	if s.released {
 		return
 	}
-	putScrubBuffer(s.in)
+	s.released = true
+	putScrubBuffer(s.in) // nil when parked: no-op
 	putScrubBuffer(s.out)
 	s.in, s.out, s.off = nil, nil, 0
 	if s.err == nil {

@@ -235,6 +235,8 @@ type Reader struct {
 	err    error  // sticky error of src
 	onEcho func(n int)
 	filled bool // the last read filled in: grow before the next (adaptive.go)
+	// released: Release ran (in and out are nil when parked, too)
+	released bool
 }
 
 func NewReader(src io.Reader, r *Replacer, onEcho func(int)) *Reader {
@@ -262,7 +264,10 @@ func (s *Reader) fill() {
 	if s.filled {
 		s.grow() // the last read filled the buffer: a bulk body, not events
 	}
-	lent := s.lendOut() // a stream waits for its next event without it
+	if s.in == nil { // parked (adaptive.go)
+		s.in = (*smallBufs.Get().(*[]byte))[:0]
+	}
+	lent := s.out == nil || s.lendOut() // a stream waits for its next event without it
 	room := cap(s.in) - len(s.in)
 	m, err := s.src.Read(s.in[len(s.in):cap(s.in)])
 	s.in = s.in[:len(s.in)+m]

@@ -1,0 +1,79 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"time"
+)
+
+// # Waiting for a stream's next bytes without a buffer
+//
+// A relayed stream (SSE, MCP, LLM tokens) waits for the upstream most of
+// its life, and a Read waits holding every buffer it was given on the way
+// down (the relay's, the scrubber's). [clientBody.WaitReadable] waits
+// first, holding none: the relay calls it before it takes its buffers.
+
+// WaitReadable blocks until a Read of b need not wait on the connection:
+// bytes (or an end) are in the read buffer, in TLS's record buffers or on
+// the socket, or b has ended. It holds no buffer while it waits. An error
+// means it could not wait (the connection was closed under it): the next
+// Read reports what happened.
+func (b *clientBody) WaitReadable() error {
+	if b.done.Load() {
+		return nil
+	}
+	c := b.x.c
+	if c.br.Buffered() > 0 || !c.tlsHoldsNothing() {
+		return nil // bytes, an end or a failure: Read has it at once
+	}
+	p := c.socketPeeker()
+	if p == nil {
+		return nil // no socket to wait on: the Read waits
+	}
+	c.lendReader()
+	err := p.wait()
+	c.takeReader()
+	return err
+}
+
+// tlsHoldsNothing reports whether a Read would have to wait for the
+// socket: neither a whole record nor decrypted bytes are held in crypto/tls
+// (a record it holds only part of needs the socket for the rest). Asked
+// through [TLSSocket] where the connection has one, else with a deadline
+// in the past (a timeout is not sticky in crypto/tls).
+func (c *clientConn) tlsHoldsNothing() bool {
+	if s := probeOf(c.nc); s != nil {
+		s.probing = true
+		_, err := c.br.Peek(1)
+		s.probing = false
+		return err == errProbe
+	}
+	if err := c.nc.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	if c.nc.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	var ne net.Error
+	return err != nil && errors.As(err, &ne) && ne.Timeout()
+}
+
+// lendReader hands the empty read buffer back to its pool while c waits.
+// The body's readers (chunked, length-limited) hold c.br itself, so the
+// Reader stays and its contents move to a shell that goes to the pool.
+func (c *clientConn) lendReader() {
+	shell := new(bufio.Reader)
+	*shell = *c.br
+	*c.br = bufio.Reader{}
+	shell.Reset(nil)
+	clientReaders.Put(shell)
+}
+
+// takeReader gives c.br a pooled buffer again after lendReader; the
+// pooled Reader it came in is dropped (it would share the buffer).
+func (c *clientConn) takeReader() {
+	*c.br = *clientReaders.Get().(*bufio.Reader)
+	c.br.Reset(&c.rd)
+}

@@ -1,0 +1,94 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitResult runs WaitReadable on a goroutine and reports when it returns.
+func waitResult(b *clientBody) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- b.WaitReadable() }()
+	return ch
+}
+
+// WaitReadable on a real TLS stream: it blocks while the upstream is quiet
+// (and lends the read buffer back meanwhile), returns once bytes arrive,
+// returns at once for bytes crypto/tls holds decrypted (a large chunk and
+// a small one in one record, the large one read), and returns when the
+// request's context closes the connection under it.
+func TestWaitReadable(t *testing.T) {
+	next := make(chan string)
+	srv, _ := tlsUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush()
+		bw := bufio.NewWriterSize(w, 32<<10)
+		for {
+			select {
+			case s := <-next:
+				if s == "pair" { // two chunks, one TLS record
+					_, _ = io.WriteString(bw, strings.Repeat("x", 12000))
+					_ = bw.Flush()
+					s = "small"
+				}
+				_, _ = io.WriteString(w, s)
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	cl := clientFor(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s", nil)
+	resp, err := cl.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := resp.Body.(*clientBody)
+	quiet := func(ch <-chan error) {
+		t.Helper()
+		select {
+		case err := <-ch:
+			t.Fatalf("returned (%v) with nothing to read", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	ready := func(ch <-chan error) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(3 * time.Second):
+			t.Fatal("still waiting with bytes to read")
+		}
+	}
+	ch := waitResult(b)
+	quiet(ch)
+	next <- "data: 1\n\n"
+	ready(ch)
+	buf := make([]byte, 64)
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "data: 1\n\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	next <- "pair"
+	big := make([]byte, 12000)
+	if _, err := io.ReadFull(b, big); err != nil {
+		t.Fatal(err)
+	}
+	ready(waitResult(b)) // "small" is inside crypto/tls, not on the socket
+	if n, err := b.Read(buf); err != nil || string(buf[:n]) != "small" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	ch = waitResult(b)
+	quiet(ch)
+	cancel() // closes the connection under the wait
+	ready(ch)
+	if _, err := b.Read(buf); err == nil {
+		t.Fatal("read after the cancel succeeded")
+	}
+}
