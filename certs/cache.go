@@ -34,6 +34,9 @@ type Cache struct {
 	lru      *list.List               // of *entry, most recently used first
 	items    map[string]*list.Element // host -> element of lru
 	inflight map[string]*call         // host -> mint in progress
+
+	cfgMu   sync.Mutex
+	configs map[string]*tls.Config // host -> its server config (TLSConfig)
 }
 
 type entry struct {
@@ -62,8 +65,9 @@ func NewCache(ca *CA, max int) *Cache {
 		lru:      list.New(),
 		items:    make(map[string]*list.Element),
 		inflight: make(map[string]*call),
+		configs:  make(map[string]*tls.Config),
 	}
-	c.base = c.TLSConfig("")
+	c.base = c.newConfig("")
 	return c
 }
 
@@ -165,12 +169,29 @@ func (c *Cache) Mints() uint64 { return c.mints.Load() }
 // TLSConfig returns a server config for a MITM'd connection to host: its
 // GetCertificate serves the leaf for the SNI name, or host when no SNI.
 // It offers TLS 1.2+ and ALPN "h2" and "http/1.1" (the proxy serves both;
-// a server that speaks only HTTP/1.1 sets NextProtos on a clone). The config is small and
-// must not be modified; it is meant to be built per connection.
+// a server that speaks only HTTP/1.1 sets NextProtos on a clone). The
+// config is shared by every connection to host (one per host, not one
+// held by each connection; its session tickets resume on the host's next
+// connections) and must not be modified.
 func (c *Cache) TLSConfig(host string) *tls.Config {
 	if host == "" && c.base != nil {
 		return c.base
 	}
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	if cfg := c.configs[host]; cfg != nil {
+		return cfg
+	}
+	if len(c.configs) >= c.max { // hosts of the past: dropped all at once
+		clear(c.configs)
+	}
+	cfg := c.newConfig(host)
+	c.configs[host] = cfg
+	return cfg
+}
+
+// newConfig builds host's server config (see TLSConfig).
+func (c *Cache) newConfig(host string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: nextProtos,

@@ -120,3 +120,25 @@ func TestTLSConfigRefusesOldTLS(t *testing.T) {
 		t.Fatal("server accepted TLS 1.1")
 	}
 }
+
+// One config per host, shared by its connections, each still serving
+// its own host's leaf without SNI; the table of configs stays bounded.
+func TestTLSConfigSharedPerHost(t *testing.T) {
+	c := NewCache(testCA(t), 2)
+	a, b := c.TLSConfig("127.0.0.1:443"), c.TLSConfig("localhost:443")
+	if a != c.TLSConfig("127.0.0.1:443") || a == b {
+		t.Fatalf("configs: same host %p/%p, other host %p: want one per host", a, c.TLSConfig("127.0.0.1:443"), b)
+	}
+	for _, fallback := range []string{"localhost:443", "127.0.0.1:443"} { // both configs in use, in turn
+		if _, err := handshake(t, "tcp4", "127.0.0.1:0", c, fallback, "127.0.0.1"); (err != nil) != (fallback != "127.0.0.1:443") {
+			t.Fatalf("no-SNI handshake with fallback %s: %v (the leaf must be the fallback host's)", fallback, err)
+		}
+	}
+	c.TLSConfig("third.example:443")
+	c.cfgMu.Lock()
+	n := len(c.configs)
+	c.cfgMu.Unlock()
+	if n > 2 {
+		t.Fatalf("%d configs held, want at most the cache bound 2", n)
+	}
+}
