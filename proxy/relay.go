@@ -220,6 +220,22 @@ func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 // streamWaitSize is the buffer a stream waits for its next event with.
 const streamWaitSize = 512
 
+// sendChunk relays what one read of a stream returned (b, rerr): written
+// and flushed at once. done means the copy ends: the agent is gone (nil),
+// the body ended (nil) or rerr is the error to report.
+func sendChunk(w io.Writer, flusher http.Flusher, b []byte, rerr error) (done bool, err error) {
+	if len(b) > 0 {
+		if _, werr := w.Write(b); werr != nil {
+			return true, nil
+		}
+		flusher.Flush()
+	}
+	if rerr == io.EOF {
+		return true, nil
+	}
+	return rerr != nil, rerr
+}
+
 // copyStream copies a stream, flushing each write. A stream waits for its
 // next event most of its life, and the read it waits in holds its buffer:
 // it waits with a small one and takes a pooled 4 KiB buffer (internal/bufpool)
@@ -236,16 +252,7 @@ func copyStream(w io.Writer, body io.Reader, flusher http.Flusher) error {
 	}()
 	for {
 		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil
-			}
-			flusher.Flush()
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
+		if done, err := sendChunk(w, flusher, buf[:n], err); done {
 			return err
 		}
 		switch {
@@ -329,16 +336,7 @@ func copyParked(w io.Writer, body io.Reader, flusher http.Flusher, src parkable)
 			bp = bufpool.Get(true)
 		}
 		n, err := body.Read(*bp)
-		if n > 0 {
-			if _, werr := w.Write((*bp)[:n]); werr != nil {
-				return nil
-			}
-			flusher.Flush()
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
+		if done, err := sendChunk(w, flusher, (*bp)[:n], err); done {
 			return err
 		}
 		if n < len(*bp) && (src.park == nil || src.park()) {
