@@ -121,6 +121,9 @@ func TestMetricsAfterRealRequests(t *testing.T) {
 		"cert cache":           {"airlock_cert_cache_total", nil, 1},
 		"config loaded at":     {"airlock_config_last_reload_success_timestamp_seconds", nil, float64(time.Now().Add(-time.Hour).Unix())},
 		"go collector present": {"go_goroutines", nil, 1},
+		// serve paces the GC for its small heap (cmd/internal/gctune):
+		// GOGC above the default 100 while nothing sets GOGC/GOMEMLIMIT.
+		"gc paced for a small heap": {"go_gc_gogc_percent", nil, 150},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

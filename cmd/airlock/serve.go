@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/airlock/airlock/cmd/internal/gctune"
 	"github.com/airlock/airlock/cmd/internal/stack"
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy"
@@ -84,6 +85,11 @@ func cmdServe(g *globals, o *serveOptions) error {
 	defer func() { _ = logw.Close() }()
 	log := newLogger(o.logFormat, logw)
 	defer func() { _ = log.Sync() }()
+	if gctune.Start() { // GC pace for a small heap; GOGC or GOMEMLIMIT set: theirs
+		log.Info("gc pacing adaptive", zap.Int("gogc", gctune.Current()))
+	} else {
+		log.Info("gc pacing from GOGC/GOMEMLIMIT", zap.String("GOGC", os.Getenv("GOGC")), zap.String("GOMEMLIMIT", os.Getenv("GOMEMLIMIT")))
+	}
 	srv, err := buildServer(g, o, log)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ var rules = []struct {
 	{"proxy/internal/conn", []string{"proxy/", "policy", "vault", "certs"}},
 	{"proxy/internal/bufpool", []string{"proxy/", "policy", "vault", "certs"}},
 	{"proxy/internal/park", []string{"proxy/", "policy", "vault", "certs"}},
+	{"cmd/internal/gctune", []string{"proxy", "proxy/", "policy", "vault", "certs"}},
 	// The wire protocols know nothing of policy or credentials.
 	{"proxy/internal/h2", []string{"policy", "vault", "certs"}},
 	{"proxy/internal/grpcwire", []string{"policy", "vault", "certs"}},
