@@ -54,13 +54,15 @@ var (
 )
 
 // Start begins tuning unless GOGC or GOMEMLIMIT is set; it reports
-// whether it did. Calls after the first do nothing.
+// whether the tuner runs. Calls after the first start nothing new.
 func Start() bool {
-	if !Enabled(os.LookupEnv) || !started.CompareAndSwap(false, true) {
+	if !Enabled(os.LookupEnv) {
 		return false
 	}
-	adjust()
-	arm()
+	if started.CompareAndSwap(false, true) {
+		adjust()
+		arm()
+	}
 	return true
 }
 
