@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,53 +65,32 @@ func hostileTLSUpstreamOpt(t *testing.T, hide bool, reply func(n int) tlsReply) 
 	cert.Close()
 	srvCfg.NextProtos = []string{"http/1.1"}
 	cliCfg.NextProtos, cliCfg.ServerName = []string{"http/1.1"}, "127.0.0.1"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	conns := &atomic.Int64{}
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	go func() {
+	addr, conns := serveConns(t, func(c net.Conn, n int) {
+		h := &heldConn{Conn: c}
+		tc := tls.Server(h, srvCfg)
+		br := bufio.NewReader(tc)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			n := int(conns.Add(1))
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				h := &heldConn{Conn: c}
-				tc := tls.Server(h, srvCfg)
-				br := bufio.NewReader(tc)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					h.hold = true
-					r := reply(n)
-					for _, rec := range r.records {
-						if _, err := tc.Write([]byte(rec)); err != nil {
-							return
-						}
-					}
-					if h.flush(r.raw) != nil {
-						return
-					}
-					if r.later != "" {
-						time.Sleep(50 * time.Millisecond)
-						if _, err := tc.Write([]byte(r.later)); err != nil {
-							return
-						}
-					}
+			h.hold = true
+			r := reply(n)
+			for _, rec := range r.records {
+				if _, err := tc.Write([]byte(rec)); err != nil {
+					return
 				}
-			}()
+			}
+			if h.flush(r.raw) != nil {
+				return
+			}
+			if r.later != "" {
+				time.Sleep(50 * time.Millisecond)
+				if _, err := tc.Write([]byte(r.later)); err != nil {
+					return
+				}
+			}
 		}
-	}()
-	addr := ln.Addr().String()
+	})
 	cl := &Client{Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		raw, err := d.DialContext(ctx, "tcp", addr)

@@ -197,6 +197,27 @@ func framingHandler(w http.ResponseWriter, r *http.Request) {
 // counts connections.
 func hostileUpstream(t *testing.T, reply func(n int) string) (addr string, conns *atomic.Int64) {
 	t.Helper()
+	return serveConns(t, func(c net.Conn, n int) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			r, closeAfter := strings.CutSuffix(reply(n), closeMark)
+			if _, err := io.WriteString(c, r); err != nil || closeAfter {
+				return
+			}
+		}
+	})
+}
+
+// serveConns accepts loopback connections until the test ends, each
+// served by handle (n counts from 1) on its own goroutine and closed
+// after it; the cleanup waits for them all.
+func serveConns(t *testing.T, handle func(c net.Conn, n int)) (addr string, conns *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -216,18 +237,7 @@ func hostileUpstream(t *testing.T, reply func(n int) string) (addr string, conns
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					r, closeAfter := strings.CutSuffix(reply(n), closeMark)
-					if _, err := io.WriteString(c, r); err != nil || closeAfter {
-						return
-					}
-				}
+				handle(c, n)
 			}()
 		}
 	}()
