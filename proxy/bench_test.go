@@ -72,6 +72,13 @@ var innerNetHTTP bool
 
 func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 	tb.Helper()
+	return startInprocRule(tb, up, logs, "")
+}
+
+// startInprocRule is startInproc with ruleExtra (YAML lines, indented as
+// rule keys) added to the rule "up".
+func startInprocRule(tb testing.TB, up *httptest.Server, logs io.Writer, ruleExtra string) *inproc {
+	tb.Helper()
 	host := strings.TrimPrefix(up.URL, "https://")
 	upRoots := x509.NewCertPool()
 	upRoots.AddCert(up.Certificate())
@@ -80,7 +87,7 @@ func startInproc(tb testing.TB, up *httptest.Server, logs io.Writer) *inproc {
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), aw, zapcore.DebugLevel))
 	s, l, ca := inprocServer(tb, "bench/key", inprocSecret, "tok", fmt.Sprintf("version: 1\negress:\n  allow_networks: [\"127.0.0.0/8\"]\nrules:\n"+
 		"  - name: denied\n    host: %q\n    paths: [\"/denied/**\"]\n    action: deny\n"+
-		"  - name: up\n    host: %q\n    credential: bench/key\n", host, host),
+		"  - name: up\n    host: %q\n    credential: bench/key\n%s", host, host, ruleExtra),
 		Config{Log: log, UpstreamRoots: upRoots, ReadHeaderTimeout: 2 * time.Second, IdleTimeout: 2 * time.Second,
 			InnerNetHTTP: innerNetHTTP})
 	roots := x509.NewCertPool()

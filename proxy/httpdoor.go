@@ -31,19 +31,27 @@ func (s *Server) servePipeline(w http.ResponseWriter, r *http.Request, t *tunnel
 	}
 	cw := &st.cw
 	cw.ResponseWriter = w
-	defer func() { // also when the stream is aborted
-		if ev.status == 0 {
-			ev.status = cw.status
+	defer func() { // also when the stream is aborted (a panic)
+		if !d.detached { // a detached stream's end records it (stream.go)
+			s.endPipeline(d, cw)
 		}
-		ev.bytes, ev.aborted = cw.bytes, d.aborted
-		s.record(ev)
 	}()
 	s.relay(cw, r, d)
-	if d.aborted {
+	if !d.detached && d.aborted {
 		// The head is out; only ending the connection tells the agent the
 		// body is incomplete (net/http's convention: ErrAbortHandler).
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// endPipeline records a proxied request once its response is over.
+func (s *Server) endPipeline(d *decision, cw *countingWriter) {
+	ev := d.ev
+	if ev.status == 0 {
+		ev.status = cw.status
+	}
+	ev.bytes, ev.aborted = cw.bytes, d.aborted
+	s.record(ev)
 }
 
 // pipelineState is what one proxied request carries through the

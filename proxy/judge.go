@@ -42,6 +42,7 @@ type decision struct {
 	bodyRefused func() error
 
 	aborted bool           // the upstream body failed mid-stream
+	detached bool          // its stream went on without the handler's goroutine (stream.go)
 	pub     *door.Decision // d as doors and observers see it (public), made on demand
 	echo    echoes         // secret echoes scrubbed from the response (observe.go)
 

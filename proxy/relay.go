@@ -40,7 +40,11 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, d *decision) {
 		s.failUpstream(w, d, e)
 		return
 	}
-	defer d.ev.ticket.Abort() // no-op once the metered body has ended it
+	defer func() {
+		if !d.detached { // a detached stream ends its ticket itself
+			d.ev.ticket.Abort() // no-op once the metered body has ended it
+		}
+	}()
 	if err := s.rewriteOut(out, d); err != nil {
 		s.failUpstream(w, d, injectError(err))
 		return
@@ -122,11 +126,26 @@ func headerHasToken(values []string, token string) bool {
 
 // relayResponse writes resp to the agent: headers, body, trailers. A
 // stream (SSE, or a body the upstream sent without a length) is flushed on
-// every write; a body of known length goes out as the buffer fills.
+// every write; a body of known length goes out as the buffer fills. A
+// stream the lean loop serves waits for the upstream without a goroutine
+// (stream.go): relayResponse may return before it ends.
 func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *decision, stream bool) {
-	defer resp.Body.Close()
 	flusher := writeResponseHead(w, resp, stream)
-	if readErr := copyBody(w, resp.Body, flusher); readErr != nil {
+	if flusher != nil {
+		if src := parkableSource(resp.Body); src.arm != nil {
+			s.relayDetachable(w, resp, d, flusher, src)
+			return
+		}
+	}
+	defer resp.Body.Close()
+	s.endBody(w, resp, d, copyBody(w, resp.Body, flusher))
+}
+
+// endBody ends the relay of resp's body: the read error readErr marks
+// the request aborted, else the trailers follow the body.
+func (s *Server) endBody(w http.ResponseWriter, resp *http.Response, d *decision, readErr error) {
+	if readErr != nil {
+		_ = resp.Body.Close()
 		s.bodyFailed(d, readErr)
 		return
 	}
@@ -193,9 +212,6 @@ func writeResponseHead(w http.ResponseWriter, resp *http.Response, stream bool) 
 // error (the agent went away) ends the copy silently.
 func copyBody(w io.Writer, body io.Reader, flusher http.Flusher) error {
 	if flusher != nil {
-		if src := parkableSource(body); src.wait != nil {
-			return copyParked(w, body, flusher, src)
-		}
 		return copyStream(w, body, flusher)
 	}
 	bp := bufpool.Get(false)
@@ -290,12 +306,18 @@ func isEventStream(h http.Header) bool {
 // (internal/h1's clientBody).
 type streamWaiter interface{ WaitReadable() error }
 
+// streamArmer is the lean client's body too: WaitReadable without a
+// goroutine.
+type streamArmer interface{ ArmReadable(ready func()) bool }
+
 // parkable is what copyParked needs of a body: wait blocks until a Read
-// need not wait on the upstream; park hands the buffers above the
-// connection back and reports whether a Read would reach the connection
-// (nil: there are no such buffers).
+// need not wait on the upstream; arm is wait without a goroutine (false:
+// read now; true: ready runs when a Read need not wait); park hands the
+// buffers above the connection back and reports whether a Read would
+// reach the connection (nil: there are no such buffers).
 type parkable struct {
 	wait func() error
+	arm  func(ready func()) bool
 	park func() bool
 }
 
@@ -316,32 +338,9 @@ func parkableSource(body io.Reader) parkable {
 	}
 	if sw, ok := body.(streamWaiter); ok { // the lean client's body
 		p.wait = sw.WaitReadable
+		if sa, ok := sw.(streamArmer); ok {
+			p.arm = sa.ArmReadable
+		}
 	}
 	return p
-}
-
-// copyParked copies a stream like copyStream, but between bursts it
-// waits for the upstream with src.wait holding no buffer: a pooled one is
-// taken when the upstream has bytes and kept while reads fill it.
-func copyParked(w io.Writer, body io.Reader, flusher http.Flusher, src parkable) error {
-	var bp *[]byte
-	defer func() {
-		if bp != nil {
-			bufpool.Put(bp)
-		}
-	}()
-	for {
-		if bp == nil {
-			_ = src.wait() // an error (the connection closed) is the Read's to report
-			bp = bufpool.Get(true)
-		}
-		n, err := body.Read(*bp)
-		if done, err := sendChunk(w, flusher, (*bp)[:n], err); done {
-			return err
-		}
-		if n < len(*bp) && (src.park == nil || src.park()) {
-			bufpool.Put(bp)
-			bp = nil
-		}
-	}
 }

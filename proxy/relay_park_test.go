@@ -2,15 +2,22 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
+	"net"
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/proxy/internal/h1"
+	"github.com/airlock/airlock/proxy/internal/park"
 )
 
 // Streams wait for the upstream holding no buffer (copyParked): these
@@ -122,19 +129,29 @@ func TestParkedStreamRelaysBytesTLSHolds(t *testing.T) {
 	}
 }
 
-// A stream from the lean upstream client waits in copyParked (holding no
-// buffer), not in a Read: a wrapper added between the relay and the
-// client's body that parkableSource cannot see through would silently
-// bring back the buffers held per waiting stream.
-func TestStreamWaitsParked(t *testing.T) {
+// A quiet stream from the lean upstream client waits without a goroutine
+// (stream.go): its upstream socket is in the shared poller and no
+// goroutine is anywhere in the pipeline or the relay. The upstream's next
+// event still reaches the agent, the stream's end finishes the response,
+// and the connection carries the next request. A wrapper added between
+// the relay and the client's body that parkableSource cannot see
+// through, or a relay that waits on its goroutine again, fails this.
+func TestStreamWaitsDetached(t *testing.T) {
 	release := make(chan struct{})
-	defer close(release) // before the cleanups: the upstream handler ends first
+	var once sync.Once
+	releaseOnce := func() { once.Do(func() { close(release) }) }
+	defer releaseOnce() // before the cleanups: the upstream handler ends first
 	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/sse" {
+			_, _ = io.WriteString(w, "plain")
+			return
+		}
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: one\n\n")
 		w.(http.Flusher).Flush()
-		select { // quiet until the test ends
+		select { // quiet until released
 		case <-release:
+			_, _ = io.WriteString(w, "data: two\n\n")
 		case <-r.Context().Done():
 		}
 	})
@@ -146,12 +163,120 @@ func TestStreamWaitsParked(t *testing.T) {
 	}
 	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
 	var stacks string
+	quiet := false
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		var sb strings.Builder
 		_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
-		if stacks = sb.String(); strings.Contains(stacks, "(*clientBody).WaitReadable") {
-			return
+		stacks = sb.String()
+		if park.Parked() > 0 && !strings.Contains(stacks, "proxy.(*Server).servePipeline") &&
+			!strings.Contains(stacks, "proxy.(*detachedStream)") && !strings.Contains(stacks, "WaitReadable") {
+			quiet = true
+			break
 		}
 	}
-	t.Fatalf("no goroutine waits in WaitReadable while the stream is quiet:\n%s", stacks)
+	if !quiet {
+		t.Fatalf("a quiet stream still holds a goroutine in the relay (parked %d):\n%s", park.Parked(), stacks)
+	}
+	releaseOnce()
+	got := readUntil(t, resp.Body, "data: two\n\n", 3*time.Second)
+	if rest, _ := io.ReadAll(resp.Body); strings.Contains(got+string(rest), "one\n\ndata: one") {
+		t.Fatalf("an event relayed twice: %q", got+string(rest))
+	}
+	_, _ = io.WriteString(tc, e.head("GET", "/plain"))
+	resp2, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("the connection after a detached stream: %v", err)
+	}
+	if b, _ := io.ReadAll(resp2.Body); string(b) != "plain" {
+		t.Fatalf("next request on the connection: %q", b)
+	}
+	waitFor(t, func() bool { // the detached stream recorded its request, with its bytes
+		return strings.Contains(e.logs.String(), `"path":"/sse"`) && strings.Contains(e.logs.String(), `"path":"/plain"`)
+	})
+}
+
+// An agent revoked while its stream waits detached (no goroutine, and
+// long enough that the loop's disconnect watch has ended) loses the
+// stream at once: its connection is closed and the upstream request is
+// cancelled, rather than both lingering until the upstream speaks again.
+// Without Detach's close notice the upstream request is never cancelled.
+func TestRevokeDetachedStreamCancelsUpstream(t *testing.T) {
+	cut := make(chan struct{}, 1)
+	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			cut <- struct{}{}
+		case <-time.After(30 * time.Second):
+		}
+	})
+	tc, br := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	// Past the watch (h1.WatchDelay, then the 2 s head timeout its read has).
+	time.Sleep(h1.WatchDelay + 2*time.Second + 300*time.Millisecond)
+	if park.Parked() == 0 {
+		t.Fatal("the quiet stream is not waiting in the poller")
+	}
+	t0 := time.Now()
+	e.s.revoke("bot", RevokeRekeyed)
+	_ = tc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil || isTimeoutErr(err) {
+		t.Fatalf("the revoked agent's stream after %v: %v, want it cut", time.Since(t0), err)
+	}
+	select {
+	case <-cut:
+		t.Logf("stream cut and upstream request cancelled %v after the revocation", time.Since(t0))
+	case <-time.After(time.Second):
+		t.Fatal("the upstream request of the revoked agent's detached stream was not cancelled")
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// A detached stream whose upstream goes quiet past the rule's timeout is
+// cut: the timeout closes the upstream connection, and the close must end
+// the poller's wait first (a socket closed while registered leaves the
+// poller without an event, and the stream would hang for ever). The agent
+// sees the response cut (the connection ends) and the record says aborted.
+func TestDetachedStreamUpstreamTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	logs := &lockedBuffer{}
+	e := &innerEnv{inproc: startInprocRule(t, up, logs, "    timeout: 700ms\n"), logs: logs}
+	tc, br := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	t0 := time.Now()
+	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, resp.Body)
+	if err == nil || isTimeoutErr(err) {
+		t.Fatalf("stream quiet past its 700ms timeout, after %v: %v, want it cut", time.Since(t0), err)
+	}
+	t.Logf("cut %v after the last event", time.Since(t0))
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `"aborted":true`) })
 }

@@ -139,6 +139,9 @@ type clientConn struct {
 	timeout  atomic.Int64 // the exchange's timeout (time.Duration); 0: timer not armed
 	timedOut atomic.Bool  // the exchange's timeout closed the connection
 	dead     atomic.Bool  // closed: never pooled again
+	// parked is a detached stream's wait for this connection to be
+	// readable (streamwait.go); close ends it first.
+	parked atomic.Pointer[streamPark]
 }
 
 // fire is the connection's timer: the idle timeout of a pooled
@@ -205,6 +208,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 
 func (c *clientConn) close() {
 	if c.dead.CompareAndSwap(false, true) {
+		c.unparkStream() // before the socket goes: a closed fd leaves the poller silently
 		_ = c.nc.Close()
 	}
 }

@@ -136,6 +136,7 @@ type innerConn struct {
 	parking   *parking  // nil: this connection never parks (park.go)
 	idleUntil time.Time // the idle timeout of the wait for the next request
 	resumed   bool      // the loop goes on after parking: the wait is under way
+	detached  *Detached // set by Detach during the handler (detach.go)
 
 	// headMu orders "100 Continue", written by whoever first reads the
 	// body (the transport's goroutine), against the final response head,
@@ -219,30 +220,42 @@ func (s *Server) ServeConn(c net.Conn, h Conn) {
 }
 
 // serveLoop serves requests until the connection ends, then finishes it,
-// or until it parks (it returns; resume calls it again).
+// or until another goroutine takes it over: it parked (resume calls
+// serveLoop again) or its response was detached (Detached.Done does).
 func (ic *innerConn) serveLoop() {
-	hijacked, parked := false, false
+	out := outEnd
 	defer func() {
-		if !parked { // parked: ic is the poller's, touch nothing
-			ic.finish(hijacked)
-		}
+		switch out {
+		case outEnd:
+			ic.finish(false)
+		case outHijacked:
+			ic.finish(true)
+		} // outAway: ic is the poller's or the handler's, touch nothing
 	}()
 	for !ic.s.closing() {
 		req, err := ic.readRequest()
 		if err != nil {
-			parked = err == errParked
+			if out = outEnd; err == errParked {
+				out = outAway
+			}
 			return
 		}
-		keep, hj := ic.serve(req)
-		if hj {
-			hijacked = true
-			return
-		}
-		if !keep {
+		if out = ic.serve(req); out != outNext {
 			return
 		}
 	}
+	out = outEnd
 }
+
+// outcome is what the loop does after a request.
+type outcome uint8
+
+const (
+	outNext     outcome = iota // read the next request
+	outEnd                     // end the connection
+	outHijacked                // the handler owns the connection
+	outAway                    // another goroutine owns it (parked, detached)
+)
 
 // finish ends the connection: untracked, closed, its buffers back in
 // their pools and its context cancelled. A hijacked connection belongs
@@ -341,9 +354,8 @@ func (ic *innerConn) refuse(e *errcode.Error, method string) {
 	}
 }
 
-// serve runs one request through the pipeline and finishes its response;
-// keep reports whether the connection can carry another request.
-func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
+// serve runs one request through the pipeline and finishes its response.
+func (ic *innerConn) serve(req *http.Request) outcome {
 	var body *innerBody // nil without a body
 	if req.Body == http.NoBody {
 		// A request without a body reads nothing more until the next
@@ -354,7 +366,7 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 		body = &innerBody{ic: ic, src: req.Body}
 		if e := body.expect(req); e != nil {
 			ic.refuse(e, req.Method)
-			return false, false
+			return outEnd
 		}
 		req.Body = body
 	}
@@ -362,18 +374,34 @@ func (ic *innerConn) serve(req *http.Request) (keep, hijacked bool) {
 	w.reset(req)
 	ic.armWatch(body)
 	ok := ic.run(w, req)
+	if d := ic.detached; d != nil { // the response goes on without us (detach.go)
+		return ic.letGo(d, body, req, ok)
+	}
+	return ic.complete(req, body, ok)
+}
+
+// complete finishes the response of req after its handler is done (ok:
+// it returned normally); the outcome says what the loop does next.
+func (ic *innerConn) complete(req *http.Request, body *innerBody, ok bool) outcome {
 	ic.endWatch()
+	w := &ic.w
 	if !ok {
-		return false, w.hijacked
+		if w.hijacked {
+			return outHijacked
+		}
+		return outEnd
 	}
 	if w.hijacked {
-		return false, true
+		return outHijacked
 	}
-	keep = w.finish()
+	keep := w.finish()
 	if body != nil {
 		keep = body.finish() && keep
 	}
-	return keep && !req.Close, false
+	if keep && !req.Close {
+		return outNext
+	}
+	return outEnd
 }
 
 // run calls the pipeline, containing its panics: http.ErrAbortHandler (a

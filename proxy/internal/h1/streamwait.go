@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"github.com/airlock/airlock/proxy/internal/park"
+
 	"bufio"
 	"errors"
 	"net"
@@ -76,4 +78,65 @@ func (c *clientConn) lendReader() {
 func (c *clientConn) takeReader() {
 	*c.br = *clientReaders.Get().(*bufio.Reader)
 	c.br.Reset(&c.rd)
+}
+
+// ArmReadable is WaitReadable without a goroutine: false means a Read
+// need not wait (or no poller can wait for it: the Read waits), true
+// means ready runs, once, on a goroutine of its own, when it need not:
+// bytes or an end reached the connection, or it was closed (a timeout,
+// the request's context, the relay's Close). Nothing is held meanwhile:
+// no read buffer, no goroutine.
+func (b *clientBody) ArmReadable(ready func()) bool {
+	if b.done.Load() || !park.Supported() {
+		return false
+	}
+	c := b.x.c
+	if c.br.Buffered() > 0 || !c.tlsHoldsNothing() {
+		return false
+	}
+	p := c.socketPeeker()
+	if p == nil || c.dead.Load() {
+		return false
+	}
+	sp := &streamPark{c: c, ready: ready}
+	sp.w = park.NewWaiter(sp.wake)
+	c.lendReader()
+	c.parked.Store(sp)
+	if c.dead.Load() { // closed as it parked: close may have missed sp
+		c.parked.CompareAndSwap(sp, nil)
+		if sp.w.Cancel() {
+			c.takeReader()
+			return false
+		}
+		return true // the poller or close won: ready runs
+	}
+	if err := sp.w.Arm(p.raw); err != nil && sp.w.Cancel() {
+		c.parked.CompareAndSwap(sp, nil)
+		c.takeReader()
+		return false
+	}
+	return true
+}
+
+// streamPark is one ArmReadable wait.
+type streamPark struct {
+	c     *clientConn
+	w     *park.Waiter
+	ready func()
+}
+
+// wake runs on its own goroutine once the wait ended (the poller fired,
+// or close cancelled it): the read buffer comes back before ready reads.
+func (sp *streamPark) wake() {
+	sp.c.parked.CompareAndSwap(sp, nil)
+	sp.c.takeReader()
+	sp.ready()
+}
+
+// unparkStream ends a parked stream's wait before its connection is
+// closed: its ready then runs and reads what the close left (an error).
+func (c *clientConn) unparkStream() {
+	if sp := c.parked.Swap(nil); sp != nil && sp.w.Cancel() {
+		go sp.wake()
+	}
 }
