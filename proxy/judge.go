@@ -41,10 +41,10 @@ type decision struct {
 	// with, if any (placeholder.Sniff); nil: no body watched.
 	bodyRefused func() error
 
-	aborted bool           // the upstream body failed mid-stream
-	detached bool          // its stream went on without the handler's goroutine (stream.go)
-	pub     *door.Decision // d as doors and observers see it (public), made on demand
-	echo    echoes         // secret echoes scrubbed from the response (observe.go)
+	aborted  bool           // the upstream body failed mid-stream
+	detached bool           // its stream went on without the handler's goroutine (stream.go)
+	pub      *door.Decision // d as doors and observers see it (public), made on demand
+	echo     echoes         // secret echoes scrubbed from the response (observe.go)
 
 	base context.Context // parent of the upstream request: ends with the agent
 }

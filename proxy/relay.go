@@ -297,10 +297,10 @@ func isEventStream(h http.Header) bool {
 // for as long as the upstream stays quiet. When the relay can see through
 // the body to the lean upstream client's (the idle timer, perhaps the
 // scrubber, nothing else: no decoder or meter that could hold bytes of
-// its own), copyParked waits for the upstream connection to be readable
-// first (h1's WaitReadable, which sees bytes buffered in bufio and TLS
-// too), holding no buffer, on a shallow stack, and takes a pooled buffer
-// only for the reads that follow.
+// its own), it waits for the upstream connection to be readable first
+// (h1's ArmReadable and WaitReadable, which see bytes buffered in bufio
+// and TLS too), holding no buffer and, where it can, no goroutine
+// (stream.go), and takes a pooled buffer only for the reads that follow.
 
 // streamWaiter is the lean upstream client's response body
 // (internal/h1's clientBody).
@@ -310,7 +310,7 @@ type streamWaiter interface{ WaitReadable() error }
 // goroutine.
 type streamArmer interface{ ArmReadable(ready func()) bool }
 
-// parkable is what copyParked needs of a body: wait blocks until a Read
+// parkable is what a stream's wait (stream.go) needs of a body: wait blocks until a Read
 // need not wait on the upstream; arm is wait without a goroutine (false:
 // read now; true: ready runs when a Read need not wait); park hands the
 // buffers above the connection back and reports whether a Read would

@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
-	"net"
 	"encoding/base64"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,7 +20,7 @@ import (
 	"github.com/airlock/airlock/proxy/internal/park"
 )
 
-// Streams wait for the upstream holding no buffer (copyParked): these
+// Streams wait for the upstream holding no buffer (stream.go): these
 // tests play the upstream that tries to slip something past the wait.
 
 // readUntil reads an SSE body until want has arrived or the deadline,

@@ -11,9 +11,9 @@ import (
 // # A stream that waits without a goroutine
 //
 // A relayed stream (SSE, MCP, LLM tokens) waits for its upstream most of
-// its life. copyParked already waits holding no buffer; the goroutine
-// that waits still holds a stack as deep as the pipeline, 8-16 KiB, the
-// largest part of what ten thousand quiet streams cost. Where the lean
+// its life. Waiting on its goroutine, even holding no buffer, it held a
+// stack as deep as the pipeline, 8-16 KiB: the largest part of what ten
+// thousand quiet streams cost. Where the lean
 // loop serves the agent (h1.Detach) and the lean client reads the
 // upstream (ArmReadable, on the shared poller of package park), the
 // relay instead hands its state to a detachedStream and lets the handler
@@ -28,8 +28,8 @@ import (
 // revocation or shutdown cancels the connection's context, the parent of
 // the upstream request), a write the agent no longer reads.
 
-// detachedStream is one stream relayed by copyParked's loop, made
-// resumable: the state that loop kept on its stack.
+// detachedStream is one stream's relay loop, made resumable: the state
+// a loop waiting on its goroutine would keep on its stack.
 type detachedStream struct {
 	s       *Server
 	w       http.ResponseWriter // the pipeline's countingWriter
@@ -74,7 +74,7 @@ func (j *detachedStream) resume() {
 	j.run()
 }
 
-// pump is copyParked's loop. At the first wait it detaches the response
+// pump relays reads until the stream must wait. At the first wait it detaches the response
 // from the loop's goroutine; done reports that the stream ended, with the
 // read error to report.
 func (j *detachedStream) pump() (done bool, err error) {
