@@ -132,7 +132,7 @@ func headerHasToken(values []string, token string) bool {
 func (s *Server) relayResponse(w http.ResponseWriter, resp *http.Response, d *decision, stream bool) {
 	flusher := writeResponseHead(w, resp, stream)
 	if flusher != nil {
-		if src := parkableSource(resp.Body); src.arm != nil {
+		if src := parkableSource(resp.Body); src.wait != nil {
 			s.relayDetachable(w, resp, d, flusher, src)
 			return
 		}

@@ -110,6 +110,10 @@ func (j *detachedStream) pump() (done bool, err error) {
 // on another goroutine), false that a Read need not wait, or that it
 // waited here where the response cannot be detached.
 func (j *detachedStream) waitDetached() bool {
+	if j.src.arm == nil { // a body that can only wait on a goroutine
+		_ = j.src.wait()
+		return false
+	}
 	if j.det == nil {
 		if j.det = h1.Detach(unwrapCounting(j.w)); j.det == nil {
 			_ = j.src.wait() // not the lean loop's: wait on this goroutine
