@@ -209,8 +209,9 @@ type Ticket struct {
 	once    sync.Once
 	result  atomic.Pointer[Result] // &res when the ticket ends
 	res     Result
-	body    Body      // the response body (Wrap)
-	reqBody bytesBody // the request body Admit read ahead
+	body    Body        // the response body (Wrap)
+	waiting WaitingBody // the response body (WrapWaiting)
+	reqBody bytesBody   // the request body Admit read ahead
 
 	// backing arrays of the slices above and of the store calls' claims
 	// and charges for up to 2 budgets: one allocation per request
