@@ -139,18 +139,18 @@ func inspectRequest(r *http.Request, ep Endpoint, limit int64, info *RequestInfo
 		return nil
 	}
 	body := inspectBody(head, info)
-	if !info.Rewritten {
-		// the same bytes: keep the original closer and length (replacing
-		// the body wholesale costs the relay ~30µs of first-event latency)
-		if rb == nil {
-			rb = new(bytesBody)
-		}
-		rb.rd.Reset(body)
-		rb.c = r.Body
-		r.Body = rb
-		return nil
+	// the body is replaced by a reader of its bytes that closes the
+	// original (replacing it wholesale costs the relay ~30µs of
+	// first-event latency); a rewritten one changes the length too
+	if rb == nil {
+		rb = new(bytesBody)
 	}
-	setBody(r, body)
+	rb.rd.Reset(body)
+	rb.c = r.Body
+	r.Body = rb
+	if info.Rewritten {
+		setLength(r, body)
+	}
 	return nil
 }
 
@@ -233,11 +233,17 @@ func includesUsageJSON(raw json.RawMessage) bool {
 	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && string(bytes.TrimSpace(so.IncludeUsage)) == "true"
 }
 
-func setBody(r *http.Request, body []byte) {
-	r.Body = readCloser{bytes.NewReader(body), r.Body}
+// setLength gives r, whose body now reads body, body's length. GetBody
+// replays body when r had one (a request nobody could replay before stays
+// so: that costs no closure per request).
+func setLength(r *http.Request, body []byte) {
 	r.ContentLength = int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	if r.Header.Get("Content-Length") != "" {
+	if r.GetBody != nil {
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	if _, ok := r.Header["Content-Length"]; ok { // canonical already: no Set and its canonicalisation
+		r.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	} else if r.Header.Get("Content-Length") != "" { // a key not in canonical form
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	r.TransferEncoding = nil

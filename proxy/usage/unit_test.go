@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -443,3 +444,72 @@ func TestCompleteAnswerWithoutUsageCharged(t *testing.T) {
 		t.Errorf("used %d reserved %d, want %d charged", used, reserved, want)
 	}
 }
+
+// TestRewrittenRequestLength: the rewritten body's length is in
+// ContentLength and in a Content-Length header the request had; GetBody
+// replays the rewritten bytes when the request had one and stays nil
+// when it had none (as a server's request); Close closes the original.
+func TestRewrittenRequestLength(t *testing.T) {
+	const body = `{"model":"o3","stream":true}`
+	for _, tc := range []struct {
+		name      string
+		getBody   bool
+		clHeader  bool
+		rewritten bool
+	}{
+		{"server request", false, true, true},
+		{"client request", true, false, true},
+		{"both", true, true, true},
+		{"not rewritten", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := body
+			if !tc.rewritten {
+				b = `{"model":"o3","stream":true,"stream_options":{"include_usage":true}}`
+			}
+			orig := &closeCounter{Reader: strings.NewReader(b)}
+			r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+			r.Body, r.ContentLength, r.GetBody = orig, int64(len(b)), nil
+			if tc.getBody {
+				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(b)), nil }
+			}
+			delete(r.Header, "Content-Length")
+			if tc.clHeader {
+				r.Header["Content-Length"] = []string{strconv.Itoa(len(b))}
+			}
+			info, err := InspectRequest(r, EndpointChat, 0)
+			if err != nil || info.Rewritten != tc.rewritten {
+				t.Fatalf("info %+v err %v", info, err)
+			}
+			sent, _ := io.ReadAll(r.Body)
+			if r.ContentLength != int64(len(sent)) {
+				t.Errorf("ContentLength %d, body %d bytes", r.ContentLength, len(sent))
+			}
+			if got, want := r.Header.Get("Content-Length"), strconv.Itoa(len(sent)); tc.clHeader && got != want || !tc.clHeader && got != "" {
+				t.Errorf("Content-Length header %q, body %d bytes", got, len(sent))
+			}
+			switch {
+			case tc.getBody:
+				rc, err := r.GetBody()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again, _ := io.ReadAll(rc); !bytes.Equal(again, sent) && tc.rewritten {
+					t.Errorf("GetBody replays %s, sent %s", again, sent)
+				}
+			case r.GetBody != nil:
+				t.Error("GetBody set on a request that had none")
+			}
+			if err := r.Body.Close(); err != nil || orig.closed != 1 {
+				t.Errorf("Close: %v, original closed %d times", err, orig.closed)
+			}
+		})
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
