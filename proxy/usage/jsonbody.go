@@ -84,12 +84,14 @@ func (c *topCaptures) fromMembers(data []byte, ms []member, paths [][]string) {
 			lens |= 1 << min(len(p[0]), 63)
 		}
 	}
-	for _, m := range ms {
-		if m.esc || lens&(1<<min(len(m.raw), 63)) == 0 {
+	for i := range ms {
+		m := &ms[i]
+		if m.esc || lens&(1<<min(m.keyEnd-m.keyStart-1, 63)) == 0 {
 			continue
 		}
+		raw := m.raw(data)
 		for k, p := range paths {
-			if len(p) == 1 && !c.done[k] && string(m.raw) == p[0] {
+			if len(p) == 1 && !c.done[k] && string(raw) == p[0] {
 				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
 			}
 		}

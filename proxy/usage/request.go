@@ -342,9 +342,9 @@ func fieldsFromMembers(body []byte, ms []member, f *requestFields) bool {
 	var out requestFields
 	for i := range ms {
 		m := &ms[i]
-		key := m.raw
+		key := m.raw(body)
 		if m.esc {
-			key = []byte(m.key)
+			key = []byte(m.name(body))
 		}
 		var dst *json.RawMessage
 		for _, c := range key {

@@ -108,6 +108,8 @@ type sseMeter struct {
 	noDefer  bool        // tests: scan every value as it arrives (the reference)
 	useTop   bool        // this event's captures are top, not scan's
 	top      topCaptures // valid when useTop
+	topMs    []member    // the members of the held data value, when useTop (walked's)
+	walked   memberCache // the held walks, each resuming after what its data shares with the last
 }
 
 // capture is the value the event holds at path i.
@@ -154,8 +156,9 @@ func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 		sc.caps = make([]capture, len(sc.paths))
 	}
 	sc.reset()
+	s.walked.reset()
 	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
-		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0]}
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked}
 	return s
 }
 
@@ -323,8 +326,8 @@ func (s *sseMeter) dispatch(complete bool) {
 			end = len(s.hold)
 		}
 		data := s.hold[s.dataStart:end]
-		if ms, _, _, ok := appendMembers(s.ms[:0], data); ok {
-			s.ms, s.useTop = ms, true
+		if ms, _, _, ok := s.walked.walk(data); ok {
+			s.topMs, s.useTop = ms, true
 			s.top.fromMembers(data, ms, s.scan.paths)
 		} else {
 			s.scan.write(data) // the scanner's reading of what the walk refuses
@@ -398,14 +401,15 @@ func (s *sseMeter) release(complete bool) {
 			return
 		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
 			data := ev[s.dataStart:s.dataEnd]
-			ok := s.useTop // the members of data are s.ms already
+			ms, ok := s.topMs, s.useTop // the members of data, walked already
 			if !ok {
 				s.ms, _, _, ok = appendMembers(s.ms[:0], data)
+				ms = s.ms
 			}
 			if ok {
-				if i := find(s.ms, "usage"); i >= 0 {
+				if i := find(data, ms, "usage"); i >= 0 {
 					s.out = append(s.out, ev[:s.dataStart]...)
-					s.out = appendWithout(s.out, data, s.ms, i)
+					s.out = appendWithout(s.out, data, ms, i)
 					s.out = append(s.out, ev[s.dataEnd:]...)
 					s.hold = s.hold[:0]
 					return

@@ -101,7 +101,7 @@ func TestRemoveMember(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: not an object", name)
 		}
-		if got := removeMember([]byte(tc.in), ms, find(ms, "usage")); string(got) != tc.want {
+		if got := removeMember([]byte(tc.in), ms, find([]byte(tc.in), ms, "usage")); string(got) != tc.want {
 			t.Errorf("%s: got %s, want %s", name, got, tc.want)
 		}
 	}
