@@ -110,6 +110,7 @@ type sseMeter struct {
 	top      topCaptures // valid when useTop
 	topMs    []member    // the members of the held data value, when useTop (walked's)
 	walked   memberCache // the held walks, each resuming after what its data shares with the last
+	keys     *topKeys    // the one-key paths of scan.paths (the held walk's captures; shared: read only)
 }
 
 // capture is the value the event holds at path i.
@@ -136,7 +137,24 @@ func (s *sseMeter) catchUp() {
 }
 
 func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
-	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat}
+	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat, keys: sseTopKeys(ep)}
+}
+
+// sseKeyTables are topKeysOf(pathsFor(ep, true)) for every endpoint.
+var sseKeyTables = func() (t [EndpointMessages + 1]topKeys) {
+	for ep := range t {
+		t[ep] = topKeysOf(pathsFor(Endpoint(ep), true))
+	}
+	return t
+}()
+
+// sseTopKeys is the one-key paths of an endpoint's stream paths.
+func sseTopKeys(ep Endpoint) *topKeys {
+	if ep < 0 || int(ep) >= len(sseKeyTables) {
+		k := topKeysOf(pathsFor(ep, true))
+		return &k
+	}
+	return &sseKeyTables[ep]
 }
 
 // ssePool recycles stream meters (their scanner and event buffers), so a
@@ -158,7 +176,7 @@ func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 	sc.reset()
 	s.walked.reset()
 	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
-		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked}
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked, keys: sseTopKeys(ep)}
 	return s
 }
 
@@ -328,7 +346,7 @@ func (s *sseMeter) dispatch(complete bool) {
 		data := s.hold[s.dataStart:end]
 		if ms, _, _, ok := s.walked.walk(data); ok {
 			s.topMs, s.useTop = ms, true
-			s.top.fromMembers(data, ms, s.scan.paths)
+			s.top.fromMembers(data, ms, s.keys)
 		} else {
 			s.scan.write(data) // the scanner's reading of what the walk refuses
 		}
