@@ -111,6 +111,7 @@ type sseMeter struct {
 	topMs    []member    // the members of the held data value, when useTop (walked's)
 	walked   memberCache // the held walks, each resuming after what its data shares with the last
 	keys     *topKeys    // the one-key paths of scan.paths (the held walk's captures; shared: read only)
+	scanned  bool        // scan was written since its last reset
 }
 
 // capture is the value the event holds at path i.
@@ -119,6 +120,12 @@ func (s *sseMeter) capture(i int) []byte {
 		return s.top.get(i)
 	}
 	return s.scan.get(i)
+}
+
+// scanWrite feeds the scanner.
+func (s *sseMeter) scanWrite(p []byte) {
+	s.scanned = true
+	s.scan.write(p)
 }
 
 // catchUp feeds the scanner the held data value it skipped.
@@ -132,7 +139,7 @@ func (s *sseMeter) catchUp() {
 		end = len(s.hold)
 	}
 	if s.dataStart <= end && end <= len(s.hold) {
-		s.scan.write(s.hold[s.dataStart:end])
+		s.scanWrite(s.hold[s.dataStart:end])
 	}
 }
 
@@ -237,23 +244,38 @@ func (s *sseMeter) feed(p []byte) {
 			}
 			continue
 		}
-		s.emit(p[i : i+1])
+		if j := fieldNameRun(p[i:]); j > 0 { // the field name's bytes, at once
+			name := p[i : i+j]
+			s.emit(name)
+			if s.flen < len(s.field) {
+				copy(s.field[s.flen:], name)
+			}
+			s.flen += j
+			s.lineLen += j
+			i += j
+			continue
+		}
+		s.emit(p[i : i+1]) // a colon or a line end
 		i++
-		switch c {
-		case '\r', '\n':
-			s.lastCR = c == '\r'
-			s.lineEnd()
-		case ':':
+		if c == ':' {
 			s.lineLen++
 			s.startValue()
-		default:
-			s.lineLen++
-			if s.flen < len(s.field) {
-				s.field[s.flen] = c
-			}
-			s.flen++
+			continue
+		}
+		s.lastCR = c == '\r'
+		s.lineEnd()
+	}
+}
+
+// fieldNameRun is the length of the field name bytes b starts with: up
+// to the first colon, CR or LF.
+func fieldNameRun(b []byte) int {
+	for j, c := range b {
+		if c == ':' || c == '\r' || c == '\n' {
+			return j
 		}
 	}
+	return len(b)
 }
 
 // indexEOL returns the index of the first LF or CR in b, or len(b) (a
@@ -278,7 +300,7 @@ func (s *sseMeter) startValue() {
 			s.kind = 'd'
 			if s.dataLines > 0 {
 				s.catchUp() // before the offsets move on
-				s.scan.write([]byte{'\n'})
+				s.scanWrite([]byte{'\n'})
 			}
 			s.dataStart, s.dataEnd = len(s.hold), -1
 			s.dataLines++
@@ -296,7 +318,7 @@ func (s *sseMeter) value(run []byte) {
 	switch s.kind {
 	case 'd':
 		if !s.deferred {
-			s.scan.write(run)
+			s.scanWrite(run)
 		}
 		if s.dataLines == 1 && len(s.dataHead) < 8 {
 			s.dataHead = append(s.dataHead, run[:min(len(run), 8-len(s.dataHead))]...)
@@ -348,7 +370,7 @@ func (s *sseMeter) dispatch(complete bool) {
 			s.topMs, s.useTop = ms, true
 			s.top.fromMembers(data, ms, s.keys)
 		} else {
-			s.scan.write(data) // the scanner's reading of what the walk refuses
+			s.scanWrite(data) // the scanner's reading of what the walk refuses
 		}
 	}
 	if s.dataLines > 0 {
@@ -360,7 +382,10 @@ func (s *sseMeter) dispatch(complete bool) {
 	if s.strip {
 		s.release(complete)
 	}
-	s.scan.reset()
+	if s.scanned { // a held walk leaves the scanner as it was: reset
+		s.scan.reset()
+		s.scanned = false
+	}
 	s.evName, s.dataHead, s.dataLines = s.evName[:0], s.dataHead[:0], 0
 	s.passthrough, s.useTop = false, false
 }
