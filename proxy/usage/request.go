@@ -26,16 +26,17 @@ const MaxRequestBody = 4 << 20
 type RequestInfo struct {
 	Endpoint  Endpoint
 	Model     string // the request's "model" ("" for Azure, whose path names a deployment)
-	Stream    bool
-	MaxOutput int64 // max_tokens / max_completion_tokens / max_output_tokens, 0 = not given
+	MaxOutput int64  // max_tokens / max_completion_tokens / max_output_tokens, 0 = not given
 	// InputEstimate is an upper-leaning guess of the input tokens: body
 	// bytes / 3 (text is ~4 bytes a token in English, ~3 for most other
 	// scripts; images and JSON punctuation make it larger still).
 	InputEstimate int64
+	Stream        bool
 	// Rewritten: stream_options.include_usage was added, and the usage
 	// chunk (and every "usage":null) must be stripped from the answer.
 	Rewritten bool
 	Oversize  bool // the body exceeded the bound: nothing parsed
+	// (the booleans last: one word for the three, in every ticket)
 }
 
 // requestFields are decoded leniently, each on its own: a provider's

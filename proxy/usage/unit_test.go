@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -513,3 +515,40 @@ type closeCounter struct {
 }
 
 func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestTicketSize: a ticket is allocated for every metered request; what
+// only admission and the record need stays on their stacks, so it fits
+// the 640-byte size class (it was 896 with the claims and charges in it).
+func TestTicketSize(t *testing.T) {
+	if n := unsafe.Sizeof(Ticket{}); n > 640 {
+		t.Errorf("Ticket is %d bytes, more than the 640-byte size class", n)
+	}
+}
+
+// TestReserveKeepsNoClaims: a local store's hold copies what it needs of
+// the claims (the meter passes them on its stack), for any number of
+// budgets; releasing gives every in-flight total back.
+func TestReserveKeepsNoClaims(t *testing.T) {
+	for n := range 5 {
+		s := NewMemStore()
+		claims := make([]Claim, n)
+		for i := range claims {
+			claims[i] = Claim{Budget: fmt.Sprintf("b%d", i), Buckets: []string{fmt.Sprintf("b%d@0", i)}, Limit: 100, Amount: int64(10 + i)}
+		}
+		now := time.Unix(1000, 0)
+		if err := s.Reserve(context.Background(), Reservation{ID: "r", Claims: claims, Now: now, Expires: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range claims {
+			claims[i] = Claim{Budget: "overwritten", Amount: 1 << 40} // the caller's stack moves on
+		}
+		for i := range n {
+			if got := s.inflight[fmt.Sprintf("b%d", i)]; got != int64(10+i) {
+				t.Fatalf("%d claims: in flight on b%d %d, want %d", n, i, got, 10+i)
+			}
+		}
+		if err := s.Release(context.Background(), "r"); err != nil || len(s.inflight) != 0 || len(s.holds) != 0 {
+			t.Fatalf("%d claims: after release %v, in flight %v, holds %d", n, err, s.inflight, len(s.holds))
+		}
+	}
+}
