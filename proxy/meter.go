@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/errcode"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/proxy/usage"
 )
 
@@ -123,8 +125,32 @@ func (s *Server) meterResponse(resp *http.Response) {
 		return
 	}
 	if d := decisionFrom(resp.Request.Context()); d != nil && d.ev.ticket != nil {
-		d.ev.ticket.Wrap(resp)
+		// a stream the relay could park (wait for the upstream holding no
+		// buffer, one write per burst) stays parkable through the meter
+		src, park := meterSource(resp.Body)
+		d.ev.ticket.WrapWaiting(resp, src, park)
 	}
+}
+
+// meterSource is what the relay's parkableSource finds under body, as
+// the meter needs it (the bodies themselves, not method values: no
+// allocation): the upstream client's body, and the scrubber above it if
+// any; nil src when there is none to wait on.
+func meterSource(body io.Reader) (src usage.Waiter, park usage.Parker) {
+	if sb, ok := body.(*scrubBody); ok {
+		sr, ok := sb.Reader.(*scrub.Reader)
+		if !ok {
+			return nil, nil
+		}
+		body, park = sr.Source(), sr
+	}
+	if ib, ok := body.(*idleBody); ok { // the transport's idle timer holds no bytes
+		body = ib.ReadCloser
+	}
+	if sw, ok := body.(usage.Waiter); ok { // the lean client's body
+		return sw, park
+	}
+	return nil, nil
 }
 
 // maxModelField bounds the model name on audit lines (an unpriced model

@@ -26,7 +26,9 @@
 // stream_options.include_usage added ([InspectRequest]); the meter then
 // removes the usage-only chunk and the "usage":null member the provider
 // adds to every other chunk, so the agent receives byte for byte what it
-// would have received without airlock. Request bodies are read ahead up to
+// would have received without airlock (each held chunk is walked once,
+// resuming after the members it shares byte for byte with the chunk
+// before: jsonresume.go). Request bodies are read ahead up to
 // [MaxRequestBody]; a longer one is relayed untouched, not rewritten, and
 // reserved at the rule's default.
 //
@@ -38,6 +40,8 @@
 //	// err is *BudgetError → 429 BUDGET_EXCEEDED; tk == nil → not metered
 //	// forward req (its body may have been rewritten); then either
 //	tk.Wrap(resp)   // before the response body is relayed; Close/EOF commits
+//	tk.WrapWaiting(resp, src, park) // the same, for a body whose source can
+//	                // wait holding no buffer: the relay still parks the stream
 //	tk.Abort()      // no response (upstream error, later refusal): releases
 //
 // # Budgets and the store

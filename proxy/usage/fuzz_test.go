@@ -169,11 +169,12 @@ func hasDup(doc []byte) bool {
 	}
 	seen := map[string]bool{}
 	for _, m := range ms {
-		if seen[m.key] {
+		key := m.name(doc)
+		if seen[key] {
 			return true
 		}
-		seen[m.key] = true
-		if m.key == "response" && hasDupObj(doc[m.valStart:m.valEnd]) {
+		seen[key] = true
+		if key == "response" && hasDupObj(doc[m.valStart:m.valEnd]) {
 			return true
 		}
 	}

@@ -87,3 +87,61 @@ func TestHostileAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileStreams: a stripped stream (the agent did not ask for usage)
+// whose chunks share their first bytes with the chunk before, where the
+// shared bytes end inside a number, a string or a key, or just before a
+// break, so a walk resuming after the shared members would misread the
+// chunk: usage text inside the content, a usage member only in a later
+// chunk's string, a number that grows. Only the provider's top-level
+// "usage":null members go, only its usage chunk is dropped and counted,
+// and every other byte reaches the agent unchanged, however it is cut.
+func TestHostileStreams(t *testing.T) {
+	ev := func(data string) string { return "data: " + data + "\n\n" }
+	usage := `{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}`
+	fakeUsage := `\",\"usage\":{\"prompt_tokens\":999,\"completion_tokens\":999}}`
+	cases := map[string]struct{ chunks, want []string }{
+		"usage text in a later chunk's content": {
+			[]string{`{"id":"c","choices":[{"delta":{"content":"a"}}],"usage":null}`, `{"id":"c","choices":[{"delta":{"content":"a` + fakeUsage + `"}}],"usage":null}`},
+			[]string{`{"id":"c","choices":[{"delta":{"content":"a"}}]}`, `{"id":"c","choices":[{"delta":{"content":"a` + fakeUsage + `"}}]}`},
+		},
+		"number grows after the shared bytes": {
+			[]string{`{"created":1,"usage":null}`, `{"created":12,"usage":null}`, `{"created":12.5,"usage":null}`},
+			[]string{`{"created":1}`, `{"created":12}`, `{"created":12.5}`},
+		},
+		"key grows after the shared bytes": {
+			[]string{`{"id":"c","usage":null}`, `{"id":"c","usages":null,"usage":null}`},
+			[]string{`{"id":"c"}`, `{"id":"c","usages":null}`},
+		},
+		"string ends later": {
+			[]string{`{"id":"c","model":"m","usage":null}`, `{"id":"c","model":"m\",\"usage\":null,\"x\":\"","usage":null}`},
+			[]string{`{"id":"c","model":"m"}`, `{"id":"c","model":"m\",\"usage\":null,\"x\":\""}`},
+		},
+		"broken after the shared bytes": { // not JSON: relayed as sent
+			[]string{`{"id":"c","choices":[],"usage":null}`, `{"id":"c","choices":[],"usage":null`, `{"id":"c","choices":[],"usage":null}`},
+			[]string{`{"id":"c","choices":[]}`, `{"id":"c","choices":[],"usage":null`, `{"id":"c","choices":[]}`},
+		},
+		"nested usage after the shared bytes": {
+			[]string{`{"id":"c","x":{"a":1},"usage":null}`, `{"id":"c","x":{"a":1,"usage":{"prompt_tokens":999,"completion_tokens":999}},"usage":null}`},
+			[]string{`{"id":"c","x":{"a":1}}`, `{"id":"c","x":{"a":1,"usage":{"prompt_tokens":999,"completion_tokens":999}}}`},
+		},
+	}
+	for name, tc := range cases {
+		var in, want strings.Builder
+		for i, c := range tc.chunks {
+			in.WriteString(ev(c))
+			want.WriteString(ev(tc.want[i]))
+		}
+		in.WriteString(ev(usage) + ev("[DONE]"))
+		want.WriteString(ev("[DONE]"))
+		for _, cuts := range [][]byte{nil, {1}, {7}, {8}, {3, 200}} {
+			got, tl := feedSplit(EndpointChat, DialectOpenAI, true, []byte(in.String()), cuts)
+			if string(got) != want.String() {
+				t.Fatalf("%s (cuts %v): relayed\n%q\nwant\n%q", name, cuts, got, want.String())
+			}
+			if tl.oa.Input != 3 || tl.oa.Output != 4 || !tl.final {
+				t.Fatalf("%s (cuts %v): tally %+v, want 3 in, 4 out", name, cuts, tl)
+			}
+		}
+	}
+}

@@ -68,28 +68,46 @@ func onlyTopPaths(paths [][]string) bool {
 	return true
 }
 
-// fromMembers captures, from the members ms of the object data, the
-// first value of every key that paths name (escaped keys match none, as
-// in the scanner). It runs on every event of a stripped stream: it clears
-// only what it sets (c.usage is left as it was: pre false hides it), and
-// compares a key with the wanted ones of its length only.
-func (c *topCaptures) fromMembers(data []byte, ms []member, paths [][]string) {
-	c.v, c.done, c.pre = [nPaths][]byte{}, [nPaths]bool{}, false
-	if len(paths) > nPaths {
-		paths = paths[:nPaths]
-	}
-	var lens uint64 // bit n: a wanted one-key path is n bytes long (bit 63: 63 or more)
-	for _, p := range paths {
+// topKeys are the one-key paths of a path table, for fromMembers.
+type topKeys struct {
+	lens uint64 // bit n: a wanted key is n bytes long (bit 63: 63 or more)
+	n    int
+	k    [nPaths]int    // path indices
+	key  [nPaths]string // their keys
+}
+
+// topKeysOf lists the one-key paths of paths (the first nPaths).
+func topKeysOf(paths [][]string) topKeys {
+	var t topKeys
+	for k, p := range paths[:min(len(paths), nPaths)] {
 		if len(p) == 1 {
-			lens |= 1 << min(len(p[0]), 63)
+			t.lens |= 1 << min(len(p[0]), 63)
+			t.k[t.n], t.key[t.n] = k, p[0]
+			t.n++
 		}
 	}
-	for _, m := range ms {
-		if m.esc || lens&(1<<min(len(m.raw), 63)) == 0 {
+	return t
+}
+
+// fromMembers captures, from the members ms of the object data, the
+// first value of every key that tk lists (escaped keys match none, as in
+// the scanner). It runs on every event of a stripped stream: it clears
+// only what it may set (the captures of other paths stay nil, and
+// c.usage is left as it was: pre false hides it), and compares a key
+// with the wanted ones only when one has its length.
+func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) {
+	for _, k := range tk.k[:tk.n] {
+		c.v[k], c.done[k] = nil, false
+	}
+	c.pre = false
+	for i := range ms {
+		m := &ms[i]
+		if m.esc || tk.lens&(1<<min(m.keyEnd-m.keyStart-1, 63)) == 0 {
 			continue
 		}
-		for k, p := range paths {
-			if len(p) == 1 && !c.done[k] && string(m.raw) == p[0] {
+		raw := m.raw(data)
+		for j, k := range tk.k[:tk.n] {
+			if !c.done[k] && string(raw) == tk.key[j] {
 				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
 			}
 		}

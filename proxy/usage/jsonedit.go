@@ -5,14 +5,28 @@ import (
 	"encoding/json"
 )
 
-// member locates one member of a JSON object inside its byte slice:
-// b[keyStart] is the key's opening quote, b[valStart:valEnd] the value.
+// member locates one member of a JSON object inside its byte slice b:
+// b[keyStart] is the key's opening quote and b[keyEnd] its closing one,
+// b[valStart:valEnd] the value. Offsets only, no pointers: a member list
+// is written on every event of a stream, and pointers in it would cost
+// a write barrier each while the GC runs.
 type member struct {
-	raw              []byte // the key between its quotes, when it has no escapes
-	key              string // the decoded key, when it has escapes
-	esc              bool
-	keyStart         int
+	keyStart, keyEnd int
 	valStart, valEnd int
+	esc              bool // the key has escapes: its raw bytes are not the key
+}
+
+// raw is the key between its quotes as written (the key itself when
+// !m.esc).
+func (m *member) raw(b []byte) []byte { return b[m.keyStart+1 : m.keyEnd] }
+
+// name is the decoded key.
+func (m *member) name(b []byte) string {
+	if !m.esc {
+		return string(m.raw(b))
+	}
+	k, _ := unquote(b[m.keyStart : m.keyEnd+1]) // checked by appendMembers
+	return k
 }
 
 // objectMembers returns the members of the JSON object b (surrounding
@@ -40,36 +54,39 @@ func appendMembers(ms []member, b []byte) (_ []member, open, closing int, ok boo
 		}
 		return ms, open, i, true
 	}
+	return walkMembers(ms, b, open, i, false)
+}
+
+// walkMembers walks the members of the object opened at b[open] from the
+// key at b[i] or, afterValue, from just past the member value ending at
+// b[i] (ms holding the members before it), as appendMembers does.
+func walkMembers(ms []member, b []byte, open, i int, afterValue bool) (_ []member, _, closing int, ok bool) {
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return nil, 0, 0, false
-		}
-		ks := i
-		ke, ok := skipString(b, i)
-		if !ok {
-			return nil, 0, 0, false
-		}
-		m := member{keyStart: ks}
-		if q := b[ks:ke]; bytes.IndexByte(q, '\\') < 0 {
-			m.raw = q[1 : len(q)-1]
-		} else {
-			k, ok := unquote(q)
+		if !afterValue {
+			if i >= len(b) || b[i] != '"' {
+				return nil, 0, 0, false
+			}
+			ks := i
+			ke, ok := skipString(b, i)
 			if !ok {
 				return nil, 0, 0, false
 			}
-			m.key, m.esc = k, true
+			m := member{keyStart: ks, keyEnd: ke - 1}
+			m.esc = bytes.IndexByte(b[ks:ke], '\\') >= 0 // skipString checked the escapes: name decodes them
+			if i = skipSpace(b, ke); i >= len(b) || b[i] != ':' {
+				return nil, 0, 0, false
+			}
+			i = skipSpace(b, i+1)
+			ve, ok := skipJSON(b, i, 1)
+			if !ok {
+				return nil, 0, 0, false
+			}
+			m.valStart, m.valEnd = i, ve
+			ms = append(ms, m)
+			i = ve
 		}
-		if i = skipSpace(b, ke); i >= len(b) || b[i] != ':' {
-			return nil, 0, 0, false
-		}
-		i = skipSpace(b, i+1)
-		ve, ok := skipJSON(b, i, 1)
-		if !ok {
-			return nil, 0, 0, false
-		}
-		m.valStart, m.valEnd = i, ve
-		ms = append(ms, m)
-		if i = skipSpace(b, ve); i >= len(b) {
+		afterValue = false
+		if i = skipSpace(b, i); i >= len(b) {
 			return nil, 0, 0, false
 		}
 		switch b[i] {
@@ -105,20 +122,20 @@ func skipSpace(b []byte, i int) int {
 // find returns the index of the LAST member named key, or -1: with
 // duplicate keys the providers' parsers (and encoding/json) keep the last
 // one, so that is the one an edit must touch.
-func find(ms []member, key string) int {
+func find(b []byte, ms []member, key string) int {
 	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].is(key) {
+		if ms[i].is(b, key) {
 			return i
 		}
 	}
 	return -1
 }
 
-func (m *member) is(key string) bool {
+func (m *member) is(b []byte, key string) bool {
 	if m.esc {
-		return m.key == key
+		return m.name(b) == key
 	}
-	return string(m.raw) == key
+	return string(m.raw(b)) == key
 }
 
 // removeMember returns b without member i of ms and the separator that
@@ -164,7 +181,7 @@ func addIncludeUsage(body []byte) ([]byte, bool) {
 // addIncludeUsageTo is addIncludeUsage given the members of the valid
 // JSON object body and the offset of its closing brace (objectMembers).
 func addIncludeUsageTo(body []byte, ms []member, closing int) ([]byte, bool) {
-	i := find(ms, "stream_options")
+	i := find(body, ms, "stream_options")
 	if i < 0 {
 		if len(ms) == 0 {
 			return splice(body, closing, closing, `"stream_options":{"include_usage":true}`), true
@@ -181,7 +198,7 @@ func addIncludeUsageTo(body []byte, ms []member, closing int) ([]byte, bool) {
 	if !ok {
 		return body, false
 	}
-	if j := find(inner, "include_usage"); j >= 0 {
+	if j := find(val, inner, "include_usage"); j >= 0 {
 		return splice(body, so.valStart+inner[j].valStart, so.valStart+inner[j].valEnd, "true"), true
 	}
 	ins := `"include_usage":true`

@@ -26,15 +26,12 @@ func membersRef(b []byte) (ms []member, open, closing int, ok bool) {
 		}
 		ks := i
 		ke := skipValue(b, i)
-		m := member{keyStart: ks}
-		if q := b[ks:ke]; bytes.IndexByte(q, '\\') < 0 {
-			m.raw = q[1 : len(q)-1]
-		} else {
-			k, ok := unquote(q)
-			if !ok {
+		m := member{keyStart: ks, keyEnd: ke - 1}
+		if q := b[ks:ke]; bytes.IndexByte(q, '\\') >= 0 {
+			if _, ok := unquote(q); !ok {
 				return nil, 0, 0, false
 			}
-			m.key, m.esc = k, true
+			m.esc = true
 		}
 		i = skipSpace(b, ke)
 		i = skipSpace(b, i+1) // ':'

@@ -162,16 +162,15 @@ func (m *Meter) Admit(ctx context.Context, t Target, r *http.Request) (*Ticket, 
 		return nil, err
 	}
 	delete(r.Header, "Accept-Encoding") // canonical already: no Del and its key canonicalisation
-	tk.conf, tk.id, tk.start = m.conf.Load(), newID(), m.now()
-	info := &tk.info
-	tk.maxOut = info.MaxOutput
-	if tk.maxOut <= 0 && ep != EndpointEmbeddings {
-		tk.maxOut = t.DefaultMaxTokens
-		if tk.maxOut <= 0 {
-			tk.maxOut = DefaultMaxTokens
+	tk.conf, tk.id = m.conf.Load(), newID()
+	maxOut := tk.info.MaxOutput
+	if maxOut <= 0 && ep != EndpointEmbeddings {
+		maxOut = t.DefaultMaxTokens
+		if maxOut <= 0 {
+			maxOut = DefaultMaxTokens
 		}
 	}
-	if err := tk.reserve(ctx); err != nil {
+	if err := tk.reserve(ctx, m.now(), maxOut); err != nil {
 		return nil, err
 	}
 	return tk, nil
@@ -202,22 +201,26 @@ type Ticket struct {
 	target  Target
 	info    RequestInfo
 	id      string
-	start   time.Time
-	maxOut  int64
-	budgets []int   // indices in conf.budgets of the budgets holding a claim
-	amounts []int64 // the claims, same order
+	held    []heldBudget // the budgets holding a claim
 	once    sync.Once
 	result  atomic.Pointer[Result] // &res when the ticket ends
 	res     Result
-	body    Body      // the response body (Wrap)
-	reqBody bytesBody // the request body Admit read ahead
+	body    Body        // the response body (Wrap)
+	waiting WaitingBody // the response body (WrapWaiting)
+	reqBody bytesBody   // the request body Admit read ahead
 
-	// backing arrays of the slices above and of the store calls' claims
-	// and charges for up to 2 budgets: one allocation per request
-	budgetBuf [2]int
-	amountBuf [2]int64
-	claimBuf  [2]Claim
-	chargeBuf [2]Charge
+	heldBuf [2]heldBudget // held's backing array for up to 2 budgets
+
+	// What only Admit and the record need (claims, charges, the time of
+	// admission) lives on their stacks: the ticket, allocated for every
+	// request, stays in a smaller size class.
+}
+
+// heldBudget is a budget holding a claim of a ticket: its index in
+// conf.budgets and the amount claimed.
+type heldBudget struct {
+	i      int
+	amount int64
 }
 
 // ErrRequestBody is what Admit's error matches (errors.Is) when the
@@ -255,39 +258,56 @@ func (m *Meter) RefreshGauges() {
 	}
 }
 
-func (t *Ticket) reserve(ctx context.Context) error {
-	now := t.start
-	claims := t.claimBuf[:0]
-	t.budgets, t.amounts = t.budgetBuf[:0], t.amountBuf[:0]
+// reserve claims the request's maximum (maxOut output tokens and the
+// input estimate) at now on every budget covering it.
+func (t *Ticket) reserve(ctx context.Context, now time.Time, maxOut int64) error {
+	var claimBuf [2]Claim // a local store keeps no claim: they stay on the stack
+	claims := claimBuf[:0]
+	t.held = t.heldBuf[:0]
 	for i := range t.conf.budgets {
 		b := &t.conf.budgets[i]
 		if !b.Matches(t.target.Agent, t.target.Rule, t.target.Credential) {
 			continue
 		}
 		w := t.conf.window(i, now)
-		claims = append(claims, Claim{Budget: b.Name, Buckets: w.buckets, Limit: b.limit(), Amount: t.estimate(b)})
-		t.budgets = append(t.budgets, i)
-		t.amounts = append(t.amounts, claims[len(claims)-1].Amount)
+		claims = append(claims, Claim{Budget: b.Name, Buckets: w.buckets, Limit: b.limit(), Amount: t.estimate(b, maxOut)})
+		t.held = append(t.held, heldBudget{i, claims[len(claims)-1].Amount})
 	}
 	if len(claims) == 0 {
 		return nil
 	}
-	err := t.m.store.Reserve(ctx, Reservation{ID: t.id, Claims: claims, Now: now, Expires: now.Add(t.m.ttl)})
+	var err error
+	if ms := t.m.memStore(); ms != nil {
+		err = ms.reserve(t.id, claims, now, now.Add(t.m.ttl))
+	} else { // a shared store may keep the claims
+		err = t.m.store.Reserve(ctx, Reservation{ID: t.id, Claims: append([]Claim(nil), claims...), Now: now, Expires: now.Add(t.m.ttl)})
+	}
 	if err == nil {
 		return nil
 	}
-	return t.refused(err, claims)
+	return t.refused(err, claims, now)
+}
+
+// memStore is the meter's store when it is local (a MemStore, or the
+// FileStore around one), else nil.
+func (m *Meter) memStore() *MemStore {
+	switch st := m.store.(type) {
+	case *MemStore:
+		return st
+	case *FileStore:
+		return st.MemStore
+	}
+	return nil
 }
 
 // refused turns Reserve's error into Admit's.
-func (t *Ticket) refused(err error, claims []Claim) error {
-	now := t.start
+func (t *Ticket) refused(err error, claims []Claim, now time.Time) error {
 	var over *OverLimitError
 	if errors.As(err, &over) && over.Claim >= 0 && over.Claim < len(claims) {
-		b, c := &t.conf.budgets[t.budgets[over.Claim]], claims[over.Claim]
+		b, c := &t.conf.budgets[t.held[over.Claim].i], claims[over.Claim]
 		be := &BudgetError{Budget: b.Name, Unit: b.unit(), Limit: b.toUnit(c.Limit), Used: b.toUnit(over.Used),
 			Pending: b.toUnit(over.Reserved), Request: b.toUnit(c.Amount),
-			Reset:    b.resetAt(now, t.conf.window(t.budgets[over.Claim], now).end, over.PerBucket, over.Reserved, c.Amount),
+			Reset:    b.resetAt(now, t.conf.window(t.held[over.Claim].i, now).end, over.PerBucket, over.Reserved, c.Amount),
 			InFlight: over.Used+c.Amount <= c.Limit}
 		t.m.rejected(t.target, be, over.Used, c.Limit)
 		return be
@@ -296,8 +316,8 @@ func (t *Ticket) refused(err error, claims []Claim) error {
 }
 
 // estimate is the request's reservation on b, in b's units.
-func (t *Ticket) estimate(b *Budget) int64 {
-	tokens := t.info.InputEstimate + t.maxOut
+func (t *Ticket) estimate(b *Budget, maxOut int64) int64 {
+	tokens := t.info.InputEstimate + maxOut
 	if b.USD <= 0 {
 		return tokens
 	}
@@ -305,7 +325,7 @@ func (t *Ticket) estimate(b *Budget) int64 {
 	if !ok {
 		pr = t.conf.prices.MaxPrice() // reservation only: the cost is never guessed
 	}
-	return nanoUSD(t.info.InputEstimate, pr.Input) + nanoUSD(t.maxOut, pr.Output)
+	return nanoUSD(t.info.InputEstimate, pr.Input) + nanoUSD(maxOut, pr.Output)
 }
 
 // Wrap meters resp: it replaces resp.Body with the metering body (which

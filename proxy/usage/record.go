@@ -53,18 +53,19 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 	// it); one that does may be an agent's trick (a body only the
 	// provider's parser accepts, so no include_usage was added): charge
 	// the reservation rather than let it run free.
-	charged := outcome == OutcomeNone && tl.complete && !tl.errored && len(t.budgets) > 0
-	charges := t.chargeBuf[:0]
-	for i, bi := range t.budgets {
-		b := &t.conf.budgets[bi]
+	charged := outcome == OutcomeNone && tl.complete && !tl.errored && len(t.held) > 0
+	var chargeBuf [2]Charge // a local store keeps no charge: they stay on the stack
+	charges := chargeBuf[:0]
+	for _, h := range t.held {
+		b := &t.conf.budgets[h.i]
 		amount := tok.Total()
 		if b.USD > 0 {
 			amount = cost
 		}
 		if charged {
-			amount = t.amounts[i]
+			amount = h.amount
 		}
-		buckets := t.conf.window(bi, now).buckets
+		buckets := t.conf.window(h.i, now).buckets
 		charges = append(charges, Charge{Bucket: buckets[len(buckets)-1], Amount: amount})
 	}
 	rec := Record{Time: now, Agent: t.target.Agent, Rule: t.target.Rule, Credential: t.target.Credential,
@@ -97,11 +98,11 @@ func (m *Meter) record(t *Ticket, tl *tally) {
 		}
 		ce.Write(fields...)
 	}
-	for i, bi := range t.budgets {
+	for i, h := range t.held {
 		if used != nil {
-			m.budgetUsed(t.conf, bi, now, used[i])
+			m.budgetUsed(t.conf, h.i, now, used[i])
 		} else {
-			m.checkBudget(t.conf, bi, now)
+			m.checkBudget(t.conf, h.i, now)
 		}
 	}
 }
@@ -135,26 +136,20 @@ func (m *Meter) count(t Target, model string, rec Record) {
 // window (appended to used; what checkBudget would read from Window
 // next); a shared one returns nil used.
 func (m *Meter) commit(t *Ticket, charges []Charge, rec Record, used []int64) ([]int64, error) {
-	var ms *MemStore
-	switch st := m.store.(type) {
-	case *MemStore:
-		ms = st
-	case *FileStore:
-		ms = st.MemStore
-	}
-	if ms != nil {
+	if ms := m.memStore(); ms != nil {
 		ms.mu.Lock()
 		ms.commitLocked(t.id, charges, rec)
-		for _, bi := range t.budgets {
-			w := t.conf.window(bi, rec.Time)
-			used = append(used, ms.used(t.conf.budgets[bi].Name, w.buckets))
+		for _, h := range t.held {
+			w := t.conf.window(h.i, rec.Time)
+			used = append(used, ms.used(t.conf.budgets[h.i].Name, w.buckets))
 		}
 		ms.mu.Unlock()
 		return used, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return nil, m.store.Commit(ctx, t.id, charges, rec)
+	own := append([]Charge(nil), charges...) // a shared store may keep them
+	return nil, m.store.Commit(ctx, t.id, own, rec)
 }
 
 // rejected counts and logs a refusal.

@@ -26,16 +26,17 @@ const MaxRequestBody = 4 << 20
 type RequestInfo struct {
 	Endpoint  Endpoint
 	Model     string // the request's "model" ("" for Azure, whose path names a deployment)
-	Stream    bool
-	MaxOutput int64 // max_tokens / max_completion_tokens / max_output_tokens, 0 = not given
+	MaxOutput int64  // max_tokens / max_completion_tokens / max_output_tokens, 0 = not given
 	// InputEstimate is an upper-leaning guess of the input tokens: body
 	// bytes / 3 (text is ~4 bytes a token in English, ~3 for most other
 	// scripts; images and JSON punctuation make it larger still).
 	InputEstimate int64
+	Stream        bool
 	// Rewritten: stream_options.include_usage was added, and the usage
 	// chunk (and every "usage":null) must be stripped from the answer.
 	Rewritten bool
 	Oversize  bool // the body exceeded the bound: nothing parsed
+	// (the booleans last: one word for the three, in every ticket)
 }
 
 // requestFields are decoded leniently, each on its own: a provider's
@@ -139,18 +140,18 @@ func inspectRequest(r *http.Request, ep Endpoint, limit int64, info *RequestInfo
 		return nil
 	}
 	body := inspectBody(head, info)
-	if !info.Rewritten {
-		// the same bytes: keep the original closer and length (replacing
-		// the body wholesale costs the relay ~30µs of first-event latency)
-		if rb == nil {
-			rb = new(bytesBody)
-		}
-		rb.rd.Reset(body)
-		rb.c = r.Body
-		r.Body = rb
-		return nil
+	// the body is replaced by a reader of its bytes that closes the
+	// original (replacing it wholesale costs the relay ~30µs of
+	// first-event latency); a rewritten one changes the length too
+	if rb == nil {
+		rb = new(bytesBody)
 	}
-	setBody(r, body)
+	rb.rd.Reset(body)
+	rb.c = r.Body
+	r.Body = rb
+	if info.Rewritten {
+		setLength(r, body)
+	}
 	return nil
 }
 
@@ -233,11 +234,17 @@ func includesUsageJSON(raw json.RawMessage) bool {
 	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && string(bytes.TrimSpace(so.IncludeUsage)) == "true"
 }
 
-func setBody(r *http.Request, body []byte) {
-	r.Body = readCloser{bytes.NewReader(body), r.Body}
+// setLength gives r, whose body now reads body, body's length. GetBody
+// replays body when r had one (a request nobody could replay before stays
+// so: that costs no closure per request).
+func setLength(r *http.Request, body []byte) {
 	r.ContentLength = int64(len(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	if r.Header.Get("Content-Length") != "" {
+	if r.GetBody != nil {
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	if _, ok := r.Header["Content-Length"]; ok { // canonical already: no Set and its canonicalisation
+		r.Header["Content-Length"] = []string{strconv.Itoa(len(body))}
+	} else if r.Header.Get("Content-Length") != "" { // a key not in canonical form
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	r.TransferEncoding = nil
@@ -336,9 +343,9 @@ func fieldsFromMembers(body []byte, ms []member, f *requestFields) bool {
 	var out requestFields
 	for i := range ms {
 		m := &ms[i]
-		key := m.raw
+		key := m.raw(body)
 		if m.esc {
-			key = []byte(m.key)
+			key = []byte(m.name(body))
 		}
 		var dst *json.RawMessage
 		for _, c := range key {

@@ -107,8 +107,26 @@ type Row struct {
 type rowKey struct{ day, agent, rule, credential, model string }
 
 type hold struct {
-	claims  []Claim
+	n       int          // claims
+	first   [2]heldClaim // the first claims (most requests have one or two)
+	more    []heldClaim  // the rest
 	expires time.Time
+}
+
+// heldClaim is what a hold keeps of a claim: its part of a budget's
+// in-flight total. A hold keeps no slice of the caller's (Reserve's
+// claims can live on the caller's stack).
+type heldClaim struct {
+	budget string
+	amount int64
+}
+
+// claim is the hold's claim i.
+func (h *hold) claim(i int) heldClaim {
+	if i < len(h.first) {
+		return h.first[i]
+	}
+	return h.more[i-len(h.first)]
 }
 
 // maxUnpricedPerDay bounds the distinct unknown model names kept per day
@@ -160,24 +178,38 @@ var ErrDuplicateReservation = errors.New("reservation id already held")
 
 // Reserve implements [Store].
 func (s *MemStore) Reserve(_ context.Context, r Reservation) error {
+	return s.reserve(r.ID, r.Claims, r.Now, r.Expires)
+}
+
+// reserve is Reserve, the reservation's fields apart: it keeps no slice
+// of claims (held on the caller's stack).
+func (s *MemStore) reserve(id string, claims []Claim, now, expires time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expire(r.Now)
-	if _, ok := s.holds[r.ID]; ok {
+	s.expire(now)
+	if _, ok := s.holds[id]; ok {
 		return ErrDuplicateReservation
 	}
-	for i, c := range r.Claims {
+	for i, c := range claims {
 		if used := s.used(c.Budget, c.Buckets); used+s.inflight[c.Budget]+c.Amount > c.Limit {
 			_, per := s.sum(c.Buckets)
 			return &OverLimitError{Claim: i, Used: used, Reserved: s.inflight[c.Budget], PerBucket: per}
 		}
 	}
-	for _, c := range r.Claims {
+	for _, c := range claims {
 		s.inflight[c.Budget] += c.Amount
 	}
-	s.holds[r.ID] = hold{claims: r.Claims, expires: r.Expires}
-	if !r.Expires.IsZero() && (s.earliest.IsZero() || r.Expires.Before(s.earliest)) {
-		s.earliest = r.Expires
+	h := hold{n: len(claims), expires: expires}
+	for i, c := range claims {
+		if hc := (heldClaim{c.Budget, c.Amount}); i < len(h.first) {
+			h.first[i] = hc
+		} else {
+			h.more = append(h.more, hc)
+		}
+	}
+	s.holds[id] = h
+	if !expires.IsZero() && (s.earliest.IsZero() || expires.Before(s.earliest)) {
+		s.earliest = expires
 	}
 	return nil
 }
@@ -260,9 +292,10 @@ func (s *MemStore) drop(id string) {
 	if !ok {
 		return
 	}
-	for _, c := range h.claims {
-		if s.inflight[c.Budget] -= c.Amount; s.inflight[c.Budget] <= 0 {
-			delete(s.inflight, c.Budget)
+	for i := range h.n {
+		c := h.claim(i)
+		if s.inflight[c.budget] -= c.amount; s.inflight[c.budget] <= 0 {
+			delete(s.inflight, c.budget)
 		}
 	}
 	delete(s.holds, id)

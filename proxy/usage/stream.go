@@ -108,6 +108,10 @@ type sseMeter struct {
 	noDefer  bool        // tests: scan every value as it arrives (the reference)
 	useTop   bool        // this event's captures are top, not scan's
 	top      topCaptures // valid when useTop
+	topMs    []member    // the members of the held data value, when useTop (walked's)
+	walked   memberCache // the held walks, each resuming after what its data shares with the last
+	keys     *topKeys    // the one-key paths of scan.paths (the held walk's captures; shared: read only)
+	scanned  bool        // scan was written since its last reset
 }
 
 // capture is the value the event holds at path i.
@@ -116,6 +120,12 @@ func (s *sseMeter) capture(i int) []byte {
 		return s.top.get(i)
 	}
 	return s.scan.get(i)
+}
+
+// scanWrite feeds the scanner.
+func (s *sseMeter) scanWrite(p []byte) {
+	s.scanned = true
+	s.scan.write(p)
 }
 
 // catchUp feeds the scanner the held data value it skipped.
@@ -129,12 +139,29 @@ func (s *sseMeter) catchUp() {
 		end = len(s.hold)
 	}
 	if s.dataStart <= end && end <= len(s.hold) {
-		s.scan.write(s.hold[s.dataStart:end])
+		s.scanWrite(s.hold[s.dataStart:end])
 	}
 }
 
 func newSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
-	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat}
+	return &sseMeter{ep: ep, d: d, scan: newScan(pathsFor(ep, true)), tally: t, strip: strip && ep == EndpointChat, keys: sseTopKeys(ep)}
+}
+
+// sseKeyTables are topKeysOf(pathsFor(ep, true)) for every endpoint.
+var sseKeyTables = func() (t [EndpointMessages + 1]topKeys) {
+	for ep := range t {
+		t[ep] = topKeysOf(pathsFor(Endpoint(ep), true))
+	}
+	return t
+}()
+
+// sseTopKeys is the one-key paths of an endpoint's stream paths.
+func sseTopKeys(ep Endpoint) *topKeys {
+	if ep < 0 || int(ep) >= len(sseKeyTables) {
+		k := topKeysOf(pathsFor(ep, true))
+		return &k
+	}
+	return &sseKeyTables[ep]
 }
 
 // ssePool recycles stream meters (their scanner and event buffers), so a
@@ -154,8 +181,9 @@ func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 		sc.caps = make([]capture, len(sc.paths))
 	}
 	sc.reset()
+	s.walked.reset()
 	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
-		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0]}
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked, keys: sseTopKeys(ep)}
 	return s
 }
 
@@ -216,23 +244,38 @@ func (s *sseMeter) feed(p []byte) {
 			}
 			continue
 		}
-		s.emit(p[i : i+1])
+		if j := fieldNameRun(p[i:]); j > 0 { // the field name's bytes, at once
+			name := p[i : i+j]
+			s.emit(name)
+			if s.flen < len(s.field) {
+				copy(s.field[s.flen:], name)
+			}
+			s.flen += j
+			s.lineLen += j
+			i += j
+			continue
+		}
+		s.emit(p[i : i+1]) // a colon or a line end
 		i++
-		switch c {
-		case '\r', '\n':
-			s.lastCR = c == '\r'
-			s.lineEnd()
-		case ':':
+		if c == ':' {
 			s.lineLen++
 			s.startValue()
-		default:
-			s.lineLen++
-			if s.flen < len(s.field) {
-				s.field[s.flen] = c
-			}
-			s.flen++
+			continue
+		}
+		s.lastCR = c == '\r'
+		s.lineEnd()
+	}
+}
+
+// fieldNameRun is the length of the field name bytes b starts with: up
+// to the first colon, CR or LF.
+func fieldNameRun(b []byte) int {
+	for j, c := range b {
+		if c == ':' || c == '\r' || c == '\n' {
+			return j
 		}
 	}
+	return len(b)
 }
 
 // indexEOL returns the index of the first LF or CR in b, or len(b) (a
@@ -257,7 +300,7 @@ func (s *sseMeter) startValue() {
 			s.kind = 'd'
 			if s.dataLines > 0 {
 				s.catchUp() // before the offsets move on
-				s.scan.write([]byte{'\n'})
+				s.scanWrite([]byte{'\n'})
 			}
 			s.dataStart, s.dataEnd = len(s.hold), -1
 			s.dataLines++
@@ -275,7 +318,7 @@ func (s *sseMeter) value(run []byte) {
 	switch s.kind {
 	case 'd':
 		if !s.deferred {
-			s.scan.write(run)
+			s.scanWrite(run)
 		}
 		if s.dataLines == 1 && len(s.dataHead) < 8 {
 			s.dataHead = append(s.dataHead, run[:min(len(run), 8-len(s.dataHead))]...)
@@ -323,11 +366,11 @@ func (s *sseMeter) dispatch(complete bool) {
 			end = len(s.hold)
 		}
 		data := s.hold[s.dataStart:end]
-		if ms, _, _, ok := appendMembers(s.ms[:0], data); ok {
-			s.ms, s.useTop = ms, true
-			s.top.fromMembers(data, ms, s.scan.paths)
+		if ms, _, _, ok := s.walked.walk(data); ok {
+			s.topMs, s.useTop = ms, true
+			s.top.fromMembers(data, ms, s.keys)
 		} else {
-			s.scan.write(data) // the scanner's reading of what the walk refuses
+			s.scanWrite(data) // the scanner's reading of what the walk refuses
 		}
 	}
 	if s.dataLines > 0 {
@@ -339,7 +382,10 @@ func (s *sseMeter) dispatch(complete bool) {
 	if s.strip {
 		s.release(complete)
 	}
-	s.scan.reset()
+	if s.scanned { // a held walk leaves the scanner as it was: reset
+		s.scan.reset()
+		s.scanned = false
+	}
 	s.evName, s.dataHead, s.dataLines = s.evName[:0], s.dataHead[:0], 0
 	s.passthrough, s.useTop = false, false
 }
@@ -398,14 +444,15 @@ func (s *sseMeter) release(complete bool) {
 			return
 		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
 			data := ev[s.dataStart:s.dataEnd]
-			ok := s.useTop // the members of data are s.ms already
+			ms, ok := s.topMs, s.useTop // the members of data, walked already
 			if !ok {
 				s.ms, _, _, ok = appendMembers(s.ms[:0], data)
+				ms = s.ms
 			}
 			if ok {
-				if i := find(s.ms, "usage"); i >= 0 {
+				if i := find(data, ms, "usage"); i >= 0 {
 					s.out = append(s.out, ev[:s.dataStart]...)
-					s.out = appendWithout(s.out, data, s.ms, i)
+					s.out = appendWithout(s.out, data, ms, i)
 					s.out = append(s.out, ev[s.dataEnd:]...)
 					s.hold = s.hold[:0]
 					return

@@ -5,14 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -100,7 +103,7 @@ func TestRemoveMember(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: not an object", name)
 		}
-		if got := removeMember([]byte(tc.in), ms, find(ms, "usage")); string(got) != tc.want {
+		if got := removeMember([]byte(tc.in), ms, find([]byte(tc.in), ms, "usage")); string(got) != tc.want {
 			t.Errorf("%s: got %s, want %s", name, got, tc.want)
 		}
 	}
@@ -441,5 +444,111 @@ func TestCompleteAnswerWithoutUsageCharged(t *testing.T) {
 	used, reserved, _ := st.Window(context.Background(), "b", b[0].mustWindow(time.Now()))
 	if want := int64(500 + (len(body)+2)/3); used != want || reserved != 0 {
 		t.Errorf("used %d reserved %d, want %d charged", used, reserved, want)
+	}
+}
+
+// TestRewrittenRequestLength: the rewritten body's length is in
+// ContentLength and in a Content-Length header the request had; GetBody
+// replays the rewritten bytes when the request had one and stays nil
+// when it had none (as a server's request); Close closes the original.
+func TestRewrittenRequestLength(t *testing.T) {
+	const body = `{"model":"o3","stream":true}`
+	for _, tc := range []struct {
+		name      string
+		getBody   bool
+		clHeader  bool
+		rewritten bool
+	}{
+		{"server request", false, true, true},
+		{"client request", true, false, true},
+		{"both", true, true, true},
+		{"not rewritten", false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := body
+			if !tc.rewritten {
+				b = `{"model":"o3","stream":true,"stream_options":{"include_usage":true}}`
+			}
+			orig := &closeCounter{Reader: strings.NewReader(b)}
+			r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+			r.Body, r.ContentLength, r.GetBody = orig, int64(len(b)), nil
+			if tc.getBody {
+				r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(b)), nil }
+			}
+			delete(r.Header, "Content-Length")
+			if tc.clHeader {
+				r.Header["Content-Length"] = []string{strconv.Itoa(len(b))}
+			}
+			info, err := InspectRequest(r, EndpointChat, 0)
+			if err != nil || info.Rewritten != tc.rewritten {
+				t.Fatalf("info %+v err %v", info, err)
+			}
+			sent, _ := io.ReadAll(r.Body)
+			if r.ContentLength != int64(len(sent)) {
+				t.Errorf("ContentLength %d, body %d bytes", r.ContentLength, len(sent))
+			}
+			if got, want := r.Header.Get("Content-Length"), strconv.Itoa(len(sent)); tc.clHeader && got != want || !tc.clHeader && got != "" {
+				t.Errorf("Content-Length header %q, body %d bytes", got, len(sent))
+			}
+			switch {
+			case tc.getBody:
+				rc, err := r.GetBody()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if again, _ := io.ReadAll(rc); !bytes.Equal(again, sent) && tc.rewritten {
+					t.Errorf("GetBody replays %s, sent %s", again, sent)
+				}
+			case r.GetBody != nil:
+				t.Error("GetBody set on a request that had none")
+			}
+			if err := r.Body.Close(); err != nil || orig.closed != 1 {
+				t.Errorf("Close: %v, original closed %d times", err, orig.closed)
+			}
+		})
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// TestTicketSize: a ticket is allocated for every metered request; what
+// only admission and the record need stays on their stacks, so it fits
+// the 640-byte size class (it was 896 with the claims and charges in it).
+func TestTicketSize(t *testing.T) {
+	if n := unsafe.Sizeof(Ticket{}); n > 640 {
+		t.Errorf("Ticket is %d bytes, more than the 640-byte size class", n)
+	}
+}
+
+// TestReserveKeepsNoClaims: a local store's hold copies what it needs of
+// the claims (the meter passes them on its stack), for any number of
+// budgets; releasing gives every in-flight total back.
+func TestReserveKeepsNoClaims(t *testing.T) {
+	for n := range 5 {
+		s := NewMemStore()
+		claims := make([]Claim, n)
+		for i := range claims {
+			claims[i] = Claim{Budget: fmt.Sprintf("b%d", i), Buckets: []string{fmt.Sprintf("b%d@0", i)}, Limit: 100, Amount: int64(10 + i)}
+		}
+		now := time.Unix(1000, 0)
+		if err := s.Reserve(context.Background(), Reservation{ID: "r", Claims: claims, Now: now, Expires: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range claims {
+			claims[i] = Claim{Budget: "overwritten", Amount: 1 << 40} // the caller's stack moves on
+		}
+		for i := range n {
+			if got := s.inflight[fmt.Sprintf("b%d", i)]; got != int64(10+i) {
+				t.Fatalf("%d claims: in flight on b%d %d, want %d", n, i, got, 10+i)
+			}
+		}
+		if err := s.Release(context.Background(), "r"); err != nil || len(s.inflight) != 0 || len(s.holds) != 0 {
+			t.Fatalf("%d claims: after release %v, in flight %v, holds %d", n, err, s.inflight, len(s.holds))
+		}
 	}
 }
