@@ -11,7 +11,6 @@ import (
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/errcode"
-	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/proxy/usage"
 )
 
@@ -132,25 +131,18 @@ func (s *Server) meterResponse(resp *http.Response) {
 	}
 }
 
-// meterSource is what the relay's parkableSource finds under body, as
-// the meter needs it (the bodies themselves, not method values: no
-// allocation): the upstream client's body, and the scrubber above it if
-// any; nil src when there is none to wait on.
+// meterSource is what the relay's parkableSource finds under body
+// (waitSource), as the meter needs it (the bodies themselves, not method
+// values: no allocation); nil src when there is none to wait on.
 func meterSource(body io.Reader) (src usage.Waiter, park usage.Parker) {
-	if sb, ok := body.(*scrubBody); ok {
-		sr, ok := sb.Reader.(*scrub.Reader)
-		if !ok {
-			return nil, nil
-		}
-		body, park = sr.Source(), sr
+	sw, sr := waitSource(body)
+	switch {
+	case sw == nil:
+		return nil, nil
+	case sr == nil:
+		return sw, nil // not a typed nil Parker
 	}
-	if ib, ok := body.(*idleBody); ok { // the transport's idle timer holds no bytes
-		body = ib.ReadCloser
-	}
-	if sw, ok := body.(usage.Waiter); ok { // the lean client's body
-		return sw, park
-	}
-	return nil, nil
+	return sw, sr
 }
 
 // maxModelField bounds the model name on audit lines (an unpriced model

@@ -321,26 +321,38 @@ type parkable struct {
 	park func() bool
 }
 
-// parkableSource finds the upstream client's body under body, through
-// the wrappers known to hold no bytes of their own; its wait is nil when
-// there is none.
-func parkableSource(body io.Reader) parkable {
-	var p parkable
+// waitSource finds the upstream client's body under body, through the
+// wrappers known to hold no bytes of their own, and the scrubber above
+// it if there is one; src is nil when there is none.
+func waitSource(body io.Reader) (src streamWaiter, sr *scrub.Reader) {
 	if sb, ok := body.(*scrubBody); ok {
-		sr, ok := sb.Reader.(*scrub.Reader)
-		if !ok {
-			return parkable{}
+		if sr, ok = sb.Reader.(*scrub.Reader); !ok {
+			return nil, nil
 		}
-		body, p.park = sr.Source(), sr.Park
+		body = sr.Source()
 	}
 	if ib, ok := body.(*idleBody); ok { // the transport's idle timer holds no bytes
 		body = ib.ReadCloser
 	}
-	if sw, ok := body.(streamWaiter); ok { // the lean client's body
-		p.wait = sw.WaitReadable
-		if sa, ok := sw.(streamArmer); ok {
-			p.arm = sa.ArmReadable
-		}
+	if sw, ok := body.(streamWaiter); ok { // the lean client's body (or the meter's over it)
+		return sw, sr
+	}
+	return nil, nil
+}
+
+// parkableSource is what the relay waits with under body; its wait is
+// nil when there is nothing to wait on.
+func parkableSource(body io.Reader) parkable {
+	src, sr := waitSource(body)
+	if src == nil {
+		return parkable{}
+	}
+	p := parkable{wait: src.WaitReadable}
+	if sr != nil {
+		p.park = sr.Park
+	}
+	if sa, ok := src.(streamArmer); ok {
+		p.arm = sa.ArmReadable
 	}
 	return p
 }

@@ -71,6 +71,32 @@ func (w *WaitingBody) WaitReadable() error {
 	return w.src.WaitReadable()
 }
 
+// Armer is a [Waiter] that can also wait without a goroutine: false
+// means a Read need not wait, true that ready runs, once, on a goroutine
+// of its own, when it need not (the proxy's upstream client body).
+type Armer interface {
+	ArmReadable(ready func()) bool
+}
+
+// ArmReadable is [WaitingBody.WaitReadable] without a goroutine, where
+// the source can ([Armer]); a source that cannot is waited for here,
+// and false returned.
+func (w *WaitingBody) ArmReadable(ready func()) bool {
+	if w.ready() {
+		return false
+	}
+	w.Body.putBuf()
+	if w.park != nil && w.read && !w.park.Park() {
+		return false
+	}
+	a, ok := w.src.(Armer)
+	if !ok {
+		_ = w.src.WaitReadable()
+		return false
+	}
+	return a.ArmReadable(ready)
+}
+
 // ready reports whether a Read would return without reading the source:
 // the body ended, or (strip mode) relayed bytes or an error wait in the
 // meter.
