@@ -107,12 +107,15 @@ func liveKiB(goalKiB, gogc, stackKiB int64) int64 {
 	return (goalKiB*100 - stackKiB*gogc) / (100 + gogc)
 }
 
-// writeHeap saves airlock's heap profile to path ("": nothing).
+// writeHeap saves airlock's heap profile to path ("": nothing), taken
+// after a forced GC: its inuse_space is what is live at that moment, not
+// at the last GC (in a streams run that can be one during the ramp-up,
+// with handshakes and buffers in flight).
 func (e *scaleEnv) writeHeap(path string) {
 	if path == "" {
 		return
 	}
-	b, err := e.p.adminGet("/debug/pprof/heap")
+	b, err := e.p.adminGet("/debug/pprof/heap?gc=1")
 	if err == nil {
 		err = os.WriteFile(path, b, 0o600)
 	}
@@ -188,7 +191,7 @@ func (o *scaleOptions) register(fs *flag.FlagSet, what, opened, when string) {
 	fs.IntVar(&o.par, "parallel", 32, opened)
 	fs.IntVar(&o.sources, "sources", 4, "loopback source addresses the agents dial from (127.0.10.1, ...)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
-	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port) "+when+" to `FILE`")
+	fs.StringVar(&o.heapProfile, "heap-profile", "", "write airlock's heap profile (pprof, through the admin port, after a forced GC) "+when+" to `FILE`")
 	fs.StringVar(&o.goroutineFile, "goroutine-profile", "", "write airlock's goroutine profile (text) "+when+" to `FILE`")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin airlock to these CPUs with taskset")
 }
