@@ -119,3 +119,30 @@ func startUnset(t *testing.T) {
 		arm()
 	}
 }
+
+// The tuner follows a real heap: 96 MiB kept live brings GOGC down to
+// the floor after a collection, and dropping it brings it back up.
+func TestStartFollowsALargeHeap(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	startUnset(t)
+	waitPercent := func(want func(int) bool, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !want(Current()); {
+			runtime.GC()
+			if time.Now().After(deadline) {
+				t.Fatalf("GOGC %d, want %s", Current(), what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	big := make([][]byte, 96)
+	for i := range big {
+		big[i] = make([]byte, 1<<20)
+		big[i][0] = 1
+	}
+	waitPercent(func(p int) bool { return p == MinPercent }, "the floor with 96 MiB live")
+	runtime.KeepAlive(big)
+	big = nil
+	waitPercent(func(p int) bool { return p > 100 }, "above 100 once the heap is small again")
+}
