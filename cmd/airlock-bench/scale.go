@@ -259,10 +259,12 @@ func runStreams(args []string) error {
 		go e.p.cpuProfile(o.cpuProfile, 10)
 	}
 	var midRSS, midHeap, midStack int64
+	var midG int
 	_, gc0, _ := e.gcState()
 	time.AfterFunc(time.Duration(o.seconds)*time.Second/2, func() {
 		midRSS, midHeap = e.rss()
 		midStack = e.stackKiB()
+		midG, _ = e.p.goroutines()
 		e.writeHeap(o.heapProfile)
 		e.writeGoroutines(o.goroutineFile)
 	})
@@ -296,8 +298,8 @@ func runStreams(args []string) error {
 		// "peak" uses the highest RSS while measured (VmHWM, reset once
 		// all streams were open), the figure a 10 000-stream RSS budget
 		// is judged by.
-		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB (peak %.1f KiB), Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f\n",
-			float64(midRSS-idleRSS)/float64(open), float64(hwm-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(goroutines)/float64(open))
+		fmt.Fprintf(stdout, "  per stream (agent connection + upstream connection): RSS %.1f KiB (peak %.1f KiB), Go heap %.1f KiB, goroutine stacks %.1f KiB, goroutines %.2f (end %.2f)\n",
+			float64(midRSS-idleRSS)/float64(open), float64(hwm-idleRSS)/float64(open), float64(midHeap-idleHeap)/float64(open), float64(midStack-idleStack)/float64(open), float64(midG)/float64(open), float64(goroutines)/float64(open))
 		fmt.Fprintf(stdout, "  GC: %d cycles while measured, GOGC %d; heap goal at the end %.1f MiB (%.1f KiB per stream), live heap after the last GC %.1f KiB per stream (from the goal)\n",
 			gc1-gc0, gogc, kib(endGoal), float64(endGoal-idleGoal)/float64(open), float64(liveKiB(endGoal, gogc, endStack)-liveKiB(idleGoal, idleGOGC, idleStack))/float64(open))
 	}
