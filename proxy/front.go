@@ -196,14 +196,11 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	}
 	t.scheme = "https"
 	tc := tls.Server(pc, s.certs.TLSConfig(t.host))
-	hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := handshakeApart(hctx, tc); err != nil { // predial.go
+	if err := handshakeAgent(tc); err != nil { // predial.go
 		s.log.Debug("mitm handshake failed", fieldAgent(t.agent), fieldHost(t.host), fieldErr(err))
 		_ = c.Close()
 		return
 	}
-	cancel()
 	if s.h2.Serve(tc, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.servePipeline(w, r, t) })) { // the agent chose h2 by ALPN
 		return
 	}

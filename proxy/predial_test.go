@@ -120,3 +120,72 @@ func TestPredialHonoursEgressGuard(t *testing.T) {
 		t.Fatalf("the guarded upstream saw %d connections", n)
 	}
 }
+
+// Upstream connections to one host share one client TLS config (a
+// tls.Conn keeps its config for life: a clone each was ~0.35 KiB per
+// stream), and it still resumes sessions. Hostile: the shared config is
+// per host, so a host never inherits another's ServerName: the
+// upstream's certificate (127.0.0.1, ::1, example.com) must fail for
+// localhost even after 127.0.0.1's config was made and used.
+func TestUpstreamConfigSharedPerHost(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(up.Close)
+	ip := startInproc(t, up, io.Discard)
+	s := ip.s
+	_, port, _ := net.SplitHostPort(ip.upHost)
+	ctx := t.Context()
+	var states []tls.ConnectionState
+	for range 3 {
+		c, err := s.handshakeUpstream(ctx, ip.upHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Read once so the client takes the session ticket sent after
+		// the handshake (TLS 1.3), then close.
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = c.Read(make([]byte, 1))
+		states = append(states, c.(*tls.Conn).ConnectionState())
+		_ = c.Close()
+	}
+	if !states[2].DidResume {
+		t.Error("third connection to the host did not resume its TLS session")
+	}
+	host, _, _ := net.SplitHostPort(ip.upHost)
+	a := s.pre.cfgs.get(s.transport.TLSClientConfig, host, true)
+	if b := s.pre.cfgs.get(s.transport.TLSClientConfig, host, true); a != b {
+		t.Error("two connections to one host got two configs")
+	}
+	if a.ServerName != host || a == s.transport.TLSClientConfig {
+		t.Errorf("host config: ServerName %q (want %q), base shared: %v", a.ServerName, host, a == s.transport.TLSClientConfig)
+	}
+	if _, err := s.handshakeUpstream(ctx, net.JoinHostPort("localhost", port)); err == nil || !strings.Contains(err.Error(), "localhost") {
+		t.Fatalf("handshake with localhost (not in the certificate) after 127.0.0.1's: %v, want a name mismatch", err)
+	}
+	if l := s.pre.cfgs.get(s.transport.TLSClientConfig, "localhost", true); l.ServerName != "localhost" || l == a {
+		t.Fatalf("localhost config: ServerName %q, same as 127.0.0.1's: %v", l.ServerName, l == a)
+	}
+}
+
+// The per-host configs follow the transport's base config (a new one
+// drops them all) and are bounded.
+func TestClientConfigsBaseAndBound(t *testing.T) {
+	var c clientConfigs
+	base := &tls.Config{MinVersion: tls.VersionTLS12}
+	a := c.get(base, "a.example", true)
+	if got := a.NextProtos; len(got) != 2 || got[0] != "h2" {
+		t.Fatalf("NextProtos %q, want h2 offered", got)
+	}
+	if n := c.get(base, "n.example", false); len(n.NextProtos) != 0 {
+		t.Fatalf("NextProtos %q without forceH2", n.NextProtos)
+	}
+	base2 := &tls.Config{MinVersion: tls.VersionTLS13}
+	if a2 := c.get(base2, "a.example", true); a2 == a || a2.MinVersion != tls.VersionTLS13 {
+		t.Fatal("a new base config kept the old host configs")
+	}
+	for i := range maxPredialHosts + 10 {
+		c.get(base2, fmt.Sprintf("h%d.example", i), true)
+	}
+	if n := len(c.byHost); n > maxPredialHosts {
+		t.Fatalf("%d host configs kept, want at most %d", n, maxPredialHosts)
+	}
+}

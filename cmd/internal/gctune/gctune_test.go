@@ -16,13 +16,36 @@ func TestPercent(t *testing.T) {
 		{4 << 20, MaxPercent}, // would be 800
 		{8 << 20, 400},        // exactly the cap
 		{16 << 20, 200},
-		{32 << 20, 100},  // the headroom is the heap: GOGC=100
-		{48 << 20, 100},  // 66 clamps to 100
-		{300 << 20, 100}, // thousands of streams: never below 100
+		{32 << 20, 100},         // the headroom is the heap: GOGC=100
+		{48 << 20, 66},          // 32 MiB of headroom over 48
+		{64 << 20, MinPercent},  // headroom = live/2 from here on
+		{65 << 20, MinPercent},  // 49 clamps to the floor
+		{300 << 20, MinPercent}, // thousands of streams: 1.5x live, not 2x
+		{8 << 30, MinPercent},   // never below the floor, however large (no memory limit)
 	}
 	for _, c := range cases {
 		if got := Percent(c.live); got != c.want {
 			t.Errorf("Percent(%d MiB) = %d, want %d", c.live>>20, got, c.want)
+		}
+	}
+}
+
+// The headroom GOGC gives (live × GOGC/100) is max(Headroom, live/2) for
+// every live heap past the cap's range, to within GOGC's integer
+// rounding: a large heap grows at most half its size between collections
+// (not twice it, as at GOGC=100), and the goal is never pinned near the
+// live heap, however large it is (the death spiral of a memory limit).
+func TestHeadroom(t *testing.T) {
+	prev := MaxPercent
+	for live := uint64(8 << 20); live <= 64<<30; live += live / 10 {
+		p := Percent(live)
+		if p > prev {
+			t.Fatalf("Percent(%d MiB) = %d rises above %d: GOGC must not grow with the heap", live>>20, p, prev)
+		}
+		prev = p
+		got, want := live*uint64(p)/100, max(uint64(Headroom), live/2)
+		if got > want || got < want-live/100 {
+			t.Errorf("live %d MiB: GOGC %d gives %d MiB of headroom, want %d MiB", live>>20, p, got>>20, want>>20)
 		}
 	}
 }
@@ -95,4 +118,31 @@ func startUnset(t *testing.T) {
 		adjust()
 		arm()
 	}
+}
+
+// The tuner follows a real heap: 96 MiB kept live brings GOGC down to
+// the floor after a collection, and dropping it brings it back up.
+func TestStartFollowsALargeHeap(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	startUnset(t)
+	waitPercent := func(want func(int) bool, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !want(Current()); {
+			runtime.GC()
+			if time.Now().After(deadline) {
+				t.Fatalf("GOGC %d, want %s", Current(), what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	big := make([][]byte, 96)
+	for i := range big {
+		big[i] = make([]byte, 1<<20)
+		big[i][0] = 1
+	}
+	waitPercent(func(p int) bool { return p == MinPercent }, "the floor with 96 MiB live")
+	runtime.KeepAlive(big)
+	big = nil
+	waitPercent(func(p int) bool { return p > 100 }, "above 100 once the heap is small again")
 }

@@ -96,3 +96,30 @@ func TestParkReleasesBuffers(t *testing.T) {
 type failingReader struct{ err error }
 
 func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// A new Reader with small buffers holds none until its first fill: a
+// stream waiting for its first event (the relay parks it before that
+// first Read) costs no scrub buffer, and a Reader read at once still
+// scrubs.
+func TestNewReaderStartsParked(t *testing.T) {
+	r := NewReplacer(Forms([]byte(testSecret)), []byte("[R]"))
+	sr := NewReader(&chunks{parts: [][]byte{[]byte("data: a" + testSecret + "\n\n")}}, r, nil)
+	if sr.in != nil || sr.out != nil {
+		t.Fatalf("new Reader holds buffers: in cap %d, out cap %d", cap(sr.in), cap(sr.out))
+	}
+	if !sr.Park() {
+		t.Fatal("a new Reader refuses to park")
+	}
+	got, err := io.ReadAll(sr)
+	if err != nil || string(got) != "data: a[R]\n\n" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+	sr.Release()
+	// A Reader whose longest form needs bulk buffers starts with them.
+	long := bytes.Repeat([]byte("k"), SmallCap)
+	br := NewReader(bytes.NewReader(nil), NewReplacer(Forms(long), []byte("[R]")), nil)
+	if cap(br.in) < ReadSize || cap(br.out) < ReadSize {
+		t.Fatalf("bulk Reader: in cap %d, out cap %d", cap(br.in), cap(br.out))
+	}
+	br.Release()
+}
