@@ -122,7 +122,7 @@ func (m *Metrics) registerOps(reg *prometheus.Registry) {
 	}
 	reg.MustRegister(m.PolicyReloads, m.VaultReloads, m.LastReloadSuccess, m.CredentialsExpiring, m.AuditDropped)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "airlock_parked_connections", Help: "Connections waiting in the poller without a goroutine: idle agent connections (for their next request) and quiet streams (for their upstream).",
+		Name: "airlock_parked_connections", Help: "Sockets waiting in the poller without a goroutine: idle agent connections (for their next request), quiet streams (for their upstream) and agents watched for a hang-up during a long request.",
 	}, func() float64 { return float64(park.Parked()) }))
 }
 

@@ -280,3 +280,45 @@ func TestDetachedStreamUpstreamTimeout(t *testing.T) {
 	t.Logf("cut %v after the last event", time.Since(t0))
 	waitFor(t, func() bool { return strings.Contains(logs.String(), `"aborted":true`) })
 }
+
+// An agent that hangs up on a quiet stream is noticed at once, however
+// long the stream has run, and the upstream request is cancelled; the
+// watch for it waits in the poller, with no goroutine and no read buffer.
+// A watch that reads on a goroutine of its own until the head timeout
+// (as it did) fails both: a goroutine waits in it, and a hang-up
+// after the timeout leaves the upstream streaming to nobody.
+func TestAgentGoneLateInQuietStream(t *testing.T) {
+	cut := make(chan struct{}, 1)
+	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			cut <- struct{}{}
+		case <-time.After(30 * time.Second):
+		}
+	})
+	tc, br := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	time.Sleep(h1.WatchDelay + 300*time.Millisecond) // the watch has begun
+	var sb strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
+	if strings.Contains(sb.String(), "innerConn).startWatch") { // startWatch.func1, startWatcher.func1
+		t.Fatalf("the hang-up watch of a quiet stream holds a goroutine:\n%s", sb.String())
+	}
+	time.Sleep(2*time.Second + 300*time.Millisecond) // past the 2 s head timeout
+	t0 := time.Now()
+	_ = tc.Close()
+	select {
+	case <-cut:
+		t.Logf("upstream request cancelled %v after the agent hung up", time.Since(t0))
+	case <-time.After(2 * time.Second):
+		t.Fatal("the upstream request goes on after the agent hung up")
+	}
+}
