@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -195,12 +196,10 @@ func TestStreamWaitsDetached(t *testing.T) {
 	})
 }
 
-// An agent revoked while its stream waits detached (no goroutine, and
-// long enough that the loop's disconnect watch has ended) loses the
-// stream at once: its connection is closed and the upstream request is
-// cancelled, rather than both lingering until the upstream speaks again.
-// Without Detach's close notice the upstream request is never cancelled.
-func TestRevokeDetachedStreamCancelsUpstream(t *testing.T) {
+// openQuietStream opens an SSE stream whose upstream sends one event and
+// then nothing; cut receives when the upstream request is cancelled.
+func openQuietStream(t *testing.T) (*innerEnv, *tls.Conn, *http.Response, <-chan struct{}) {
+	t.Helper()
 	cut := make(chan struct{}, 1)
 	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -219,7 +218,17 @@ func TestRevokeDetachedStreamCancelsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
-	// Past the watch (h1.WatchDelay, then the 2 s head timeout its read has).
+	return e, tc, resp, cut
+}
+
+// An agent revoked while its stream waits detached (no goroutine; a
+// close on this side is no event for the hang-up watch either) loses the
+// stream at once: its connection is closed and the upstream request is
+// cancelled, rather than both lingering until the upstream speaks again.
+// Without Detach's close notice the upstream request is never cancelled.
+func TestRevokeDetachedStreamCancelsUpstream(t *testing.T) {
+	e, tc, resp, cut := openQuietStream(t)
+	// Past where the hang-up watch used to end (h1.WatchDelay, then the 2 s head timeout).
 	time.Sleep(h1.WatchDelay + 2*time.Second + 300*time.Millisecond)
 	if park.Parked() == 0 {
 		t.Fatal("the quiet stream is not waiting in the poller")
@@ -288,24 +297,7 @@ func TestDetachedStreamUpstreamTimeout(t *testing.T) {
 // (as it did) fails both: a goroutine waits in it, and a hang-up
 // after the timeout leaves the upstream streaming to nobody.
 func TestAgentGoneLateInQuietStream(t *testing.T) {
-	cut := make(chan struct{}, 1)
-	e := startInner(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		_, _ = io.WriteString(w, "data: one\n\n")
-		w.(http.Flusher).Flush()
-		select {
-		case <-r.Context().Done():
-			cut <- struct{}{}
-		case <-time.After(30 * time.Second):
-		}
-	})
-	tc, br := e.tunnel(t)
-	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	_, tc, _, cut := openQuietStream(t)
 	time.Sleep(h1.WatchDelay + 300*time.Millisecond) // the watch has begun
 	var sb strings.Builder
 	_ = pprof.Lookup("goroutine").WriteTo(&sb, 2)
