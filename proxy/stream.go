@@ -39,7 +39,7 @@ type detachedStream struct {
 	src     parkable
 	bp      *[]byte      // the read buffer, nil while waiting
 	det     *h1.Detached // set at the first wait
-	wake    func()       // j.run, bound once
+	wake    func()       // j.resume, bound once
 }
 
 // errRelayPanic ends a detached stream whose relay panicked.
@@ -74,9 +74,9 @@ func (j *detachedStream) resume() {
 	j.run()
 }
 
-// pump relays reads until the stream must wait. At the first wait it detaches the response
-// from the loop's goroutine; done reports that the stream ended, with the
-// read error to report.
+// pump relays reads until the stream must wait. At the first wait it
+// detaches the response from the loop's goroutine; done reports that the
+// stream ended, with the read error to report.
 func (j *detachedStream) pump() (done bool, err error) {
 	defer func() {
 		if j.det == nil {
@@ -141,7 +141,7 @@ func (j *detachedStream) end(readErr error) {
 	if cw, ok := j.w.(*countingWriter); ok {
 		s.endPipeline(d, cw)
 	}
-	j.det.Done(d.aborted || readErr == errRelayPanic)
+	j.det.Done(d.aborted) // endBody marked any read error (a panic too) aborted
 }
 
 // unwrapCounting is the writer under the pipeline's countingWriter.
