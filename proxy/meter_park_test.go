@@ -15,11 +15,14 @@ import (
 // waitBody stands for the upstream client's body (h1's clientBody).
 type waitBody struct {
 	io.Reader
-	waits int
+	waits, arms int
 }
 
 func (b *waitBody) Close() error        { return nil }
 func (b *waitBody) WaitReadable() error { b.waits++; return nil }
+
+// ArmReadable answers "read now" (the test reads on its own goroutine).
+func (b *waitBody) ArmReadable(func()) bool { b.arms++; return false }
 
 // The meter keeps a stream parkable: wherever the relay could wait for
 // the upstream holding no buffer (parkableSource) without the meter, it
@@ -77,6 +80,13 @@ func TestMeterKeepsStreamParkable(t *testing.T) {
 			if p.wait != nil {
 				if err := p.wait(); err != nil || w.waits != 1 {
 					t.Fatalf("wait: %v, upstream waits %d, want 1", err, w.waits)
+				}
+				// and without a goroutine (stream.go): a metered stream detaches too
+				if p.arm == nil {
+					t.Fatal("the metered body cannot be waited for without a goroutine (no ArmReadable)")
+				}
+				if p.arm(func() {}) || w.arms != 1 {
+					t.Fatalf("arm reached the upstream %d times, want 1", w.arms)
 				}
 			}
 			got, _ := io.ReadAll(resp.Body)
