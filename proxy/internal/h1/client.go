@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/airlock/airlock/proxy/internal/park"
 )
 
 // # The lean client
@@ -63,6 +65,7 @@ var ErrNotHTTP1 = errors.New("upstream negotiated a protocol other than HTTP/1.1
 var (
 	errResponseHeadTooLarge = errors.New("upstream response head too large")
 	errTooMany1xx           = errors.New("upstream sent too many informational (1xx) responses")
+	errBodyCut              = errors.New("read response body: cut by the timeout or the request's end")
 	errBodyAfterClose       = errors.New("upstream response body read after close")
 )
 
@@ -139,9 +142,12 @@ type clientConn struct {
 	timeout  atomic.Int64 // the exchange's timeout (time.Duration); 0: timer not armed
 	timedOut atomic.Bool  // the exchange's timeout closed the connection
 	dead     atomic.Bool  // closed: never pooled again
-	// parked is a detached stream's wait for this connection to be
-	// readable (streamwait.go); close ends it first.
-	parked atomic.Pointer[streamPark]
+	// slot is the connection's place in the poller for a detached
+	// stream's waits (streamwait.go), made at the first; close removes
+	// it first. ready and wakeFn are the wait's, set before each Wait.
+	slot   atomic.Pointer[park.Slot]
+	ready  func()
+	wakeFn func()
 }
 
 // fire is the connection's timer: the idle timeout of a pooled
@@ -753,6 +759,13 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	c := b.x.c
 	switch {
+	case err == io.EOF && (c.timedOut.Load() || b.ctx.Err() != nil):
+		// The end came after the timeout or the context closed the
+		// connection: the upstream may well have ended the body cleanly
+		// in answer to that close (its handler cancelled), but the
+		// response was cut here, and must not reach the agent as whole.
+		b.finish(false)
+		err = c.failed(b.ctx, errBodyCut)
 	case err == io.EOF:
 		b.finish(true)
 	case err != nil:

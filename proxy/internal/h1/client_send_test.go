@@ -110,3 +110,28 @@ func TestClientSendDialTimeout(t *testing.T) {
 		t.Fatalf("stalled dial: %v, want ErrTimeout", err)
 	}
 }
+
+// Once the timeout has closed the connection, an end of the body read
+// after it is not the upstream's word that the response is whole: an
+// upstream whose handler is cancelled by that close may end its chunked
+// body cleanly, and the relay must not pass a cut stream on as complete.
+// Here the whole body waits in the read buffer while the timeout fires
+// (the reader stalled); the read that reaches its end reports the timeout.
+func TestClientEndAfterTimeoutIsCut(t *testing.T) {
+	srv, _ := tlsUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "whole")
+		w.(http.Flusher).Flush() // chunked: the end follows at once
+	})
+	cl := clientFor(srv)
+	defer cl.CloseIdleConnections(true)
+	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	resp, err := cl.Send(req, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the timeout fires: the connection is closed
+	b, err := io.ReadAll(resp.Body)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("body read after the timeout closed the connection: %q, %v; want ErrTimeout", b, err)
+	}
+}

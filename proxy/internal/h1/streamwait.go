@@ -85,7 +85,8 @@ func (c *clientConn) takeReader() {
 // means ready runs, once, on a goroutine of its own, when it need not:
 // bytes or an end reached the connection, or it was closed (a timeout,
 // the request's context, the relay's Close). Nothing is held meanwhile:
-// no read buffer, no goroutine.
+// no read buffer, no goroutine. The connection keeps one park.Slot for
+// all its waits.
 func (b *clientBody) ArmReadable(ready func()) bool {
 	if b.done.Load() || !park.Supported() {
 		return false
@@ -94,49 +95,55 @@ func (b *clientBody) ArmReadable(ready func()) bool {
 	if c.br.Buffered() > 0 || !c.tlsHoldsNothing() {
 		return false
 	}
-	p := c.socketPeeker()
-	if p == nil || c.dead.Load() {
+	slot := c.streamSlot()
+	if slot == nil {
 		return false
 	}
-	sp := &streamPark{c: c, ready: ready}
-	sp.w = park.NewWaiter(sp.wake)
 	c.lendReader()
-	c.parked.Store(sp)
-	if c.dead.Load() { // closed as it parked: close may have missed sp
-		c.parked.CompareAndSwap(sp, nil)
-		if sp.w.Cancel() {
-			c.takeReader()
-			return false
-		}
-		return true // the poller or close won: ready runs
-	}
-	if err := sp.w.Arm(p.raw); err != nil && sp.w.Cancel() {
-		c.parked.CompareAndSwap(sp, nil)
+	c.ready = ready
+	if err := slot.Wait(c.wakeFn); err != nil { // closed (ErrSlotClosed) or not registrable
+		c.ready = nil
 		c.takeReader()
 		return false
 	}
 	return true
 }
 
-// streamPark is one ArmReadable wait.
-type streamPark struct {
-	c     *clientConn
-	w     *park.Waiter
-	ready func()
+// streamSlot is c's place in the poller, made at its first wait; nil
+// when c has no socket to wait on or is closed.
+func (c *clientConn) streamSlot() *park.Slot {
+	if s := c.slot.Load(); s != nil {
+		return s
+	}
+	p := c.socketPeeker()
+	if p == nil || c.dead.Load() {
+		return nil
+	}
+	c.wakeFn = c.wake
+	s := park.NewSlot(p.raw)
+	if !c.slot.CompareAndSwap(nil, s) {
+		return c.slot.Load()
+	}
+	if c.dead.Load() { // closed as the slot was made: close may have missed it
+		s.Close()
+	}
+	return s
 }
 
 // wake runs on its own goroutine once the wait ended (the poller fired,
 // or close cancelled it): the read buffer comes back before ready reads.
-func (sp *streamPark) wake() {
-	sp.c.parked.CompareAndSwap(sp, nil)
-	sp.c.takeReader()
-	sp.ready()
+func (c *clientConn) wake() {
+	ready := c.ready
+	c.ready = nil
+	c.takeReader()
+	ready()
 }
 
-// unparkStream ends a parked stream's wait before its connection is
-// closed: its ready then runs and reads what the close left (an error).
+// unparkStream takes c's socket out of the poller before c is closed; a
+// stream waiting on it then runs its ready, which reads what the close
+// left (an error).
 func (c *clientConn) unparkStream() {
-	if sp := c.parked.Swap(nil); sp != nil && sp.w.Cancel() {
-		go sp.wake()
+	if s := c.slot.Load(); s != nil && s.Close() {
+		go c.wake()
 	}
 }

@@ -15,6 +15,7 @@ package park
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -78,40 +79,145 @@ func (w *Waiter) Cancel() bool {
 	return true
 }
 
-// fire is the poller's: the socket is readable. True means this call
-// ended the wait (ready is to run).
-func (w *Waiter) fire() bool {
+// fire is the poller's: the socket is readable. It returns the ready
+// function to run when this call ended the wait, else nil.
+func (w *Waiter) fire() func() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.state != waitArmed {
-		return false
+		return nil
 	}
 	deregister(w.id, w.rc)
 	w.state = waitDone
-	return true
+	return w.ready
 }
 
-// Parked reports how many waits are registered (tests, metrics).
+// Parked reports how many waits are armed (tests, metrics).
 func Parked() int {
 	waiters.mu.Lock()
 	defer waiters.mu.Unlock()
-	return len(waiters.byID)
+	return len(waiters.byID) - waiters.slots + int(armedSlots.Load())
 }
+
+// A Slot is one socket's place in the poller, kept across its waits: a
+// quiet stream waits once per event, and a Waiter per wait would remove
+// the socket from epoll at every event only to add it again at the next
+// wait. The first Wait registers the socket; a fired wait leaves the
+// registration disabled (EPOLLONESHOT), and the next Wait re-enables it
+// (EPOLL_CTL_MOD). Close removes it: call it before the socket closes (a
+// closed fd leaves epoll without an event, and the slot's key would stay
+// behind).
+type Slot struct {
+	rc syscall.RawConn
+
+	mu    sync.Mutex // guards id, state, ready
+	id    uint64     // the poller's key, 0 until registered
+	state waitState  // waitNew: disarmed; waitArmed; waitDone: closed
+	ready func()
+}
+
+// ErrSlotClosed is returned by Wait after Close.
+var ErrSlotClosed = errors.New("park: slot closed")
+
+// NewSlot returns rc's slot; nothing is registered until Wait.
+func NewSlot(rc syscall.RawConn) *Slot { return &Slot{rc: rc} }
+
+// Wait arms the slot: ready runs once, on a goroutine of its own, when the
+// socket is readable, unless Cancel or Close comes first. On error
+// nothing is armed. A slot waits once at a time.
+func (s *Slot) Wait(ready func()) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case waitDone:
+		return ErrSlotClosed
+	case waitArmed:
+		return errors.New("park: slot already waiting")
+	}
+	var err error
+	if s.id == 0 {
+		s.id, err = registerSlot(s, s.rc)
+	} else {
+		err = rearm(s.id, s.rc)
+	}
+	if err != nil {
+		return err
+	}
+	s.state, s.ready = waitArmed, ready
+	armedSlots.Add(1)
+	return nil
+}
+
+// Cancel disarms the wait in progress; true means its ready will not run.
+// The registration stays: an event that comes later finds the slot
+// disarmed, and the next Wait re-enables it.
+func (s *Slot) Cancel() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.disarm()
+}
+
+// Close disarms the slot and removes its socket from the poller for
+// good; true means a wait was in progress (its ready will not run).
+func (s *Slot) Close() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.disarm()
+	if s.id != 0 {
+		deregister(s.id, s.rc)
+		s.id = 0
+	}
+	s.state = waitDone
+	return was
+}
+
+// disarm ends an armed wait (s.mu held).
+func (s *Slot) disarm() bool {
+	if s.state != waitArmed {
+		return false
+	}
+	s.state, s.ready = waitNew, nil
+	armedSlots.Add(-1)
+	return true
+}
+
+// fire is the poller's: the socket is readable.
+func (s *Slot) fire() func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ready := s.ready
+	if !s.disarm() {
+		return nil
+	}
+	return ready
+}
+
+// armedSlots counts the slots armed now: the registered slots are in
+// waiters.byID whether armed or not (waiters.slots of them).
+var armedSlots atomic.Int64
 
 // waiters maps poller keys to armed waits. Keys come from a counter, so
 // an event for a wait that ended (its socket closed, its number handed to
 // a new socket) finds nothing instead of the new socket's wait.
 var waiters struct {
-	mu   sync.Mutex
-	next uint64
-	byID map[uint64]*Waiter
+	mu    sync.Mutex
+	next  uint64
+	byID  map[uint64]firer
+	slots int // the registered Slots among them
 }
 
-func addWaiter(w *Waiter) uint64 {
+// firer is what the poller wakes: a Waiter or a Slot. fire returns the
+// ready function to run, nil when the wait already ended.
+type firer interface{ fire() func() }
+
+func addWaiter(w firer) uint64 {
 	waiters.mu.Lock()
 	defer waiters.mu.Unlock()
 	if waiters.byID == nil {
-		waiters.byID = make(map[uint64]*Waiter)
+		waiters.byID = make(map[uint64]firer)
+	}
+	if _, ok := w.(*Slot); ok {
+		waiters.slots++
 	}
 	waiters.next++
 	waiters.byID[waiters.next] = w
@@ -120,11 +226,14 @@ func addWaiter(w *Waiter) uint64 {
 
 func removeWaiter(id uint64) {
 	waiters.mu.Lock()
+	if _, ok := waiters.byID[id].(*Slot); ok {
+		waiters.slots--
+	}
 	delete(waiters.byID, id)
 	waiters.mu.Unlock()
 }
 
-func lookup(id uint64) *Waiter {
+func lookup(id uint64) firer {
 	waiters.mu.Lock()
 	defer waiters.mu.Unlock()
 	return waiters.byID[id]
@@ -132,7 +241,9 @@ func lookup(id uint64) *Waiter {
 
 // wake is called by the poller for an event carrying id.
 func wake(id uint64) {
-	if w := lookup(id); w != nil && w.fire() {
-		go w.ready()
+	if w := lookup(id); w != nil {
+		if ready := w.fire(); ready != nil {
+			go ready()
+		}
 	}
 }

@@ -99,12 +99,17 @@ func deliver(events []unix.EpollEvent) {
 
 // register adds rc's socket under a new key; the key is in the map before
 // the socket is in epoll, so an immediate event finds it.
-func register(w *Waiter, rc syscall.RawConn) (uint64, error) {
+func register(w *Waiter, rc syscall.RawConn) (uint64, error) { return registerFirer(w, rc) }
+
+// registerSlot registers a Slot's socket (its first Wait).
+func registerSlot(s *Slot, rc syscall.RawConn) (uint64, error) { return registerFirer(s, rc) }
+
+func registerFirer(w firer, rc syscall.RawConn) (uint64, error) {
 	if err := start(); err != nil {
 		return 0, err
 	}
 	id := addWaiter(w)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+	ev := eventFor(id)
 	var errCtl error
 	if err := rc.Control(func(fd uintptr) { errCtl = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
 		errCtl = err // closed already
@@ -114,6 +119,24 @@ func register(w *Waiter, rc syscall.RawConn) (uint64, error) {
 		return 0, fmt.Errorf("park: register: %w", errCtl)
 	}
 	return id, nil
+}
+
+// rearm re-enables a registration a fired wait left disabled.
+func rearm(id uint64, rc syscall.RawConn) error {
+	ev := eventFor(id)
+	var errCtl error
+	if err := rc.Control(func(fd uintptr) { errCtl = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_MOD, int(fd), &ev) }); err != nil {
+		errCtl = err // closed already
+	}
+	if errCtl != nil {
+		return fmt.Errorf("park: re-arm: %w", errCtl)
+	}
+	return nil
+}
+
+// eventFor is the registration of key id: readable (or hung up), once.
+func eventFor(id uint64) unix.EpollEvent {
+	return unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 }
 
 // deregister removes the wait; inside Control, so a socket closed in the

@@ -9,4 +9,8 @@ func Supported() bool { return false }
 
 func register(*Waiter, syscall.RawConn) (uint64, error) { return 0, ErrUnsupported }
 
+func registerSlot(*Slot, syscall.RawConn) (uint64, error) { return 0, ErrUnsupported }
+
+func rearm(uint64, syscall.RawConn) error { return ErrUnsupported }
+
 func deregister(uint64, syscall.RawConn) {}

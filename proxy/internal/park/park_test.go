@@ -181,3 +181,101 @@ func TestEventsThroughGoPoller(t *testing.T) {
 		}
 	}
 }
+
+// A Slot waits again and again on one registration: every event of a
+// re-armed wait arrives, a cancelled wait's late event runs nothing and
+// the next wait still wakes, Parked counts only armed waits, and Close
+// leaves nothing registered behind.
+func TestSlotWaitsAgainAndCloses(t *testing.T) {
+	l := listen(t)
+	c, s := pair(t, l)
+	defer c.Close()
+	defer s.Close()
+	rc, _ := rawOf(t, s)
+	slot := NewSlot(rc)
+	woke := make(chan struct{}, 1)
+	buf := make([]byte, 16)
+	waitOnce := func(round int) {
+		t.Helper()
+		if err := slot.Wait(func() { woke <- struct{}{} }); err != nil {
+			t.Fatalf("round %d: Wait: %v", round, err)
+		}
+		if p := Parked(); p != 1 {
+			t.Fatalf("round %d: %d armed, want 1", round, p)
+		}
+		_, _ = c.Write([]byte("x"))
+		select {
+		case <-woke:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("round %d: the re-armed wait never woke", round)
+		}
+		_, _ = s.Read(buf) // drain: the next wait must see new bytes
+		if p := Parked(); p != 0 {
+			t.Fatalf("round %d: %d armed after the wake", round, p)
+		}
+	}
+	for round := range 3 {
+		waitOnce(round)
+	}
+	if err := slot.Wait(func() { t.Error("a cancelled wait ran") }); err != nil {
+		t.Fatal(err)
+	}
+	if !slot.Cancel() || slot.Cancel() {
+		t.Fatal("Cancel of an armed wait must win once")
+	}
+	_, _ = c.Write([]byte("y")) // the late event of the cancelled wait
+	time.Sleep(50 * time.Millisecond)
+	_, _ = s.Read(buf)
+	waitOnce(3)
+	if slot.Close() {
+		t.Fatal("Close reported a wait that was not armed")
+	}
+	waiters.mu.Lock()
+	n, slots := len(waiters.byID), waiters.slots
+	waiters.mu.Unlock()
+	if n != 0 || slots != 0 || Parked() != 0 {
+		t.Fatalf("after Close: %d keys, %d slots, %d armed", n, slots, Parked())
+	}
+	if err := slot.Wait(func() {}); err != ErrSlotClosed {
+		t.Fatalf("Wait after Close: %v", err)
+	}
+}
+
+// A Slot's wait and Close race as a connection's close races its wake:
+// exactly one wins every time.
+func TestSlotCloseOrFireExactlyOnce(t *testing.T) {
+	l := listen(t)
+	const n = 200
+	var fired, closed atomic.Int32
+	for range n {
+		c, s := pair(t, l)
+		rc, _ := rawOf(t, s)
+		slot := NewSlot(rc)
+		done := make(chan struct{})
+		if err := slot.Wait(func() { fired.Add(1); close(done) }); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); _, _ = c.Write([]byte("x")) }()
+		go func() {
+			defer wg.Done()
+			if slot.Close() {
+				closed.Add(1)
+				close(done)
+			}
+		}()
+		wg.Wait()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			t.Fatal("neither the wake nor Close ended the wait")
+		}
+		slot.Close() // as the connection's close does
+		_ = c.Close()
+		_ = s.Close()
+	}
+	if fired.Load()+closed.Load() != n || Parked() != 0 {
+		t.Fatalf("fired %d + closed %d != %d, %d armed", fired.Load(), closed.Load(), n, Parked())
+	}
+}
