@@ -156,13 +156,7 @@ func TestStreamWaitsDetached(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	tc, br := e.tunnel(t)
-	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	tc, br, resp := getSSE(t, e)
 	var stacks string
 	quiet := false
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -196,6 +190,20 @@ func TestStreamWaitsDetached(t *testing.T) {
 	})
 }
 
+// getSSE opens a tunnel through e, asks for /sse and reads the stream up
+// to its first event ("data: one").
+func getSSE(t *testing.T, e *innerEnv) (*tls.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	tc, br := e.tunnel(t)
+	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	return tc, br, resp
+}
+
 // openQuietStream opens an SSE stream whose upstream sends one event and
 // then nothing; cut receives when the upstream request is cancelled.
 func openQuietStream(t *testing.T) (*innerEnv, *tls.Conn, *http.Response, <-chan struct{}) {
@@ -211,13 +219,7 @@ func openQuietStream(t *testing.T) (*innerEnv, *tls.Conn, *http.Response, <-chan
 		case <-time.After(30 * time.Second):
 		}
 	})
-	tc, br := e.tunnel(t)
-	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	tc, _, resp := getSSE(t, e)
 	return e, tc, resp, cut
 }
 
@@ -273,16 +275,10 @@ func TestDetachedStreamUpstreamTimeout(t *testing.T) {
 	t.Cleanup(up.Close)
 	logs := &lockedBuffer{}
 	e := &innerEnv{inproc: startInprocRule(t, up, logs, "    timeout: 700ms\n"), logs: logs}
-	tc, br := e.tunnel(t)
-	_, _ = io.WriteString(tc, e.head("GET", "/sse"))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	readUntil(t, resp.Body, "data: one\n\n", 3*time.Second)
+	tc, _, resp := getSSE(t, e)
 	t0 := time.Now()
 	_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.Copy(io.Discard, resp.Body)
+	_, err := io.Copy(io.Discard, resp.Body)
 	if err == nil || isTimeoutErr(err) {
 		t.Fatalf("stream quiet past its 700ms timeout, after %v: %v, want it cut", time.Since(t0), err)
 	}
