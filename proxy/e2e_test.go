@@ -85,8 +85,9 @@ rules:
     credential: test/bearer
 `
 
-// startInjectEnv runs airlock with injectPolicy against one upstream.
-func startInjectEnv(t *testing.T, extra http.Handler) (*env, *upstream, *url.URL) {
+// startInjectEnv runs airlock with injectPolicy against one upstream;
+// serveArgs are added to airlock serve's flags.
+func startInjectEnv(t *testing.T, extra http.Handler, serveArgs ...string) (*env, *upstream, *url.URL) {
 	up := newUpstream(t, extra)
 	e := newEnv(t)
 	e.upCAFile = up.caFile(t)
@@ -96,7 +97,7 @@ func startInjectEnv(t *testing.T, extra http.Handler) (*env, *upstream, *url.URL
 	agent := e.addAgent("bot")
 	e.downPort = closedPort(t)
 	e.writePolicy(strings.NewReplacer("{{UP}}", up.hostPort(), "{{DOWN}}", e.downPort).Replace(injectPolicy))
-	e.serve()
+	e.serve(serveArgs...)
 	t.Cleanup(func() { assertNoSecrets(t, "airlock logs", e.logs.String()) })
 	return e, up, agent
 }

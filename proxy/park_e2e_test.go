@@ -15,16 +15,7 @@ import (
 // re-keyed agent's next CONNECT is refused 429 while the slot is held).
 func TestRevokeParkedTunnel(t *testing.T) {
 	t.Parallel() // own home, own ports
-	up := newUpstream(t, nil)
-	e := newEnv(t)
-	e.upCAFile = up.caFile(t)
-	for p, v := range secrets {
-		e.setSecret(p, v)
-	}
-	agent := e.addAgent("bot")
-	e.downPort = closedPort(t)
-	e.writePolicy(strings.NewReplacer("{{UP}}", up.hostPort(), "{{DOWN}}", e.downPort).Replace(injectPolicy))
-	e.serve("--max-conns-per-agent", "1", "--pprof")
+	e, up, agent := startInjectEnv(t, nil, "--max-conns-per-agent", "1", "--pprof")
 
 	tc := mitmTLS(t, e, agent, up.hostPort(), "127.0.0.1")
 	br := bufio.NewReader(tc)
