@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -21,6 +22,7 @@ type target struct {
 	roots    *x509.CertPool // CA the client trusts (upstream's or the proxy's)
 	child    proc           // nil: direct
 	wantAuth bool           // the upstream must see an injected Authorization
+	body     []byte         // nil: requests are GETs; else POSTs of this JSON body
 }
 
 // newClient is a well-behaved agent: HTTP/1.1 keep-alive with enough idle
@@ -103,8 +105,16 @@ func (t *target) load(c *http.Client, u string, n, conc int) ([]time.Duration, t
 	return lat, elapsed, errs.Load(), err
 }
 
+// send GETs u, or POSTs t.body to it.
+func (t *target) send(c *http.Client, u string) (*http.Response, error) {
+	if t.body == nil {
+		return c.Get(u)
+	}
+	return c.Post(u, "application/json", bytes.NewReader(t.body))
+}
+
 func (t *target) get(c *http.Client, u string) error {
-	resp, err := c.Get(u)
+	resp, err := t.send(c, u)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@
 //	go run ./cmd/airlock-bench streams [--n 10000] [--seconds 60]
 //	go run ./cmd/airlock-bench idle [--n 10000]
 //	go run ./cmd/airlock-bench soak [--minutes 20]
+//	go run ./cmd/airlock-bench meter [--requests 40000] [--concurrency 50]
 //
 // The two proxies run as child processes of the bench (the bench's own
 // executable with -child, or the airlock binary), so peak RSS, allocations
@@ -68,6 +69,7 @@ var subcommands = map[string]func(args []string) error{
 	"streams": runStreams, // many concurrent SSE streams (scale.go)
 	"idle":    runIdle,    // many idle keep-alive agent connections (scale.go)
 	"soak":    runSoak,    // mixed load with reloads (soak.go)
+	"meter":   runMeter,   // LLM metering on against off (meter.go)
 }
 
 func run(args []string) int {

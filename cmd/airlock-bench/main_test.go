@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -62,6 +63,61 @@ func TestBenchPolicyParses(t *testing.T) {
 	}
 }
 
+// The meter command's two policies differ only in metering: the same
+// rule matches, once with `usage: openai` and a budget over it.
+func TestMeterPolicyParses(t *testing.T) {
+	for _, metered := range []bool{false, true} {
+		pol, err := policy.Parse("meter.yaml", []byte(meterPolicy("127.0.0.1:8443", metered)))
+		if err != nil {
+			t.Fatalf("metered=%v: %v", metered, err)
+		}
+		r := pol.Match(benchAgent, "POST", "127.0.0.1", 8443, "/v1/chat/completions")
+		if r == nil || r.Credential != benchCredential {
+			t.Fatalf("metered=%v: matched %+v", metered, r)
+		}
+		want, budgets := policy.UsageNone, 0
+		if metered {
+			want, budgets = policy.UsageOpenAI, 1
+		}
+		if r.Usage != want || len(pol.Budgets) != budgets {
+			t.Errorf("metered=%v: usage %q, %d budgets; want %q, %d", metered, r.Usage, len(pol.Budgets), want, budgets)
+		}
+	}
+}
+
+// The fake chat upstream answers as OpenAI does: include_usage adds
+// "usage":null to every chunk and a usage-only chunk before [DONE].
+func TestChatCompletionsShape(t *testing.T) {
+	cases := []struct {
+		name, body     string
+		events, nulls  int
+		wantUsageChunk bool
+	}{
+		{"json", meterChatBody, 0, 0, false},
+		{"sse", meterSSEBody, 5, 0, false},
+		{"sse with usage", strings.Replace(meterSSEBody, `"stream":true`, `"stream":true,"stream_options":{"include_usage":true}`, 1), 6, 4, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			chatCompletions(w, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(c.body)))
+			got := w.Body.String()
+			if c.events == 0 {
+				if got != chatAnswer {
+					t.Fatalf("answer %q", got)
+				}
+				return
+			}
+			if n := strings.Count(got, "\n\n"); n != c.events || !strings.HasSuffix(got, "data: [DONE]\n\n") {
+				t.Fatalf("%d events, want %d ending in [DONE]: %q", n, c.events, got)
+			}
+			if n := strings.Count(got, `"usage":null`); n != c.nulls || strings.Contains(got, chatUsage) != c.wantUsageChunk {
+				t.Fatalf("%d usage:null (want %d), usage chunk %v: %q", n, c.nulls, c.wantUsageChunk, got)
+			}
+		})
+	}
+}
+
 func TestSummarise(t *testing.T) {
 	lat := make([]time.Duration, 100)
 	for i := range lat {
@@ -89,7 +145,7 @@ func TestLoopbackIP(t *testing.T) {
 // before starting anything.
 func TestSubcommandFlags(t *testing.T) {
 	stderr = &strings.Builder{}
-	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}} {
+	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}, {"meter", "--rounds", "1"}} {
 		if code := run(args); code == exitOK {
 			t.Errorf("%v: exit %d, want a failure", args, code)
 		}

@@ -50,7 +50,7 @@ var eventEnd = []byte("\n\n")
 
 func (t *target) readFirstEvent(c *http.Client, u string, d *time.Duration) error {
 	t0 := time.Now()
-	resp, err := c.Get(u)
+	resp, err := t.send(c, u)
 	if err != nil {
 		return fmt.Errorf("%s: sse: %w", t.name, err)
 	}

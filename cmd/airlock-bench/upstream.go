@@ -112,7 +112,8 @@ func leafByLocalAddr(ca *certs.CA) func(*tls.ClientHelloInfo) (*tls.Certificate,
 }
 
 // upstreamMux answers /v1/small (181 bytes of JSON), /v1/sse (two events
-// 5 ms apart) and /v1/1mib. X-Bench-Auth says whether an Authorization header
+// 5 ms apart), /v1/1mib, /v1/stream, /v1/ws and an OpenAI-shaped
+// /v1/chat/completions (meter.go). X-Bench-Auth says whether an Authorization header
 // arrived, so the bench can check that airlock injected one.
 func upstreamMux() http.Handler {
 	big := make([]byte, mib)
@@ -150,6 +151,7 @@ func upstreamMux() http.Handler {
 		_, _ = w.Write([]byte("data: {\"n\":2}\n\n"))
 	})
 	mux.HandleFunc("/v1/stream", streamEvents)
+	mux.HandleFunc("/v1/chat/completions", chatCompletions)
 	mux.HandleFunc("/v1/ws", wsEcho)
 	return mux
 }
