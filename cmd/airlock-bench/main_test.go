@@ -95,7 +95,7 @@ func TestChatCompletionsShape(t *testing.T) {
 	}{
 		{"json", meterChatBody, 0, 0, false},
 		{"sse", meterSSEBody, 5, 0, false},
-		{"sse with usage", strings.Replace(meterSSEBody, `"stream":true`, `"stream":true,"stream_options":{"include_usage":true}`, 1), 6, 4, true},
+		{"sse with usage", meterOwnBody, 6, 4, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestLoopbackIP(t *testing.T) {
 // before starting anything.
 func TestSubcommandFlags(t *testing.T) {
 	stderr = &strings.Builder{}
-	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}, {"meter", "--rounds", "1"}} {
+	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}, {"meter", "--rounds", "1"}, {"meter", "--kinds", "chat,nope"}} {
 		if code := run(args); code == exitOK {
 			t.Errorf("%v: exit %d, want a failure", args, code)
 		}

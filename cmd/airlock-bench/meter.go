@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +22,10 @@ import (
 // says `usage: openai` and a budget covers it ("on": the meter reads
 // every answer, reserves and settles the budget, adds include_usage to
 // streamed requests and strips the extra chunk) and in the other it does
-// not ("off"). The same load (chat completions at --concurrency, as JSON
-// and as SSE) goes to each in alternating turns (off, on, on, off, ...),
+// not ("off"). The same load (chat completions at --concurrency: JSON;
+// SSE that airlock rewrites for include_usage; SSE whose request asks for
+// the usage chunk itself, relayed unedited) goes to each in alternating
+// turns (off, on, on, off, ...),
 // so other load on the machine falls on both alike. It reports req/s and
 // the proxy's CPU per request, on over off, and the first SSE event's
 // latency of each, one request at a time.
@@ -31,6 +34,9 @@ import (
 const (
 	meterChatBody = `{"model":"gpt-4o","max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}`
 	meterSSEBody  = `{"model":"gpt-4o","stream":true,"max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}`
+	// meterOwnBody asks for the usage chunk itself: the meter reads the
+	// stream and relays it unedited.
+	meterOwnBody = `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}`
 )
 
 // The upstream's answers, shaped as OpenAI's: a chat completion with its
@@ -77,7 +83,11 @@ type meterOptions struct {
 	requests, conc, rounds, sse int
 	bin, profileDir             string
 	profileSeconds              int
+	kinds                       []string
 }
+
+// meterKinds are the loads, by name: the body each request sends.
+var meterKinds = []struct{ name, body string }{{"chat", meterChatBody}, {"sse", meterSSEBody}, {"sse-own", meterOwnBody}}
 
 func runMeter(args []string) error {
 	o := meterOptions{}
@@ -87,6 +97,7 @@ func runMeter(args []string) error {
 	fs.IntVar(&o.conc, "concurrency", 50, "concurrent clients")
 	fs.IntVar(&o.rounds, "rounds", 8, "turns each proxy takes per kind (off and on alternate)")
 	fs.IntVar(&o.sse, "sse", 400, "first-event samples per proxy, one request at a time")
+	kinds := fs.String("kinds", "chat,sse,sse-own", "comma-separated loads: chat (JSON), sse (airlock adds include_usage), sse-own (the request asks for it)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
@@ -96,6 +107,12 @@ func runMeter(args []string) error {
 	}
 	if o.requests < o.rounds || o.conc < 1 || o.rounds < 2 || o.sse < 1 {
 		return errors.New("--requests must be at least --rounds (2 or more); --concurrency and --sse positive")
+	}
+	for _, k := range strings.Split(*kinds, ",") {
+		if !slices.ContainsFunc(meterKinds, func(m struct{ name, body string }) bool { return m.name == k }) {
+			return fmt.Errorf("--kinds: unknown load %q (chat, sse, sse-own)", k)
+		}
+		o.kinds = append(o.kinds, k)
 	}
 	dir, err := os.MkdirTemp("", "airlock-bench-meter-")
 	if err != nil {
@@ -217,8 +234,10 @@ func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error)
 		clients[i] = t.newClient(o.conc)
 		defer clients[i].CloseIdleConnections()
 	}
-	kinds := []struct{ name, body string }{{"chat", meterChatBody}, {"sse", meterSSEBody}}
-	for _, k := range kinds {
+	for _, k := range meterKinds {
+		if !slices.Contains(o.kinds, k.name) {
+			continue
+		}
 		warm := max(4*o.conc, o.requests/10)
 		for i, t := range ts {
 			t.body = []byte(k.body)
@@ -315,16 +334,16 @@ func (rep *meterReport) print(w io.Writer) {
 	if proxyCPUs != "" {
 		fmt.Fprintf(w, "; both airlocks pinned to CPU %s (taskset)", proxyCPUs)
 	}
-	fmt.Fprintf(w, "\n\n      | meter off                            | meter on                             | on/off          \n")
-	fmt.Fprintf(w, " kind |    req/s  p50 ms  p99 ms  cpu µs/req |    req/s  p50 ms  p99 ms  cpu µs/req |  req/s  cpu/req\n")
-	fmt.Fprintln(w, strings.Repeat("-", 101))
+	fmt.Fprintf(w, "\n\n         | meter off                            | meter on                             | on/off          \n")
+	fmt.Fprintf(w, " kind    |    req/s  p50 ms  p99 ms  cpu µs/req |    req/s  p50 ms  p99 ms  cpu µs/req |  req/s  cpu/req\n")
+	fmt.Fprintln(w, strings.Repeat("-", 104))
 	for _, k := range rep.Kinds {
-		fmt.Fprintf(w, " %-4s | %8.0f %7.3f %7.3f %11.1f | %8.0f %7.3f %7.3f %11.1f | %5.3fx  %5.3fx\n", k.Kind,
+		fmt.Fprintf(w, " %-7s | %8.0f %7.3f %7.3f %11.1f | %8.0f %7.3f %7.3f %11.1f | %5.3fx  %5.3fx\n", k.Kind,
 			k.Off.RPS, k.Off.P50ms, k.Off.P99ms, k.Off.CPUus, k.On.RPS, k.On.P50ms, k.On.P99ms, k.On.CPUus, k.RPSRatio, k.CPURatio)
 	}
 	fmt.Fprintln(w)
 	for _, k := range rep.Kinds {
-		fmt.Fprintf(w, "%-5s metering costs %+.1f %% throughput, %+.1f %% proxy CPU per request (allocs/req off %.0f, on %.0f; errors off %d, on %d)\n",
+		fmt.Fprintf(w, "%-7s metering costs %+.1f %% throughput, %+.1f %% proxy CPU per request (allocs/req off %.0f, on %.0f; errors off %d, on %d)\n",
 			k.Kind, (1-k.RPSRatio)*100, (k.CPURatio-1)*100, k.Off.Allocs, k.On.Allocs, k.Off.Errors, k.On.Errors)
 	}
 	off, on := rep.FirstEvent[0], rep.FirstEvent[1]

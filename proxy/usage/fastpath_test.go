@@ -51,6 +51,24 @@ func FuzzRequestFieldsSame(f *testing.F) {
 	})
 }
 
+// FuzzIncludesUsageSame: stream_options' include_usage read by walking
+// its members is what json.Unmarshal reads.
+func FuzzIncludesUsageSame(f *testing.F) {
+	for _, s := range []string{
+		`{"include_usage":true}`, `{"include_usage":false}`, `{"Include_Usage":true}`, ` { "include_usage" : true } `,
+		`{"include_usage":true,"include_usage":false}`, `{"include_usage":false,"INCLUDE_USAGE":true}`,
+		`{"include_u\u0073age":true}`, `{"include_uſage":true}`, `{"include_usage":"true"}`, `{"include_usage":1}`,
+		`{"include_usage":true,}`, `[]`, `null`, `true`, `{}`, `{"a":{"include_usage":true}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := includesUsageJSON(raw), includesUsageDecoded(raw); got != want {
+			t.Fatalf("%q: walked %v, decoded %v", raw, got, want)
+		}
+	})
+}
+
 func norm(f requestFields) [6]string {
 	return [6]string{string(f.Model), string(f.Stream), string(f.MaxTokens), string(f.MaxCompletionTokens),
 		string(f.MaxOutputTokens), string(f.StreamOptions)}

@@ -188,17 +188,18 @@ func hasDupObj(b []byte) bool {
 	return hasDup(b)
 }
 
-// FuzzSSEDeferSame: strip mode's one walk over a held data value gives
-// exactly what scanning every value as it arrives gives: the same relayed
-// bytes and the same tally, however the stream is cut.
+// FuzzSSEDeferSame: the one walk over a held data value gives exactly
+// what scanning every value as it arrives gives: in strip mode the same
+// relayed bytes and the same tally, outside it the same tally, however the
+// stream is cut.
 func FuzzSSEDeferSame(f *testing.F) {
 	seedStreams(f)
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}\n\ndata: {\"model\":\"m\",\"choices\":[{}],\"usage\":null}\n\ndata: [DONE]\n\n"), []byte{5, 1})
 	f.Add([]byte("data: {\"a\":1,\ndata: \"usage\":null}\n\ndata: {\"usage\":null,\"usage\":{\"prompt_tokens\":1}}\n\n"), []byte{2})
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
-		run := func(noDefer bool, cuts []byte) ([]byte, tally) {
+		run := func(strip, noDefer bool, cuts []byte) ([]byte, tally) {
 			var tl tally
-			s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, true)
+			s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, strip)
 			s.noDefer = noDefer
 			var out []byte
 			for i, rest := 0, data; len(rest) > 0; i++ {
@@ -214,10 +215,12 @@ func FuzzSSEDeferSame(f *testing.F) {
 			s.end()
 			return append(out, s.out...), tl
 		}
-		ref, rt := run(true, nil)
-		got, gt := run(false, cuts)
-		if !bytes.Equal(ref, got) || rt != gt {
-			t.Fatalf("held walk differs from scanning:\n%q\n%q\n%+v\n%+v", ref, got, rt, gt)
+		for _, strip := range []bool{true, false} {
+			ref, rt := run(strip, true, nil)
+			got, gt := run(strip, false, cuts)
+			if !bytes.Equal(ref, got) || rt != gt {
+				t.Fatalf("strip %v: held walk differs from scanning:\n%q\n%q\n%+v\n%+v", strip, ref, got, rt, gt)
+			}
 		}
 	})
 }
@@ -235,11 +238,15 @@ func TestSSEDeferLongEvents(t *testing.T) {
 		"crlf":            "data: {\"choices\":[{}],\"usage\":null}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			for _, cut := range [][]byte{nil, {1}, {16}, {255, 3}} {
+			for _, tc := range []struct {
+				strip bool
+				cut   []byte
+			}{{true, nil}, {true, []byte{1}}, {true, []byte{16}}, {true, []byte{255, 3}}, {false, nil}, {false, []byte{1}}, {false, []byte{255, 3}}} {
+				cut := tc.cut
 				var outs [2][]byte
 				var tallies [2]tally
 				for k, noDefer := range []bool{true, false} {
-					s := newSSEMeter(EndpointChat, DialectOpenAI, &tallies[k], true)
+					s := newSSEMeter(EndpointChat, DialectOpenAI, &tallies[k], tc.strip)
 					s.noDefer = noDefer
 					for i, rest := 0, []byte(stream); len(rest) > 0; i++ {
 						n := len(rest)
@@ -255,12 +262,41 @@ func TestSSEDeferLongEvents(t *testing.T) {
 					outs[k] = append(outs[k], s.out...)
 				}
 				if !bytes.Equal(outs[0], outs[1]) || tallies[0] != tallies[1] {
-					t.Fatalf("cut %v: held walk differs:\n%.200q\n%.200q\n%+v\n%+v", cut, outs[0], outs[1], tallies[0], tallies[1])
+					t.Fatalf("strip %v, cut %v: held walk differs:\n%.200q\n%.200q\n%+v\n%+v", tc.strip, cut, outs[0], outs[1], tallies[0], tallies[1])
 				}
 				if !tallies[1].seen {
-					t.Fatalf("cut %v: no usage counted: %+v", cut, tallies[1])
+					t.Fatalf("strip %v, cut %v: no usage counted: %+v", tc.strip, cut, tallies[1])
 				}
 			}
 		})
+	}
+}
+
+// TestSSEHoldBounded: outside strip mode the held data value is one
+// event's and at most maxHold bytes: a long stream of small events keeps
+// one event's worth, and a value longer than maxHold goes to the scanner
+// instead of growing the hold.
+func TestSSEHoldBounded(t *testing.T) {
+	var tl tally
+	s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, false)
+	ev := []byte(`data: {"model":"m","choices":[{"delta":{"content":"hi"}}]}` + "\n\n")
+	for range 2000 {
+		s.feed(ev)
+	}
+	if len(s.hold) != 0 || cap(s.hold) > 2*len(ev) {
+		t.Fatalf("after 2000 events the hold has %d bytes (cap %d)", len(s.hold), cap(s.hold))
+	}
+	long := []byte(`data: {"model":"m","choices":[{"delta":{"content":"` + strings.Repeat("x", 2*maxHold) + `"}}]}`)
+	for rest := long; len(rest) > 0; {
+		n := min(1000, len(rest))
+		s.feed(rest[:n])
+		rest = rest[n:]
+		if len(s.hold) > maxHold {
+			t.Fatalf("the hold grew to %d bytes (maxHold %d)", len(s.hold), maxHold)
+		}
+	}
+	s.feed([]byte("\n\n"))
+	if tl.model != "m" {
+		t.Fatalf("the long event was not read: %+v", tl)
 	}
 }

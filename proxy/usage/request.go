@@ -224,13 +224,43 @@ func includesUsage(raw json.RawMessage) bool {
 	return len(raw) > 0 && includesUsageJSON(raw)
 }
 
-// includesUsageJSON decodes stream_options (only when there is one: its
-// decoding allocates).
+// includesUsageJSON reads stream_options' include_usage as
+// json.Unmarshal into a struct would (a key matched without case, the last
+// one winning), by walking its members; a key outside ASCII or an object
+// the walk refuses is decoded (FuzzIncludesUsageSame). Only a real true
+// counts: anything else is rewritten to true.
 func includesUsageJSON(raw json.RawMessage) bool {
+	sp := memberScratch.Get().(*[]member)
+	defer memberScratch.Put(sp)
+	ms, _, _, ok := appendMembers((*sp)[:0], raw)
+	*sp = ms[:0]
+	if !ok {
+		return includesUsageDecoded(raw)
+	}
+	var v []byte
+	for i := range ms {
+		m := &ms[i]
+		key := m.raw(raw)
+		if m.esc {
+			key = []byte(m.name(raw))
+		}
+		for _, c := range key {
+			if c >= utf8.RuneSelf {
+				return includesUsageDecoded(raw) // Unicode folding: encoding/json's
+			}
+		}
+		if bytes.EqualFold(key, []byte("include_usage")) {
+			v = raw[m.valStart:m.valEnd]
+		}
+	}
+	return string(bytes.TrimSpace(v)) == "true"
+}
+
+// includesUsageDecoded is includesUsageJSON by json.Unmarshal.
+func includesUsageDecoded(raw json.RawMessage) bool {
 	var so struct {
 		IncludeUsage json.RawMessage `json:"include_usage"`
 	}
-	// only a real true counts: anything else is rewritten to true
 	return len(raw) > 0 && json.Unmarshal(raw, &so) == nil && string(bytes.TrimSpace(so.IncludeUsage)) == "true"
 }
 

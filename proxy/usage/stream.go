@@ -99,11 +99,14 @@ type sseMeter struct {
 	dropped     int    // usage-only chunks removed (tests, logs)
 	ms          []member
 
-	// Strip mode holds the event anyway, so a one-line data value is not
-	// fed to the scanner as it arrives: dispatch walks it once, for the
-	// captures (what the scanner would capture: FuzzTopMembersSame) and
-	// the members release edits. A second data line, a value the walk
-	// refuses or an event outgrowing maxHold gets the scanner after all.
+	// A one-line data value is not fed to the scanner as it arrives: it
+	// is held (strip mode holds the whole event anyway; otherwise hold
+	// keeps the data value only) and dispatch walks it once, for the
+	// captures (what the scanner would capture: FuzzTopMembersSame) and,
+	// in strip mode, the members release edits. The walk reads about
+	// 2.5 times faster than the scanner (BenchmarkObserverSSE). A second
+	// data line, a value the walk refuses, a held value or event
+	// outgrowing maxHold, or a path deeper than one key gets the scanner.
 	deferred bool        // the current data line is held, not scanned
 	noDefer  bool        // tests: scan every value as it arrives (the reference)
 	useTop   bool        // this event's captures are top, not scan's
@@ -304,7 +307,7 @@ func (s *sseMeter) startValue() {
 			}
 			s.dataStart, s.dataEnd = len(s.hold), -1
 			s.dataLines++
-			s.deferred = s.strip && !s.passthrough && !s.noDefer && s.dataLines == 1 && onlyTopPaths(s.scan.paths)
+			s.deferred = !s.passthrough && !s.noDefer && s.dataLines == 1 && onlyTopPaths(s.scan.paths)
 		}
 	case "event":
 		if s.flen == 5 {
@@ -317,8 +320,11 @@ func (s *sseMeter) startValue() {
 func (s *sseMeter) value(run []byte) {
 	switch s.kind {
 	case 'd':
-		if !s.deferred {
+		switch {
+		case !s.deferred:
 			s.scanWrite(run)
+		case !s.strip: // strip mode's emit holds the whole event
+			s.holdData(run)
 		}
 		if s.dataLines == 1 && len(s.dataHead) < 8 {
 			s.dataHead = append(s.dataHead, run[:min(len(run), 8-len(s.dataHead))]...)
@@ -328,6 +334,17 @@ func (s *sseMeter) value(run []byte) {
 			s.evName = append(s.evName, run[:min(len(run), room)]...)
 		}
 	}
+}
+
+// holdData holds a run of the deferred data value (outside strip mode);
+// past maxHold the value goes to the scanner instead, from its start.
+func (s *sseMeter) holdData(run []byte) {
+	if len(s.hold)+len(run) <= maxHold {
+		s.hold = append(s.hold, run...)
+		return
+	}
+	s.catchUp()
+	s.scanWrite(run)
 }
 
 func (s *sseMeter) lineEnd() {
@@ -381,6 +398,8 @@ func (s *sseMeter) dispatch(complete bool) {
 	}
 	if s.strip {
 		s.release(complete)
+	} else {
+		s.hold = s.hold[:0] // the data value, walked
 	}
 	if s.scanned { // a held walk leaves the scanner as it was: reset
 		s.scan.reset()
