@@ -37,6 +37,40 @@ func benchStream(n int, withUsage bool) []byte {
 	return b.Bytes()
 }
 
+// benchMessagesStream is an Anthropic Messages stream as the API sends
+// it: message_start, a text block of n content_block_delta events,
+// message_delta with the output usage, message_stop.
+func benchMessagesStream(n int) []byte {
+	var b bytes.Buffer
+	ev := func(name, data string) { fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", name, data) }
+	ev("message_start", `{"type":"message_start","message":{"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":2095,"cache_creation_input_tokens":0,"cache_read_input_tokens":1024,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}`)
+	ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)
+	ev("ping", `{"type": "ping"}`)
+	for i := range n {
+		ev("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"token %d "}}`, i))
+	}
+	ev("content_block_stop", `{"type":"content_block_stop","index":0}`)
+	ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":503}}`)
+	ev("message_stop", `{"type":"message_stop"}`)
+	return b.Bytes()
+}
+
+// benchResponsesStream is an OpenAI Responses stream: response.created,
+// n response.output_text.delta events, response.completed with the usage.
+func benchResponsesStream(n int) []byte {
+	var b bytes.Buffer
+	ev := func(name, data string) { fmt.Fprintf(&b, "event: %s\ndata: %s\n\n", name, data) }
+	resp := func(status, output, usage string) string {
+		return `{"id":"resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b","object":"response","created_at":1741476542,"status":"` + status + `","error":null,"incomplete_details":null,"instructions":null,"max_output_tokens":null,"model":"gpt-4o-2024-08-06","output":[` + output + `],"parallel_tool_calls":true,"previous_response_id":null,"reasoning":{"effort":null,"summary":null},"store":true,"temperature":1.0,"text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"top_p":1.0,"truncation":"disabled","usage":` + usage + `,"user":null,"metadata":{}}`
+	}
+	ev("response.created", `{"type":"response.created","sequence_number":0,"response":`+resp("in_progress", "", "null")+`}`)
+	for i := range n {
+		ev("response.output_text.delta", fmt.Sprintf(`{"type":"response.output_text.delta","sequence_number":%d,"item_id":"msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b","output_index":0,"content_index":0,"delta":"token %d "}`, i+1, i))
+	}
+	ev("response.completed", `{"type":"response.completed","sequence_number":`+fmt.Sprint(n+1)+`,"response":`+resp("completed", `{"type":"message","id":"msg_67ccd2bf17f0819081ff3bb2cf6508e60bb6a6b452d3795b","status":"completed","role":"assistant","content":[{"type":"output_text","text":"token 0 token 1 ...","annotations":[]}]}`, `{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}`)+`}`)
+	return b.Bytes()
+}
+
 // eventReader returns one event per Read, like a flushed SSE upstream.
 type eventReader struct{ evs [][]byte }
 
@@ -62,13 +96,23 @@ func splitEvents(s []byte) [][]byte {
 }
 
 // BenchmarkObserverSSE: cost per SSE event of relaying through the meter,
-// against relaying the raw body (off).
+// against relaying the raw body (off): chat completions (meter: the agent
+// asked include_usage; strip: airlock asked and strips), Anthropic
+// Messages and OpenAI Responses streams.
 func BenchmarkObserverSSE(b *testing.B) {
 	const n = 200
 	m, _ := New(Config{Store: NewMemStore()})
-	for _, mode := range []string{"off", "meter", "strip"} {
+	anthropic := openaiTarget
+	anthropic.Rule, anthropic.Dialect = "anthropic", DialectAnthropic
+	for _, mode := range []string{"off", "meter", "strip", "messages", "responses"} {
 		b.Run(mode, func(b *testing.B) {
-			src := benchStream(n, mode != "off")
+			src, ep, target := benchStream(n, mode != "off"), EndpointChat, openaiTarget
+			switch mode {
+			case "messages":
+				src, ep, target = benchMessagesStream(n), EndpointMessages, anthropic
+			case "responses":
+				src, ep = benchResponsesStream(n), EndpointResponses
+			}
 			evs := splitEvents(src)
 			buf := make([]byte, 32<<10)
 			b.SetBytes(int64(len(src)))
@@ -77,9 +121,10 @@ func BenchmarkObserverSSE(b *testing.B) {
 			for b.Loop() {
 				body := io.NopCloser(&eventReader{evs: append([][]byte(nil), evs...)})
 				var rc io.ReadCloser = body
+				var tk *Ticket
 				if mode != "off" {
-					tk := &Ticket{m: m, conf: m.conf.Load(), target: openaiTarget, id: "x",
-						info: RequestInfo{Endpoint: EndpointChat, Rewritten: mode == "strip"}}
+					tk = &Ticket{m: m, conf: m.conf.Load(), target: target, id: "x",
+						info: RequestInfo{Endpoint: ep, Rewritten: mode == "strip"}}
 					resp := &http.Response{Header: http.Header{"Content-Type": {"text/event-stream"}}, Body: body}
 					tk.Wrap(resp)
 					rc = resp.Body
@@ -90,8 +135,11 @@ func BenchmarkObserverSSE(b *testing.B) {
 					}
 				}
 				rc.Close()
+				if tk != nil && (tk.Result() == nil || tk.Result().Tokens.Input == 0 || tk.Result().Tokens.Output == 0) {
+					b.Fatalf("%s: usage not counted: %+v", mode, tk.Result())
+				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*(n+2)), "cpu-ns/event")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*len(evs)), "cpu-ns/event")
 		})
 	}
 }
