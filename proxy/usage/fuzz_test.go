@@ -188,38 +188,93 @@ func hasDupObj(b []byte) bool {
 	return hasDup(b)
 }
 
+// heldSeeds are data values of real-shaped events of the three stream
+// kinds and the shapes that test the held walk's reading of two-key paths
+// ("message.usage", "response.usage"): duplicate keys, the outer key's
+// value not an object, escaped keys, the same keys nested deeper.
+var heldSeeds = []string{
+	`{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":0,"cache_read_input_tokens":3,"output_tokens":1}}}`,
+	`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`,
+	`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}`,
+	`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`,
+	`{"type":"response.completed","sequence_number":5,"response":{"id":"resp_1","status":"completed","model":"gpt-4o","output":[],"usage":{"input_tokens":36,"output_tokens":87,"total_tokens":123}}}`,
+	`{"type":"message_start","message":{"model":"a"},"message":{"usage":{"input_tokens":3},"model":"b"}}`,
+	`{"type":"message_start","message":"x","message":{"usage":{"input_tokens":4}}}`,
+	`{"type":"message_start","message":[{"usage":{"input_tokens":5}}],"message":null}`,
+	`{"type":"message_start","m\u0065ssage":{"usage":{"input_tokens":6}},"message":{"us\u0061ge":{"input_tokens":7},"usage":{"input_tokens":8}}}`,
+	`{"type":"message_start","x":{"message":{"usage":{"input_tokens":9}}},"message":{"content":[{"message":{"usage":1}}],"usage":{"input_tokens":10,"output_tokens":2},"usage":{"input_tokens":11}}}`,
+	`{ "type" : "message_start" , "message" : { "usage" : { "input_tokens" : 12 } , "model" : "m" } , "usage" : {"output_tokens":1} }`,
+	`{"type":"message_start","message":{},"message":{"model":null,"usage":null},"message":{"usage":{"input_tokens":13}}}`,
+	`{"type":"response.completed","response":{"usage":{"input_tokens":1,"output_tokens":2}},"response":{"usage":{"input_tokens":3},"model":"m"},"usage":{"input_tokens":4}}`,
+	`{"type":"response.failed","response":{"model":"m","error":{"code":"server_error"},"usage":{"input_tokens":5}}}`,
+	`{"typ\u0065":"message_start","type":"message_start","message":{"usage":{"input_tokens":14}}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1}}}}`,
+	`{"type":"message_start","message":{"usage":{"input_tokens":1},}}`,
+}
+
+// heldStream is an SSE stream of the data values, each with its event
+// name (the value of "type", when it has one).
+func heldStream(data ...string) []byte {
+	var b bytes.Buffer
+	for _, d := range data {
+		var v struct{ Type string }
+		if json.Unmarshal([]byte(d), &v) == nil && v.Type != "" {
+			fmt.Fprintf(&b, "event: %s\n", v.Type)
+		}
+		fmt.Fprintf(&b, "data: %s\n\n", d)
+	}
+	return b.Bytes()
+}
+
+// runSSE feeds data to a fresh meter cut by cuts; noDefer scans every data
+// value as it arrives (the reference).
+func runSSE(ep Endpoint, strip, noDefer bool, data, cuts []byte) ([]byte, tally, *sseMeter) {
+	var tl tally
+	d := DialectOpenAI
+	if ep == EndpointMessages {
+		d = DialectAnthropic
+	}
+	s := newSSEMeter(ep, d, &tl, strip)
+	s.noDefer = noDefer
+	var out []byte
+	for i, rest := 0, data; len(rest) > 0; i++ {
+		n := len(rest)
+		if len(cuts) > 0 {
+			n = min(int(cuts[i%len(cuts)])%17+1, n)
+		}
+		s.feed(rest[:n])
+		rest = rest[n:]
+		out = append(out, s.out...)
+		s.out = s.out[:0]
+	}
+	s.end()
+	return append(out, s.out...), tl, s
+}
+
 // FuzzSSEDeferSame: the one walk over a held data value gives exactly
-// what scanning every value as it arrives gives: in strip mode the same
-// relayed bytes and the same tally, outside it the same tally, however the
-// stream is cut.
+// what scanning every value as it arrives gives, for chat completions
+// (strip mode and not: the same relayed bytes and the same tally),
+// Responses and Messages streams (the same tally), however the stream is
+// cut.
 func FuzzSSEDeferSame(f *testing.F) {
 	seedStreams(f)
 	f.Add([]byte("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}\n\ndata: {\"model\":\"m\",\"choices\":[{}],\"usage\":null}\n\ndata: [DONE]\n\n"), []byte{5, 1})
 	f.Add([]byte("data: {\"a\":1,\ndata: \"usage\":null}\n\ndata: {\"usage\":null,\"usage\":{\"prompt_tokens\":1}}\n\n"), []byte{2})
+	f.Add(heldStream(heldSeeds[:4]...), []byte{3, 9})
+	f.Add(heldStream(heldSeeds[4]), []byte{})
+	for _, d := range heldSeeds[5:] {
+		f.Add(heldStream(d, heldSeeds[2]), []byte{7})
+	}
 	f.Fuzz(func(t *testing.T, data, cuts []byte) {
-		run := func(strip, noDefer bool, cuts []byte) ([]byte, tally) {
-			var tl tally
-			s := newSSEMeter(EndpointChat, DialectOpenAI, &tl, strip)
-			s.noDefer = noDefer
-			var out []byte
-			for i, rest := 0, data; len(rest) > 0; i++ {
-				n := len(rest)
-				if len(cuts) > 0 {
-					n = min(int(cuts[i%len(cuts)])%17+1, n)
-				}
-				s.feed(rest[:n])
-				rest = rest[n:]
-				out = append(out, s.out...)
-				s.out = s.out[:0]
-			}
-			s.end()
-			return append(out, s.out...), tl
-		}
-		for _, strip := range []bool{true, false} {
-			ref, rt := run(strip, true, nil)
-			got, gt := run(strip, false, cuts)
+		for _, tc := range []struct {
+			ep    Endpoint
+			strip bool
+		}{{EndpointChat, true}, {EndpointChat, false}, {EndpointResponses, false}, {EndpointMessages, false}} {
+			ref, rt, _ := runSSE(tc.ep, tc.strip, true, data, nil)
+			got, gt, _ := runSSE(tc.ep, tc.strip, false, data, cuts)
 			if !bytes.Equal(ref, got) || rt != gt {
-				t.Fatalf("strip %v: held walk differs from scanning:\n%q\n%q\n%+v\n%+v", strip, ref, got, rt, gt)
+				t.Fatalf("%v, strip %v: held walk differs from scanning:\n%q\n%q\n%+v\n%+v", tc.ep, tc.strip, ref, got, rt, gt)
 			}
 		}
 	})

@@ -1,6 +1,9 @@
 package usage
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // A whole JSON answer (not a stream) of at most maxJSONHold bytes is
 // copied aside as it is relayed (the agent gets every byte as it arrives)
@@ -68,48 +71,175 @@ func onlyTopPaths(paths [][]string) bool {
 	return true
 }
 
-// topKeys are the one-key paths of a path table, for fromMembers.
+// topKeys are the paths of one or two keys of a path table, for
+// fromMembers.
 type topKeys struct {
 	lens uint64 // bit n: a wanted key is n bytes long (bit 63: 63 or more)
 	n    int
 	k    [nPaths]int    // path indices
 	key  [nPaths]string // their keys
+	// the two-key paths [outer, inner]
+	outerLens uint64 // as lens, for their outer keys
+	n2        int
+	k2        [nPaths]int
+	outer     [nPaths]string
+	inner     [nPaths]string
+	// held: fromMembers captures exactly what a [jscan] over the same
+	// paths captures (heldPaths).
+	held bool
 }
 
-// topKeysOf lists the one-key paths of paths (the first nPaths).
+// topKeysOf lists the paths of one and two keys of paths (the first
+// nPaths).
 func topKeysOf(paths [][]string) topKeys {
-	var t topKeys
+	t := topKeys{held: heldPaths(paths)}
 	for k, p := range paths[:min(len(paths), nPaths)] {
-		if len(p) == 1 {
+		switch len(p) {
+		case 1:
 			t.lens |= 1 << min(len(p[0]), 63)
 			t.k[t.n], t.key[t.n] = k, p[0]
 			t.n++
+		case 2:
+			t.outerLens |= 1 << min(len(p[0]), 63)
+			t.k2[t.n2], t.outer[t.n2], t.inner[t.n2] = k, p[0], p[1]
+			t.n2++
 		}
 	}
 	return t
 }
 
-// fromMembers captures, from the members ms of the object data, the
-// first value of every key that tk lists (escaped keys match none, as in
-// the scanner). It runs on every event of a stripped stream: it clears
-// only what it may set (the captures of other paths stay nil, and
-// c.usage is left as it was: pre false hides it), and compares a key
-// with the wanted ones only when one has its length.
-func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) {
+// heldPaths reports whether a walk of the top-level members (and of the
+// object values of those that two-key paths go through) captures exactly
+// what the scanner captures: at most nPaths paths, none deeper than two
+// keys, none twice (empty ones capture nothing either way), no key the scanner cannot match (longer than
+// maxKeyLen), and no two-key path through a key a one-key path captures
+// (the scanner starts no capture inside a value it is capturing, but does
+// inside a later one of the same key).
+func heldPaths(paths [][]string) bool {
+	if len(paths) > nPaths {
+		return false
+	}
+	for i, p := range paths {
+		if len(p) > 2 {
+			return false
+		}
+		for _, k := range p {
+			if len(k) > maxKeyLen {
+				return false
+			}
+		}
+		for _, q := range paths[:i] {
+			switch {
+			case len(p) == 0 || len(q) == 0: // never captured
+			case len(q) == len(p) && q[0] == p[0] && q[len(q)-1] == p[len(p)-1]:
+				return false // twice
+			case len(q) != len(p) && q[0] == p[0]:
+				return false // [a] and [a, b]
+			}
+		}
+	}
+	return true
+}
+
+// fromMembers captures, from the members ms of the valid object data,
+// what a [jscan] over the paths of tk captures (when tk.held): for a
+// one-key path [a], the value of the first member a; for a two-key path
+// [a, b], the value of the first member b of the first member a whose
+// value is an object that has one, in document order. Escaped keys match
+// none, as in the scanner. It runs on every event of a stream: it clears
+// only what it may set (the captures of other paths stay nil, and c.usage
+// is left as it was: pre false hides it), and compares a key with the
+// wanted ones only when one has its length. ok=false (with captures
+// unset) when an object value does not read as the walk read it (cannot
+// happen for a valid data: the caller scans it instead).
+func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
 	for _, k := range tk.k[:tk.n] {
+		c.v[k], c.done[k] = nil, false
+	}
+	for _, k := range tk.k2[:tk.n2] {
 		c.v[k], c.done[k] = nil, false
 	}
 	c.pre = false
 	for i := range ms {
 		m := &ms[i]
-		if m.esc || tk.lens&(1<<min(m.keyEnd-m.keyStart-1, 63)) == 0 {
+		if m.esc {
 			continue
 		}
-		raw := m.raw(data)
-		for j, k := range tk.k[:tk.n] {
-			if !c.done[k] && string(raw) == tk.key[j] {
-				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
+		bit := uint64(1) << min(m.keyEnd-m.keyStart-1, 63)
+		if tk.lens&bit != 0 {
+			raw := m.raw(data)
+			for j, k := range tk.k[:tk.n] {
+				if !c.done[k] && string(raw) == tk.key[j] {
+					c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
+				}
 			}
+		}
+		if tk.outerLens&bit != 0 && data[m.valStart] == '{' {
+			if !c.fromInner(data[m.valStart:m.valEnd], m.raw(data), tk) {
+				for _, k := range tk.k2[:tk.n2] {
+					c.v[k], c.done[k] = nil, false
+				}
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fromInner captures, from the valid object obj (the value of a top-level
+// member named outer), the first value of each member b of the two-key
+// paths [outer, b] not captured yet. It stops once they all are.
+func (c *topCaptures) fromInner(obj, outer []byte, tk *topKeys) bool {
+	open := 0
+	for j, k := range tk.k2[:tk.n2] {
+		if !c.done[k] && string(outer) == tk.outer[j] {
+			open++
+		}
+	}
+	if open == 0 {
+		return true
+	}
+	i := skipSpace(obj, 1)
+	if i < len(obj) && obj[i] == '}' {
+		return true
+	}
+	for {
+		if i >= len(obj) || obj[i] != '"' {
+			return false
+		}
+		ke, ok := skipString(obj, i)
+		if !ok {
+			return false
+		}
+		raw := obj[i+1 : ke-1]
+		if i = skipSpace(obj, ke); i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipSpace(obj, i+1)
+		ve, ok := skipJSON(obj, i, 2)
+		if !ok {
+			return false
+		}
+		if bytes.IndexByte(raw, '\\') < 0 { // an escaped key matches none
+			for j, k := range tk.k2[:tk.n2] {
+				if !c.done[k] && string(raw) == tk.inner[j] && string(outer) == tk.outer[j] {
+					c.v[k], c.done[k] = obj[i:ve], true
+					if open--; open == 0 {
+						return true
+					}
+				}
+			}
+		}
+		if i = skipSpace(obj, ve); i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case '}':
+			return true
+		case ',':
+			i = skipSpace(obj, i+1)
+		default:
+			return false
 		}
 	}
 }

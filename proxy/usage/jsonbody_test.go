@@ -18,6 +18,9 @@ func FuzzTopMembersSame(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range heldSeeds {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		for _, ep := range []Endpoint{EndpointChat, EndpointResponses, EndpointEmbeddings, EndpointMessages} {
 			paths := pathsFor(ep, false)
@@ -41,5 +44,66 @@ func FuzzTopMembersSame(f *testing.F) {
 				}
 			}
 		}
+		checkHeldWalk(t, doc)
 	})
+}
+
+// checkHeldWalk: on a valid object, the held walk of a stream's data
+// value (fromMembers over the members the walk found, paths of one and
+// two keys) captures exactly what the scanner captures, for every stream
+// path table, also when its captures were last written from another
+// document (the meter reuses them from event to event).
+func checkHeldWalk(t *testing.T, doc []byte) {
+	ms, _, _, ok := appendMembers(nil, doc)
+	if !ok {
+		return
+	}
+	prev := []byte(heldSeeds[0])
+	prevMs, _, _, _ := appendMembers(nil, prev)
+	for _, ep := range []Endpoint{EndpointChat, EndpointResponses, EndpointEmbeddings, EndpointMessages} {
+		paths := pathsFor(ep, true)
+		keys := sseTopKeys(ep)
+		if !keys.held {
+			t.Fatalf("%v: the held walk does not read its stream paths", ep)
+		}
+		var top topCaptures
+		if !top.fromMembers(prev, prevMs, keys) || !top.fromMembers(doc, ms, keys) {
+			t.Fatalf("%q: %v: the held walk refused a valid object", doc, ep)
+		}
+		s := newScan(paths)
+		s.write(doc)
+		for i := range paths {
+			if !bytes.Equal(top.get(i), s.get(i)) || (top.get(i) == nil) != (s.get(i) == nil) {
+				t.Fatalf("%q: %v: path %v: held walk %q, scanner %q", doc, ep, paths[i], top.get(i), s.get(i))
+			}
+		}
+	}
+}
+
+// TestHeldPaths: the held walk takes the stream tables and refuses what
+// it would not read as the scanner does.
+func TestHeldPaths(t *testing.T) {
+	for _, ep := range []Endpoint{EndpointChat, EndpointResponses, EndpointEmbeddings, EndpointMessages} {
+		if !heldPaths(pathsFor(ep, true)) || !heldPaths(pathsFor(ep, false)) {
+			t.Fatalf("%v: tables refused", ep)
+		}
+	}
+	for _, tc := range []struct {
+		paths [][]string
+		want  bool
+	}{
+		{[][]string{{"a"}, nil, {"b", "c"}, {"b", "d"}, nil}, true},
+		{[][]string{{"a", "b", "c"}}, false},
+		{[][]string{{"a"}, {"a", "b"}}, false},
+		{[][]string{{"a", "b"}, {"a"}}, false},
+		{[][]string{{"a", "b"}, {"a", "b"}}, false},
+		{[][]string{{"a"}, {"a"}}, false},
+		{[][]string{{"b", "a"}, {"a"}}, true},
+		{[][]string{{string(make([]byte, maxKeyLen+1))}}, false},
+		{make([][]string, nPaths+1), false},
+	} {
+		if got := heldPaths(tc.paths); got != tc.want {
+			t.Errorf("heldPaths(%q) = %v", tc.paths, got)
+		}
+	}
 }

@@ -106,15 +106,17 @@ type sseMeter struct {
 	// in strip mode, the members release edits. The walk reads about
 	// 2.5 times faster than the scanner (BenchmarkObserverSSE). A second
 	// data line, a value the walk refuses, a held value or event
-	// outgrowing maxHold, or a path deeper than one key gets the scanner.
+	// outgrowing maxHold, or paths the walk cannot read as the scanner
+	// does (heldPaths: deeper than two keys, say) get the scanner.
 	deferred bool        // the current data line is held, not scanned
 	noDefer  bool        // tests: scan every value as it arrives (the reference)
 	useTop   bool        // this event's captures are top, not scan's
 	top      topCaptures // valid when useTop
 	topMs    []member    // the members of the held data value, when useTop (walked's)
 	walked   memberCache // the held walks, each resuming after what its data shares with the last
-	keys     *topKeys    // the one-key paths of scan.paths (the held walk's captures; shared: read only)
+	keys     *topKeys    // the paths of scan.paths the held walk captures (shared: read only)
 	scanned  bool        // scan was written since its last reset
+	walks    int         // events read by the held walk (tests)
 }
 
 // capture is the value the event holds at path i.
@@ -158,7 +160,7 @@ var sseKeyTables = func() (t [EndpointMessages + 1]topKeys) {
 	return t
 }()
 
-// sseTopKeys is the one-key paths of an endpoint's stream paths.
+// sseTopKeys is the held walk's reading of an endpoint's stream paths.
 func sseTopKeys(ep Endpoint) *topKeys {
 	if ep < 0 || int(ep) >= len(sseKeyTables) {
 		k := topKeysOf(pathsFor(ep, true))
@@ -307,7 +309,7 @@ func (s *sseMeter) startValue() {
 			}
 			s.dataStart, s.dataEnd = len(s.hold), -1
 			s.dataLines++
-			s.deferred = !s.passthrough && !s.noDefer && s.dataLines == 1 && onlyTopPaths(s.scan.paths)
+			s.deferred = !s.passthrough && !s.noDefer && s.dataLines == 1 && s.keys.held
 		}
 	case "event":
 		if s.flen == 5 {
@@ -383,9 +385,9 @@ func (s *sseMeter) dispatch(complete bool) {
 			end = len(s.hold)
 		}
 		data := s.hold[s.dataStart:end]
-		if ms, _, _, ok := s.walked.walk(data); ok {
+		if ms, _, _, ok := s.walked.walk(data); ok && s.top.fromMembers(data, ms, s.keys) {
 			s.topMs, s.useTop = ms, true
-			s.top.fromMembers(data, ms, s.keys)
+			s.walks++
 		} else {
 			s.scanWrite(data) // the scanner's reading of what the walk refuses
 		}
