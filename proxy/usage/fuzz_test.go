@@ -282,48 +282,69 @@ func FuzzSSEDeferSame(f *testing.F) {
 
 // TestSSEDeferLongEvents: events past maxHold (relayed unedited, scanned
 // after all), several data lines and an unterminated last event read the
-// same with the held walk as with scanning every value.
+// same with the held walk as with scanning every value, in chat
+// completions and Messages streams.
 func TestSSEDeferLongEvents(t *testing.T) {
 	long := strings.Repeat("x", maxHold+10)
-	for name, stream := range map[string]string{
+	msgStart := `{"type":"message_start","message":{"model":"claude","content":[],"usage":{"input_tokens":3,"output_tokens":1}}}`
+	msgDelta := `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}`
+	chat := map[string]string{
 		"long value":      `data: {"model":"m","choices":[{"delta":{"content":"` + long + `"}}],"usage":null}` + "\n\n" + `data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3}}` + "\n\ndata: [DONE]\n\n",
 		"long after data": `data: {"model":"m","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}` + "\n: " + long + "\n\n",
 		"two data lines":  "data: {\"model\":\"m\",\ndata: \"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":5}}\n\n",
 		"unterminated":    `data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":8}}`,
 		"crlf":            "data: {\"choices\":[{}],\"usage\":null}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\r\n\r\n",
-	} {
-		t.Run(name, func(t *testing.T) {
-			for _, tc := range []struct {
-				strip bool
-				cut   []byte
-			}{{true, nil}, {true, []byte{1}}, {true, []byte{16}}, {true, []byte{255, 3}}, {false, nil}, {false, []byte{1}}, {false, []byte{255, 3}}} {
-				cut := tc.cut
-				var outs [2][]byte
-				var tallies [2]tally
-				for k, noDefer := range []bool{true, false} {
-					s := newSSEMeter(EndpointChat, DialectOpenAI, &tallies[k], tc.strip)
-					s.noDefer = noDefer
-					for i, rest := 0, []byte(stream); len(rest) > 0; i++ {
-						n := len(rest)
-						if len(cut) > 0 {
-							n = min(int(cut[i%len(cut)])%4099+1, n)
-						}
-						s.feed(rest[:n])
-						rest = rest[n:]
-						outs[k] = append(outs[k], s.out...)
-						s.out = s.out[:0]
+	}
+	messages := map[string]string{
+		"long message_start": "event: message_start\ndata: " + strings.Replace(msgStart, `"content":[]`, `"content":[{"type":"text","text":"`+long+`"}]`, 1) + "\n\nevent: message_delta\ndata: " + msgDelta + "\n\n",
+		"long delta":         "event: message_start\ndata: " + msgStart + "\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + long + "\"}}\n\nevent: message_delta\ndata: " + msgDelta + "\n\n",
+		"long after data":    "event: message_start\ndata: " + msgStart + "\n: " + long + "\n\n",
+		"two data lines":     "event: message_start\ndata: {\"type\":\"message_start\",\ndata: \"message\":{\"usage\":{\"input_tokens\":4}}}\n\nevent: message_delta\ndata: " + msgDelta + "\n\n",
+		"unterminated":       "event: message_start\ndata: " + msgStart + "\n\nevent: message_delta\ndata: " + msgDelta,
+		"crlf":               "event: message_start\r\ndata: " + msgStart + "\r\n\r\nevent: message_delta\r\ndata: " + msgDelta + "\r\n\r\n",
+	}
+	for _, ep := range []Endpoint{EndpointChat, EndpointMessages} {
+		streams, d, kind := chat, DialectOpenAI, "chat"
+		if ep == EndpointMessages {
+			streams, d, kind = messages, DialectAnthropic, "messages"
+		}
+		for name, stream := range streams {
+			t.Run(kind+"/"+name, func(t *testing.T) {
+				for _, tc := range []struct {
+					strip bool
+					cut   []byte
+				}{{true, nil}, {true, []byte{1}}, {true, []byte{16}}, {true, []byte{255, 3}}, {false, nil}, {false, []byte{1}}, {false, []byte{255, 3}}} {
+					if tc.strip && ep != EndpointChat {
+						continue // strip mode is for chat completions only
 					}
-					s.end()
-					outs[k] = append(outs[k], s.out...)
+					cut := tc.cut
+					var outs [2][]byte
+					var tallies [2]tally
+					for k, noDefer := range []bool{true, false} {
+						s := newSSEMeter(ep, d, &tallies[k], tc.strip)
+						s.noDefer = noDefer
+						for i, rest := 0, []byte(stream); len(rest) > 0; i++ {
+							n := len(rest)
+							if len(cut) > 0 {
+								n = min(int(cut[i%len(cut)])%4099+1, n)
+							}
+							s.feed(rest[:n])
+							rest = rest[n:]
+							outs[k] = append(outs[k], s.out...)
+							s.out = s.out[:0]
+						}
+						s.end()
+						outs[k] = append(outs[k], s.out...)
+					}
+					if !bytes.Equal(outs[0], outs[1]) || tallies[0] != tallies[1] {
+						t.Fatalf("strip %v, cut %v: held walk differs:\n%.200q\n%.200q\n%+v\n%+v", tc.strip, cut, outs[0], outs[1], tallies[0], tallies[1])
+					}
+					if !tallies[1].seen {
+						t.Fatalf("strip %v, cut %v: no usage counted: %+v", tc.strip, cut, tallies[1])
+					}
 				}
-				if !bytes.Equal(outs[0], outs[1]) || tallies[0] != tallies[1] {
-					t.Fatalf("strip %v, cut %v: held walk differs:\n%.200q\n%.200q\n%+v\n%+v", tc.strip, cut, outs[0], outs[1], tallies[0], tallies[1])
-				}
-				if !tallies[1].seen {
-					t.Fatalf("strip %v, cut %v: no usage counted: %+v", tc.strip, cut, tallies[1])
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

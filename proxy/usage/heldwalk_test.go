@@ -55,3 +55,35 @@ func TestSSEHeldWalkTwoKeyPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestSSEHeldWalkNoAllocs: once warm, a meter reads Messages, Responses
+// and chat streams without allocating (the held walk's member lists and
+// captures reuse their buffers).
+func TestSSEHeldWalkNoAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		ep     Endpoint
+		d      Dialect
+		stream []byte
+	}{
+		{EndpointMessages, DialectAnthropic, benchMessagesStream(20)},
+		{EndpointResponses, DialectOpenAI, benchResponsesStream(20)},
+		{EndpointChat, DialectOpenAI, benchStream(20, true)},
+	} {
+		var tl tally
+		s := newSSEMeter(tc.ep, tc.d, &tl, false)
+		evs := splitEvents(tc.stream)
+		feed := func() {
+			for _, ev := range evs {
+				s.feed(ev)
+			}
+		}
+		feed()
+		walks := s.walks
+		if n := testing.AllocsPerRun(20, feed); n != 0 {
+			t.Errorf("%v: %v allocations a stream", tc.ep, n)
+		}
+		if want := 21 * bytes.Count(tc.stream, []byte("data: {")); s.walks-walks != want { // all but [DONE]
+			t.Errorf("%v: %d of %d events walked", tc.ep, s.walks-walks, want)
+		}
+	}
+}

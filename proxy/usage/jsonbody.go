@@ -1,7 +1,7 @@
 package usage
 
 import (
-	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -111,10 +111,12 @@ func topKeysOf(paths [][]string) topKeys {
 // heldPaths reports whether a walk of the top-level members (and of the
 // object values of those that two-key paths go through) captures exactly
 // what the scanner captures: at most nPaths paths, none deeper than two
-// keys, none twice (empty ones capture nothing either way), no key the scanner cannot match (longer than
-// maxKeyLen), and no two-key path through a key a one-key path captures
-// (the scanner starts no capture inside a value it is capturing, but does
-// inside a later one of the same key).
+// keys, none twice (empty ones capture nothing either way), no key the
+// scanner cannot match (longer than maxKeyLen) or that the raw bytes of
+// an escaped key could equal (a backslash or a quote in it), and no
+// two-key path through a key a one-key path captures (the scanner starts
+// no capture inside a value it is capturing, but does inside a later one
+// of the same key).
 func heldPaths(paths [][]string) bool {
 	if len(paths) > nPaths {
 		return false
@@ -124,7 +126,7 @@ func heldPaths(paths [][]string) bool {
 			return false
 		}
 		for _, k := range p {
-			if len(k) > maxKeyLen {
+			if len(k) > maxKeyLen || strings.ContainsAny(k, `\"`) {
 				return false
 			}
 		}
@@ -220,13 +222,11 @@ func (c *topCaptures) fromInner(obj, outer []byte, tk *topKeys) bool {
 		if !ok {
 			return false
 		}
-		if bytes.IndexByte(raw, '\\') < 0 { // an escaped key matches none
-			for j, k := range tk.k2[:tk.n2] {
-				if !c.done[k] && string(raw) == tk.inner[j] && string(outer) == tk.outer[j] {
-					c.v[k], c.done[k] = obj[i:ve], true
-					if open--; open == 0 {
-						return true
-					}
+		for j, k := range tk.k2[:tk.n2] { // an escaped key matches none: no wanted key has a backslash
+			if !c.done[k] && string(raw) == tk.inner[j] && string(outer) == tk.outer[j] {
+				c.v[k], c.done[k] = obj[i:ve], true
+				if open--; open == 0 {
+					return true
 				}
 			}
 		}

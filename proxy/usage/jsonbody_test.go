@@ -100,6 +100,7 @@ func TestHeldPaths(t *testing.T) {
 		{[][]string{{"a"}, {"a"}}, false},
 		{[][]string{{"b", "a"}, {"a"}}, true},
 		{[][]string{{string(make([]byte, maxKeyLen+1))}}, false},
+		{[][]string{{"a", `b\u0062`}}, false},
 		{make([][]string, nPaths+1), false},
 	} {
 		if got := heldPaths(tc.paths); got != tc.want {
