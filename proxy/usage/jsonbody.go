@@ -79,7 +79,8 @@ type topKeys struct {
 	k    [nPaths]int    // path indices
 	key  [nPaths]string // their keys
 	// the two-key paths [outer, inner]
-	outerLens uint64 // as lens, for their outer keys
+	outerLens uint64    // as lens, for their outer keys
+	first     [4]uint64 // bit c: a wanted key (one-key or outer) starts with byte c
 	n2        int
 	k2        [nPaths]int
 	outer     [nPaths]string
@@ -94,6 +95,9 @@ type topKeys struct {
 func topKeysOf(paths [][]string) topKeys {
 	t := topKeys{held: heldPaths(paths)}
 	for k, p := range paths[:min(len(paths), nPaths)] {
+		if (len(p) == 1 || len(p) == 2) && len(p[0]) > 0 {
+			t.first[p[0][0]>>6] |= 1 << (p[0][0] & 63)
+		}
 		switch len(p) {
 		case 1:
 			t.lens |= 1 << min(len(p[0]), 63)
@@ -151,7 +155,7 @@ func heldPaths(paths [][]string) bool {
 // none, as in the scanner. It runs on every event of a stream: it clears
 // only what it may set (the captures of other paths stay nil, and c.usage
 // is left as it was: pre false hides it), and compares a key with the
-// wanted ones only when one has its length. ok=false (with captures
+// wanted ones only when one has its length and its first byte. ok=false (with captures
 // unset) when an object value does not read as the walk read it (cannot
 // happen for a valid data: the caller scans it instead).
 func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
@@ -164,10 +168,14 @@ func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
 	c.pre = false
 	for i := range ms {
 		m := &ms[i]
-		if m.esc {
+		n := m.keyEnd - m.keyStart - 1
+		bit := uint64(1) << min(n, 63)
+		if m.esc || (tk.lens|tk.outerLens)&bit == 0 {
 			continue
 		}
-		bit := uint64(1) << min(m.keyEnd-m.keyStart-1, 63)
+		if c0 := data[m.keyStart+1]; n > 0 && tk.first[c0>>6]&(1<<(c0&63)) == 0 {
+			continue
+		}
 		if tk.lens&bit != 0 {
 			raw := m.raw(data)
 			for j, k := range tk.k[:tk.n] {
