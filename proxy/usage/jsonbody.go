@@ -74,20 +74,30 @@ func onlyTopPaths(paths [][]string) bool {
 // topKeys are the paths of one or two keys of a path table, for
 // fromMembers.
 type topKeys struct {
-	lens uint64 // bit n: a wanted key is n bytes long (bit 63: 63 or more)
+	mask uint64 // bit keyBit(k): a wanted key (one-key or outer) k may be this one
 	n    int
 	k    [nPaths]int    // path indices
 	key  [nPaths]string // their keys
 	// the two-key paths [outer, inner]
-	outerLens uint64    // as lens, for their outer keys
-	first     [4]uint64 // bit c: a wanted key (one-key or outer) starts with byte c
-	n2        int
-	k2        [nPaths]int
-	outer     [nPaths]string
-	inner     [nPaths]string
+	n2    int
+	k2    [nPaths]int
+	outer [nPaths]string
+	inner [nPaths]string
 	// held: fromMembers captures exactly what a [jscan] over the same
 	// paths captures (heldPaths).
 	held bool
+}
+
+// keyBit hashes a key of n bytes that, with its closing quote, starts
+// with byte c (a filter: one test skips most keys no path wants).
+func keyBit(n int, c byte) uint64 { return 1 << ((uint(n)*7 + uint(c)) & 63) }
+
+// wantBit is keyBit of the wanted key k.
+func wantBit(k string) uint64 {
+	if k == "" {
+		return keyBit(0, '"')
+	}
+	return keyBit(len(k), k[0])
 }
 
 // topKeysOf lists the paths of one and two keys of paths (the first
@@ -95,16 +105,13 @@ type topKeys struct {
 func topKeysOf(paths [][]string) topKeys {
 	t := topKeys{held: heldPaths(paths)}
 	for k, p := range paths[:min(len(paths), nPaths)] {
-		if (len(p) == 1 || len(p) == 2) && len(p[0]) > 0 {
-			t.first[p[0][0]>>6] |= 1 << (p[0][0] & 63)
-		}
 		switch len(p) {
 		case 1:
-			t.lens |= 1 << min(len(p[0]), 63)
+			t.mask |= wantBit(p[0])
 			t.k[t.n], t.key[t.n] = k, p[0]
 			t.n++
 		case 2:
-			t.outerLens |= 1 << min(len(p[0]), 63)
+			t.mask |= wantBit(p[0])
 			t.k2[t.n2], t.outer[t.n2], t.inner[t.n2] = k, p[0], p[1]
 			t.n2++
 		}
@@ -155,7 +162,7 @@ func heldPaths(paths [][]string) bool {
 // none, as in the scanner. It runs on every event of a stream: it clears
 // only what it may set (the captures of other paths stay nil, and c.usage
 // is left as it was: pre false hides it), and compares a key with the
-// wanted ones only when one has its length and its first byte. ok=false (with captures
+// wanted ones only when one has its keyBit. ok=false (with captures
 // unset) when an object value does not read as the walk read it (cannot
 // happen for a valid data: the caller scans it instead).
 func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
@@ -168,29 +175,20 @@ func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
 	c.pre = false
 	for i := range ms {
 		m := &ms[i]
-		n := m.keyEnd - m.keyStart - 1
-		bit := uint64(1) << min(n, 63)
-		if m.esc || (tk.lens|tk.outerLens)&bit == 0 {
+		if m.esc || tk.mask&keyBit(m.keyEnd-m.keyStart-1, data[m.keyStart+1]) == 0 {
 			continue
 		}
-		if c0 := data[m.keyStart+1]; n > 0 && tk.first[c0>>6]&(1<<(c0&63)) == 0 {
-			continue
-		}
-		if tk.lens&bit != 0 {
-			raw := m.raw(data)
-			for j, k := range tk.k[:tk.n] {
-				if !c.done[k] && string(raw) == tk.key[j] {
-					c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
-				}
+		raw := m.raw(data)
+		for j, k := range tk.k[:tk.n] {
+			if !c.done[k] && string(raw) == tk.key[j] {
+				c.v[k], c.done[k] = data[m.valStart:m.valEnd], true
 			}
 		}
-		if tk.outerLens&bit != 0 && data[m.valStart] == '{' {
-			if !c.fromInner(data[m.valStart:m.valEnd], m.raw(data), tk) {
-				for _, k := range tk.k2[:tk.n2] {
-					c.v[k], c.done[k] = nil, false
-				}
-				return false
+		if tk.n2 > 0 && data[m.valStart] == '{' && !c.fromInner(data[m.valStart:m.valEnd], raw, tk) {
+			for _, k := range tk.k2[:tk.n2] {
+				c.v[k], c.done[k] = nil, false
 			}
+			return false
 		}
 	}
 	return true
