@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -269,14 +270,14 @@ func agentKey(t *testing.T, e *env, name string) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed)
 }
 
-var rpcID int
+// rpcID numbers request frames; tests that call rpcCall run in parallel.
+var rpcID atomic.Int64
 
 // rpcCall sends one request frame on c and returns the result and the
 // error code ("" on success).
 func rpcCall(t *testing.T, c net.Conn, method string, params map[string]any) (json.RawMessage, string) {
 	t.Helper()
-	rpcID++
-	b, _ := json.Marshal(map[string]any{"id": rpcID, "method": method, "params": params})
+	b, _ := json.Marshal(map[string]any{"id": rpcID.Add(1), "method": method, "params": params})
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b)))); err != nil {
 		t.Fatalf("%s: %v", method, err)
