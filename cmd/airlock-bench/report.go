@@ -31,12 +31,16 @@ type level struct {
 }
 
 // allocStats are a proxy process's allocations during a measured run,
-// divided by its requests, and its peak RSS so far.
+// divided by its requests, and its peak RSS so far; and the CPU the
+// bench's own process (the load client and the upstream, pinned apart
+// from the proxies) spent per request on the target (direct has only
+// that one).
 type allocStats struct {
 	AllocsPerReq float64 `json:"allocs_per_request"`
 	BytesPerReq  float64 `json:"bytes_per_request"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
-	CPUusPerReq  float64 `json:"cpu_us_per_request"` // utime+stime of the proxy process (/proc/PID/stat)
+	CPUusPerReq  float64 `json:"cpu_us_per_request"`      // utime+stime of the proxy process (/proc/PID/stat)
+	LoadCPUus    float64 `json:"load_cpu_us_per_request"` // of the bench process: the load client and the upstream
 }
 
 type proxyInfo struct {
@@ -94,6 +98,12 @@ func (r *report) print(w io.Writer) {
 	for _, lv := range r.Levels {
 		b, a := lv.Allocs["baseline"].CPUusPerReq, lv.Allocs["airlock"].CPUusPerReq
 		fmt.Fprintf(w, "  c=%d: baseline %.1f us, airlock %.1f us (baseline/airlock %.2fx);", lv.Concurrency, b, a, ratio(b, a))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-30s", "client+upstream CPU per req")
+	for _, lv := range r.Levels {
+		fmt.Fprintf(w, "  c=%d: direct %.1f us, baseline %.1f us, airlock %.1f us;", lv.Concurrency,
+			lv.Allocs["direct"].LoadCPUus, lv.Allocs["baseline"].LoadCPUus, lv.Allocs["airlock"].LoadCPUus)
 	}
 	fmt.Fprintln(w)
 	if n := len(r.Levels); n > 0 {

@@ -200,9 +200,7 @@ func runLevel(o *options, targets []*target, base string, c int, isMax bool) (le
 	}
 	for i, t := range targets {
 		lv.Results[t.name] = summarise(runs[i].lat, runs[i].elapsed, runs[i].errs)
-		if t.child != nil {
-			lv.Allocs[t.name] = runs[i].allocs(o.requests)
-		}
+		lv.Allocs[t.name] = runs[i].allocs(o.requests) // direct: the load's CPU only
 	}
 	lv.AirlockVsDirect = ratio(lv.Results["airlock"].RPS, lv.Results["direct"].RPS)
 	lv.AirlockVsBaseline = ratio(lv.Results["airlock"].RPS, lv.Results["baseline"].RPS)
@@ -218,6 +216,7 @@ type measured struct {
 	bytes   uint64
 	hwmKiB  int64
 	cpu     time.Duration // the proxy process's utime+stime during the turns
+	load    time.Duration // the bench process's (load client and upstream)
 }
 
 func (m *measured) add(t *target, cl *http.Client, u string, n, c int) error {
@@ -227,7 +226,9 @@ func (m *measured) add(t *target, cl *http.Client, u string, n, c int) error {
 		before, _ = t.child.stats()
 		cpu0 = procCPU(t.child.pid()) // after the stats call: its work is not the load's
 	}
+	self0 := procCPU(os.Getpid())
 	lat, elapsed, errs, err := t.load(cl, u, n, c)
+	m.load += procCPU(os.Getpid()) - self0
 	if t.child != nil {
 		m.cpu += procCPU(t.child.pid()) - cpu0 // before the stats call, for the same reason
 	}
@@ -254,6 +255,7 @@ func (m *measured) allocs(requests int) allocStats {
 		BytesPerReq:  float64(m.bytes) / float64(requests),
 		PeakRSSMiB:   float64(m.hwmKiB) / 1024,
 		CPUusPerReq:  float64(m.cpu.Microseconds()) / float64(requests),
+		LoadCPUus:    float64(m.load.Microseconds()) / float64(requests),
 	}
 }
 
