@@ -279,3 +279,20 @@ func BenchmarkTopWalk(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInspectLargeRequest: reading a streamed chat request with a
+// 100 KiB prompt (agents send long contexts), its fields walked and
+// include_usage added in the body's own buffer.
+func BenchmarkInspectLargeRequest(b *testing.B) {
+	msg := strings.Repeat(`{"role":"user","content":"`+strings.Repeat(`The quick brown fox jumps over the lazy dog. \n`, 40)+`"},`, 55)
+	body := `{"model":"gpt-4o","max_tokens":256,"stream":true,"messages":[` + msg + `{"role":"user","content":"hi"}]}`
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := http.NewRequest(http.MethodPost, "https://api.openai.com/v1/chat/completions", strings.NewReader(body))
+		var info RequestInfo
+		if err := inspectRequest(r, EndpointChat, 0, &info, nil); err != nil || !info.Rewritten || info.MaxOutput != 256 {
+			b.Fatal(err, info)
+		}
+	}
+}

@@ -160,7 +160,18 @@ func appendWithout(dst, b []byte, ms []member, i int) []byte {
 	return append(dst, b[to:]...)
 }
 
-func splice(b []byte, from, to int, with string) []byte {
+// splice returns b with b[from:to] replaced by with, in a new slice; when
+// owned (the caller's buffer is its own to edit) and b has the room, in b
+// itself: the tail moves, nothing is allocated (a 100 KiB prompt is not
+// copied again to add include_usage).
+func splice(b []byte, from, to int, with string, owned bool) []byte {
+	n, grow := len(b), len(with)-(to-from)
+	if owned && grow <= cap(b)-n {
+		b = b[:n+grow]
+		copy(b[from+len(with):], b[to:n]) // memmove: the ranges may overlap
+		copy(b[from:], with)
+		return b
+	}
 	out := make([]byte, 0, len(b)-(to-from)+len(with))
 	out = append(out, b[:from]...)
 	out = append(out, with...)
@@ -168,43 +179,49 @@ func splice(b []byte, from, to int, with string) []byte {
 }
 
 // addIncludeUsage returns body with stream_options.include_usage set to
-// true, editing only the bytes it must. ok=false: the body has a shape it
-// does not edit (stream_options neither an object nor null) and stays as is.
+// true, editing only the bytes it must, in a new slice (body is left as
+// it was). ok=false: the body has a shape it does not edit
+// (stream_options neither an object nor null) and stays as is.
 func addIncludeUsage(body []byte) ([]byte, bool) {
 	ms, _, closing, ok := objectMembers(body)
 	if !ok {
 		return body, false
 	}
-	return addIncludeUsageTo(body, ms, closing)
+	return addIncludeUsageTo(body, ms, closing, false)
 }
 
+// spliceRoom is the most an edit of addIncludeUsageTo adds.
+const spliceRoom = len(`,"stream_options":{"include_usage":true}`)
+
 // addIncludeUsageTo is addIncludeUsage given the members of the valid
-// JSON object body and the offset of its closing brace (objectMembers).
-func addIncludeUsageTo(body []byte, ms []member, closing int) ([]byte, bool) {
+// JSON object body and the offset of its closing brace (objectMembers);
+// owned: body is the caller's to edit, in place when its capacity has
+// spliceRoom to spare.
+func addIncludeUsageTo(body []byte, ms []member, closing int, owned bool) ([]byte, bool) {
 	i := find(body, ms, "stream_options")
 	if i < 0 {
 		if len(ms) == 0 {
-			return splice(body, closing, closing, `"stream_options":{"include_usage":true}`), true
+			return splice(body, closing, closing, `"stream_options":{"include_usage":true}`, owned), true
 		}
 		end := ms[len(ms)-1].valEnd
-		return splice(body, end, end, `,"stream_options":{"include_usage":true}`), true
+		return splice(body, end, end, `,"stream_options":{"include_usage":true}`, owned), true
 	}
 	so := ms[i]
 	val := body[so.valStart:so.valEnd]
 	if string(val) == "null" {
-		return splice(body, so.valStart, so.valEnd, `{"include_usage":true}`), true
+		return splice(body, so.valStart, so.valEnd, `{"include_usage":true}`, owned), true
 	}
 	inner, open, _, ok := objectMembers(val)
 	if !ok {
 		return body, false
 	}
 	if j := find(val, inner, "include_usage"); j >= 0 {
-		return splice(body, so.valStart+inner[j].valStart, so.valStart+inner[j].valEnd, "true"), true
+		return splice(body, so.valStart+inner[j].valStart, so.valStart+inner[j].valEnd, "true", owned), true
 	}
 	ins := `"include_usage":true`
 	if len(inner) > 0 {
 		ins += ","
 	}
 	at := so.valStart + open + 1
-	return splice(body, at, at, ins), true
+	return splice(body, at, at, ins, owned), true
 }

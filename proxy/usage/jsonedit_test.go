@@ -99,3 +99,33 @@ func FuzzMembersSame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIncludeUsageInPlaceSame: the include_usage edit made in the body's
+// own buffer (the request path's, with spliceRoom to spare) gives the
+// bytes the copying edit gives, and the copying edit leaves its input as
+// it was.
+func FuzzIncludeUsageInPlaceSame(f *testing.F) {
+	for _, s := range []string{`{"model":"m","stream":true}`, `{}`, `{"stream_options":null}`, `{"stream_options":{}}`,
+		`{"stream_options":{"include_usage":false},"stream":true}`, `{"stream_options":{"x":1}}`, `{"a":1,"stream_options":{"include_usage":"no"},"b":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := append([]byte(nil), body...)
+		want, wok := addIncludeUsage(body)
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("%q: the copying edit changed its input to %q", orig, body)
+		}
+		own := append(make([]byte, 0, len(body)+spliceRoom), body...)
+		ms, _, closing, ok := objectMembers(own)
+		if !ok {
+			return
+		}
+		got, gok := addIncludeUsageTo(own, ms, closing, true)
+		if gok != wok || !bytes.Equal(got, want) {
+			t.Fatalf("%q: in place %q (%v), copying %q (%v)", orig, got, gok, want, wok)
+		}
+		if gok && len(got) > 0 && &got[0] != &own[0] {
+			t.Fatalf("%q: the edit with room to spare allocated", orig)
+		}
+	})
+}

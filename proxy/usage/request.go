@@ -162,9 +162,12 @@ func readHead(body io.Reader, size, limit int64) ([]byte, error) {
 	if size < 0 || size > limit {
 		return io.ReadAll(io.LimitReader(body, limit+1))
 	}
-	buf := make([]byte, 0, size+1) // one byte more: the EOF read, or a longer body
-	for len(buf) < cap(buf) {
-		n, err := body.Read(buf[len(buf):cap(buf)])
+	// one byte more: the EOF read, or a longer body; and room for the
+	// include_usage edit, made in place (addIncludeUsageTo)
+	want := int(size) + 1
+	buf := make([]byte, 0, want+spliceRoom)
+	for len(buf) < want {
+		n, err := body.Read(buf[len(buf):want])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			return buf, nil
@@ -197,7 +200,7 @@ func inspectBody(body []byte, info *RequestInfo) []byte {
 	if info.Endpoint == EndpointChat && info.Stream && !includesUsage(f.StreamOptions) {
 		out, ok := []byte(nil), false
 		if walked {
-			out, ok = addIncludeUsageTo(body, ms, closing)
+			out, ok = addIncludeUsageTo(body, ms, closing, true) // body is readHead's
 		} else {
 			out, ok = addIncludeUsage(body)
 		}
