@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -163,22 +162,7 @@ func meterTarget(bin, dir string, up *upstream, metered bool) (*target, error) {
 	if err := os.WriteFile(h.policyPath(), []byte(meterPolicy(up.hosts[0], metered)), 0o600); err != nil {
 		return nil, fmt.Errorf("write meter policy: %w", err)
 	}
-	p, err := serveBinary(h, dir)
-	if err != nil {
-		return nil, err
-	}
-	caPEM, err := os.ReadFile(filepath.Join(h.dir, "ca.pem"))
-	if err != nil {
-		p.stop()
-		return nil, fmt.Errorf("read airlock CA: %w", err)
-	}
-	u := &url.URL{Scheme: "http", User: url.UserPassword(benchAgent, h.token), Host: p.proxy}
-	t, err := proxiedTarget("airlock "+meterName(metered), p, u.String(), string(caPEM))
-	if err != nil {
-		p.stop()
-		return nil, err
-	}
-	return t, nil
+	return serveTarget("airlock "+meterName(metered), h, dir)
 }
 
 // meterPolicy is the bench policy for one LLM host; metered adds
@@ -304,10 +288,14 @@ func meterKindOf(kind string, runs [2]measured, requests int) meterKind {
 	return k
 }
 
-// firstEvent times the first SSE event, one request at a time over a
-// warm connection, the two proxies taking turns in blocks.
+// firstEvent times the first SSE event of the stream airlock rewrites
+// (sse), one request at a time over a warm connection, the two proxies
+// taking turns in blocks.
 func (rep *meterReport) firstEvent(o meterOptions, ts [2]*target, clients [2]*http.Client, u string) error {
 	progress("meter: SSE first event x%d per proxy, one at a time", o.sse)
+	for _, t := range ts {
+		t.body = []byte(meterSSEBody) // the stream airlock rewrites for include_usage
+	}
 	var lat [2][]time.Duration
 	const blocks = 8
 	for b := range blocks {

@@ -124,6 +124,12 @@ func binaryTarget(o *options, dir string, up *upstream) (*target, error) {
 	if o.auditChain {
 		extra = append(extra, "--audit-log", filepath.Join(dir, "audit.log"))
 	}
+	return serveTarget("airlock", h, dir, extra...)
+}
+
+// serveTarget starts `airlock serve` in home h with extra flags: the
+// target name reaches through it as the bench agent.
+func serveTarget(name string, h *airlockHome, dir string, extra ...string) (*target, error) {
 	p, err := serveBinary(h, dir, extra...)
 	if err != nil {
 		return nil, err
@@ -134,7 +140,7 @@ func binaryTarget(o *options, dir string, up *upstream) (*target, error) {
 		return nil, fmt.Errorf("read airlock CA: %w", err)
 	}
 	u := &url.URL{Scheme: "http", User: url.UserPassword(benchAgent, h.token), Host: p.proxy}
-	t, err := proxiedTarget("airlock", p, u.String(), string(caPEM))
+	t, err := proxiedTarget(name, p, u.String(), string(caPEM))
 	if err != nil {
 		p.stop()
 		return nil, err
