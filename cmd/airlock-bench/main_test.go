@@ -118,6 +118,25 @@ func TestChatCompletionsShape(t *testing.T) {
 	}
 }
 
+// The meter bench fails when the meter did not count exactly what was
+// sent to "on", or counted anything sent to "off".
+func TestMeterMiscounted(t *testing.T) {
+	ok := meterReport{Sent: 10, Counted: [2]float64{0, 10}, Tokens: 10 * chatTokens}
+	if err := ok.miscounted(); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]meterReport{
+		"one missed":     {Sent: 10, Counted: [2]float64{0, 9}, Tokens: 10 * chatTokens},
+		"tokens short":   {Sent: 10, Counted: [2]float64{0, 10}, Tokens: 10*chatTokens - 1},
+		"off metered":    {Sent: 10, Counted: [2]float64{1, 10}, Tokens: 10 * chatTokens},
+		"nothing at all": {Sent: 10},
+	} {
+		if r.miscounted() == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
 func TestSummarise(t *testing.T) {
 	lat := make([]time.Duration, 100)
 	for i := range lat {

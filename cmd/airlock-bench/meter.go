@@ -139,6 +139,16 @@ func runMeter(args []string) error {
 		return err
 	}
 	rep.print(stdout)
+	return rep.miscounted()
+}
+
+// miscounted says how the meter's counts differ from what was sent: every
+// request to "on" counted with its tokens, none to "off".
+func (rep *meterReport) miscounted() error {
+	if rep.Counted[1] != float64(rep.Sent) || rep.Tokens != float64(rep.Sent*chatTokens) || rep.Counted[0] != 0 {
+		return fmt.Errorf("the meter miscounted: on counted %.0f requests and %.0f tokens of %d sent (want %d tokens), off counted %.0f",
+			rep.Counted[1], rep.Tokens, rep.Sent, rep.Sent*chatTokens, rep.Counted[0])
+	}
 	return nil
 }
 
@@ -178,13 +188,12 @@ func meterPolicy(host string, metered bool) string {
 
 // meterSide is one proxy's figures for one kind of request.
 type meterSide struct {
-	RPS     float64 `json:"rps"`
-	CPUus   float64 `json:"cpu_us_per_req"`
-	P50ms   float64 `json:"p50_ms"`
-	P99ms   float64 `json:"p99_ms"`
-	Errors  int64   `json:"errors"`
-	Allocs  float64 `json:"allocs_per_req"`
-	Summary string  `json:"-"`
+	RPS    float64 `json:"rps"`
+	CPUus  float64 `json:"cpu_us_per_req"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	Errors int64   `json:"errors"`
+	Allocs float64 `json:"allocs_per_req"`
 }
 
 type meterKind struct {
