@@ -101,6 +101,13 @@ func TestChatCompletionsShape(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
 			chatCompletions(w, httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(c.body)))
+			if c.events > 0 { // ?chunks=N: N chunks, the usage chunk and [DONE]
+				w2 := httptest.NewRecorder()
+				chatCompletions(w2, httptest.NewRequest("POST", "/v1/chat/completions?chunks=50", strings.NewReader(c.body)))
+				if n := strings.Count(w2.Body.String(), "\n\n"); n != c.events+46 {
+					t.Fatalf("chunks=50: %d events, want %d", n, c.events+46)
+				}
+			}
 			got := w.Body.String()
 			if c.events == 0 {
 				if got != chatAnswer {
@@ -164,7 +171,7 @@ func TestLoopbackIP(t *testing.T) {
 // before starting anything.
 func TestSubcommandFlags(t *testing.T) {
 	stderr = &strings.Builder{}
-	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}, {"meter", "--rounds", "1"}, {"meter", "--kinds", "chat,nope"}} {
+	for _, args := range [][]string{{"soak", "--minutes", "0"}, {"streams", "--nope"}, {"idle", "extra", "--n"}, {"meter", "--rounds", "1"}, {"meter", "--kinds", "chat,nope"}, {"meter", "--chunks", "0"}} {
 		if code := run(args); code == exitOK {
 			t.Errorf("%v: exit %d, want a failure", args, code)
 		}

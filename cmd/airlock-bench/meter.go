@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,9 +50,10 @@ const (
 )
 
 // chatCompletions answers as OpenAI does: JSON, or with "stream":true an
-// SSE stream whose first chunk is flushed at once, then three more, the
-// usage-only chunk when stream_options.include_usage asks for it
-// (OpenAI's shape: every chunk then carries "usage":null), and [DONE].
+// SSE stream whose first chunk is flushed at once, then three more (or
+// ?chunks=N in all), the usage-only chunk when
+// stream_options.include_usage asks for it (OpenAI's shape: every chunk
+// then carries "usage":null), and [DONE].
 func chatCompletions(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -71,7 +73,11 @@ func chatCompletions(w http.ResponseWriter, r *http.Request) {
 	event := "data: " + chatChunk + tail + "}\n\n"
 	_, _ = io.WriteString(w, event)
 	_ = http.NewResponseController(w).Flush()
-	_, _ = io.WriteString(w, strings.Repeat(event, 3))
+	chunks, err := strconv.Atoi(r.URL.Query().Get("chunks"))
+	if err != nil || chunks < 1 || chunks > 10000 {
+		chunks = 4
+	}
+	_, _ = io.WriteString(w, strings.Repeat(event, chunks-1))
 	if tail != "" {
 		_, _ = io.WriteString(w, chatUsage)
 	}
@@ -83,6 +89,7 @@ type meterOptions struct {
 	bin, profileDir             string
 	profileSeconds              int
 	kinds                       []string
+	chunks                      int
 }
 
 // meterKinds are the loads, by name: the body each request sends.
@@ -97,6 +104,7 @@ func runMeter(args []string) error {
 	fs.IntVar(&o.rounds, "rounds", 8, "turns each proxy takes per kind (off and on alternate)")
 	fs.IntVar(&o.sse, "sse", 400, "first-event samples per proxy, one request at a time")
 	kinds := fs.String("kinds", "chat,sse,sse-own", "comma-separated loads: chat (JSON), sse (airlock adds include_usage), sse-own (the request asks for it)")
+	fs.IntVar(&o.chunks, "chunks", 4, "chunks of each streamed answer, the usage chunk aside (1..10000; all but the first arrive in one burst)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
@@ -104,8 +112,8 @@ func runMeter(args []string) error {
 	if err := parseSub(fs, args); err != nil {
 		return err
 	}
-	if o.requests < o.rounds || o.conc < 1 || o.rounds < 2 || o.sse < 1 {
-		return errors.New("--requests must be at least --rounds (2 or more); --concurrency and --sse positive")
+	if o.requests < o.rounds || o.conc < 1 || o.rounds < 2 || o.sse < 1 || o.chunks < 1 || o.chunks > 10000 {
+		return errors.New("--requests must be at least --rounds (2 or more); --concurrency and --sse positive; --chunks 1..10000")
 	}
 	for _, k := range strings.Split(*kinds, ",") {
 		if !slices.ContainsFunc(meterKinds, func(m struct{ name, body string }) bool { return m.name == k }) {
@@ -134,7 +142,7 @@ func runMeter(args []string) error {
 		}
 		defer ts[i].child.stop()
 	}
-	rep, err := measureMeter(o, ts, "https://"+up.hosts[0]+"/v1/chat/completions")
+	rep, err := measureMeter(o, ts, "https://"+up.hosts[0]+"/v1/chat/completions?chunks="+strconv.Itoa(o.chunks))
 	if err != nil {
 		return err
 	}
@@ -208,6 +216,7 @@ type meterReport struct {
 	Requests    int
 	Concurrency int
 	Rounds      int
+	Chunks      int
 	Kinds       []meterKind
 	FirstEvent  [2]latencies // off, on
 	Sent        int64        // requests sent to "on", warm-ups included
@@ -221,7 +230,7 @@ func turn(r, i int) int { return (r + i) % 2 }
 // measureMeter runs both kinds on both proxies, then the first-event
 // probe, then reads what "on" counted.
 func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error) {
-	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds}
+	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks}
 	var clients [2]*http.Client
 	for i, t := range ts {
 		clients[i] = t.newClient(o.conc)
@@ -327,7 +336,8 @@ func (rep *meterReport) firstEvent(o meterOptions, ts [2]*target, clients [2]*ht
 }
 
 func (rep *meterReport) print(w io.Writer) {
-	fmt.Fprintf(w, "airlock-bench meter: %d requests per kind and proxy at c=%d in %d turns; airlock: binary; %s", rep.Requests, rep.Concurrency, rep.Rounds, rep.Machine)
+	fmt.Fprintf(w, "airlock-bench meter: %d requests per kind and proxy at c=%d in %d turns, streams of %d chunks; airlock: binary; %s",
+		rep.Requests, rep.Concurrency, rep.Rounds, rep.Chunks, rep.Machine)
 	if proxyCPUs != "" {
 		fmt.Fprintf(w, "; both airlocks pinned to CPU %s (taskset)", proxyCPUs)
 	}
