@@ -196,7 +196,7 @@ func (c *topCaptures) fromMembers(data []byte, ms []member, tk *topKeys) bool {
 
 // fromInner captures, from the valid object obj (the value of a top-level
 // member named outer), the first value of each member b of the two-key
-// paths [outer, b] not captured yet. It stops once they all are.
+// paths [outer, b] not captured yet, from obj's members (appendMembers).
 func (c *topCaptures) fromInner(obj, outer []byte, tk *topKeys) bool {
 	open := 0
 	for j, k := range tk.k2[:tk.n2] {
@@ -207,47 +207,29 @@ func (c *topCaptures) fromInner(obj, outer []byte, tk *topKeys) bool {
 	if open == 0 {
 		return true
 	}
-	i := skipSpace(obj, 1)
-	if i < len(obj) && obj[i] == '}' {
-		return true
+	sp := memberScratch.Get().(*[]member)
+	defer memberScratch.Put(sp)
+	ms, _, _, ok := appendMembers((*sp)[:0], obj)
+	*sp = ms[:0]
+	if !ok {
+		return false
 	}
-	for {
-		if i >= len(obj) || obj[i] != '"' {
-			return false
+	for i := range ms {
+		m := &ms[i]
+		if m.esc {
+			continue // an escaped key matches none: no wanted key has a backslash
 		}
-		ke, ok := skipString(obj, i)
-		if !ok {
-			return false
-		}
-		raw := obj[i+1 : ke-1]
-		if i = skipSpace(obj, ke); i >= len(obj) || obj[i] != ':' {
-			return false
-		}
-		i = skipSpace(obj, i+1)
-		ve, ok := skipJSON(obj, i, 2)
-		if !ok {
-			return false
-		}
-		for j, k := range tk.k2[:tk.n2] { // an escaped key matches none: no wanted key has a backslash
+		raw := m.raw(obj)
+		for j, k := range tk.k2[:tk.n2] {
 			if !c.done[k] && string(raw) == tk.inner[j] && string(outer) == tk.outer[j] {
-				c.v[k], c.done[k] = obj[i:ve], true
+				c.v[k], c.done[k] = obj[m.valStart:m.valEnd], true
 				if open--; open == 0 {
 					return true
 				}
 			}
 		}
-		if i = skipSpace(obj, ve); i >= len(obj) {
-			return false
-		}
-		switch obj[i] {
-		case '}':
-			return true
-		case ',':
-			i = skipSpace(obj, i+1)
-		default:
-			return false
-		}
 	}
+	return true
 }
 
 // scan walks the object b, capturing the first value of every key that
