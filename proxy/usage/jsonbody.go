@@ -40,6 +40,7 @@ type topCaptures struct {
 	// encoding/json.
 	usage usageFields
 	pre   bool
+	inner []member // fromInner's scratch (kept by a pooled stream meter)
 }
 
 // decoded is the usage object the walk decoded, or nil.
@@ -207,10 +208,8 @@ func (c *topCaptures) fromInner(obj, outer []byte, tk *topKeys) bool {
 	if open == 0 {
 		return true
 	}
-	sp := memberScratch.Get().(*[]member)
-	defer memberScratch.Put(sp)
-	ms, _, _, ok := appendMembers((*sp)[:0], obj)
-	*sp = ms[:0]
+	ms, _, _, ok := appendMembers(c.inner[:0], obj)
+	c.inner = ms[:0]
 	if !ok {
 		return false
 	}

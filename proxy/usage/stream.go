@@ -188,7 +188,8 @@ func getSSEMeter(ep Endpoint, d Dialect, t *tally, strip bool) *sseMeter {
 	sc.reset()
 	s.walked.reset()
 	*s = sseMeter{ep: ep, d: d, scan: sc, tally: t, strip: strip && ep == EndpointChat,
-		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked, keys: sseTopKeys(ep)}
+		evName: s.evName[:0], dataHead: s.dataHead[:0], hold: s.hold[:0], out: s.out[:0], ms: s.ms[:0], walked: s.walked, keys: sseTopKeys(ep),
+		top: topCaptures{inner: s.top.inner[:0]}}
 	return s
 }
 
@@ -203,6 +204,9 @@ func putSSEMeter(s *sseMeter) {
 	}
 	if cap(s.ms) > 256 {
 		s.ms = nil
+	}
+	if cap(s.top.inner) > 256 {
+		s.top.inner = nil
 	}
 	for i := range s.scan.caps {
 		if cap(s.scan.caps[i].buf) > 4<<10 {
