@@ -243,20 +243,31 @@ func includesUsageJSON(raw json.RawMessage) bool {
 	var v []byte
 	for i := range ms {
 		m := &ms[i]
-		key := m.raw(raw)
-		if m.esc {
-			key = []byte(m.name(raw))
-		}
-		for _, c := range key {
-			if c >= utf8.RuneSelf {
-				return includesUsageDecoded(raw) // Unicode folding: encoding/json's
-			}
+		key, ok := foldableKey(raw, m)
+		if !ok {
+			return includesUsageDecoded(raw) // Unicode folding: encoding/json's
 		}
 		if bytes.EqualFold(key, []byte("include_usage")) {
 			v = raw[m.valStart:m.valEnd]
 		}
 	}
 	return string(bytes.TrimSpace(v)) == "true"
+}
+
+// foldableKey is m's key as json.Unmarshal matches it to a struct field
+// without case, decoded; ok=false when it has bytes outside ASCII (their
+// Unicode folding is left to encoding/json).
+func foldableKey(body []byte, m *member) (key []byte, ok bool) {
+	key = m.raw(body)
+	if m.esc {
+		key = []byte(m.name(body))
+	}
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return nil, false
+		}
+	}
+	return key, true
 }
 
 // includesUsageDecoded is includesUsageJSON by json.Unmarshal.
@@ -376,16 +387,11 @@ func fieldsFromMembers(body []byte, ms []member, f *requestFields) bool {
 	var out requestFields
 	for i := range ms {
 		m := &ms[i]
-		key := m.raw(body)
-		if m.esc {
-			key = []byte(m.name(body))
+		key, ok := foldableKey(body, m)
+		if !ok {
+			return false
 		}
 		var dst *json.RawMessage
-		for _, c := range key {
-			if c >= utf8.RuneSelf {
-				return false
-			}
-		}
 		switch {
 		case bytes.EqualFold(key, []byte("model")):
 			dst = &out.Model
