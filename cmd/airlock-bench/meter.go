@@ -49,9 +49,18 @@ const (
 	chatTokens = 29
 )
 
+// flushQuery asks chatCompletions to flush every chunk (--flush-each).
+func (o *meterOptions) flushQuery() string {
+	if o.flushEach {
+		return "&flush=each"
+	}
+	return ""
+}
+
 // chatCompletions answers as OpenAI does: JSON, or with "stream":true an
 // SSE stream whose first chunk is flushed at once, then three more (or
-// ?chunks=N in all), the usage-only chunk when
+// ?chunks=N in all; in one burst, or each flushed with ?flush=each), the
+// usage-only chunk when
 // stream_options.include_usage asks for it (OpenAI's shape: every chunk
 // then carries "usage":null), and [DONE].
 func chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -77,7 +86,14 @@ func chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if err != nil || chunks < 1 || chunks > 10000 {
 		chunks = 4
 	}
-	_, _ = io.WriteString(w, strings.Repeat(event, chunks-1))
+	if r.URL.Query().Get("flush") == "each" {
+		for range chunks - 1 {
+			_, _ = io.WriteString(w, event)
+			_ = http.NewResponseController(w).Flush()
+		}
+	} else {
+		_, _ = io.WriteString(w, strings.Repeat(event, chunks-1))
+	}
 	if tail != "" {
 		_, _ = io.WriteString(w, chatUsage)
 	}
@@ -86,6 +102,7 @@ func chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 type meterOptions struct {
 	requests, conc, rounds, sse int
+	flushEach                   bool
 	bin, profileDir             string
 	profileSeconds              int
 	kinds                       []string
@@ -104,7 +121,8 @@ func runMeter(args []string) error {
 	fs.IntVar(&o.rounds, "rounds", 8, "turns each proxy takes per kind (off and on alternate)")
 	fs.IntVar(&o.sse, "sse", 400, "first-event samples per proxy, one request at a time")
 	kinds := fs.String("kinds", "chat,sse,sse-own", "comma-separated loads: chat (JSON), sse (airlock adds include_usage), sse-own (the request asks for it)")
-	fs.IntVar(&o.chunks, "chunks", 4, "chunks of each streamed answer, the usage chunk aside (1..10000; all but the first arrive in one burst)")
+	fs.IntVar(&o.chunks, "chunks", 4, "chunks of each streamed answer, the usage chunk aside (1..10000; all but the first arrive in one burst, unless --flush-each)")
+	fs.BoolVar(&o.flushEach, "flush-each", false, "the upstream flushes every chunk on its own, as a model generating tokens does")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
@@ -142,7 +160,7 @@ func runMeter(args []string) error {
 		}
 		defer ts[i].child.stop()
 	}
-	rep, err := measureMeter(o, ts, "https://"+up.hosts[0]+"/v1/chat/completions?chunks="+strconv.Itoa(o.chunks))
+	rep, err := measureMeter(o, ts, "https://"+up.hosts[0]+"/v1/chat/completions?chunks="+strconv.Itoa(o.chunks)+o.flushQuery())
 	if err != nil {
 		return err
 	}
@@ -217,6 +235,7 @@ type meterReport struct {
 	Concurrency int
 	Rounds      int
 	Chunks      int
+	FlushEach   bool // every chunk flushed on its own (else all but the first in one burst)
 	Kinds       []meterKind
 	FirstEvent  [2]latencies // off, on
 	Sent        int64        // requests sent to "on", warm-ups included
@@ -230,7 +249,7 @@ func turn(r, i int) int { return (r + i) % 2 }
 // measureMeter runs both kinds on both proxies, then the first-event
 // probe, then reads what "on" counted.
 func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error) {
-	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks}
+	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks, FlushEach: o.flushEach}
 	var clients [2]*http.Client
 	for i, t := range ts {
 		clients[i] = t.newClient(o.conc)
@@ -336,8 +355,12 @@ func (rep *meterReport) firstEvent(o meterOptions, ts [2]*target, clients [2]*ht
 }
 
 func (rep *meterReport) print(w io.Writer) {
-	fmt.Fprintf(w, "airlock-bench meter: %d requests per kind and proxy at c=%d in %d turns, streams of %d chunks; airlock: binary; %s",
-		rep.Requests, rep.Concurrency, rep.Rounds, rep.Chunks, rep.Machine)
+	arrival := "all but the first in one burst"
+	if rep.FlushEach {
+		arrival = "each flushed on its own"
+	}
+	fmt.Fprintf(w, "airlock-bench meter: %d requests per kind and proxy at c=%d in %d turns, streams of %d chunks (%s); airlock: binary; %s",
+		rep.Requests, rep.Concurrency, rep.Rounds, rep.Chunks, arrival, rep.Machine)
 	if proxyCPUs != "" {
 		fmt.Fprintf(w, "; both airlocks pinned to CPU %s (taskset)", proxyCPUs)
 	}

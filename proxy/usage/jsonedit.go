@@ -113,11 +113,13 @@ func skipSpace(b []byte, i int) int {
 	if i < len(b) && b[i] > ' ' { // compact JSON: no space at all, one comparison
 		return i
 	}
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+	for i < len(b) && isJSONSpace(b[i]) {
 		i++
 	}
 	return i
 }
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
 // find returns the index of the LAST member named key, or -1: with
 // duplicate keys the providers' parsers (and encoding/json) keep the last
