@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,10 +222,18 @@ func (p *binProc) metrics() (map[string]float64, error) {
 	return m, nil
 }
 
-var adminClient = &http.Client{Timeout: 30 * time.Second}
+var adminClient = &http.Client{}
 
 func (p *binProc) adminGet(path string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+p.admin+path, nil)
+	return p.adminGetWithin(path, 30*time.Second)
+}
+
+// adminGetWithin is adminGet with its own deadline (a CPU profile takes
+// as long as it asks for).
+func (p *binProc) adminGetWithin(path string, d time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.admin+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("airlock admin %s: %w", path, err)
 	}
@@ -337,7 +346,7 @@ func raiseNoFile() uint64 {
 
 // cpuProfile saves a CPU profile of seconds to path (admin --pprof).
 func (p *binProc) cpuProfile(path string, seconds int) {
-	b, err := p.adminGet("/debug/pprof/profile?seconds=" + strconv.Itoa(seconds))
+	b, err := p.adminGetWithin("/debug/pprof/profile?seconds="+strconv.Itoa(seconds), time.Duration(seconds+30)*time.Second)
 	if err == nil {
 		err = os.WriteFile(path, b, 0o600)
 	}

@@ -171,16 +171,24 @@ func isolateHint(err error) error {
 		return withHint(err, "run `sudo airlock run --isolate ...`; `airlock doctor` shows which isolation modes this machine supports")
 	case errors.Is(err, isolate.ErrMissingTool):
 		return withHint(err, "install nftables, iproute2 and util-linux (apt install nftables iproute2 util-linux)")
+	case errors.Is(err, isolate.ErrUnsupportedOS):
+		return withHint(err, hintUnsupportedOS)
 	case errors.Is(err, isolate.ErrNoUserNS):
 		return withHint(err, "run as root (`sudo airlock run --isolate ...`), or enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
 	}
 	return withHint(err, "`airlock doctor` checks isolation support; the README's \"Isolated agents\" section lists what each mode needs")
 }
 
+// hintUnsupportedOS is what to do where isolation cannot run (macOS).
+const hintUnsupportedOS = "run the agent with `airlock run --agent NAME -- CMD` (the proxy variables) here, or with --isolate on a Linux machine or VM"
+
 // isolationSupport reports which isolation modes this machine supports,
 // as a doctor line: status, detail, fix.
 func isolationSupport() (status, detail, fix string) {
 	root, user := isolate.Supported(), isolate.UserSupported()
+	if errors.Is(root, isolate.ErrUnsupportedOS) {
+		return statusWarn, root.Error(), hintUnsupportedOS
+	}
 	describe := func(err error) string {
 		if err == nil {
 			return "available"

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -190,5 +191,26 @@ func TestIsolationSupport(t *testing.T) {
 	}
 	if status != statusOK && fix == "" {
 		t.Fatalf("status %q without a fix", status)
+	}
+}
+
+// TestIsolateHints: every reason isolation cannot run gets a next step,
+// and the one for a system without namespaces (macOS) points at the
+// proxy variables, which work there.
+func TestIsolateHints(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w; this is darwin", isolate.ErrUnsupportedOS), "airlock run --agent NAME -- CMD"},
+		{isolate.ErrNotRoot, "sudo airlock run --isolate"},
+		{isolate.ErrMissingTool, "apt install nftables"},
+		{isolate.ErrNoUserNS, "kernel.unprivileged_userns_clone=1"},
+		{io.EOF, "airlock doctor"},
+	} {
+		err := isolateHint(tc.err)
+		if !strings.Contains(hintOf(err), tc.want) || !errors.Is(err, tc.err) {
+			t.Errorf("isolateHint(%v) = %v, hint %q; want the error kept and a hint naming %q", tc.err, err, hintOf(err), tc.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,10 @@ func (tf *transparentFlags) listen(log *zap.Logger, reg prometheus.Registerer, h
 			return nil, withHint(usageErrorf("--transparent-agent, --transparent-source and --transparent-tproxy need --transparent ADDR"), "add --transparent 127.0.0.1:7601 (the port your redirect rule targets)")
 		}
 		return nil, nil
+	}
+	if runtime.GOOS != "linux" { // no original destination to read: every connection would fail
+		return nil, withHint(fmt.Errorf("--transparent: transparent interception needs Linux (iptables/nftables redirects); this is %s", runtime.GOOS),
+			"point the agent at the proxy instead (`airlock run --agent NAME -- CMD` sets HTTPS_PROXY)")
 	}
 	sources, err := parseSourceAgents(tf.sources)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -27,9 +26,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrNoUserNS: unprivileged user namespaces are disabled.
-var ErrNoUserNS = errors.New("unprivileged user namespaces are disabled")
 
 // Addresses inside a user-mode namespace (private to it).
 var (
