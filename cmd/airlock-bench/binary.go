@@ -355,6 +355,18 @@ func (p *binProc) cpuProfile(path string, seconds int) {
 	}
 }
 
+// allocsProfile saves the allocation profile (since the process started)
+// to path.
+func (p *binProc) allocsProfile(path string) {
+	b, err := p.adminGet("/debug/pprof/allocs")
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		progress("airlock allocation profile: %v", err)
+	}
+}
+
 // proxyCPUs, when set (--proxy-cpus), pins every proxy process to these
 // CPUs with taskset (run the bench itself under `taskset -c OTHER` so the
 // load client and the upstream keep to the other CPUs).

@@ -124,7 +124,7 @@ func runMeter(args []string) error {
 	fs.IntVar(&o.chunks, "chunks", 4, "chunks of each streamed answer, the usage chunk aside (1..10000; all but the first arrive in one burst, unless --flush-each)")
 	fs.BoolVar(&o.flushEach, "flush-each", false, "the upstream flushes every chunk on its own, as a model generating tokens does")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
-	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) into `DIR`")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) and their allocation profiles (at each kind's end) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin both airlocks to these CPUs with taskset (e.g. 0; run the bench under `taskset -c 1`)")
 	if err := parseSub(fs, args); err != nil {
@@ -290,6 +290,11 @@ func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error)
 			}
 		}
 		profiles.Wait()
+		if o.profileDir != "" { // allocations since start, warm-ups included: where they are, not how many
+			for _, t := range ts {
+				t.child.(*binProc).allocsProfile(filepath.Join(o.profileDir, fmt.Sprintf("meter-%s.%s.allocs.pprof", k.name, strings.TrimPrefix(t.name, "airlock "))))
+			}
+		}
 		rep.Sent += int64(o.requests)
 		rep.Kinds = append(rep.Kinds, meterKindOf(k.name, runs, o.requests))
 	}

@@ -296,3 +296,22 @@ func BenchmarkInspectLargeRequest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInspectSmallRequest: a typical small streaming request (the
+// one airlock-bench meter sends), rewritten for include_usage; the
+// request itself is reused, so only the meter's reading and edit count.
+func BenchmarkInspectSmallRequest(b *testing.B) {
+	const body = `{"model":"gpt-4o","stream":true,"max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}`
+	r, _ := http.NewRequest(http.MethodPost, "https://api.openai.com/v1/chat/completions", nil)
+	var src strings.Reader
+	var rb bytesBody
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Reset(body)
+		r.Body, r.ContentLength = io.NopCloser(&src), int64(len(body))
+		var info RequestInfo
+		if err := inspectRequest(r, EndpointChat, 0, &info, &rb); err != nil || !info.Rewritten || info.MaxOutput != 256 {
+			b.Fatal(err, info)
+		}
+	}
+}

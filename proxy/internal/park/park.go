@@ -114,6 +114,9 @@ type Slot struct {
 	id    uint64     // the poller's key, 0 until registered
 	state waitState  // waitNew: disarmed; waitArmed; waitDone: closed
 	ready func()
+
+	rearmCtl func(fd uintptr) // rearm's call inside rc.Control, bound once
+	rearmErr error            // its result
 }
 
 // ErrSlotClosed is returned by Wait after Close.
@@ -138,7 +141,7 @@ func (s *Slot) Wait(ready func()) error {
 	if s.id == 0 {
 		s.id, err = registerSlot(s, s.rc)
 	} else {
-		err = rearm(s.id, s.rc)
+		err = rearm(s)
 	}
 	if err != nil {
 		return err

@@ -121,15 +121,23 @@ func registerFirer(w firer, rc syscall.RawConn) (uint64, error) {
 	return id, nil
 }
 
-// rearm re-enables a registration a fired wait left disabled.
-func rearm(id uint64, rc syscall.RawConn) error {
-	ev := eventFor(id)
-	var errCtl error
-	if err := rc.Control(func(fd uintptr) { errCtl = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_MOD, int(fd), &ev) }); err != nil {
-		errCtl = err // closed already
+// rearm re-enables the registration of s (s.mu held) that a fired wait
+// left disabled. The call into Control is bound once per slot: a closure
+// made here would cost an allocation every time a stream waits, that is
+// for every event it relays.
+func rearm(s *Slot) error {
+	if s.rearmCtl == nil {
+		s.rearmCtl = func(fd uintptr) {
+			ev := eventFor(s.id)
+			s.rearmErr = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_MOD, int(fd), &ev)
+		}
 	}
-	if errCtl != nil {
-		return fmt.Errorf("park: re-arm: %w", errCtl)
+	s.rearmErr = nil
+	if err := s.rc.Control(s.rearmCtl); err != nil {
+		s.rearmErr = err // closed already
+	}
+	if s.rearmErr != nil {
+		return fmt.Errorf("park: re-arm: %w", s.rearmErr)
 	}
 	return nil
 }

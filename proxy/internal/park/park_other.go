@@ -11,6 +11,6 @@ func register(*Waiter, syscall.RawConn) (uint64, error) { return 0, ErrUnsupport
 
 func registerSlot(*Slot, syscall.RawConn) (uint64, error) { return 0, ErrUnsupported }
 
-func rearm(uint64, syscall.RawConn) error { return ErrUnsupported }
+func rearm(*Slot) error { return ErrUnsupported }
 
 func deregister(uint64, syscall.RawConn) {}

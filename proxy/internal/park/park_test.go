@@ -279,3 +279,28 @@ func TestSlotCloseOrFireExactlyOnce(t *testing.T) {
 		t.Fatalf("fired %d + closed %d != %d, %d armed", fired.Load(), closed.Load(), n, Parked())
 	}
 }
+
+// TestSlotRewaitNoAllocs: once registered, a slot waits again without
+// allocating (a stream waits once for every event it relays).
+func TestSlotRewaitNoAllocs(t *testing.T) {
+	l := listen(t)
+	c, s := pair(t, l)
+	defer c.Close()
+	defer s.Close()
+	rc, _ := rawOf(t, s)
+	slot := NewSlot(rc)
+	defer slot.Close()
+	ready := func() { t.Error("no byte was sent: the wait must not fire") }
+	cycle := func() {
+		if err := slot.Wait(ready); err != nil {
+			t.Fatal(err)
+		}
+		if !slot.Cancel() {
+			t.Fatal("Cancel lost to a wake nothing sent")
+		}
+	}
+	cycle() // the first Wait registers the socket
+	if n := testing.AllocsPerRun(100, cycle); n != 0 {
+		t.Errorf("%v allocations a wait", n)
+	}
+}
