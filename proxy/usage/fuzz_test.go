@@ -238,12 +238,20 @@ func runSSE(ep Endpoint, strip, noDefer bool, data, cuts []byte) ([]byte, tally,
 	s := newSSEMeter(ep, d, &tl, strip)
 	s.noDefer = noDefer
 	var out []byte
+	buf := make([]byte, len(data))
 	for i, rest := 0, data; len(rest) > 0; i++ {
 		n := len(rest)
 		if len(cuts) > 0 {
 			n = min(int(cuts[i%len(cuts)])%17+1, n)
 		}
-		s.feed(rest[:n])
+		// as a body's reader does, the buffer is handed over for the call
+		// only: clobbered after it, so a meter keeping a slice of it reads
+		// garbage
+		copy(buf, rest[:n])
+		s.feed(buf[:n])
+		for j := range buf[:n] {
+			buf[j] = 'X'
+		}
 		rest = rest[n:]
 		out = append(out, s.out...)
 		s.out = s.out[:0]
