@@ -446,7 +446,7 @@ const usageNullTail = `,"usage":null}`
 // costs ~200 ns: the chunks between a stream's first and its usage chunk
 // are all like this, and differ from each other only in a few bytes, so
 // only the bytes a chunk does not share with the last one settled are
-// searched (settledBefore).
+// searched (changed).
 func (s *sseMeter) settles(data []byte) bool {
 	if s.ep != EndpointChat || s.tally.model == "" {
 		return false
