@@ -36,6 +36,16 @@ func rawOf(t *testing.T, c *net.TCPConn) (syscall.RawConn, int) {
 	return rc, fd
 }
 
+// slotPair is a loopback connection and a slot on its server end; both
+// ends close when the test ends.
+func slotPair(t *testing.T) (client, server *net.TCPConn, slot *Slot) {
+	t.Helper()
+	c, s := pair(t, listen(t))
+	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
+	rc, _ := rawOf(t, s)
+	return c, s, NewSlot(rc)
+}
+
 func listen(t *testing.T) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -187,12 +197,7 @@ func TestEventsThroughGoPoller(t *testing.T) {
 // the next wait still wakes, Parked counts only armed waits, and Close
 // leaves nothing registered behind.
 func TestSlotWaitsAgainAndCloses(t *testing.T) {
-	l := listen(t)
-	c, s := pair(t, l)
-	defer c.Close()
-	defer s.Close()
-	rc, _ := rawOf(t, s)
-	slot := NewSlot(rc)
+	c, s, slot := slotPair(t)
 	woke := make(chan struct{}, 1)
 	buf := make([]byte, 16)
 	waitOnce := func(round int) {
@@ -283,12 +288,7 @@ func TestSlotCloseOrFireExactlyOnce(t *testing.T) {
 // TestSlotRewaitNoAllocs: once registered, a slot waits again without
 // allocating (a stream waits once for every event it relays).
 func TestSlotRewaitNoAllocs(t *testing.T) {
-	l := listen(t)
-	c, s := pair(t, l)
-	defer c.Close()
-	defer s.Close()
-	rc, _ := rawOf(t, s)
-	slot := NewSlot(rc)
+	_, _, slot := slotPair(t)
 	defer slot.Close()
 	ready := func() { t.Error("no byte was sent: the wait must not fire") }
 	cycle := func() {
