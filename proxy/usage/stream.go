@@ -568,7 +568,11 @@ func (s *sseMeter) release(complete bool) {
 	if complete && s.dataLines == 1 {
 		u := s.capture(pUsage)
 		switch {
-		case s.dataEnd <= s.dataStart || s.dataEnd > len(ev):
+		case u != nil && string(u) != "null" && string(bytes.TrimSpace(s.capture(pChoices))) == "[]":
+			s.dropped++ // never a settled event: settling leaves no capture
+			s.hold = s.hold[:0]
+			return
+		case s.dataEnd <= s.dataStart || s.dataEnd > len(ev): // no data value to edit
 		case s.quiet && s.lastTail, !s.quiet && !s.useTop && usageNullLast(ev[s.dataStart:s.dataEnd]):
 			// settles found the tail's "usage" the only one; a walked
 			// event is cut by its members below, the same bytes when valid
@@ -577,11 +581,7 @@ func (s *sseMeter) release(complete bool) {
 			s.hold = s.hold[:0]
 			return
 		case s.quiet: // nothing to cut
-		case u != nil && string(u) != "null" && string(bytes.TrimSpace(s.capture(pChoices))) == "[]":
-			s.dropped++
-			s.hold = s.hold[:0]
-			return
-		case string(u) == "null" && s.dataEnd > s.dataStart && s.dataEnd <= len(ev):
+		case string(u) == "null":
 			data := ev[s.dataStart:s.dataEnd]
 			ms, ok := s.topMs, s.useTop // the members of data, walked already
 			if !ok {
