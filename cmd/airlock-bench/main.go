@@ -154,7 +154,19 @@ func parseFlags(args []string) (*options, error) {
 	if o.requests < 1 || o.newHosts < 0 || o.newHosts > 5000 || o.sseSamples < 1 || o.mibDownloads < 1 {
 		return nil, errors.New("--requests, --sse and --mib must be positive; --new-hosts 0..5000")
 	}
-	return o, nil
+	return o, makeProfileDir(o.profileDir)
+}
+
+// makeProfileDir creates --profile's directory up front, so a run does not
+// measure for minutes and then fail to save what it profiled.
+func makeProfileDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--profile: %w (name a directory you can write)", err)
+	}
+	return nil
 }
 
 func progress(format string, args ...any) {

@@ -107,6 +107,16 @@ func TestChatCompletionsShape(t *testing.T) {
 				if n := strings.Count(w2.Body.String(), "\n\n"); n != c.events+46 {
 					t.Fatalf("chunks=50: %d events, want %d", n, c.events+46)
 				}
+				// --gap: the same stream, each chunk after the first a pause later
+				w3 := httptest.NewRecorder()
+				start := time.Now()
+				chatCompletions(w3, httptest.NewRequest("POST", "/v1/chat/completions?chunks=4&flush=each&gap=20ms", strings.NewReader(c.body)))
+				if took := time.Since(start); took < 60*time.Millisecond {
+					t.Fatalf("gap=20ms: 4 chunks in %v, want 3 gaps (60ms) or more", took)
+				}
+				if w3.Body.String() != w.Body.String() {
+					t.Fatalf("gap changed the stream: %q, want %q", w3.Body.String(), w.Body.String())
+				}
 			}
 			got := w.Body.String()
 			if c.events == 0 {

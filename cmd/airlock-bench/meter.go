@@ -49,9 +49,13 @@ const (
 	chatTokens = 29
 )
 
-// flushQuery asks chatCompletions to flush every chunk (--flush-each).
+// flushQuery asks chatCompletions to flush every chunk (--flush-each),
+// after a pause (--gap).
 func (o *meterOptions) flushQuery() string {
-	if o.flushEach {
+	switch {
+	case o.gap > 0:
+		return "&flush=each&gap=" + o.gap.String()
+	case o.flushEach:
 		return "&flush=each"
 	}
 	return ""
@@ -87,7 +91,11 @@ func chatCompletions(w http.ResponseWriter, r *http.Request) {
 		chunks = 4
 	}
 	if r.URL.Query().Get("flush") == "each" {
+		gap, _ := time.ParseDuration(r.URL.Query().Get("gap")) // 0: none
 		for range chunks - 1 {
+			if gap > 0 {
+				time.Sleep(gap)
+			}
 			_, _ = io.WriteString(w, event)
 			_ = http.NewResponseController(w).Flush()
 		}
@@ -103,6 +111,7 @@ func chatCompletions(w http.ResponseWriter, r *http.Request) {
 type meterOptions struct {
 	requests, conc, rounds, sse int
 	flushEach                   bool
+	gap                         time.Duration
 	bin, profileDir             string
 	profileSeconds              int
 	kinds                       []string
@@ -123,6 +132,7 @@ func runMeter(args []string) error {
 	kinds := fs.String("kinds", "chat,sse,sse-own", "comma-separated loads: chat (JSON), sse (airlock adds include_usage), sse-own (the request asks for it)")
 	fs.IntVar(&o.chunks, "chunks", 4, "chunks of each streamed answer, the usage chunk aside (1..10000; all but the first arrive in one burst, unless --flush-each)")
 	fs.BoolVar(&o.flushEach, "flush-each", false, "the upstream flushes every chunk on its own, as a model generating tokens does")
+	fs.DurationVar(&o.gap, "gap", 0, "with it, the upstream also waits this long before each chunk after the first (implies --flush-each; e.g. 5ms: a model's pace, the proxy idle between events; raise --concurrency)")
 	fs.StringVar(&o.bin, "airlock-bin", "", "use this airlock binary instead of building one")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) and their allocation profiles (at each kind's end) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
@@ -138,6 +148,9 @@ func runMeter(args []string) error {
 			return fmt.Errorf("--kinds: unknown load %q (chat, sse, sse-own)", k)
 		}
 		o.kinds = append(o.kinds, k)
+	}
+	if err := makeProfileDir(o.profileDir); err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "airlock-bench-meter-")
 	if err != nil {
@@ -220,6 +233,8 @@ type meterSide struct {
 	P99ms  float64 `json:"p99_ms"`
 	Errors int64   `json:"errors"`
 	Allocs float64 `json:"allocs_per_req"`
+	Bytes  float64 `json:"alloc_bytes_per_req"`
+	GCs    float64 `json:"gc_cycles_per_10k_req"`
 }
 
 type meterKind struct {
@@ -235,7 +250,8 @@ type meterReport struct {
 	Concurrency int
 	Rounds      int
 	Chunks      int
-	FlushEach   bool // every chunk flushed on its own (else all but the first in one burst)
+	FlushEach   bool   // every chunk flushed on its own (else all but the first in one burst)
+	Gap         string // the upstream's pause before each chunk after the first ("0s": none)
 	Kinds       []meterKind
 	FirstEvent  [2]latencies // off, on
 	Sent        int64        // requests sent to "on", warm-ups included
@@ -249,7 +265,7 @@ func turn(r, i int) int { return (r + i) % 2 }
 // measureMeter runs both kinds on both proxies, then the first-event
 // probe, then reads what "on" counted.
 func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error) {
-	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks, FlushEach: o.flushEach}
+	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks, FlushEach: o.flushEach || o.gap > 0, Gap: o.gap.String()}
 	var clients [2]*http.Client
 	for i, t := range ts {
 		clients[i] = t.newClient(o.conc)
@@ -324,7 +340,7 @@ func meterKindOf(kind string, runs [2]measured, requests int) meterKind {
 	for i, side := range []*meterSide{&k.Off, &k.On} {
 		l := summarise(runs[i].lat, runs[i].elapsed, runs[i].errs)
 		a := runs[i].allocs(requests)
-		*side = meterSide{RPS: l.RPS, CPUus: a.CPUusPerReq, P50ms: l.P50ms, P99ms: l.P99ms, Errors: l.Errors, Allocs: a.AllocsPerReq}
+		*side = meterSide{RPS: l.RPS, CPUus: a.CPUusPerReq, P50ms: l.P50ms, P99ms: l.P99ms, Errors: l.Errors, Allocs: a.AllocsPerReq, Bytes: a.BytesPerReq, GCs: a.GCsPer10k}
 	}
 	k.RPSRatio, k.CPURatio = ratio(k.On.RPS, k.Off.RPS), ratio(k.On.CPUus, k.Off.CPUus)
 	return k
@@ -364,6 +380,9 @@ func (rep *meterReport) print(w io.Writer) {
 	if rep.FlushEach {
 		arrival = "each flushed on its own"
 	}
+	if rep.Gap != "0s" {
+		arrival += ", " + rep.Gap + " apart"
+	}
 	fmt.Fprintf(w, "airlock-bench meter: %d requests per kind and proxy at c=%d in %d turns, streams of %d chunks (%s); airlock: binary; %s",
 		rep.Requests, rep.Concurrency, rep.Rounds, rep.Chunks, arrival, rep.Machine)
 	if proxyCPUs != "" {
@@ -378,8 +397,8 @@ func (rep *meterReport) print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, k := range rep.Kinds {
-		fmt.Fprintf(w, "%-7s metering costs %+.1f %% throughput, %+.1f %% proxy CPU per request (allocs/req off %.0f, on %.0f; errors off %d, on %d)\n",
-			k.Kind, (1-k.RPSRatio)*100, (k.CPURatio-1)*100, k.Off.Allocs, k.On.Allocs, k.Off.Errors, k.On.Errors)
+		fmt.Fprintf(w, "%-7s metering costs %+.1f %% throughput, %+.1f %% proxy CPU per request (allocs/req off %.0f, on %.0f; bytes/req off %.0f, on %.0f; GC cycles per 10k requests off %.1f, on %.1f; errors off %d, on %d)\n",
+			k.Kind, (1-k.RPSRatio)*100, (k.CPURatio-1)*100, k.Off.Allocs, k.On.Allocs, k.Off.Bytes, k.On.Bytes, k.Off.GCs, k.On.GCs, k.Off.Errors, k.On.Errors)
 	}
 	off, on := rep.FirstEvent[0], rep.FirstEvent[1]
 	fmt.Fprintf(w, "SSE first event, one at a time: off p50 %.3f p99 %.3f ms; on p50 %.3f p99 %.3f ms; on-off p50 %+.3f ms\n",

@@ -38,6 +38,7 @@ type level struct {
 type allocStats struct {
 	AllocsPerReq float64 `json:"allocs_per_request"`
 	BytesPerReq  float64 `json:"bytes_per_request"`
+	GCsPer10k    float64 `json:"gc_cycles_per_10k_requests"`
 	PeakRSSMiB   float64 `json:"peak_rss_mib"`
 	CPUusPerReq  float64 `json:"cpu_us_per_request"`      // utime+stime of the proxy process (/proc/PID/stat)
 	LoadCPUus    float64 `json:"load_cpu_us_per_request"` // of the bench process: the load client and the upstream

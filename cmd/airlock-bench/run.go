@@ -220,6 +220,7 @@ type measured struct {
 	errs    int64
 	mallocs uint64
 	bytes   uint64
+	gcs     uint32 // GC cycles the proxy ran
 	hwmKiB  int64
 	cpu     time.Duration // the proxy process's utime+stime during the turns
 	load    time.Duration // the bench process's (load client and upstream)
@@ -251,6 +252,7 @@ func (m *measured) add(t *target, cl *http.Client, u string, n, c int) error {
 	}
 	m.mallocs += after.Mallocs - before.Mallocs
 	m.bytes += after.TotalAlloc - before.TotalAlloc
+	m.gcs += after.NumGC - before.NumGC
 	m.hwmKiB = after.VmHWMKiB
 	return nil
 }
@@ -259,6 +261,7 @@ func (m *measured) allocs(requests int) allocStats {
 	return allocStats{
 		AllocsPerReq: float64(m.mallocs) / float64(requests),
 		BytesPerReq:  float64(m.bytes) / float64(requests),
+		GCsPer10k:    float64(m.gcs) * 1e4 / float64(requests),
 		PeakRSSMiB:   float64(m.hwmKiB) / 1024,
 		CPUusPerReq:  float64(m.cpu.Microseconds()) / float64(requests),
 		LoadCPUus:    float64(m.load.Microseconds()) / float64(requests),
