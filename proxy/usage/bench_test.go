@@ -257,6 +257,7 @@ func benchMeterRequest(b *testing.B, window, kind string, before func()) {
 	}
 	buf := make([]byte, 32<<10)
 	var spent time.Duration
+	var ph [3]time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
 		r, _ := http.NewRequest(http.MethodPost, "https://api.openai.com/v1/chat/completions", strings.NewReader(body))
@@ -273,19 +274,28 @@ func benchMeterRequest(b *testing.B, window, kind string, before func()) {
 		if err != nil || tk == nil {
 			b.Fatal(tk, err)
 		}
+		t1 := time.Now()
 		tk.Wrap(res)
 		for {
 			if _, err := res.Body.Read(buf); err != nil {
 				break
 			}
 		}
+		t2 := time.Now()
 		res.Body.Close()
-		spent += time.Since(t0)
+		t3 := time.Now()
+		spent += t3.Sub(t0)
+		ph[0] += t1.Sub(t0)
+		ph[1] += t2.Sub(t1)
+		ph[2] += t3.Sub(t2)
 		if tk.Result().Outcome != OutcomeOK {
 			b.Fatal(tk.Result())
 		}
 	}
 	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N), "meter-ns/op")
+	b.ReportMetric(float64(ph[0].Nanoseconds())/float64(b.N), "admit-ns/op")
+	b.ReportMetric(float64(ph[1].Nanoseconds())/float64(b.N), "read-ns/op")
+	b.ReportMetric(float64(ph[2].Nanoseconds())/float64(b.N), "close-ns/op")
 }
 
 // benchChatAnswer is a real-shaped Chat Completions answer.

@@ -31,14 +31,24 @@ type Price struct {
 type Prices struct {
 	m map[string]Price
 
-	// resolved memoises Lookup of dated names (model string → string, the
-	// key it resolved to or OtherModel); at most maxResolved entries, so
-	// answers naming random models cannot grow it.
-	resolved  sync.Map
-	nResolved atomic.Int64
+	// known memoises Lookup: every name asked for, exact or dated, with
+	// its answer, so a request costs one map probe (a record reads it with
+	// its caches cold: the probes of m, a sync.Map and m again cost it
+	// three). Copied on write, read with one atomic load; at most
+	// maxResolved names beyond the table's, so answers naming random
+	// models cannot grow it.
+	knownMu sync.Mutex // serialises writers
+	known   atomic.Pointer[map[string]priceEntry]
 }
 
-// maxResolved bounds Prices.resolved.
+// priceEntry is Lookup's answer for one name.
+type priceEntry struct {
+	name  string
+	price Price
+	ok    bool
+}
+
+// maxResolved bounds the names Prices.known holds beyond the table's.
 const maxResolved = 1024
 
 // OtherModel is the model label of models the price table does not know.
@@ -108,22 +118,39 @@ var dated = regexp.MustCompile(`^-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$`)
 // Lookup returns the table entry for model: an exact key, or a key followed
 // by a date suffix. ok=false: unknown model, name is [OtherModel].
 func (p *Prices) Lookup(model string) (name string, price Price, ok bool) {
-	if pr, ok := p.m[model]; ok {
-		return model, pr, true
-	}
-	if k, ok := p.resolved.Load(model); ok {
-		if k == OtherModel {
-			return OtherModel, Price{}, false
-		}
-		return k.(string), p.m[k.(string)], true
-	}
-	name, price, ok = p.resolve(model)
-	if p.nResolved.Load() < maxResolved {
-		if _, loaded := p.resolved.LoadOrStore(model, name); !loaded {
-			p.nResolved.Add(1)
+	if cur := p.known.Load(); cur != nil {
+		if e, ok := (*cur)[model]; ok {
+			return e.name, e.price, e.ok
 		}
 	}
-	return name, price, ok
+	e := priceEntry{name: model}
+	if e.price, e.ok = p.m[model]; !e.ok {
+		e.name, e.price, e.ok = p.resolve(model)
+	}
+	p.remember(model, e)
+	return e.name, e.price, e.ok
+}
+
+// remember adds model's entry to known, unless known is full.
+func (p *Prices) remember(model string, e priceEntry) {
+	p.knownMu.Lock()
+	defer p.knownMu.Unlock()
+	cur := p.known.Load()
+	if cur != nil && len(*cur) >= len(p.m)+maxResolved {
+		return
+	}
+	next := make(map[string]priceEntry, 1+lenOf(cur))
+	if cur != nil {
+		for k, v := range *cur {
+			next[k] = v
+		}
+	}
+	key := strings.Clone(model) // the map keeps its own copy: the caller's may alias a buffer
+	if e.name == model {
+		e.name = key
+	}
+	next[key] = e
+	p.known.Store(&next)
 }
 
 // resolve finds the longest key that model is a dated form of.

@@ -61,6 +61,9 @@ func laxInt(raw json.RawMessage) int64 {
 	if len(raw) == 0 {
 		return 0
 	}
+	if n, ok := plainInt(raw); ok {
+		return n
+	}
 	if raw[0] == '"' { // a JSON number never starts with a quote: only strings need decoding
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
@@ -72,6 +75,22 @@ func laxInt(raw json.RawMessage) int64 {
 		return 0
 	}
 	return int64(min(math.Ceil(f), maxOutputCap))
+}
+
+// plainInt is laxInt of up to 9 ASCII digits, the usual max_tokens
+// (ParseFloat costs a request more than the rest of its fields).
+func plainInt(raw []byte) (int64, bool) {
+	if len(raw) > 9 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // laxBool reads true the way lenient parsers do: true, 1, "true", "1",
@@ -184,10 +203,8 @@ func readHead(body io.Reader, size, limit int64) ([]byte, error) {
 // The body's members are walked once, for the fields and for the edit.
 func inspectBody(body []byte, info *RequestInfo) []byte {
 	info.InputEstimate = (int64(len(body)) + 2) / 3
-	sp := memberScratch.Get().(*[]member)
-	defer memberScratch.Put(sp)
-	ms, _, closing, walked := appendMembers((*sp)[:0], body)
-	*sp = ms[:0]
+	var scratch [16]member // on the stack: most requests have fewer members
+	ms, _, closing, walked := appendMembers(scratch[:0], body)
 	var f requestFields
 	if !(walked && fieldsFromMembers(body, ms, &f)) && !unmarshalFields(body, &f) {
 		return body // not a JSON object: the provider will say so; reserve the default

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,9 +39,11 @@ func TestShippedPrices(t *testing.T) {
 		"":                           OtherModel,
 		"llama-3.3-70b":              OtherModel,
 	}
-	for model, want := range cases {
-		if got, _, _ := p.Lookup(model); got != want {
-			t.Errorf("Lookup(%q) = %q, want %q", model, got, want)
+	for pass := range 2 { // the second from the memo
+		for model, want := range cases {
+			if got, _, _ := p.Lookup(model); got != want {
+				t.Errorf("pass %d: Lookup(%q) = %q, want %q", pass, model, got, want)
+			}
 		}
 	}
 	over, err := p.With(map[string]Price{"gpt-4o": {Input: 1, Output: 2}, "my-model": {Input: 3, Output: 4}})
@@ -551,4 +554,62 @@ func TestReserveKeepsNoClaims(t *testing.T) {
 			t.Fatalf("%d claims: after release %v, in flight %v, holds %d", n, err, s.inflight, len(s.holds))
 		}
 	}
+}
+
+// Answers naming ever new models cannot grow the price memo past its
+// bound, and a name that no longer fits is still priced.
+func TestPricesMemoBounded(t *testing.T) {
+	p := ShippedPrices()
+	for i := range 3 * maxResolved {
+		if name, _, ok := p.Lookup(fmt.Sprintf("model-%d", i)); ok || name != OtherModel {
+			t.Fatalf("model-%d priced as %q", i, name)
+		}
+	}
+	if n := len(*p.known.Load()); n > len(p.m)+maxResolved {
+		t.Fatalf("memo holds %d names, bound %d", n, len(p.m)+maxResolved)
+	}
+	if name, pr, ok := p.Lookup("gpt-4o-2024-11-20"); !ok || name != "gpt-4o" || pr != p.m["gpt-4o"] {
+		t.Fatalf("after the flood: %q %+v %v", name, pr, ok)
+	}
+}
+
+// refLaxInt is laxInt without its plain-digits fast path.
+func refLaxInt(raw json.RawMessage) int64 {
+	if len(raw) == 0 {
+		return 0
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			raw = json.RawMessage(s)
+		}
+	}
+	f, err := strconv.ParseFloat(string(bytes.TrimSpace(raw)), 64)
+	if err != nil || f != f || f <= 0 {
+		return 0
+	}
+	return int64(min(math.Ceil(f), maxOutputCap))
+}
+
+func TestLaxInt(t *testing.T) {
+	for raw, want := range map[string]int64{
+		"256": 256, "0": 0, "000000007": 7, "999999999": 999999999, "1000000000": 1000000000,
+		"99999999999": maxOutputCap, "-1": 0, "1e3": 1000, "1.5": 2, `"512"`: 512, " 7 ": 7, "": 0, "abc": 0, "12a": 0,
+	} {
+		if got := laxInt(json.RawMessage(raw)); got != want {
+			t.Errorf("laxInt(%q) = %d, want %d", raw, got, want)
+		}
+	}
+}
+
+// The fast path reads what ParseFloat reads.
+func FuzzLaxIntSame(f *testing.F) {
+	for _, s := range []string{"256", "0", "007", "123456789", "1234567890", "-5", "1e2", `"64"`, " 1", "٣"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if got, want := laxInt(json.RawMessage(raw)), refLaxInt(json.RawMessage(raw)); got != want {
+			t.Fatalf("laxInt(%q) = %d, ParseFloat's reading %d", raw, got, want)
+		}
+	})
 }
