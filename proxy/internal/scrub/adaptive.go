@@ -20,7 +20,7 @@ const SmallCap = 4 << 10
 
 const minSmallRead = 1 << 10
 
-var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, SmallCap); return &b }}
+var smallBufs = sync.Pool{New: func() any { return new([SmallCap]byte) }} // see scrubBufs
 
 // startBuffers returns a new Reader's in and out buffers. A Reader with
 // small buffers starts parked (none: its first fill takes them): a

@@ -12,7 +12,11 @@ import (
 // long JWT's base64 form.
 const PooledCap = ReadSize + 16<<10
 
-var scrubBufs = sync.Pool{New: func() any { b := make([]byte, 0, PooledCap); return &b }}
+// The pools hold pointers to the buffers' arrays: a buffer goes back as
+// the pointer it came out as ((*[N]byte)(b[:N])), where a *[]byte would
+// need a new slice header from the heap at every Put (twice per event
+// of a parked stream).
+var scrubBufs = sync.Pool{New: func() any { return new([PooledCap]byte) }}
 
 // scrubBuffer returns an empty buffer with room for need bytes, pooled
 // when need fits.
@@ -20,18 +24,18 @@ func scrubBuffer(need int) []byte {
 	if need > PooledCap {
 		return make([]byte, 0, need)
 	}
-	b := scrubBufs.Get().(*[]byte)
-	return (*b)[:0]
+	return scrubBufs.Get().(*[PooledCap]byte)[:0]
 }
+
+// smallBuffer returns an empty pooled buffer of SmallCap.
+func smallBuffer() []byte { return smallBufs.Get().(*[SmallCap]byte)[:0] }
 
 func putScrubBuffer(b []byte) {
 	switch {
 	case cap(b) == SmallCap:
-		b = b[:0]
-		smallBufs.Put(&b)
-	case cap(b) >= PooledCap && cap(b) <= 4*PooledCap:
-		b = b[:0]
-		scrubBufs.Put(&b)
+		smallBufs.Put((*[SmallCap]byte)(b[:SmallCap]))
+	case cap(b) >= PooledCap && cap(b) <= 4*PooledCap: // grown by append: its first PooledCap bytes
+		scrubBufs.Put((*[PooledCap]byte)(b[:PooledCap]))
 	}
 }
 

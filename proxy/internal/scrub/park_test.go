@@ -123,3 +123,29 @@ func TestNewReaderStartsParked(t *testing.T) {
 	}
 	br.Release()
 }
+
+// A stream's Reader, parked between events as the relay parks it, hands
+// its buffers to the pool and takes them back without allocating.
+func TestParkedEventsAllocateNothing(t *testing.T) {
+	r := NewReplacer(Forms([]byte(testSecret)), []byte("[R]"))
+	ev := &repeatReader{b: []byte("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n")}
+	sr := NewReader(ev, r, nil)
+	buf := make([]byte, 4096)
+	event := func() {
+		if !sr.Park() {
+			t.Fatal("Park refused between events")
+		}
+		if n, err := sr.Read(buf); n != len(ev.b) || err != nil {
+			t.Fatalf("read %d, %v", n, err)
+		}
+	}
+	event() // the first fill takes the buffers
+	if a := testing.AllocsPerRun(200, event); a != 0 {
+		t.Fatalf("%.1f allocations an event", a)
+	}
+}
+
+// repeatReader returns b at every Read.
+type repeatReader struct{ b []byte }
+
+func (r *repeatReader) Read(p []byte) (int, error) { return copy(p, r.b), nil }

@@ -265,7 +265,7 @@ func (s *Reader) fill() {
 		s.grow() // the last read filled the buffer: a bulk body, not events
 	}
 	if s.in == nil { // parked (adaptive.go)
-		s.in = (*smallBufs.Get().(*[]byte))[:0]
+		s.in = smallBuffer()
 	}
 	lent := s.out == nil || s.lendOut() // a stream waits for its next event without it
 	room := cap(s.in) - len(s.in)
@@ -273,7 +273,7 @@ func (s *Reader) fill() {
 	s.in = s.in[:len(s.in)+m]
 	s.filled = m == room
 	if lent {
-		s.out = (*smallBufs.Get().(*[]byte))[:0]
+		s.out = smallBuffer()
 	}
 	out, used, n := s.r.Scan(s.out, s.in, err == io.EOF)
 	s.out = out
