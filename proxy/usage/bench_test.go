@@ -215,35 +215,56 @@ func BenchmarkFirstEvent(b *testing.B) {
 // metering body, the record): chat JSON, and a streaming chat that did not
 // ask for usage (rewritten and stripped). meter-ns/op is the meter's part
 // alone (no request or response built). With caches "cold", every request
-// starts after a sweep of 8 MiB has pushed the meter's data out of L1 and
-// L2, as a proxy's other connections do between two requests of one: that
-// figure, not the "hot" one, is near what the airlock binary pays
+// starts after a sweep of 2 MiB has pushed the meter's data out of L1 and
+// L2, as a proxy's other connections do between two requests of one;
+// "cold-events" sweeps before every read of the answer too, as the relay's
+// system calls and the other streams do between two events of one. Those
+// figures, not the "hot" ones, are near what the airlock binary pays
 // (`airlock-bench meter`).
 func BenchmarkMeterRequest(b *testing.B) {
-	sweep := make([]byte, 8<<20)
+	sweep := make([]byte, 2<<20) // twice L2 here: the meter's data stays in L3, as in a proxy
 	evict := func() {
 		for i := 0; i < len(sweep); i += 64 {
 			sweep[i]++
 		}
 	}
-	for _, caches := range []string{"hot", "cold"} {
+	for _, caches := range []string{"hot", "cold", "cold-events"} {
 		for _, window := range []string{"month", "24h"} {
 			for _, kind := range []string{"chat", "sse"} {
+				if caches == "cold-events" && kind == "chat" {
+					continue // one read
+				}
 				b.Run(caches+"/"+window+"/"+kind, func(b *testing.B) {
 					var before func()
-					if caches == "cold" {
+					if caches != "hot" {
 						before = evict
 					}
-					benchMeterRequest(b, window, kind, before)
+					benchMeterRequest(b, window, kind, before, caches == "cold-events")
 				})
 			}
 		}
 	}
 }
 
+// sweptReader calls sweep, untimed (its time is added to swept), before
+// every Read of r.
+type sweptReader struct {
+	r     io.Reader
+	sweep func()
+	swept *time.Duration
+}
+
+func (s sweptReader) Read(p []byte) (int, error) {
+	t0 := time.Now()
+	s.sweep()
+	*s.swept += time.Since(t0)
+	return s.r.Read(p)
+}
+
 // benchMeterRequest meters b.N requests of kind (chat, sse) under a budget
-// of window, calling before (if not nil) ahead of each, untimed.
-func benchMeterRequest(b *testing.B, window, kind string, before func()) {
+// of window, calling before (if not nil) ahead of each, untimed, and with
+// perRead ahead of every read of the answer too.
+func benchMeterRequest(b *testing.B, window, kind string, before func(), perRead bool) {
 	const req = `{"model":"gpt-4o","max_tokens":256,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}]}`
 	mt, _ := NewMetrics(nil)
 	m, err := New(Config{Store: NewMemStore(), Metrics: mt, Budgets: []Budget{{Name: "big", Rule: openaiTarget.Rule, Tokens: 1 << 50, Window: window}}})
@@ -265,6 +286,10 @@ func benchMeterRequest(b *testing.B, window, kind string, before func()) {
 		if kind == "sse" {
 			rd = &eventReader{evs: append([][]byte(nil), evs...)}
 		}
+		var swept time.Duration // of this request's reads
+		if perRead {
+			rd = sweptReader{rd, before, &swept}
+		}
 		res := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ct}}, Body: io.NopCloser(rd)}
 		if before != nil {
 			before()
@@ -284,9 +309,9 @@ func benchMeterRequest(b *testing.B, window, kind string, before func()) {
 		t2 := time.Now()
 		res.Body.Close()
 		t3 := time.Now()
-		spent += t3.Sub(t0)
+		spent += t3.Sub(t0) - swept
 		ph[0] += t1.Sub(t0)
-		ph[1] += t2.Sub(t1)
+		ph[1] += t2.Sub(t1) - swept
 		ph[2] += t3.Sub(t2)
 		if tk.Result().Outcome != OutcomeOK {
 			b.Fatal(tk.Result())
