@@ -29,6 +29,7 @@ type Cache struct {
 	mints atomic.Uint64
 	waits atomic.Uint64 // Gets that joined another Get's mint
 	base  *tls.Config   // shared by TLSConfig when host is ""
+	baseL *tls.Config   // shared by LocalTLSConfig when host is ""
 
 	mu       sync.Mutex               // guards lru, items and inflight
 	lru      *list.List               // of *entry, most recently used first
@@ -36,7 +37,14 @@ type Cache struct {
 	inflight map[string]*call         // host -> mint in progress
 
 	cfgMu   sync.Mutex
-	configs map[string]*tls.Config // host -> its server config (TLSConfig)
+	configs map[cfgKey]*tls.Config // its server config (TLSConfig, LocalTLSConfig)
+}
+
+// cfgKey names a host's server config: the usual one, or the one for an
+// agent on this host (LocalTLSConfig).
+type cfgKey struct {
+	host  string
+	local bool
 }
 
 type entry struct {
@@ -65,9 +73,9 @@ func NewCache(ca *CA, max int) *Cache {
 		lru:      list.New(),
 		items:    make(map[string]*list.Element),
 		inflight: make(map[string]*call),
-		configs:  make(map[string]*tls.Config),
+		configs:  make(map[cfgKey]*tls.Config),
 	}
-	c.base = c.newConfig("")
+	c.base, c.baseL = c.newConfig("", false), c.newConfig("", true)
 	return c
 }
 
@@ -174,27 +182,55 @@ func (c *Cache) Mints() uint64 { return c.mints.Load() }
 // held by each connection; its session tickets resume on the host's next
 // connections) and must not be modified.
 func (c *Cache) TLSConfig(host string) *tls.Config {
+	return c.config(host, false)
+}
+
+// LocalTLSConfig is TLSConfig for an agent whose connection comes from
+// this host (a loopback address): the same, but its key exchange is
+// X25519 or P-256 alone, without the post-quantum X25519MLKEM768 that Go
+// picks whenever a client offers it. Traffic on loopback never leaves the
+// host, so nobody can record it for a quantum computer later; the hybrid
+// costs every new agent connection about 0.1–0.2 ms on its critical path
+// (both ends' ML-KEM work, one core each: README "Performance"). Upstream
+// connections keep Go's default, post-quantum included.
+func (c *Cache) LocalTLSConfig(host string) *tls.Config {
+	return c.config(host, true)
+}
+
+func (c *Cache) config(host string, local bool) *tls.Config {
 	if host == "" && c.base != nil {
+		if local {
+			return c.baseL
+		}
 		return c.base
 	}
+	k := cfgKey{host, local}
 	c.cfgMu.Lock()
 	defer c.cfgMu.Unlock()
-	if cfg := c.configs[host]; cfg != nil {
+	if cfg := c.configs[k]; cfg != nil {
 		return cfg
 	}
 	if len(c.configs) >= c.max { // hosts of the past: dropped all at once
 		clear(c.configs)
 	}
-	cfg := c.newConfig(host)
-	c.configs[host] = cfg
+	cfg := c.newConfig(host, local)
+	c.configs[k] = cfg
 	return cfg
 }
 
-// newConfig builds host's server config (see TLSConfig).
-func (c *Cache) newConfig(host string) *tls.Config {
+// localCurves are LocalTLSConfig's key exchanges.
+var localCurves = []tls.CurveID{tls.X25519, tls.CurveP256}
+
+// newConfig builds host's server config (see TLSConfig, LocalTLSConfig).
+func (c *Cache) newConfig(host string, local bool) *tls.Config {
+	var curves []tls.CurveID // nil: Go's default
+	if local {
+		curves = localCurves
+	}
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: nextProtos,
+		MinVersion:       tls.VersionTLS12,
+		NextProtos:       nextProtos,
+		CurvePreferences: curves,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if hello.ServerName != "" {
 				return c.Get(hello.ServerName)

@@ -142,3 +142,39 @@ func TestTLSConfigSharedPerHost(t *testing.T) {
 		t.Fatalf("%d configs held, want at most the cache bound 2", n)
 	}
 }
+
+// A default Go client (which offers X25519MLKEM768 and X25519) gets the
+// post-quantum hybrid from TLSConfig and classical X25519 from
+// LocalTLSConfig; each config is still one per host.
+func TestLocalTLSConfigKeyExchange(t *testing.T) {
+	c := NewCache(testCA(t), 10)
+	roots := x509.NewCertPool()
+	roots.AddCert(c.ca.Cert)
+	for _, tc := range []struct {
+		cfg  *tls.Config
+		want tls.CurveID
+	}{
+		{c.TLSConfig("api.example.com"), tls.X25519MLKEM768},
+		{c.LocalTLSConfig("api.example.com"), tls.X25519},
+	} {
+		a, b := net.Pipe()
+		srv := tls.Server(a, tc.cfg)
+		done := make(chan error, 1)
+		go func() { done <- srv.Handshake() }()
+		cl := tls.Client(b, &tls.Config{RootCAs: roots, ServerName: "api.example.com"})
+		if err := cl.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.ConnectionState().CurveID; got != tc.want {
+			t.Errorf("key exchange %v, want %v", got, tc.want)
+		}
+		a.Close()
+		b.Close()
+	}
+	if c.LocalTLSConfig("api.example.com") != c.LocalTLSConfig("api.example.com") || c.LocalTLSConfig("api.example.com") == c.TLSConfig("api.example.com") {
+		t.Fatal("want one local config per host, apart from the usual one")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/airlock/airlock/certs"
 	"github.com/airlock/airlock/policy"
 )
 
@@ -195,7 +197,7 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 		return
 	}
 	t.scheme = "https"
-	tc := tls.Server(pc, s.certs.TLSConfig(t.host))
+	tc := tls.Server(pc, agentTLSConfig(s.certs, t.host, pc.RemoteAddr()))
 	if err := handshakeAgent(tc); err != nil { // predial.go
 		s.log.Debug("mitm handshake failed", fieldAgent(t.agent), fieldHost(t.host), fieldErr(err))
 		_ = c.Close()
@@ -264,4 +266,21 @@ func (s *Server) refuseRaw(c net.Conn, e *Error, ev *event) {
 	_ = e.Response(nil).Write(&b)
 	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.Write(b.Bytes())
+}
+
+// agentTLSConfig is the server config of a MITM'd connection from remote:
+// an agent on this host (a loopback address, a Unix socket) gets the one
+// without post-quantum key exchange (certs.Cache.LocalTLSConfig says why),
+// any other the default.
+func agentTLSConfig(c *certs.Cache, host string, remote net.Addr) *tls.Config {
+	if _, unix := remote.(*net.UnixAddr); unix {
+		return c.LocalTLSConfig(host)
+	}
+	if remote == nil {
+		return c.TLSConfig(host)
+	}
+	if ap, err := netip.ParseAddrPort(remote.String()); err == nil && ap.Addr().Unmap().IsLoopback() {
+		return c.LocalTLSConfig(host)
+	}
+	return c.TLSConfig(host)
 }

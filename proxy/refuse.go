@@ -301,7 +301,7 @@ func (s *Server) answerDeniedInside(c net.Conn, host string, e *Error) {
 	}
 	inner := pc
 	if first == 0x16 {
-		cfg := s.certs.TLSConfig(host).Clone()
+		cfg := agentTLSConfig(s.certs, host, pc.RemoteAddr()).Clone()
 		cfg.NextProtos = []string{"http/1.1"} // the refusal is one HTTP/1.1 answer; an h2 client would read garbage
 		tc := tls.Server(pc, cfg)
 		hctx, cancel := context.WithTimeout(context.Background(), denyTimeout)

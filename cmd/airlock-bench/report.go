@@ -8,16 +8,18 @@ import (
 
 // report is the result of one run; --json prints it as is.
 type report struct {
-	Machine    string                `json:"machine"`
-	Requests   int                   `json:"requests_per_run"`
-	AuditChain bool                  `json:"audit_chain"`
-	Airlock    string                `json:"airlock"`    // binary or in-process
-	ProxyCPUs  string                `json:"proxy_cpus"` // taskset of both proxies, "" unpinned
-	Levels     []level               `json:"levels"`
-	NewHost    map[string]latencies  `json:"new_host_first_request"`
-	SSE        map[string]latencies  `json:"sse_first_event"`
-	MiBps      map[string]float64    `json:"throughput_1mib_mib_per_s"`
-	Proxies    map[string]*proxyInfo `json:"proxies"`
+	Machine    string               `json:"machine"`
+	Requests   int                  `json:"requests_per_run"`
+	AuditChain bool                 `json:"audit_chain"`
+	Airlock    string               `json:"airlock"`    // binary or in-process
+	ProxyCPUs  string               `json:"proxy_cpus"` // taskset of both proxies, "" unpinned
+	Levels     []level              `json:"levels"`
+	NewHost    map[string]latencies `json:"new_host_first_request"`
+	// NewHostCPUus is each proxy's CPU (utime+stime) per new host.
+	NewHostCPUus map[string]float64    `json:"new_host_proxy_cpu_us"`
+	SSE          map[string]latencies  `json:"sse_first_event"`
+	MiBps        map[string]float64    `json:"throughput_1mib_mib_per_s"`
+	Proxies      map[string]*proxyInfo `json:"proxies"`
 }
 
 // level is one concurrency level: every target's latencies, the proxies'
@@ -82,6 +84,8 @@ func (r *report) print(w io.Writer) {
 	r.printErrors(w)
 	if len(r.NewHost) > 0 {
 		r.printLat(w, "first request to a new host", r.NewHost)
+		fmt.Fprintf(w, "%-30s baseline %6.0f us   airlock %6.0f us   (leaf, both handshakes, the request)\n",
+			"proxy CPU per new host", r.NewHostCPUus["baseline"], r.NewHostCPUus["airlock"])
 	}
 	r.printLat(w, "SSE first event", r.SSE)
 	fmt.Fprintf(w, "%-30s direct %7.0f MiB/s   baseline %7.0f MiB/s   airlock %7.0f MiB/s   airlock/direct %.2fx\n",

@@ -277,14 +277,21 @@ func ratio(a, b float64) float64 {
 
 // probe measures new-host latency, SSE first event and 1 MiB throughput.
 func (r *report) probe(o *options, targets []*target, base string, newHosts []string) error {
-	r.NewHost, r.SSE, r.MiBps = map[string]latencies{}, map[string]latencies{}, map[string]float64{}
+	r.NewHost, r.NewHostCPUus, r.SSE, r.MiBps = map[string]latencies{}, map[string]float64{}, map[string]latencies{}, map[string]float64{}
 	var errs []error
 	for _, t := range targets {
 		if len(newHosts) > 0 {
 			progress("%s: first request to %d new hosts", t.name, len(newHosts))
+			var cpu0 time.Duration
+			if t.child != nil {
+				cpu0 = procCPU(t.child.pid())
+			}
 			l, err := t.newHostLatency(newHosts)
 			errs = append(errs, err)
 			r.NewHost[t.name] = l
+			if t.child != nil { // a proxy: its CPU for the mint and both handshakes, the steadier figure
+				r.NewHostCPUus[t.name] = float64((procCPU(t.child.pid()) - cpu0).Microseconds()) / float64(len(newHosts))
+			}
 		}
 		cl := t.newClient(1)
 		progress("%s: SSE first event x%d, 1 MiB x%d", t.name, o.sseSamples, o.mibDownloads)
