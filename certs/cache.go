@@ -186,12 +186,12 @@ func (c *Cache) TLSConfig(host string) *tls.Config {
 }
 
 // LocalTLSConfig is TLSConfig for an agent whose connection comes from
-// this host (a loopback address): the same, but its key exchange is
-// X25519 or P-256 alone, without the post-quantum X25519MLKEM768 that Go
-// picks whenever a client offers it. Traffic on loopback never leaves the
-// host, so nobody can record it for a quantum computer later; the hybrid
-// costs every new agent connection about 0.1–0.2 ms on its critical path
-// (both ends' ML-KEM work, one core each: README "Performance"). Upstream
+// this host (a loopback address, a Unix socket): the same, but its key
+// exchange is X25519 or P-256 alone, without the post-quantum
+// X25519MLKEM768 that Go picks whenever a client offers it. Such traffic
+// never leaves the host, so nobody can record it for a quantum computer
+// later; the hybrid costs every new agent connection about 0.1–0.2 ms on
+// its critical path (both ends' ML-KEM work; README "Security"). Upstream
 // connections keep Go's default, post-quantum included.
 func (c *Cache) LocalTLSConfig(host string) *tls.Config {
 	return c.config(host, true)
