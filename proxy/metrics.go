@@ -1,11 +1,11 @@
 package proxy
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/proxy/internal/park"
+	"github.com/airlock/airlock/proxy/internal/readmap"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -35,7 +35,7 @@ type Metrics struct {
 	AuditDropped        prometheus.Counter     // audit file lines dropped (queue full)
 	LogDropped          prometheus.Counter     // log lines dropped by the AsyncWriter (queue full)
 
-	series seriesCache // the per-request series, label-resolved once (record)
+	series *readmap.Map[seriesKey, *reqSeries] // the per-request series, label-resolved once (record)
 }
 
 // NewMetrics creates the collectors on a fresh registry that also carries
@@ -44,6 +44,7 @@ func NewMetrics() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
+		series:   readmap.New[seriesKey, *reqSeries](maxCachedSeries),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_requests_total", Help: "Requests and credential operations judged by airlock, by agent, rule, decision (inject, allow, tunnel, deny, error, would_deny, use, hand_out), code, door (proxy, rpc) and operation (proxy, http_request, http_header, retrieve, sign, encrypt, decrypt).",
 		}, []string{"agent", "rule", "decision", "code", "door", "operation"}),
@@ -166,47 +167,19 @@ func (rs *reqSeries) observeUpstream(m *Metrics, rule string, d time.Duration) {
 	(*o).Observe(d.Seconds())
 }
 
-// seriesCache maps label combinations to resolved series. Reads are
-// lock-free (an immutable map behind an atomic pointer); a miss copies
-// the map under mu.
-type seriesCache struct {
-	m  atomic.Pointer[map[seriesKey]*reqSeries]
-	mu sync.Mutex // serialises misses (the copy and store of m)
-}
-
-// requestSeries returns the series of k, resolving them on first use.
+// requestSeries returns the series of k, resolving them on first use
+// (lock-free once resolved: readmap).
 func (m *Metrics) requestSeries(k seriesKey) *reqSeries {
-	if cur := m.series.m.Load(); cur != nil {
-		if rs := (*cur)[k]; rs != nil {
-			return rs
+	return m.series.Get(k, func() *reqSeries {
+		rs := &reqSeries{
+			requests: m.Requests.WithLabelValues(k.agent, k.rule, k.decision, k.code, k.door, k.op),
 		}
-	}
-	c := &m.series
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m.Load()
-	if old != nil {
-		if rs := (*old)[k]; rs != nil {
-			return rs
+		if k.denied {
+			rs.denials = m.Denials.WithLabelValues(k.agent, k.code)
 		}
-	}
-	rs := &reqSeries{
-		requests: m.Requests.WithLabelValues(k.agent, k.rule, k.decision, k.code, k.door, k.op),
-	}
-	if k.denied {
-		rs.denials = m.Denials.WithLabelValues(k.agent, k.code)
-	}
-	if k.credential != "" {
-		rs.uses = m.CredentialUses.WithLabelValues(k.credential, k.agent, k.rule, k.door, k.op)
-	}
-	next := make(map[seriesKey]*reqSeries, 1)
-	if old != nil && len(*old) < maxCachedSeries {
-		next = make(map[seriesKey]*reqSeries, len(*old)+1)
-		for key, v := range *old {
-			next[key] = v
+		if k.credential != "" {
+			rs.uses = m.CredentialUses.WithLabelValues(k.credential, k.agent, k.rule, k.door, k.op)
 		}
-	}
-	next[k] = rs
-	c.m.Store(&next)
-	return rs
+		return rs
+	})
 }

@@ -52,7 +52,7 @@ func TestRecordSeries(t *testing.T) {
 	for i := range maxCachedSeries + 10 {
 		s.metrics.requestSeries(seriesKey{agent: "a" + itoa(i), rule: "r", decision: decisionAllow, code: "OK", door: "proxy", op: "proxy"})
 	}
-	if n := len(*m.series.m.Load()); n > maxCachedSeries {
+	if n := m.series.Len(); n > maxCachedSeries {
 		t.Fatalf("series cache holds %d entries, bound %d", n, maxCachedSeries)
 	}
 	e := inject

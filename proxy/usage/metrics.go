@@ -2,10 +2,10 @@ package usage
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/airlock/airlock/proxy/internal/readmap"
 )
 
 // Metrics are the meter's Prometheus collectors. Label values come from
@@ -19,18 +19,13 @@ type Metrics struct {
 	BudgetRejections *prometheus.CounterVec // budget
 	BudgetWarnings   *prometheus.CounterVec // budget
 
-	// series caches the counters of each label set, copied on write: a
-	// request reads it with one atomic load, where a read lock (an atomic
-	// add to a word every request on both cores writes) costs a cache
-	// line moved between the cores per request (no boxing of the key
-	// either, unlike a sync.Map).
-	seriesMu sync.Mutex                            // serialises writers
-	series   atomic.Pointer[map[seriesKey]*series] // never modified once stored
+	// series caches the counters of each label set: lock-free once
+	// resolved (readmap; no boxing of the key either, unlike a sync.Map).
+	series *readmap.Map[seriesKey, *series]
 }
 
 // maxCachedSeries bounds the series cache (label values are bounded by the
-// configuration and the price table; this is a second fence, and what a
-// copy on write costs); label sets beyond it are looked up in the vectors.
+// configuration and the price table; this is a second fence).
 const maxCachedSeries = 1024
 
 type seriesKey struct {
@@ -51,34 +46,16 @@ var tokenKinds = [5]string{KindInput, KindOutput, KindCachedInput, KindCacheWrit
 // seriesOf returns (creating once) the counters of a label set, so a
 // request costs no label hashing or lookups in the vectors.
 func (m *Metrics) seriesOf(t Target, model string, outcome Outcome) *series {
-	k := seriesKey{t.Agent, t.Rule, t.Credential, model, outcome}
-	if cur := m.series.Load(); cur != nil {
-		if sr, ok := (*cur)[k]; ok {
-			return sr
+	return m.series.Get(seriesKey{t.Agent, t.Rule, t.Credential, model, outcome}, func() *series {
+		sr := &series{requests: m.Requests.WithLabelValues(t.Agent, t.Rule, t.Credential, model, string(outcome))}
+		if outcome != OutcomeNone {
+			for i, kind := range tokenKinds {
+				sr.tokens[i] = m.Tokens.WithLabelValues(t.Agent, t.Rule, t.Credential, model, kind)
+			}
+			sr.cost = m.CostUSD.WithLabelValues(t.Agent, t.Rule, t.Credential, model)
 		}
-	}
-	sr := &series{requests: m.Requests.WithLabelValues(t.Agent, t.Rule, t.Credential, model, string(outcome))}
-	if outcome != OutcomeNone {
-		for i, kind := range tokenKinds {
-			sr.tokens[i] = m.Tokens.WithLabelValues(t.Agent, t.Rule, t.Credential, model, kind)
-		}
-		sr.cost = m.CostUSD.WithLabelValues(t.Agent, t.Rule, t.Credential, model)
-	}
-	m.seriesMu.Lock()
-	defer m.seriesMu.Unlock()
-	cur := m.series.Load()
-	if cur != nil && len(*cur) >= maxCachedSeries {
 		return sr
-	}
-	next := make(map[seriesKey]*series, 1+lenOf(cur))
-	if cur != nil {
-		for key, v := range *cur {
-			next[key] = v
-		}
-	}
-	next[k] = sr
-	m.series.Store(&next)
-	return sr
+	})
 }
 
 func lenOf[K comparable, V any](m *map[K]V) int {
@@ -103,6 +80,7 @@ const (
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	who := []string{"agent", "rule", "credential", "model"}
 	m := &Metrics{
+		series: readmap.New[seriesKey, *series](maxCachedSeries),
 		Tokens: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "airlock_llm_tokens_total",
 			Help: "LLM tokens counted from the providers' usage, by kind (cached_input and cache_write are part of input, reasoning part of output)."},
 			append(who[:4:4], "kind")),

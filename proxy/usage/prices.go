@@ -8,10 +8,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/airlock/airlock/proxy/internal/readmap"
 )
 
 //go:embed prices.yaml
@@ -32,13 +32,11 @@ type Prices struct {
 	m map[string]Price
 
 	// known memoises Lookup: every name asked for, exact or dated, with
-	// its answer, so a request costs one map probe (a record reads it with
-	// its caches cold: the probes of m, a sync.Map and m again cost it
-	// three). Copied on write, read with one atomic load; at most
-	// maxResolved names beyond the table's, so answers naming random
-	// models cannot grow it.
-	knownMu sync.Mutex // serialises writers
-	known   atomic.Pointer[map[string]priceEntry]
+	// its answer, so a request costs one map probe, lock-free (a record
+	// reads it with its caches cold: the probes of m, a sync.Map and m
+	// again cost it three). At most maxResolved names beyond the table's,
+	// so answers naming random models cannot grow it.
+	known *readmap.Map[string, priceEntry]
 }
 
 // priceEntry is Lookup's answer for one name.
@@ -99,6 +97,7 @@ func (p *Prices) With(over map[string]Price) (*Prices, error) {
 		}
 		out.m[k] = v
 	}
+	out.known = readmap.New[string, priceEntry](len(out.m) + maxResolved)
 	return out, nil
 }
 
@@ -118,39 +117,17 @@ var dated = regexp.MustCompile(`^-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$`)
 // Lookup returns the table entry for model: an exact key, or a key followed
 // by a date suffix. ok=false: unknown model, name is [OtherModel].
 func (p *Prices) Lookup(model string) (name string, price Price, ok bool) {
-	if cur := p.known.Load(); cur != nil {
-		if e, ok := (*cur)[model]; ok {
-			return e.name, e.price, e.ok
-		}
-	}
-	e := priceEntry{name: model}
-	if e.price, e.ok = p.m[model]; !e.ok {
-		e.name, e.price, e.ok = p.resolve(model)
-	}
-	p.remember(model, e)
+	e := p.known.Get(model, func() priceEntry { return p.entry(model) })
 	return e.name, e.price, e.ok
 }
 
-// remember adds model's entry to known, unless known is full.
-func (p *Prices) remember(model string, e priceEntry) {
-	p.knownMu.Lock()
-	defer p.knownMu.Unlock()
-	cur := p.known.Load()
-	if cur != nil && len(*cur) >= len(p.m)+maxResolved {
-		return
+// entry is Lookup without the memo.
+func (p *Prices) entry(model string) priceEntry {
+	if pr, ok := p.m[model]; ok {
+		return priceEntry{model, pr, true}
 	}
-	next := make(map[string]priceEntry, 1+lenOf(cur))
-	if cur != nil {
-		for k, v := range *cur {
-			next[k] = v
-		}
-	}
-	key := strings.Clone(model) // the map keeps its own copy: the caller's may alias a buffer
-	if e.name == model {
-		e.name = key
-	}
-	next[key] = e
-	p.known.Store(&next)
+	name, pr, ok := p.resolve(model)
+	return priceEntry{name, pr, ok}
 }
 
 // resolve finds the longest key that model is a dated form of.

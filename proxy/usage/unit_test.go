@@ -565,7 +565,7 @@ func TestPricesMemoBounded(t *testing.T) {
 			t.Fatalf("model-%d priced as %q", i, name)
 		}
 	}
-	if n := len(*p.known.Load()); n > len(p.m)+maxResolved {
+	if n := p.known.Len(); n > len(p.m)+maxResolved {
 		t.Fatalf("memo holds %d names, bound %d", n, len(p.m)+maxResolved)
 	}
 	if name, pr, ok := p.Lookup("gpt-4o-2024-11-20"); !ok || name != "gpt-4o" || pr != p.m["gpt-4o"] {
