@@ -58,11 +58,17 @@ const maxOutputCap = 1 << 32
 
 // laxInt reads a JSON number or numeric string, clamped to [0, maxOutputCap].
 func laxInt(raw json.RawMessage) int64 {
+	if n, ok := plainInt(raw); ok && len(raw) > 0 {
+		return n
+	}
+	return parsedInt(raw)
+}
+
+// parsedInt is laxInt without its plain-digits fast path: the value
+// decoded when a string, then read by ParseFloat.
+func parsedInt(raw json.RawMessage) int64 {
 	if len(raw) == 0 {
 		return 0
-	}
-	if n, ok := plainInt(raw); ok {
-		return n
 	}
 	if raw[0] == '"' { // a JSON number never starts with a quote: only strings need decoding
 		var s string
