@@ -95,7 +95,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	os.Remove(desktop)
 	os.Remove(phone)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "browser.js"))
 	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"), "LOGIN_URL="+f.con.LoginURL(f.srv.URL),

@@ -8,15 +8,30 @@ const { LOGIN_URL, CHROMIUM, USER_DATA_DIR, SHOT_DESKTOP, SHOT_PHONE, EVIL_URL }
 
 function log(line) { process.stdout.write(line + "\n"); }
 
-(async () => {
-  const browser = await puppeteer.launch({
+// launch starts Chromium. On a fresh CI machine, beside the race suite's
+// other packages on two cores, it once took longer than puppeteer's
+// default 30 s to print its DevTools address: wait up to 2 minutes, and
+// try a second time (a new profile) before giving up.
+async function launch() {
+  const opts = (dir) => ({
     executablePath: CHROMIUM,
     headless: false, // the flags below say --headless themselves
-    userDataDir: USER_DATA_DIR,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    userDataDir: dir,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    timeout: 120000,
     protocolTimeout: 60000,
   });
+  try {
+    return await puppeteer.launch(opts(USER_DATA_DIR + "/first"));
+  } catch (e) {
+    process.stderr.write("chromium did not start, trying once more: " + e.message + "\n");
+    return await puppeteer.launch(opts(USER_DATA_DIR + "/second"));
+  }
+}
+
+(async () => {
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 800 });
