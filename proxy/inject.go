@@ -222,16 +222,16 @@ func (s *Server) inject(out *http.Request, rule *policy.Rule, cred *vault.Creden
 
 // tokenSecrets lists the secret strings a response must not echo for cred
 // beyond its raw value: the client secret and refresh token of an oauth2
-// credential and its live access tokens, or an aws secret key and session
-// token. For the scrubber.
-func (s *Server) tokenSecrets(cred *vault.Credential) []string {
+// credential and its live access tokens (live, from the token cache), or
+// an aws secret key and session token. For the scrubber.
+func tokenSecrets(cred *vault.Credential, live []string) []string {
 	var out []string
 	switch vault.KindOf(cred) {
 	case vault.KindOAuth2:
 		if sec, err := vault.OAuth2SecretOf(cred); err == nil {
 			out = append(out, sec.ClientSecret, sec.RefreshToken)
 		}
-		out = append(out, s.tokens.Live(cred.Path)...)
+		out = append(out, live...)
 	case vault.KindAWS:
 		if c, err := awsauth.Credentials(cred); err == nil {
 			out = append(out, c.SecretAccessKey, c.SessionToken)

@@ -6,6 +6,7 @@ import (
 	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -86,7 +87,7 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 	if err := scrub.RefusePartial(resp.StatusCode, resp.Header); err != nil { // Range is stripped (outboundHygiene)
 		return partialError(err)
 	}
-	r := s.cachedReplacer(d) // memoised for static credentials (cachedReplacer)
+	r := s.cachedReplacer(d)
 	if r == nil {
 		return nil
 	}
@@ -117,7 +118,7 @@ func (s *Server) scrubResponse(resp *http.Response) error {
 
 // replacerFor builds the scrub.Replacer for d's credential, or nil when the
 // secret is too short to scrub.
-func (s *Server) replacerFor(d *decision) *scrub.Replacer {
+func (s *Server) replacerFor(d *decision, live []string) *scrub.Replacer {
 	secret := d.cred.Value.Bytes()
 	var extra [][]byte
 	if d.rule != nil && d.rule.Inject.Type == policy.InjectBasic {
@@ -125,7 +126,7 @@ func (s *Server) replacerFor(d *decision) *scrub.Replacer {
 			extra = append(extra, []byte(v[len("Basic "):]))
 		}
 	}
-	for _, t := range s.tokenSecrets(d.cred) { // oauth2 tokens and client secrets, aws keys
+	for _, t := range tokenSecrets(d.cred, live) { // oauth2 tokens and client secrets, aws keys
 		extra = append(extra, []byte(t))
 	}
 	forms := scrub.Forms(secret, extra...)
@@ -135,20 +136,35 @@ func (s *Server) replacerFor(d *decision) *scrub.Replacer {
 	return scrub.NewReplacer(forms, []byte("[REDACTED:"+d.cred.Path+"]"))
 }
 
-// replacerKey names a static credential's replacer in Server.replacers.
+// replacerKey names what a replacer scrubs: a credential (a vault
+// snapshot's credentials are immutable, so the pointer identifies the
+// secret), the rule when its injection adds a form of its own (Basic
+// joins the rule's username to the secret), and an oauth2 credential's
+// live access tokens. The header cache (inject.go) keys by credential and
+// rule.
 type replacerKey struct {
 	cred *vault.Credential
 	rule *policy.Rule
+	live string // the live tokens, sorted, NUL-separated
 }
 
-// cachedReplacer is replacerFor, memoised for static credentials. Token
-// credentials (oauth2, aws) are built every time: their live tokens
-// change.
+// cachedReplacer is replacerFor, memoised: rules that inject one
+// credential the same way share a replacer (a policy of one rule per
+// host built one per host, 140 µs on a new host's first request before
+// NewReplacer stopped allocating), and an oauth2 credential gets a new
+// one when its live tokens change, not one per request.
 func (s *Server) cachedReplacer(d *decision) *scrub.Replacer {
-	if vault.KindOf(d.cred) != vault.KindStatic {
-		return s.replacerFor(d)
+	k := replacerKey{cred: d.cred}
+	if d.rule != nil && d.rule.Inject.Type == policy.InjectBasic {
+		k.rule = d.rule
 	}
-	return s.replacers.Get(replacerKey{cred: d.cred, rule: d.rule}, func() *scrub.Replacer { return s.replacerFor(d) })
+	var live []string
+	if vault.KindOf(d.cred) == vault.KindOAuth2 {
+		live = s.tokens.Live(d.cred.Path)
+		slices.Sort(live)
+		k.live = strings.Join(live, "\x00")
+	}
+	return s.replacers.Get(k, func() *scrub.Replacer { return s.replacerFor(d, live) })
 }
 
 // plainBody returns the identity-encoded body of resp (see the comment at

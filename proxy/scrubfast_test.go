@@ -78,6 +78,22 @@ func TestCachedReplacer(t *testing.T) {
 	if s.cachedReplacer(&decision{rule: rule, cred: tooShort}) != nil {
 		t.Fatal("a secret too short to scrub got a scrub.Replacer")
 	}
+	// Rules injecting one credential the same way share its replacer (a
+	// policy of one rule per host built one per host); a Basic rule adds
+	// its own form (the rule's username with the secret), so it has its own.
+	again := &policy.Rule{Name: "r2", Inject: policy.Inject{Type: policy.InjectAPIKey}}
+	if s.cachedReplacer(&decision{rule: again, cred: static}) != r1 {
+		t.Error("two rules injecting one credential built two replacers")
+	}
+	basic := &policy.Rule{Name: "b", Inject: policy.Inject{Type: policy.InjectBasic, Username: "svc-user"}}
+	rb := s.cachedReplacer(&decision{rule: basic, cred: static})
+	encoded := basicValue(basic, static)[len("Basic "):]
+	if rb == r1 {
+		t.Fatal("a Basic rule shares the replacer of a bearer rule")
+	}
+	if _, n := rb.ReplaceString("x " + encoded + " y"); n != 1 {
+		t.Errorf("the Basic rule's replacer misses its user:secret form %q", encoded)
+	}
 	for i := range scrub.MaxCached + 1 { // the cache stays bounded
 		c := &vault.Credential{Path: "p", Value: vault.NewSecret([]byte("sk-many-" + strconv.Itoa(1000000+i)))}
 		s.cachedReplacer(&decision{rule: rule, cred: c})

@@ -299,6 +299,47 @@ func TestOAuth2RefreshRotationE2E(t *testing.T) {
 	assertAbsent(t, "airlock logs", first+e.logs.String(), ts.secrets())
 }
 
+// TestOAuth2EchoedTokenScrubbedAcrossRefresh plays an upstream that
+// echoes the access token it was sent (a debug endpoint, a reflected
+// header): the agent must see neither the first token nor the one that
+// replaces it after expiry. The scrubber of an oauth2 credential is cached
+// by its live tokens: keyed by the credential alone, the second token
+// passed in clear.
+func TestOAuth2EchoedTokenScrubbedAcrossRefresh(t *testing.T) {
+	t.Parallel() // own home, own ports
+	ts := newTokenServer(t, 1, "")
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"you_sent":%q}`, tok)
+	}))
+	e := newEnv(t)
+	e.upCAFile = up.caFile(t)
+	e.mustRun(oauthClientSecret+"\n", "vault", "set-oauth2", "graph/app", "--token-url", ts.URL+"/oauth2/token", "--client-id", oauthClientID)
+	e.mustRun("unused-secret\n", "vault", "set-oauth2", "graph/down", "--token-url", "https://127.0.0.1:"+closedPort(t)+"/token", "--client-id", "x")
+	agent := e.addAgent("bot")
+	e.writePolicy(strings.ReplaceAll(oauthPolicy, "{{UP}}", up.hostPort()))
+	e.serve()
+	var saw strings.Builder
+	for round := 1; round <= 2; round++ {
+		if round == 2 { // the first token expires: the next request gets a new one
+			time.Sleep(1100 * time.Millisecond)
+		}
+		status, hdr, body := agentCall(t, e.client(agent), "GET", up.URL+"/x/echo", "")
+		if status != 200 || !strings.Contains(body, "[REDACTED:graph/app]") {
+			t.Fatalf("round %d: %d %s (want the echoed token redacted)", round, status, body)
+		}
+		saw.WriteString(body)
+		for k, v := range hdr {
+			saw.WriteString(k + ": " + strings.Join(v, ",") + "\n")
+		}
+	}
+	if n := ts.requests.Load(); n != 2 {
+		t.Fatalf("%d token requests, want 2 (the first token expired)", n)
+	}
+	assertAbsent(t, "agent-visible output", saw.String(), ts.secrets())
+}
+
 func adminGet(t *testing.T, e *env, path string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + e.adminAddr + path)

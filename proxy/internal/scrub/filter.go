@@ -22,38 +22,63 @@ func hexClass(d int) class {
 	return class{lower[d], upper[d]}
 }
 
-// piece is one way to spell f[k:k+n].
+// piece is one way to spell f[k:k+n]: the classes cls[:len].
 type piece struct {
-	cls []class
+	cls [12]class // the longest spelling: a surrogate pair, \uXXXX\uXXXX
+	len int
 	n   int
 }
 
-func uEscape(cls []class, v int) []class {
-	cls = append(cls, lit('\\'), lit('u'))
+func (p *piece) classes() []class { return p.cls[:p.len] }
+
+// uEscape appends the classes of \uXXXX spelling v.
+func (p *piece) uEscape(v int) {
+	p.cls[p.len], p.cls[p.len+1] = lit('\\'), lit('u')
+	p.len += 2
 	for sh := 12; sh >= 0; sh -= 4 {
-		cls = append(cls, hexClass(v>>sh&15))
+		p.cls[p.len] = hexClass(v >> sh & 15)
+		p.len++
 	}
-	return cls
 }
 
-// pieces lists every way the decoder may spell the bytes at f[k].
-func pieces(f []byte, k int) []piece {
-	c := f[k]
-	ps := []piece{{cls: []class{lit(c)}, n: 1}, {cls: uEscape(nil, int(c)), n: 1}}
-	for e := range 256 {
-		if shortEsc[e] == int16(c) {
-			ps = append(ps, piece{cls: []class{lit('\\'), lit(byte(e))}, n: 1})
+// shortFor is the byte after the backslash of the two-byte JSON escape
+// of each byte (0: none): shortEsc reversed.
+var shortFor = func() (t [256]byte) {
+	for e, d := range shortEsc {
+		if d >= 0 {
+			t[d] = byte(e)
 		}
+	}
+	return t
+}()
+
+// pieces lists in ps every way the decoder may spell the bytes at f[k]
+// (at most four: the byte, \u00XX, a short escape, the \u escape of the
+// character it starts).
+func pieces(f []byte, k int, ps *[4]piece) []piece {
+	c := f[k]
+	ps[0] = piece{len: 1, n: 1}
+	ps[0].cls[0] = lit(c)
+	ps[1] = piece{n: 1}
+	ps[1].uEscape(int(c))
+	n := 2
+	if e := shortFor[c]; e != 0 {
+		ps[n] = piece{len: 2, n: 1}
+		ps[n].cls[0], ps[n].cls[1] = lit('\\'), lit(e)
+		n++
 	}
 	if r, size := utf8.DecodeRune(f[k:]); size > 1 && r != utf8.RuneError {
+		ps[n] = piece{n: size}
 		if r < 0x10000 {
-			ps = append(ps, piece{cls: uEscape(nil, int(r)), n: size})
+			ps[n].uEscape(int(r))
 		} else {
 			hi, lo := utf16.EncodeRune(r)
-			ps = append(ps, piece{cls: uEscape(uEscape(nil, int(hi)), int(lo)), n: size})
+			ps[n].uEscape(int(hi))
+			ps[n].uEscape(int(lo))
 		}
+		n++
 	}
-	return ps
+	return ps[:n]
 }
 
 func (p *pairSet) addClasses(a, b class) {
@@ -69,24 +94,27 @@ func (p *pairSet) addClasses(a, b class) {
 // piece at form offset k starts at input offset k or later, so the pieces
 // starting below minLen cover those bytes).
 func (r *Replacer) addFilters(f []byte, minLen int) {
+	var buf [4]piece
 	for k := 0; k < len(f) && k < minLen; k++ {
-		for _, pc := range pieces(f, k) {
-			for j := 1; j < len(pc.cls); j++ {
-				r.inside.addClasses(pc.cls[j-1], pc.cls[j])
+		for i := range pieces(f, k, &buf) {
+			pc := &buf[i]
+			cls := pc.classes()
+			for j := 1; j < len(cls); j++ {
+				r.inside.addClasses(cls[j-1], cls[j])
 				if k == 0 && j == 1 {
-					r.pairs.addClasses(pc.cls[0], pc.cls[1])
+					r.pairs.addClasses(cls[0], cls[1])
 				}
 			}
 			if k == 0 {
-				for _, x := range pc.cls[0] {
+				for _, x := range cls[0] {
 					r.first[x] = true
 				}
 			}
 			if next := k + pc.n; next < len(f) {
-				last := pc.cls[len(pc.cls)-1]
-				for _, start := range []class{lit(f[next]), lit('\\')} {
+				last := cls[len(cls)-1]
+				for _, start := range [...]class{lit(f[next]), lit('\\')} {
 					r.inside.addClasses(last, start)
-					if k == 0 && len(pc.cls) == 1 {
+					if k == 0 && len(cls) == 1 {
 						r.pairs.addClasses(last, start)
 					}
 				}
