@@ -21,6 +21,10 @@ type Cache struct {
 	// and false on a mint. A Get that waits for another goroutine's mint of
 	// the same host counts as a hit, so misses equal mints.
 	OnLookup func(hit bool)
+	// Go, when set before use, runs Prewarm's background mint (the proxy
+	// gives it workers that keep a grown stack); nil: a goroutine of its
+	// own.
+	Go func(f func())
 
 	ca    *CA
 	max   int
@@ -263,5 +267,9 @@ func (c *Cache) Prewarm(host string) {
 	cl := &call{done: make(chan struct{})}
 	c.inflight[key] = cl
 	c.mu.Unlock()
+	if c.Go != nil {
+		c.Go(func() { c.finishMint(key, now, cl) })
+		return
+	}
 	go c.finishMint(key, now, cl)
 }

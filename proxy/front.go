@@ -198,7 +198,7 @@ func (s *Server) serveMITM(c net.Conn, t *tunnel) {
 	}
 	t.scheme = "https"
 	tc := tls.Server(pc, agentTLSConfig(s.certs, t.host, pc.RemoteAddr()))
-	if err := handshakeAgent(tc); err != nil { // predial.go
+	if err := s.handshakeAgent(tc); err != nil { // predial.go
 		s.log.Debug("mitm handshake failed", fieldAgent(t.agent), fieldHost(t.host), fieldErr(err))
 		_ = c.Close()
 		return

@@ -116,20 +116,21 @@ const agentHandshakeTimeout = 10 * time.Second
 // agentHandshakeTimeout. Its context ends with it: made in the frame of
 // the connection's goroutine, which serves the tunnel for its whole
 // life, the context and its timer stayed alive as long as the tunnel.
-func handshakeAgent(tc *tls.Conn) error {
+func (s *Server) handshakeAgent(tc *tls.Conn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), agentHandshakeTimeout)
 	defer cancel()
-	return handshakeApart(ctx, tc)
+	return s.handshakeApart(ctx, tc)
 }
 
-// handshakeApart runs the agent's TLS handshake on a goroutine of its own.
-// A handshake (ML-KEM, the leaf's signature) needs a deep stack for a
-// moment; the connection's goroutine then serves the agent for as long
-// as it stays, and a stream waits in it for minutes: it keeps whatever
-// stack it grew to until GC cycles halve it, one halving per cycle.
-func handshakeApart(ctx context.Context, tc *tls.Conn) error {
+// handshakeApart runs the agent's TLS handshake on one of the deep-stack
+// workers (package deep). A handshake (ML-KEM, the leaf's signature) needs
+// a deep stack for a moment; the connection's goroutine then serves the
+// agent for as long as it stays, and a stream waits in it for minutes: it
+// would keep whatever stack it grew to until GC cycles halve it, one
+// halving per cycle. A worker keeps it for the next handshake instead.
+func (s *Server) handshakeApart(ctx context.Context, tc *tls.Conn) error {
 	ch := make(chan error, 1)
-	go func() { ch <- tc.HandshakeContext(ctx) }()
+	s.deep.Go(func() { ch <- tc.HandshakeContext(ctx) })
 	return <-ch
 }
 
@@ -163,7 +164,7 @@ func (p *predialer) start(s *Server, addr string) {
 	pd := &predialed{done: make(chan struct{})}
 	p.ready[addr] = pd
 	p.mu.Unlock()
-	go func() {
+	s.deep.Go(func() { // a handshake: a deep stack (handshakeApart)
 		ctx, cancel := context.WithTimeout(s.base, upstreamHandshakeTimeout)
 		pd.conn, pd.err = s.handshakeUpstream(ctx, addr)
 		cancel()
@@ -175,7 +176,7 @@ func (p *predialer) start(s *Server, addr string) {
 		}
 		p.mu.Unlock()
 		close(pd.done)
-	}()
+	})
 }
 
 func (p *predialer) markLocked(addr string, now time.Time) {

@@ -59,6 +59,7 @@ import (
 	"github.com/airlock/airlock/proxy/approval"
 	"github.com/airlock/airlock/proxy/audit"
 	"github.com/airlock/airlock/proxy/internal/conn"
+	"github.com/airlock/airlock/proxy/internal/deep"
 	"github.com/airlock/airlock/proxy/internal/egress"
 	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/h2"
@@ -144,12 +145,22 @@ func (v VaultSource) Fetch(_ context.Context, path string) (*vault.Credential, e
 	return vlt.Snapshot().Credential(path)
 }
 
+// The deep-stack workers (package deep): a new host needs three at once
+// (its leaf, the agent's handshake, the upstream's), a burst of new hosts
+// more; past the bound a job gets a goroutine of its own. Each keeps a
+// stack of 32 to 64 KiB while it waits.
+const (
+	deepWorkers = 16
+	deepIdle    = time.Minute
+)
+
 // Server is a running airlock proxy. Its policy and vault can be swapped
 // while it serves; each request uses the versions current when it started.
 type Server struct {
 	log     *zap.Logger
 	metrics *Metrics
 	certs   *certs.Cache
+	deep    *deep.Pool // handshakes and leaf mints (predial.go)
 
 	policy atomic.Pointer[policy.Policy]
 	vault  atomic.Pointer[vault.Vault] // nil: sealed
@@ -228,6 +239,8 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes: s.front.MaxHeaderBytes, Closing: s.closing.Load}
 	s.h2 = h2.New(s.front, s.metrics.Registry, s.log)
 	cfg.Certs.OnLookup = s.countCertLookup
+	s.deep = deep.New(deepWorkers, deepIdle)
+	cfg.Certs.Go = s.deep.Go
 	if cfg.Version != "" {
 		s.SetVersion(cfg.Version)
 	}
