@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/proxy/internal/h1"
+	"github.com/airlock/airlock/proxy/internal/tlsverify"
 )
 
 // The first request to a new host used to pay, in series: the CONNECT,
@@ -59,17 +60,23 @@ type predialer struct {
 // life, and a clone per connection was ~0.35 KiB of every stream's live
 // heap; a Config is safe to share once it is not modified.
 type clientConfigs struct {
-	mu     sync.Mutex // guards base and byHost
+	mu     sync.Mutex // guards base, byHost and chains
 	base   *tls.Config
 	byHost map[string]*tls.Config // at most maxPredialHosts; cleared when full
+	chains *tlsverify.Cache       // the chains verified against base's roots
 }
 
 // get is base as handshakeUpstream dials host with it: ServerName set,
-// and HTTP/2 offered when forceH2 and base names no protocols. A new base
-// (pointer) drops the configs made from the old one.
+// HTTP/2 offered when forceH2 and base names no protocols, and the
+// server's chain verified once for all connections that present it
+// (package tlsverify). A new base (pointer) drops the configs made from
+// the old one, and the chains verified with its roots.
 func (c *clientConfigs) get(base *tls.Config, host string, forceH2 bool) *tls.Config {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.base != base {
+		c.chains = &tlsverify.Cache{}
+	}
 	if c.base != base || len(c.byHost) >= maxPredialHosts {
 		c.base, c.byHost = base, nil
 	}
@@ -81,6 +88,7 @@ func (c *clientConfigs) get(base *tls.Config, host string, forceH2 bool) *tls.Co
 	if len(cfg.NextProtos) == 0 && forceH2 {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 	}
+	c.chains.Apply(cfg)
 	if c.byHost == nil {
 		c.byHost = map[string]*tls.Config{}
 	}
