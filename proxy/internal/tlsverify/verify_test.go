@@ -226,3 +226,50 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// TestResumedHandshakeVerified: a resumed session runs the verification
+// too (InsecureSkipVerify makes crypto/tls skip its own check of the
+// session's chain and name), and a session of one name is not taken for
+// another.
+func TestResumedHandshakeVerified(t *testing.T) {
+	p := newPKI(t, t0.Add(48*time.Hour), "api.example.com", "other.example.com")
+	cert := tls.Certificate{Certificate: [][]byte{p.chain[0].Raw, p.chain[1].Raw}, PrivateKey: p.leafKey}
+	serverCfg := &tls.Config{Certificates: []tls.Certificate{cert}, Time: func() time.Time { return t0 }}
+	var c Cache
+	sessions := tls.NewLRUClientSessionCache(8)
+	var checks int
+	dial := func(name string) (resumed bool, err error) {
+		cfg := &tls.Config{RootCAs: p.roots, ServerName: name, Time: func() time.Time { return t0 }, ClientSessionCache: sessions,
+			VerifyConnection: func(tls.ConnectionState) error { checks++; return nil }}
+		c.Apply(cfg)
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		go func() { // a byte after the handshake: the client reads TLS 1.3's session ticket before it
+			srv := tls.Server(a, serverCfg)
+			if srv.Handshake() == nil {
+				_, _ = srv.Write([]byte("x"))
+			}
+		}()
+		tc := tls.Client(b, cfg)
+		if err := tc.Handshake(); err != nil {
+			return false, err
+		}
+		if _, err := tc.Read(make([]byte, 1)); err != nil {
+			return false, err
+		}
+		return tc.ConnectionState().DidResume, nil
+	}
+	if resumed, err := dial("api.example.com"); err != nil || resumed {
+		t.Fatalf("first handshake: resumed %v, %v", resumed, err)
+	}
+	if resumed, err := dial("api.example.com"); err != nil || !resumed {
+		t.Fatalf("second handshake: resumed %v, %v (want a resumption)", resumed, err)
+	}
+	if checks != 2 {
+		t.Errorf("VerifyConnection ran %d times over a full and a resumed handshake, want 2", checks)
+	}
+	if resumed, err := dial("other.example.com"); err != nil || resumed {
+		t.Errorf("another name: resumed %v, %v (want a full handshake)", resumed, err)
+	}
+}
