@@ -147,8 +147,8 @@ func (v VaultSource) Fetch(_ context.Context, path string) (*vault.Credential, e
 
 // The deep-stack workers (package deep): a new host needs three at once
 // (its leaf, the agent's handshake, the upstream's), a burst of new hosts
-// more; past the bound a job gets a goroutine of its own. Each keeps a
-// stack of 32 to 64 KiB while it waits.
+// more; past the bound a job gets a goroutine of its own. An idle worker
+// keeps the stack its deepest job grew, until GC cycles halve it.
 const (
 	deepWorkers = 16
 	deepIdle    = time.Minute
