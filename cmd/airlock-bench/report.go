@@ -16,10 +16,13 @@ type report struct {
 	Levels     []level              `json:"levels"`
 	NewHost    map[string]latencies `json:"new_host_first_request"`
 	// NewHostCPUus is each proxy's CPU (utime+stime) per new host.
-	NewHostCPUus map[string]float64    `json:"new_host_proxy_cpu_us"`
-	SSE          map[string]latencies  `json:"sse_first_event"`
-	MiBps        map[string]float64    `json:"throughput_1mib_mib_per_s"`
-	Proxies      map[string]*proxyInfo `json:"proxies"`
+	NewHostCPUus map[string]float64 `json:"new_host_proxy_cpu_us"`
+	// NewHostAllocs is each proxy's allocations per new host: unlike its
+	// CPU, nearly the same from run to run, so a change shows in one run.
+	NewHostAllocs map[string]allocStats `json:"new_host_proxy_allocs"`
+	SSE           map[string]latencies  `json:"sse_first_event"`
+	MiBps         map[string]float64    `json:"throughput_1mib_mib_per_s"`
+	Proxies       map[string]*proxyInfo `json:"proxies"`
 }
 
 // level is one concurrency level: every target's latencies, the proxies'
@@ -86,6 +89,9 @@ func (r *report) print(w io.Writer) {
 		r.printLat(w, "first request to a new host", r.NewHost)
 		fmt.Fprintf(w, "%-30s baseline %6.0f us   airlock %6.0f us   (leaf, both handshakes, the request)\n",
 			"proxy CPU per new host", r.NewHostCPUus["baseline"], r.NewHostCPUus["airlock"])
+		ba, aa := r.NewHostAllocs["baseline"], r.NewHostAllocs["airlock"]
+		fmt.Fprintf(w, "%-30s baseline %6.0f allocs %5.1f KiB   airlock %6.0f allocs %5.1f KiB\n",
+			"proxy allocations per new host", ba.AllocsPerReq, ba.BytesPerReq/1024, aa.AllocsPerReq, aa.BytesPerReq/1024)
 	}
 	r.printLat(w, "SSE first event", r.SSE)
 	fmt.Fprintf(w, "%-30s direct %7.0f MiB/s   baseline %7.0f MiB/s   airlock %7.0f MiB/s   airlock/direct %.2fx\n",

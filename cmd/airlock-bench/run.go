@@ -275,23 +275,41 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
+// probeNewHosts measures t's first request to each of newHosts and, for
+// a proxy, its CPU and allocations per host (the mint, both handshakes,
+// the request).
+func (r *report) probeNewHosts(t *target, newHosts []string) error {
+	progress("%s: first request to %d new hosts", t.name, len(newHosts))
+	if t.child == nil {
+		l, err := t.newHostLatency(newHosts)
+		r.NewHost[t.name] = l
+		return err
+	}
+	before, err := t.child.stats()
+	if err != nil {
+		return err
+	}
+	cpu0 := procCPU(t.child.pid()) // after the stats call: its work is not the probe's
+	l, err := t.newHostLatency(newHosts)
+	r.NewHost[t.name] = l
+	n := float64(len(newHosts))
+	r.NewHostCPUus[t.name] = float64((procCPU(t.child.pid()) - cpu0).Microseconds()) / n
+	after, serr := t.child.stats()
+	if serr == nil {
+		r.NewHostAllocs[t.name] = allocStats{AllocsPerReq: float64(after.Mallocs-before.Mallocs) / n,
+			BytesPerReq: float64(after.TotalAlloc-before.TotalAlloc) / n}
+	}
+	return errors.Join(err, serr)
+}
+
 // probe measures new-host latency, SSE first event and 1 MiB throughput.
 func (r *report) probe(o *options, targets []*target, base string, newHosts []string) error {
 	r.NewHost, r.NewHostCPUus, r.SSE, r.MiBps = map[string]latencies{}, map[string]float64{}, map[string]latencies{}, map[string]float64{}
+	r.NewHostAllocs = map[string]allocStats{}
 	var errs []error
 	for _, t := range targets {
 		if len(newHosts) > 0 {
-			progress("%s: first request to %d new hosts", t.name, len(newHosts))
-			var cpu0 time.Duration
-			if t.child != nil {
-				cpu0 = procCPU(t.child.pid())
-			}
-			l, err := t.newHostLatency(newHosts)
-			errs = append(errs, err)
-			r.NewHost[t.name] = l
-			if t.child != nil { // a proxy: its CPU for the mint and both handshakes, the steadier figure
-				r.NewHostCPUus[t.name] = float64((procCPU(t.child.pid()) - cpu0).Microseconds()) / float64(len(newHosts))
-			}
+			errs = append(errs, r.probeNewHosts(t, newHosts))
 		}
 		cl := t.newClient(1)
 		progress("%s: SSE first event x%d, 1 MiB x%d", t.name, o.sseSamples, o.mibDownloads)
