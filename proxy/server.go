@@ -148,10 +148,13 @@ func (v VaultSource) Fetch(_ context.Context, path string) (*vault.Credential, e
 // The deep-stack workers (package deep): a new host needs three at once
 // (its leaf, the agent's handshake, the upstream's), a burst of new hosts
 // more; past the bound a job gets a goroutine of its own. An idle worker
-// keeps the stack its deepest job grew, until GC cycles halve it.
+// keeps the stack its deepest job grew, until GC cycles halve it, and
+// exits after deepIdle: soon enough that an idle airlock is back to its
+// idle goroutines within seconds (airlock-bench soak waited 60 s with a
+// minute).
 const (
 	deepWorkers = 16
-	deepIdle    = time.Minute
+	deepIdle    = 10 * time.Second
 )
 
 // Server is a running airlock proxy. Its policy and vault can be swapped
