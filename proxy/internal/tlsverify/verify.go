@@ -37,7 +37,8 @@ const TTL = 10 * time.Minute
 // maxEntries bounds a Cache; it is cleared when full.
 const maxEntries = 1024
 
-// Cache is a set of verified (chain, root pool) pairs. Its zero value is ready; safe for concurrent use.
+// Cache is a set of verified (chain, root pool) pairs. Its zero value is
+// ready; safe for concurrent use.
 type Cache struct {
 	mu       sync.Mutex
 	m        map[[32]byte]window
@@ -84,8 +85,8 @@ var ErrNoCertificate = errors.New("tlsverify: the server sent no certificate")
 
 // Verify checks that certs (leaf first, then what the server sent to
 // chain it) verify for name against roots at now: the leaf names name,
-// and the chain verifies, from the cache when it verified it before. Its error is a *tls.CertificateVerificationError,
-// as crypto/tls's own.
+// and the chain verifies (from the cache when it verified it before). Its
+// error is a *tls.CertificateVerificationError, as crypto/tls's own.
 func (c *Cache) Verify(name string, roots *x509.CertPool, certs []*x509.Certificate, now time.Time) error {
 	if len(certs) == 0 {
 		return ErrNoCertificate
