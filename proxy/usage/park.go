@@ -72,8 +72,8 @@ func (w *WaitingBody) WaitReadable() error {
 }
 
 // Armer is a [Waiter] that can also wait without a goroutine: false
-// means a Read need not wait, true that ready runs, once, on a goroutine
-// of its own, when it need not (the proxy's upstream client body).
+// means a Read need not wait, true that ready runs, once, on another
+// goroutine when it need not (the proxy's upstream client body).
 type Armer interface {
 	ArmReadable(ready func()) bool
 }

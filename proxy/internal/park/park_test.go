@@ -4,6 +4,8 @@ package park
 
 import (
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -303,4 +305,43 @@ func TestSlotRewaitNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, cycle); n != 0 {
 		t.Errorf("%v allocations a wait", n)
 	}
+}
+
+// TestSlotWakesKeepTheirGoroutine: a slot's wakes run on workers that
+// keep their stacks, not on a new goroutine each (a stream wakes once per
+// event, and a new goroutine grew its stack by copying at every one).
+func TestSlotWakesKeepTheirGoroutine(t *testing.T) {
+	c, s, slot := slotPair(t)
+	defer slot.Close()
+	ids := make(chan string, 1)
+	buf := make([]byte, 16)
+	seen := map[string]int{}
+	const rounds = 20
+	for round := range rounds {
+		if err := slot.Wait(func() { ids <- goroutineID() }); err != nil {
+			t.Fatalf("round %d: Wait: %v", round, err)
+		}
+		_, _ = c.Write([]byte("x"))
+		select {
+		case id := <-ids:
+			seen[id]++
+		case <-time.After(3 * time.Second):
+			t.Fatalf("round %d: the wait never woke", round)
+		}
+		_, _ = s.Read(buf)
+		time.Sleep(2 * time.Millisecond) // the worker is back waiting for work
+	}
+	if len(seen) > 3 {
+		t.Fatalf("%d wakes ran on %d goroutines: a new one for (nearly) every wake", rounds, len(seen))
+	}
+}
+
+// goroutineID is the number runtime.Stack names the calling goroutine by.
+func goroutineID() string {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
 }
