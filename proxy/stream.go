@@ -17,9 +17,8 @@ import (
 // loop serves the agent (h1.Detach) and the lean client reads the
 // upstream (ArmReadable, on the shared poller of package park), the
 // relay instead hands its state to a detachedStream and lets the handler
-// return: each time the upstream speaks, one of the poller's workers
-// (package park: goroutines that keep their stacks) relays what it sent
-// and arms the wait again, and the one that sees the end finishes
+// return: each time the upstream speaks, a worker that keeps its stack
+// (h1's streamWakes) relays what it sent and arms the wait again, and the one that sees the end finishes
 // what the handler would have (trailers, the ticket, the audit record)
 // and gives the connection back to the loop (Detached.Done).
 //
@@ -55,7 +54,7 @@ func (s *Server) relayDetachable(w http.ResponseWriter, resp *http.Response, d *
 }
 
 // run relays what the upstream has sent; it returns when it waits
-// (armed: a poller's worker runs it again) or when the stream ended.
+// (armed: a stream-wake worker runs it again) or when the stream ended.
 func (j *detachedStream) run() {
 	done, err := j.pump()
 	if !done {

@@ -1,5 +1,6 @@
 // Package deep runs short jobs that need a deep stack (TLS handshakes,
-// leaf mints) on goroutines that keep one.
+// leaf mints, a waiting stream's relay of its next event) on goroutines
+// that keep one.
 //
 // A new goroutine starts with a small stack and grows it by copying it,
 // frame by frame, each time it runs out: a TLS handshake on a fresh

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -91,4 +92,68 @@ func TestWaitReadable(t *testing.T) {
 	if _, err := b.Read(buf); err == nil {
 		t.Fatal("read after the cancel succeeded")
 	}
+}
+
+// TestStreamWakesKeepTheirGoroutine: the wakes of a waiting stream run
+// on workers that keep their stacks, not on a new goroutine each (a
+// stream wakes once per event, and a new goroutine grew its stack by
+// copying at every one).
+func TestStreamWakesKeepTheirGoroutine(t *testing.T) {
+	next := make(chan struct{})
+	srv, _ := tlsUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush()
+		for {
+			select {
+			case <-next:
+				_, _ = io.WriteString(w, "data: x\n\n")
+				w.(http.Flusher).Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	cl := clientFor(srv)
+	defer cl.CloseIdleConnections(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s", nil)
+	resp, err := cl.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := resp.Body.(*clientBody)
+	ids := make(chan string, 1)
+	seen := map[string]int{}
+	buf := make([]byte, 64)
+	const rounds = 20
+	for round := range rounds {
+		if !b.ArmReadable(func() { ids <- goroutineID() }) {
+			t.Fatalf("round %d: not armed with nothing to read", round)
+		}
+		next <- struct{}{}
+		select {
+		case id := <-ids:
+			seen[id]++
+		case <-time.After(3 * time.Second):
+			t.Fatalf("round %d: the wait never woke", round)
+		}
+		if n, err := b.Read(buf); err != nil || string(buf[:n]) != "data: x\n\n" {
+			t.Fatalf("round %d: read %q, %v", round, buf[:n], err)
+		}
+		time.Sleep(2 * time.Millisecond) // the worker is back waiting for work
+	}
+	if len(seen) > 3 {
+		t.Fatalf("%d wakes ran on %d goroutines: a new one for (nearly) every wake", rounds, len(seen))
+	}
+}
+
+// goroutineID is the number runtime.Stack names the calling goroutine by.
+func goroutineID() string {
+	var b [64]byte
+	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
+	if len(f) < 2 {
+		return ""
+	}
+	return f[1]
 }

@@ -6,8 +6,9 @@
 // the socket becomes readable (data, end of stream, an error), runs its
 // ready function on a new goroutine; [Waiter.Cancel] takes the socket
 // back first, and exactly one of the two wins. A [Slot] (a stream's
-// socket, waited on once per event) runs its ready functions on workers
-// that keep their stacks.
+// socket, waited on once per event) runs its ready functions with the
+// runner its maker gives it (the proxy's: workers that keep their
+// stacks).
 //
 // The package knows nothing of HTTP, TLS or airlock's policy: it imports
 // nothing of proxy, policy, vault or certs. Where no poller exists
@@ -19,9 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
-
-	"github.com/airlock/airlock/proxy/internal/deep"
 )
 
 // ErrUnsupported is returned by Arm where no poller exists.
@@ -118,7 +116,8 @@ func Parked() int {
 // closed fd leaves epoll without an event, and the slot's key would stay
 // behind).
 type Slot struct {
-	rc syscall.RawConn
+	rc  syscall.RawConn
+	run func(func()) // starts ready; nil: go ready()
 
 	mu    sync.Mutex // guards id, state, ready
 	id    uint64     // the poller's key, 0 until registered
@@ -132,13 +131,14 @@ type Slot struct {
 // ErrSlotClosed is returned by Wait after Close.
 var ErrSlotClosed = errors.New("park: slot closed")
 
-// NewSlot returns rc's slot; nothing is registered until Wait.
-func NewSlot(rc syscall.RawConn) *Slot { return &Slot{rc: rc} }
+// NewSlot returns rc's slot; nothing is registered until Wait. run
+// starts each wait's ready, and must not wait for it to finish (a pool
+// of workers, say); nil runs it on a goroutine of its own.
+func NewSlot(rc syscall.RawConn, run func(ready func())) *Slot { return &Slot{rc: rc, run: run} }
 
-// Wait arms the slot: ready runs once, on one of the slots' workers (see
-// slotRunner) or a goroutine of its own, when the socket is readable,
-// unless Cancel or Close comes first. On error nothing is armed. A slot
-// waits once at a time.
+// Wait arms the slot: ready runs once, started by the slot's runner,
+// when the socket is readable, unless Cancel or Close comes first. On
+// error nothing is armed. A slot waits once at a time.
 func (s *Slot) Wait(ready func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,29 +206,14 @@ func (s *Slot) fire() func() {
 	return ready
 }
 
-// start runs a Slot's ready on a worker of slotRunner.
-func (s *Slot) start(ready func()) { slotRunner.Go(ready) }
-
-// slotRunner runs the ready functions of slots. A stream's ready relays
-// what arrived (a TLS read and a TLS write, deep in the stack) and waits
-// again: a short job, once per event. On a new goroutine every event
-// grew a fresh stack by copying it, twice or more: runtime.newstack was
-// 6 % of airlock's CPU on streams of 50 events 5 ms apart, and 21 % with
-// the meter stripping the usage chunk (its reads go deeper); under 1 %
-// on workers (airlock-bench meter --chunks 50 --gap 5ms --concurrency
-// 200 --profile). A worker keeps the stack it grew. A ready that blocks
-// (a write to an agent that does not read) holds its worker: when all
-// are busy the next ready gets a goroutine of its own, as before. The
-// poller hands out a batch of events before any of their workers runs
-// (one CPU), so the pool is sized for a batch, not for the CPUs.
-var slotRunner = deep.New(slotWorkers, slotIdle)
-
-// The slots' workers: at most slotWorkers, each leaving after slotIdle
-// without work (and its stack with it: ~16 KiB).
-const (
-	slotWorkers = 256
-	slotIdle    = 10 * time.Second
-)
+// start runs a Slot's ready with the slot's runner.
+func (s *Slot) start(ready func()) {
+	if s.run == nil {
+		go ready()
+		return
+	}
+	s.run(ready)
+}
 
 // armedSlots counts the slots armed now: the registered slots are in
 // waiters.byID whether armed or not (waiters.slots of them).

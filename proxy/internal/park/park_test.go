@@ -4,8 +4,6 @@ package park
 
 import (
 	"net"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -45,7 +43,7 @@ func slotPair(t *testing.T) (client, server *net.TCPConn, slot *Slot) {
 	c, s := pair(t, listen(t))
 	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
 	rc, _ := rawOf(t, s)
-	return c, s, NewSlot(rc)
+	return c, s, NewSlot(rc, nil)
 }
 
 func listen(t *testing.T) net.Listener {
@@ -257,7 +255,7 @@ func TestSlotCloseOrFireExactlyOnce(t *testing.T) {
 	for range n {
 		c, s := pair(t, l)
 		rc, _ := rawOf(t, s)
-		slot := NewSlot(rc)
+		slot := NewSlot(rc, nil)
 		done := make(chan struct{})
 		if err := slot.Wait(func() { fired.Add(1); close(done) }); err != nil {
 			t.Fatal(err)
@@ -307,41 +305,31 @@ func TestSlotRewaitNoAllocs(t *testing.T) {
 	}
 }
 
-// TestSlotWakesKeepTheirGoroutine: a slot's wakes run on workers that
-// keep their stacks, not on a new goroutine each (a stream wakes once per
-// event, and a new goroutine grew its stack by copying at every one).
-func TestSlotWakesKeepTheirGoroutine(t *testing.T) {
-	c, s, slot := slotPair(t)
+// TestSlotStartsReadyWithItsRunner: a slot's ready is started by the
+// runner its maker gave it, once per wake (the proxy's runner keeps its
+// workers' stacks: package h1, TestStreamWakesKeepTheirGoroutine).
+func TestSlotStartsReadyWithItsRunner(t *testing.T) {
+	c, s := pair(t, listen(t))
+	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
+	rc, _ := rawOf(t, s)
+	var started atomic.Int32
+	slot := NewSlot(rc, func(ready func()) { started.Add(1); go ready() })
 	defer slot.Close()
-	ids := make(chan string, 1)
+	woke := make(chan struct{}, 1)
 	buf := make([]byte, 16)
-	seen := map[string]int{}
-	const rounds = 20
-	for round := range rounds {
-		if err := slot.Wait(func() { ids <- goroutineID() }); err != nil {
+	for round := range 3 {
+		if err := slot.Wait(func() { woke <- struct{}{} }); err != nil {
 			t.Fatalf("round %d: Wait: %v", round, err)
 		}
 		_, _ = c.Write([]byte("x"))
 		select {
-		case id := <-ids:
-			seen[id]++
+		case <-woke:
 		case <-time.After(3 * time.Second):
 			t.Fatalf("round %d: the wait never woke", round)
 		}
 		_, _ = s.Read(buf)
-		time.Sleep(2 * time.Millisecond) // the worker is back waiting for work
+		if n := started.Load(); n != int32(round+1) {
+			t.Fatalf("round %d: the runner started %d readies, want %d", round, n, round+1)
+		}
 	}
-	if len(seen) > 3 {
-		t.Fatalf("%d wakes ran on %d goroutines: a new one for (nearly) every wake", rounds, len(seen))
-	}
-}
-
-// goroutineID is the number runtime.Stack names the calling goroutine by.
-func goroutineID() string {
-	var b [64]byte
-	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
-	if len(f) < 2 {
-		return ""
-	}
-	return f[1]
 }
