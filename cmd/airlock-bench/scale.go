@@ -377,6 +377,7 @@ type idleOptions struct {
 	settle      time.Duration
 	load        int
 	loadSeconds int
+	pause       time.Duration
 }
 
 func runIdle(args []string) error {
@@ -387,6 +388,7 @@ func runIdle(args []string) error {
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the last connection before measuring")
 	fs.IntVar(&o.load, "load", 0, "then, with the idle connections still open, run keep-alive GETs on this many more connections (the GC's price on a large heap)")
 	fs.IntVar(&o.loadSeconds, "load-seconds", 20, "how long the --load phase runs")
+	fs.DurationVar(&o.pause, "pause", 0, "each --load connection waits this long after each request (past a second its connection parks in between, as an agent's does while it thinks)")
 	if err := parseSub(fs, args); err != nil {
 		return err
 	}
@@ -435,7 +437,7 @@ func runIdle(args []string) error {
 	var ld loadResult
 	if o.load > 0 {
 		progress("idle: %d connections of keep-alive GETs for %ds with the idle ones open", o.load, o.loadSeconds)
-		ld = loadWhileIdle(e, o.n, o.load, time.Duration(o.loadSeconds)*time.Second)
+		ld = loadWhileIdle(e, o.n, o.load, time.Duration(o.loadSeconds)*time.Second, o.pause)
 	}
 	for _, t := range tunnels {
 		if t != nil {
@@ -451,7 +453,7 @@ func runIdle(args []string) error {
 			float64(rss-baseRSS)/float64(open), float64(heap-baseHeap)/float64(open), float64(stack-baseStack)/float64(open), float64(g-baseG)/float64(open))
 	}
 	if o.load > 0 {
-		ld.print(o.load)
+		ld.print(o.load, o.pause)
 	}
 	return nil
 }
@@ -465,10 +467,10 @@ type loadResult struct {
 	rssKiB         int64 // peak RSS while loaded
 }
 
-// loadWhileIdle runs conc connections of back-to-back GETs for d (their
-// source addresses follow the idle ones') and measures airlock's CPU and
-// GC cycles meanwhile.
-func loadWhileIdle(e *scaleEnv, base, conc int, d time.Duration) loadResult {
+// loadWhileIdle runs conc connections of keep-alive GETs for d, each
+// pausing pause after every request (their source addresses follow the
+// idle ones'), and measures airlock's CPU and GC cycles meanwhile.
+func loadWhileIdle(e *scaleEnv, base, conc int, d, pause time.Duration) loadResult {
 	var r loadResult
 	var reqs, nerr atomic.Int64
 	var mu sync.Mutex // guards r.first
@@ -485,6 +487,7 @@ func loadWhileIdle(e *scaleEnv, base, conc int, d time.Duration) loadResult {
 			for err == nil && time.Now().Before(deadline) {
 				if err = t.getAll(e.host, "/v1/small", 200); err == nil {
 					reqs.Add(1)
+					time.Sleep(pause)
 				}
 			}
 			if t != nil {
@@ -509,9 +512,13 @@ func loadWhileIdle(e *scaleEnv, base, conc int, d time.Duration) loadResult {
 	return r
 }
 
-func (r loadResult) print(conc int) {
-	fmt.Fprintf(stdout, "  under load (%d more connections of keep-alive GETs, %.1f s): %d requests (%.0f/s), %d errors (first: %v)\n",
-		conc, r.elapsed.Seconds(), r.requests, float64(r.requests)/r.elapsed.Seconds(), r.errs, r.first)
+func (r loadResult) print(conc int, pause time.Duration) {
+	paced := ""
+	if pause > 0 {
+		paced = ", " + pause.String() + " apart on each"
+	}
+	fmt.Fprintf(stdout, "  under load (%d more connections of keep-alive GETs%s, %.1f s): %d requests (%.0f/s), %d errors (first: %v)\n",
+		conc, paced, r.elapsed.Seconds(), r.requests, float64(r.requests)/r.elapsed.Seconds(), r.errs, r.first)
 	if r.requests > 0 {
 		fmt.Fprintf(stdout, "  airlock CPU under load %.2f s, %.1f µs per request; GC: %d cycles (%.2f/s), GOGC %d; peak RSS %.1f MiB\n",
 			r.cpu.Seconds(), float64(r.cpu.Microseconds())/float64(r.requests), r.gcs, float64(r.gcs)/r.elapsed.Seconds(), r.gogc, kib(r.rssKiB))

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/airlock/airlock/proxy/internal/deep"
 	"github.com/airlock/airlock/proxy/internal/park"
 )
 
@@ -18,8 +19,8 @@ import (
 // what an idle connection cost. Now, once a connection has been idle for
 // parkAfter with nothing buffered anywhere, its goroutine returns and the
 // socket waits in the shared poller (package park); when it becomes
-// readable (a request, the agent's close, an error) a new goroutine takes
-// the loop up again (serveLoop).
+// readable (a request, the agent's close, an error) a worker (connResumes)
+// takes the loop up again (serveLoop).
 //
 // Nothing may be buffered above the socket, or the poller would wait for
 // bytes that already arrived: the loop's read buffer is released (only
@@ -42,6 +43,17 @@ import (
 // parkAfter is how long a connection waits for its next request on its
 // goroutine before it parks: a keep-alive connection in use never parks.
 var parkAfter = time.Second
+
+// connResumes runs the loops of parked connections that woke. A woken
+// loop serves the request that woke it, deep in the stack (TLS, the
+// handler, the upstream), then waits parkAfter on its goroutine and
+// parks again: on a new goroutine every wake grew a fresh stack by
+// copying it, as a stream's events did (streamWakes). An agent that
+// pauses longer than parkAfter between requests, as one does while its
+// model thinks, woke one for every request. A worker keeps the stack it
+// grew; the loop holds it until the connection parks or ends, and when
+// all are busy the next wake gets a goroutine of its own, as before.
+var connResumes = deep.New(256, 10*time.Second)
 
 // Layer is a connection wrapper the idle wait may look through: NetConn
 // is the connection below, Buffered the bytes a Read would return without
@@ -158,7 +170,7 @@ func (ic *innerConn) park() bool {
 		return false
 	}
 	pk := &parked{}
-	pk.w = park.NewWaiter(func() { ic.resume(pk) })
+	pk.w = park.NewWaiter(func() { ic.resume(pk) }, connResumes.Go)
 	pk.t = time.AfterFunc(time.Until(ic.idleUntil), func() { // the idle timeout
 		if pk.w.Cancel() {
 			ic.finish(false)
@@ -193,8 +205,8 @@ func (ic *innerConn) unpark() bool {
 	return true
 }
 
-// resume runs on a new goroutine when a parked connection is readable:
-// the loop goes on, reading the request that woke it.
+// resume runs on a worker of connResumes when a parked connection is
+// readable: the loop goes on, reading the request that woke it.
 func (ic *innerConn) resume(pk *parked) {
 	pk.t.Stop()
 	ic.parking.notify.NotifyClose(nil)

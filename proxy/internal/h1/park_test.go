@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +89,13 @@ func (e *parkEnv) serve(sc net.Conn) {
 		sc = tc
 	}
 	e.s.ServeConn(Guard(sc, nil), Conn{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "path="+r.URL.Path) }),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/goroutine" { // what the goroutine serving the connection is
+				_, _ = io.WriteString(w, goroutineKind())
+				return
+			}
+			_, _ = io.WriteString(w, "path="+r.URL.Path)
+		}),
 		Started: func(ctx context.Context) { e.mu.Lock(); e.ctxs = append(e.ctxs, ctx); e.mu.Unlock() },
 	})
 }
@@ -350,7 +355,7 @@ func TestParkedShutdown(t *testing.T) {
 // connection behind.
 func TestParkedFloodBackToBaseline(t *testing.T) {
 	e := newParkEnv(t, false, time.Minute)
-	base := runtime.NumGoroutine()
+	base := ownGoroutines()
 	const n = 200
 	conns := make([]net.Conn, n)
 	for i := range n {
@@ -360,7 +365,7 @@ func TestParkedFloodBackToBaseline(t *testing.T) {
 		conns[i] = c
 	}
 	waitParked(t, n)
-	if g := runtime.NumGoroutine(); g > base+20 {
+	if g := ownGoroutines(); g > base+20 {
 		t.Fatalf("%d goroutines with %d parked connections (baseline %d): want no goroutine per connection", g, n, base)
 	}
 	for round := range 3 { // connect and leave while the others stay parked
@@ -385,7 +390,7 @@ func TestParkedFloodBackToBaseline(t *testing.T) {
 	}
 	waitParked(t, 0)
 	waitUntil(t, "all finished", func() bool { return e.innerCount() == 0 && e.slots.Load() == 0 })
-	waitUntil(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
+	waitUntil(t, "goroutines back to baseline", func() bool { return ownGoroutines() <= base+2 })
 }
 
 // testCert is a self-signed ECDSA leaf for 127.0.0.1.
@@ -434,5 +439,24 @@ func BenchmarkParkedWake(b *testing.B) {
 				_, _ = br.Discard(br.Buffered())
 			}
 		})
+	}
+}
+
+// TestParkedWakesKeepTheirGoroutine: a parked connection that wakes goes
+// on serving on a worker that keeps its stack, not on a new goroutine
+// each time (an agent pausing between requests wakes once per request,
+// and a new goroutine grew its stack by copying at every one).
+func TestParkedWakesKeepTheirGoroutine(t *testing.T) {
+	e := newParkEnv(t, false, time.Minute)
+	c, br, _ := e.dial()
+	seen := map[string]int{}
+	const rounds = 10
+	for range rounds {
+		waitParked(t, 1)
+		_, _ = io.WriteString(c, getLine("/goroutine"))
+		seen[readBody(t, br)]++
+	}
+	if seen["worker"] < rounds-1 { // one may find every worker busy
+		t.Fatalf("of %d wakes, %d ran on a worker (%v): a new goroutine for every wake", rounds, seen["worker"], seen)
 	}
 }

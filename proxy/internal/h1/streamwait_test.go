@@ -123,37 +123,42 @@ func TestStreamWakesKeepTheirGoroutine(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	b := resp.Body.(*clientBody)
-	ids := make(chan string, 1)
+	kinds := make(chan string, 1)
 	seen := map[string]int{}
 	buf := make([]byte, 64)
 	const rounds = 20
 	for round := range rounds {
-		if !b.ArmReadable(func() { ids <- goroutineID() }) {
+		if !b.ArmReadable(func() { kinds <- goroutineKind() }) {
 			t.Fatalf("round %d: not armed with nothing to read", round)
 		}
 		next <- struct{}{}
 		select {
-		case id := <-ids:
-			seen[id]++
+		case k := <-kinds:
+			seen[k]++
 		case <-time.After(3 * time.Second):
 			t.Fatalf("round %d: the wait never woke", round)
 		}
 		if n, err := b.Read(buf); err != nil || string(buf[:n]) != "data: x\n\n" {
 			t.Fatalf("round %d: read %q, %v", round, buf[:n], err)
 		}
-		time.Sleep(2 * time.Millisecond) // the worker is back waiting for work
 	}
-	if len(seen) > 3 {
-		t.Fatalf("%d wakes ran on %d goroutines: a new one for (nearly) every wake", rounds, len(seen))
+	if seen["worker"] < rounds-1 { // one may find every worker busy
+		t.Fatalf("of %d wakes, %d ran on a worker (%v): a new goroutine for every wake", rounds, seen["worker"], seen)
 	}
 }
 
-// goroutineID is the number runtime.Stack names the calling goroutine by.
-func goroutineID() string {
-	var b [64]byte
-	f := strings.Fields(string(b[:runtime.Stack(b[:], false)]))
-	if len(f) < 2 {
-		return ""
+// goroutineKind says whether the calling goroutine is a worker of a
+// deep.Pool (it keeps its stack from job to job) or "other".
+func goroutineKind() string {
+	b := make([]byte, 64<<10)
+	if strings.Contains(string(b[:runtime.Stack(b, false)]), "deep.(*Pool).work") {
+		return "worker"
 	}
-	return f[1]
+	return "other"
+}
+
+// ownGoroutines is the goroutine count less the idle workers of the
+// wake pools, which stay for a while after their last job by design.
+func ownGoroutines() int {
+	return runtime.NumGoroutine() - connResumes.Workers() - streamWakes.Workers()
 }

@@ -107,7 +107,7 @@ func (ic *innerConn) watchParked() bool {
 	}
 	w := &ic.watch
 	var pw *park.Waiter
-	pw = park.NewWaiter(func() { ic.watchWoke(pw) })
+	pw = park.NewWaiter(func() { ic.watchWoke(pw) }, nil) // rare: a goroutine of its own
 	w.state, w.wait = watchParked, pw
 	if err := pw.Arm(p.raw); err != nil && pw.Cancel() {
 		w.state, w.wait = watchArmed, nil

@@ -3,12 +3,11 @@
 // goroutine blocked in Read, and its stack (8 KiB once a request has run
 // on it) is most of what the connection costs. A [Waiter] registers the
 // socket with one shared poller (an epoll instance on Linux) and, when
-// the socket becomes readable (data, end of stream, an error), runs its
-// ready function on a new goroutine; [Waiter.Cancel] takes the socket
-// back first, and exactly one of the two wins. A [Slot] (a stream's
-// socket, waited on once per event) runs its ready functions with the
-// runner its maker gives it (the proxy's: workers that keep their
-// stacks).
+// the socket becomes readable (data, end of stream, an error), starts its
+// ready function with the runner its maker gave it (a goroutine of its
+// own, or the proxy's workers that keep their stacks); [Waiter.Cancel]
+// takes the socket back first, and exactly one of the two wins. A [Slot]
+// is a stream's socket, waited on once per event.
 //
 // The package knows nothing of HTTP, TLS or airlock's policy: it imports
 // nothing of proxy, policy, vault or certs. Where no poller exists
@@ -37,6 +36,7 @@ const (
 // Waiter for every wait: a Waiter that fired or was cancelled stays done.
 type Waiter struct {
 	ready func()
+	run   func(func()) // starts ready; nil: go ready()
 
 	mu    sync.Mutex // guards state, id, rc
 	state waitState
@@ -44,9 +44,12 @@ type Waiter struct {
 	rc    syscall.RawConn
 }
 
-// NewWaiter returns a wait that runs ready, on a goroutine of its own,
-// when the socket it is armed on becomes readable.
-func NewWaiter(ready func()) *Waiter { return &Waiter{ready: ready} }
+// NewWaiter returns a wait that runs ready when the socket it is armed on
+// becomes readable, started by run (which must not wait for it to
+// finish: a pool of workers, say); nil runs it on a goroutine of its own.
+func NewWaiter(ready func(), run func(ready func())) *Waiter {
+	return &Waiter{ready: ready, run: run}
+}
 
 // Arm registers rc's socket. Cancelled before, Arm does nothing and
 // returns nil (whoever cancelled owns the socket). On error nothing is
@@ -95,10 +98,8 @@ func (w *Waiter) fire() func() {
 	return w.ready
 }
 
-// start runs a Waiter's ready on a goroutine of its own: it resumes a
-// connection's serving loop, which keeps the goroutine for as long as
-// the connection is busy.
-func (w *Waiter) start(ready func()) { go ready() }
+// start runs a Waiter's ready with its runner.
+func (w *Waiter) start(ready func()) { startWith(w.run, ready) }
 
 // Parked reports how many waits are armed (tests, metrics).
 func Parked() int {
@@ -207,12 +208,15 @@ func (s *Slot) fire() func() {
 }
 
 // start runs a Slot's ready with the slot's runner.
-func (s *Slot) start(ready func()) {
-	if s.run == nil {
+func (s *Slot) start(ready func()) { startWith(s.run, ready) }
+
+// startWith starts ready with run, or on a goroutine of its own.
+func startWith(run func(func()), ready func()) {
+	if run == nil {
 		go ready()
 		return
 	}
-	s.run(ready)
+	run(ready)
 }
 
 // armedSlots counts the slots armed now: the registered slots are in

@@ -68,7 +68,7 @@ func TestReusedFdWakesOnlyItsOwnWait(t *testing.T) {
 		ac, as := pair(t, l)
 		rcA, fdA := rawOf(t, as)
 		var firedA, firedB atomic.Int32
-		wA := NewWaiter(func() { firedA.Add(1) })
+		wA := NewWaiter(func() { firedA.Add(1) }, nil)
 		if err := wA.Arm(rcA); err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestReusedFdWakesOnlyItsOwnWait(t *testing.T) {
 			continue
 		}
 		wakeB := make(chan struct{})
-		wB := NewWaiter(func() { firedB.Add(1); close(wakeB) })
+		wB := NewWaiter(func() { firedB.Add(1); close(wakeB) }, nil)
 		if err := wB.Arm(rcB); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestCancelOrFireExactlyOnce(t *testing.T) {
 		c, s := pair(t, l)
 		rc, _ := rawOf(t, s)
 		done := make(chan struct{})
-		w := NewWaiter(func() { fired.Add(1); close(done) })
+		w := NewWaiter(func() { fired.Add(1); close(done) }, nil)
 		if err := w.Arm(rc); err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestArmAfterCancelAndOnClosedSocket(t *testing.T) {
 	c, s := pair(t, l)
 	defer c.Close()
 	rc, _ := rawOf(t, s)
-	w := NewWaiter(func() { t.Error("a cancelled wait fired") })
+	w := NewWaiter(func() { t.Error("a cancelled wait fired") }, nil)
 	if !w.Cancel() {
 		t.Fatal("Cancel of a new wait lost")
 	}
@@ -171,7 +171,7 @@ func TestArmAfterCancelAndOnClosedSocket(t *testing.T) {
 		t.Fatalf("Arm after Cancel: %v, %d registered", err, Parked())
 	}
 	_ = s.Close()
-	w2 := NewWaiter(func() { t.Error("fired on a closed socket") })
+	w2 := NewWaiter(func() { t.Error("fired on a closed socket") }, nil)
 	if err := w2.Arm(rc); err == nil || Parked() != 0 {
 		t.Fatalf("Arm on a closed socket: %v, %d registered", err, Parked())
 	}
