@@ -6,14 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/policy"
 	"github.com/airlock/airlock/proxy/internal/awsauth"
 	"github.com/airlock/airlock/proxy/internal/placeholder"
-	"github.com/airlock/airlock/proxy/internal/scrub"
+	"github.com/airlock/airlock/proxy/internal/readmap"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -80,48 +79,42 @@ func injectHeader(out *http.Request, rule *policy.Rule, cred *vault.Credential) 
 }
 
 // builtHeader is the header a rule injects for a credential, checked and
-// with its name in canonical form.
-type builtHeader struct{ name, value string }
+// with its name in canonical form, or why it cannot be injected.
+type builtHeader struct {
+	name, value string
+	err         error
+}
 
 // injectedHeader is headerFor, checked, canonical and memoised for static
 // credentials: a vault snapshot's credentials and a policy's rules are
-// immutable, so the pair of pointers names the header for good (as with
-// the scrubbers' cache, scrub.Cache).
+// immutable, so the pair of pointers names the header (or its error) for
+// good, as it names the scrubber (observe.go's replacerKey).
 func injectedHeader(rule *policy.Rule, cred *vault.Credential) (builtHeader, error) {
-	static := vault.KindOf(cred) == vault.KindStatic
-	k := replacerKey{cred: cred, rule: rule}
-	if static {
-		headers.mu.Lock()
-		h, ok := headers.m[k]
-		headers.mu.Unlock()
-		if ok {
-			return h, nil
-		}
+	var h builtHeader
+	if vault.KindOf(cred) == vault.KindStatic {
+		h = headers.Get(replacerKey{cred: cred, rule: rule}, func() builtHeader { return buildHeader(rule, cred) })
+	} else {
+		h = buildHeader(rule, cred)
 	}
-	name, value, err := headerFor(rule, cred)
-	if err != nil {
-		return builtHeader{}, err
-	}
-	if !validHeaderValue(value) {
-		return builtHeader{}, fmt.Errorf("credential %s: value contains bytes not allowed in a header", cred.Path)
-	}
-	h := builtHeader{name: http.CanonicalHeaderKey(name), value: value}
-	if static {
-		headers.mu.Lock()
-		if headers.m == nil || len(headers.m) >= scrub.MaxCached {
-			headers.m = make(map[replacerKey]builtHeader)
-		}
-		headers.m[k] = h
-		headers.mu.Unlock()
-	}
-	return h, nil
+	return h, h.err
 }
 
-// headers memoises injectedHeader; bounded like the scrubbers' cache
-// (cleared when full, and at every reload: dropStaleCaches).
-var headers struct {
-	mu sync.Mutex // guards m
-	m  map[replacerKey]builtHeader
+// headers memoises injectedHeader, bounded like the scrubbers' cache
+// (started over when full, and at every reload: dropStaleCaches). It is
+// the package's: the injectors are plain functions of rule and
+// credential.
+var headers readmap.Map[replacerKey, builtHeader]
+
+// buildHeader is injectedHeader's making of a header.
+func buildHeader(rule *policy.Rule, cred *vault.Credential) builtHeader {
+	name, value, err := headerFor(rule, cred)
+	if err != nil {
+		return builtHeader{err: err}
+	}
+	if !validHeaderValue(value) {
+		return builtHeader{err: fmt.Errorf("credential %s: value contains bytes not allowed in a header", cred.Path)}
+	}
+	return builtHeader{name: http.CanonicalHeaderKey(name), value: value}
 }
 
 // dropStaleCaches empties the caches keyed by rule and credential
@@ -131,9 +124,7 @@ var headers struct {
 // ones rebuild what they need.
 func (s *Server) dropStaleCaches() {
 	s.replacers.Clear()
-	headers.mu.Lock()
-	headers.m = nil
-	headers.mu.Unlock()
+	headers.Clear()
 }
 
 func basicValue(rule *policy.Rule, cred *vault.Credential) string {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"github.com/airlock/airlock/proxy/internal/scrub"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/policy"
+	"github.com/airlock/airlock/proxy/internal/readmap"
+	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/vault"
 )
 
@@ -94,12 +95,12 @@ func TestCachedReplacer(t *testing.T) {
 	if _, n := rb.ReplaceString("x " + encoded + " y"); n != 1 {
 		t.Errorf("the Basic rule's replacer misses its user:secret form %q", encoded)
 	}
-	for i := range scrub.MaxCached + 1 { // the cache stays bounded
+	for i := range readmap.DefaultMax + 1 { // the cache stays bounded
 		c := &vault.Credential{Path: "p", Value: vault.NewSecret([]byte("sk-many-" + strconv.Itoa(1000000+i)))}
 		s.cachedReplacer(&decision{rule: rule, cred: c})
 	}
-	if n := s.replacers.Len(); n > scrub.MaxCached {
-		t.Fatalf("cache holds %d replacers, bound is %d", n, scrub.MaxCached)
+	if n := s.replacers.Len(); n > readmap.DefaultMax {
+		t.Fatalf("cache holds %d replacers, bound is %d", n, readmap.DefaultMax)
 	}
 }
 
@@ -127,9 +128,7 @@ func TestReloadDropsStaleCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SetPolicy(s.Policy())
-	headers.mu.Lock()
-	cachedHeaders := len(headers.m)
-	headers.mu.Unlock()
+	cachedHeaders := headers.Len()
 	if n := s.replacers.Len(); n != 0 || cachedHeaders != 0 {
 		t.Fatalf("after a policy swap: %d replacers and %d headers cached, want 0", n, cachedHeaders)
 	}

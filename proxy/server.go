@@ -64,6 +64,7 @@ import (
 	"github.com/airlock/airlock/proxy/internal/h1"
 	"github.com/airlock/airlock/proxy/internal/h2"
 	"github.com/airlock/airlock/proxy/internal/oauth2"
+	"github.com/airlock/airlock/proxy/internal/readmap"
 	"github.com/airlock/airlock/proxy/internal/scrub"
 	"github.com/airlock/airlock/proxy/source"
 	"github.com/airlock/airlock/proxy/state"
@@ -192,9 +193,9 @@ type Server struct {
 
 	ops opsState // status, reload, audit file, upstream proxy (admin.go)
 
-	replacers scrub.Cache[replacerKey] // scrubbers of static credentials (observe.go)
-	pre       predialer                // upstream connections dialled on CONNECT (predial.go)
-	revoked   agentConns               // open connections by agent, closed on revocation (agents.go)
+	replacers readmap.Map[replacerKey, *scrub.Replacer] // scrubbers of static credentials (observe.go)
+	pre       predialer                                 // upstream connections dialled on CONNECT (predial.go)
+	revoked   agentConns                                // open connections by agent, closed on revocation (agents.go)
 
 	approvals atomic.Pointer[approval.Queue]   // nil: approval rules fail closed (refuse.go)
 	auditTap  atomic.Pointer[func(audit.Line)] // sees every audit line (SetAuditTap)

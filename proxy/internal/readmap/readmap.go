@@ -26,7 +26,11 @@ const mergeAfter = 100 * time.Millisecond
 // mergeAfter has passed.
 const minMerge = 16
 
-// Map caches values of K. The zero Map is not ready: use New.
+// DefaultMax is the bound of a zero Map.
+const DefaultMax = 1024
+
+// Map caches values of K. The zero Map is ready and keeps at most
+// DefaultMax keys; New sets another bound.
 type Map[K comparable, V any] struct {
 	max  int
 	snap atomic.Pointer[map[K]V] // never modified once stored
@@ -66,7 +70,7 @@ func (m *Map[K, V]) slow(k K, make func() V) V {
 	}
 	v, ok := m.pending[k]
 	if !ok {
-		if lenOf(snap)+len(m.pending) >= m.max {
+		if lenOf(snap)+len(m.pending) >= m.bound() {
 			snap = nil
 			m.snap.Store(nil)
 			clear(m.pending)
@@ -83,6 +87,14 @@ func (m *Map[K, V]) slow(k K, make func() V) V {
 	return v
 }
 
+// bound is how many keys m keeps.
+func (m *Map[K, V]) bound() int {
+	if m.max <= 0 {
+		return DefaultMax
+	}
+	return m.max
+}
+
 // merge stores snap with pending folded in. Called with mu held.
 func (m *Map[K, V]) merge(snap *map[K]V) {
 	next := make(map[K]V, lenOf(snap)+len(m.pending))
@@ -97,6 +109,16 @@ func (m *Map[K, V]) merge(snap *map[K]V) {
 	m.copied += len(next)
 	clear(m.pending)
 	m.snap.Store(&next)
+	m.merged = time.Now()
+}
+
+// Clear drops every key (a reload made them stale): the next Get of each
+// makes its value again.
+func (m *Map[K, V]) Clear() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.snap.Store(nil)
+	clear(m.pending)
 	m.merged = time.Now()
 }
 

@@ -76,3 +76,26 @@ func TestConcurrentGets(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The zero Map is ready and bounded by DefaultMax; Clear drops every key,
+// merged or pending (a reload: the old keys hold old secrets alive).
+func TestZeroMapAndClear(t *testing.T) {
+	var m Map[int, int]
+	made := 0
+	for i := range DefaultMax + 10 {
+		m.Get(i, func() int { made++; return i })
+	}
+	if n := m.Len(); n > DefaultMax {
+		t.Fatalf("the zero map holds %d keys, bound %d", n, DefaultMax)
+	}
+	m.Get(1, func() int { return 1 }) // one merged or pending, one new
+	m.Get(-1, func() int { return -1 })
+	m.Clear()
+	if n := m.Len(); n != 0 {
+		t.Fatalf("%d keys after Clear", n)
+	}
+	made = 0
+	if got := m.Get(-1, func() int { made++; return -2 }); got != -2 || made != 1 {
+		t.Fatalf("after Clear: %d (made %d), want the value made again", got, made)
+	}
+}

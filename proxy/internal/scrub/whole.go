@@ -6,13 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 )
 
 // Scrubbing fast paths. Per-response scrubbing used to cost ~50 KiB and
 // ~60 allocations (the secret's forms and the read buffers), most of what
-// airlock allocated per proxied request: replacers of static credentials
-// are now cached ([Cache]) and [Reader] buffers pooled. And a scrubbed body used
+// airlock allocated per proxied request: the proxy now caches the
+// replacers of static credentials and [Reader] buffers are pooled. And a scrubbed body used
 // to lose its Content-Length, which made the forwarder flush headers
 // and every write separately and answer chunked: three TLS records and
 // syscalls for a 181-byte answer. Short known-length bodies are now
@@ -21,53 +20,6 @@ import (
 // MaxWhole is the largest known-length body scrubbed whole ([Whole]);
 // longer ones, unknown lengths and SSE stream through a [Reader].
 const MaxWhole = 64 << 10
-
-// MaxCached bounds a [Cache]; it is cleared when full (policy and vault
-// reloads leave stale keys behind).
-const MaxCached = 1024
-
-// Cache memoises replacers by key. The proxy keys the replacers of static
-// credentials by (credential, rule): a vault snapshot's credentials and a
-// policy's rules are immutable, so the pointers identify the secret and
-// the injection; keys hold them alive, so an address is never reused while
-// cached. Its zero value is ready.
-type Cache[K comparable] struct {
-	mu sync.Mutex // guards m
-	m  map[K]*Replacer
-}
-
-// Get returns the replacer cached under k, or builds, caches and returns
-// one (nil included: a secret too short to scrub).
-func (c *Cache[K]) Get(k K, build func() *Replacer) *Replacer {
-	c.mu.Lock()
-	r, ok := c.m[k]
-	c.mu.Unlock()
-	if ok {
-		return r
-	}
-	r = build()
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= MaxCached {
-		c.m = make(map[K]*Replacer)
-	}
-	c.m[k] = r
-	c.mu.Unlock()
-	return r
-}
-
-// Clear drops every cached replacer (a reload made their keys stale).
-func (c *Cache[K]) Clear() {
-	c.mu.Lock()
-	c.m = nil
-	c.mu.Unlock()
-}
-
-// Len is the number of replacers cached.
-func (c *Cache[K]) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
 
 // Whole scrubs a short identity-encoded body of known length at once
 // and, when the body held no echo, keeps its Content-Length, so the agent
