@@ -83,10 +83,10 @@ func (c *clientConn) takeReader() {
 
 // ArmReadable is WaitReadable without a goroutine: false means a Read
 // need not wait (or no poller can wait for it: the Read waits), true
-// means ready runs, once, on another goroutine (one of package park's
-// workers), when it need not: bytes or an end reached the connection,
-// or it was closed (a timeout, the request's context, the relay's
-// Close). Nothing is held meanwhile: no read buffer, no goroutine. The
+// means ready runs, once, on another goroutine (a worker of
+// streamWakes), when it need not: bytes or an end reached the
+// connection, or it was closed (a timeout, the request's context, the
+// relay's Close). Nothing is held meanwhile: no read buffer, no goroutine. The
 // connection keeps one park.Slot for all its waits.
 func (b *clientBody) ArmReadable(ready func()) bool {
 	if b.done.Load() || !park.Supported() {
