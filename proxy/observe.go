@@ -138,7 +138,8 @@ func (s *Server) replacerFor(d *decision, live []string) *scrub.Replacer {
 
 // replacerKey names what a replacer scrubs: a credential (a vault
 // snapshot's credentials are immutable, so the pointer identifies the
-// secret), the rule when its injection adds a form of its own (Basic
+// secret, and a cached key holds it alive: its address is never reused
+// while cached), the rule when its injection adds a form of its own (Basic
 // joins the rule's username to the secret), and an oauth2 credential's
 // live access tokens. The header cache (inject.go) keys by credential and
 // rule.

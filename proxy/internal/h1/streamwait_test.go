@@ -5,11 +5,30 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
+
+// openStream GETs srv's /s with a lean client and returns the streamed
+// body, and the cancel of its request's context; when the test ends the
+// body is closed, the context cancelled and the client's connections
+// closed.
+func openStream(t *testing.T, srv *httptest.Server) (*clientBody, context.CancelFunc) {
+	t.Helper()
+	cl := clientFor(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s", nil)
+	resp, err := cl.RoundTrip(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close(); cancel(); cl.CloseIdleConnections(true) })
+	return resp.Body.(*clientBody), cancel
+}
 
 // waitResult runs WaitReadable on a goroutine and reports when it returns.
 func waitResult(b *clientBody) <-chan error {
@@ -43,15 +62,7 @@ func TestWaitReadable(t *testing.T) {
 			}
 		}
 	})
-	cl := clientFor(srv)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s", nil)
-	resp, err := cl.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := resp.Body.(*clientBody)
+	b, cancel := openStream(t, srv)
 	quiet := func(ch <-chan error) {
 		t.Helper()
 		select {
@@ -112,17 +123,7 @@ func TestStreamWakesKeepTheirGoroutine(t *testing.T) {
 			}
 		}
 	})
-	cl := clientFor(srv)
-	defer cl.CloseIdleConnections(true)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/s", nil)
-	resp, err := cl.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b := resp.Body.(*clientBody)
+	b, _ := openStream(t, srv)
 	kinds := make(chan string, 1)
 	seen := map[string]int{}
 	buf := make([]byte, 64)

@@ -36,14 +36,38 @@ func rawOf(t *testing.T, c *net.TCPConn) (syscall.RawConn, int) {
 	return rc, fd
 }
 
-// slotPair is a loopback connection and a slot on its server end; both
-// ends close when the test ends.
-func slotPair(t *testing.T) (client, server *net.TCPConn, slot *Slot) {
+// slotPair is a loopback connection and a slot on its server end that
+// starts its readies with run; both ends close when the test ends.
+func slotPair(t *testing.T, run func(func())) (client, server *net.TCPConn, slot *Slot) {
 	t.Helper()
 	c, s := pair(t, listen(t))
 	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
 	rc, _ := rawOf(t, s)
-	return c, s, NewSlot(rc, nil)
+	return c, s, NewSlot(rc, run)
+}
+
+// wakeOnce arms slot, sends a byte to its socket and waits for the wake,
+// then reads the byte: the slot is armed (and the only wait armed) until
+// the wake, and nothing is armed after it.
+func wakeOnce(t *testing.T, c, s *net.TCPConn, slot *Slot, round int) {
+	t.Helper()
+	woke := make(chan struct{}, 1)
+	if err := slot.Wait(func() { woke <- struct{}{} }); err != nil {
+		t.Fatalf("round %d: Wait: %v", round, err)
+	}
+	if p := Parked(); p != 1 {
+		t.Fatalf("round %d: %d armed, want 1", round, p)
+	}
+	_, _ = c.Write([]byte("x"))
+	select {
+	case <-woke:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("round %d: the armed wait never woke", round)
+	}
+	_, _ = s.Read(make([]byte, 16)) // drain: the next wait must see new bytes
+	if p := Parked(); p != 0 {
+		t.Fatalf("round %d: %d armed after the wake", round, p)
+	}
 }
 
 func listen(t *testing.T) net.Listener {
@@ -197,30 +221,10 @@ func TestEventsThroughGoPoller(t *testing.T) {
 // the next wait still wakes, Parked counts only armed waits, and Close
 // leaves nothing registered behind.
 func TestSlotWaitsAgainAndCloses(t *testing.T) {
-	c, s, slot := slotPair(t)
-	woke := make(chan struct{}, 1)
+	c, s, slot := slotPair(t, nil)
 	buf := make([]byte, 16)
-	waitOnce := func(round int) {
-		t.Helper()
-		if err := slot.Wait(func() { woke <- struct{}{} }); err != nil {
-			t.Fatalf("round %d: Wait: %v", round, err)
-		}
-		if p := Parked(); p != 1 {
-			t.Fatalf("round %d: %d armed, want 1", round, p)
-		}
-		_, _ = c.Write([]byte("x"))
-		select {
-		case <-woke:
-		case <-time.After(3 * time.Second):
-			t.Fatalf("round %d: the re-armed wait never woke", round)
-		}
-		_, _ = s.Read(buf) // drain: the next wait must see new bytes
-		if p := Parked(); p != 0 {
-			t.Fatalf("round %d: %d armed after the wake", round, p)
-		}
-	}
 	for round := range 3 {
-		waitOnce(round)
+		wakeOnce(t, c, s, slot, round)
 	}
 	if err := slot.Wait(func() { t.Error("a cancelled wait ran") }); err != nil {
 		t.Fatal(err)
@@ -231,7 +235,7 @@ func TestSlotWaitsAgainAndCloses(t *testing.T) {
 	_, _ = c.Write([]byte("y")) // the late event of the cancelled wait
 	time.Sleep(50 * time.Millisecond)
 	_, _ = s.Read(buf)
-	waitOnce(3)
+	wakeOnce(t, c, s, slot, 3)
 	if slot.Close() {
 		t.Fatal("Close reported a wait that was not armed")
 	}
@@ -288,7 +292,7 @@ func TestSlotCloseOrFireExactlyOnce(t *testing.T) {
 // TestSlotRewaitNoAllocs: once registered, a slot waits again without
 // allocating (a stream waits once for every event it relays).
 func TestSlotRewaitNoAllocs(t *testing.T) {
-	_, _, slot := slotPair(t)
+	_, _, slot := slotPair(t, nil)
 	defer slot.Close()
 	ready := func() { t.Error("no byte was sent: the wait must not fire") }
 	cycle := func() {
@@ -309,25 +313,11 @@ func TestSlotRewaitNoAllocs(t *testing.T) {
 // runner its maker gave it, once per wake (the proxy's runner keeps its
 // workers' stacks: package h1, TestStreamWakesKeepTheirGoroutine).
 func TestSlotStartsReadyWithItsRunner(t *testing.T) {
-	c, s := pair(t, listen(t))
-	t.Cleanup(func() { _ = c.Close(); _ = s.Close() })
-	rc, _ := rawOf(t, s)
 	var started atomic.Int32
-	slot := NewSlot(rc, func(ready func()) { started.Add(1); go ready() })
+	c, s, slot := slotPair(t, func(ready func()) { started.Add(1); go ready() })
 	defer slot.Close()
-	woke := make(chan struct{}, 1)
-	buf := make([]byte, 16)
 	for round := range 3 {
-		if err := slot.Wait(func() { woke <- struct{}{} }); err != nil {
-			t.Fatalf("round %d: Wait: %v", round, err)
-		}
-		_, _ = c.Write([]byte("x"))
-		select {
-		case <-woke:
-		case <-time.After(3 * time.Second):
-			t.Fatalf("round %d: the wait never woke", round)
-		}
-		_, _ = s.Read(buf)
+		wakeOnce(t, c, s, slot, round)
 		if n := started.Load(); n != int32(round+1) {
 			t.Fatalf("round %d: the runner started %d readies, want %d", round, n, round+1)
 		}

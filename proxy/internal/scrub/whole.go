@@ -11,10 +11,10 @@ import (
 // Scrubbing fast paths. Per-response scrubbing used to cost ~50 KiB and
 // ~60 allocations (the secret's forms and the read buffers), most of what
 // airlock allocated per proxied request: the proxy now caches the
-// replacers of static credentials and [Reader] buffers are pooled. And a scrubbed body used
-// to lose its Content-Length, which made the forwarder flush headers
-// and every write separately and answer chunked: three TLS records and
-// syscalls for a 181-byte answer. Short known-length bodies are now
+// replacers of static credentials and [Reader] buffers are pooled. And a
+// scrubbed body used to lose its Content-Length, which made the forwarder
+// flush headers and every write separately and answer chunked: three TLS
+// records and syscalls for a 181-byte answer. Short known-length bodies are now
 // scrubbed whole and keep an exact Content-Length.
 
 // MaxWhole is the largest known-length body scrubbed whole ([Whole]);
