@@ -147,10 +147,31 @@ func TestMeterMiscounted(t *testing.T) {
 		"tokens short":   {Sent: 10, Counted: [2]float64{0, 10}, Tokens: 10*chatTokens - 1},
 		"off metered":    {Sent: 10, Counted: [2]float64{1, 10}, Tokens: 10 * chatTokens},
 		"nothing at all": {Sent: 10},
+		"A/A metered":    {Sent: 10, Counted: [2]float64{0, 10}, Tokens: 10 * chatTokens, AA: true},
 	} {
 		if r.miscounted() == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+func TestMeterAAExpectsNothingCounted(t *testing.T) {
+	if err := (&meterReport{Sent: 10, AA: true}).miscounted(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMedianOf(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := medianOf(c.in); got != c.want {
+			t.Errorf("medianOf(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	if got := roundRatios([]float64{1, 0.9876}); got != "1.000 0.988" {
+		t.Errorf("roundRatios = %q", got)
 	}
 }
 

@@ -116,6 +116,7 @@ type meterOptions struct {
 	profileSeconds              int
 	kinds                       []string
 	chunks                      int
+	aa                          bool // both proxies unmetered (the noise floor)
 }
 
 // meterKinds are the loads, by name: the body each request sends.
@@ -137,6 +138,7 @@ func runMeter(args []string) error {
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of both airlocks (through their admin ports, from the start of each kind's measured turns) and their allocation profiles (at each kind's end) into `DIR`")
 	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (it covers the turns of both proxies: raise --requests to fill it)")
 	fs.StringVar(&proxyCPUs, "proxy-cpus", "", "pin both airlocks to these CPUs with taskset (e.g. 0; run the bench under `taskset -c 1`)")
+	fs.BoolVar(&o.aa, "aa", false, "an A/A run: \"on\" gets the unmetered policy too, so its on/off figures are the machine's noise floor for a real run's")
 	if err := parseSub(fs, args); err != nil {
 		return err
 	}
@@ -168,7 +170,7 @@ func runMeter(args []string) error {
 	}
 	var ts [2]*target // off, on
 	for i, metered := range []bool{false, true} {
-		if ts[i], err = meterTarget(bin, filepath.Join(dir, meterName(metered)), up, metered); err != nil {
+		if ts[i], err = meterTarget(bin, filepath.Join(dir, meterName(metered)), up, metered && !o.aa); err != nil {
 			return err
 		}
 		defer ts[i].child.stop()
@@ -177,16 +179,22 @@ func runMeter(args []string) error {
 	if err != nil {
 		return err
 	}
+	rep.AA = o.aa
 	rep.print(stdout)
 	return rep.miscounted()
 }
 
 // miscounted says how the meter's counts differ from what was sent: every
-// request to "on" counted with its tokens, none to "off".
+// request to "on" counted with its tokens, none to "off" (nor to "on" in
+// an A/A run).
 func (rep *meterReport) miscounted() error {
-	if rep.Counted[1] != float64(rep.Sent) || rep.Tokens != float64(rep.Sent*chatTokens) || rep.Counted[0] != 0 {
+	sent := rep.Sent
+	if rep.AA {
+		sent = 0
+	}
+	if rep.Counted[1] != float64(sent) || rep.Tokens != float64(sent*chatTokens) || rep.Counted[0] != 0 {
 		return fmt.Errorf("the meter miscounted: on counted %.0f requests and %.0f tokens of %d sent (want %d tokens), off counted %.0f",
-			rep.Counted[1], rep.Tokens, rep.Sent, rep.Sent*chatTokens, rep.Counted[0])
+			rep.Counted[1], rep.Tokens, rep.Sent, sent*chatTokens, rep.Counted[0])
 	}
 	return nil
 }
@@ -242,6 +250,9 @@ type meterKind struct {
 	Off, On  meterSide `json:"-"`
 	RPSRatio float64   `json:"rps_on_over_off"`
 	CPURatio float64   `json:"cpu_on_over_off"`
+	// RoundCPURatios is CPURatio of each round alone: their spread is
+	// how far one run's figure can be trusted.
+	RoundCPURatios []float64 `json:"round_cpu_on_over_off"`
 }
 
 type meterReport struct {
@@ -257,6 +268,7 @@ type meterReport struct {
 	Sent        int64        // requests sent to "on", warm-ups included
 	Counted     [2]float64   // airlock_llm_requests_total of off and on
 	Tokens      float64      // airlock_llm_tokens_total of on, input and output
+	AA          bool         `json:"aa"` // both unmetered (--aa)
 }
 
 // turn is which proxy goes first in round r: off, on, on, off, ...
@@ -293,17 +305,22 @@ func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error)
 			}
 		}
 		var runs [2]measured
+		var perRound []float64 // each round's on/off CPU per request
 		for r := range o.rounds {
 			n := o.requests / o.rounds
 			if r == o.rounds-1 {
 				n = o.requests - n*(o.rounds-1)
 			}
+			var cpu [2]time.Duration
 			for j := range 2 {
 				i := turn(r, j)
+				cpu0 := runs[i].cpu
 				if err := runs[i].add(ts[i], clients[i], u, n, o.conc); err != nil {
 					return nil, err
 				}
+				cpu[i] = runs[i].cpu - cpu0
 			}
+			perRound = append(perRound, ratio(float64(cpu[1]), float64(cpu[0])))
 		}
 		profiles.Wait()
 		if o.profileDir != "" { // allocations since start, warm-ups included: where they are, not how many
@@ -312,7 +329,9 @@ func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error)
 			}
 		}
 		rep.Sent += int64(o.requests)
-		rep.Kinds = append(rep.Kinds, meterKindOf(k.name, runs, o.requests))
+		mk := meterKindOf(k.name, runs, o.requests)
+		mk.RoundCPURatios = perRound
+		rep.Kinds = append(rep.Kinds, mk)
 	}
 	if err := rep.firstEvent(o, ts, clients, u); err != nil {
 		return nil, err
@@ -396,6 +415,12 @@ func (rep *meterReport) print(w io.Writer) {
 			k.Off.RPS, k.Off.P50ms, k.Off.P99ms, k.Off.CPUus, k.On.RPS, k.On.P50ms, k.On.P99ms, k.On.CPUus, k.RPSRatio, k.CPURatio)
 	}
 	fmt.Fprintln(w)
+	if rep.AA {
+		fmt.Fprintln(w, "A/A run (--aa): \"on\" is unmetered too; its figures are the noise floor of an on/off run")
+	}
+	for _, k := range rep.Kinds {
+		fmt.Fprintf(w, "%-7s cpu/req on/off per round: %s (median %.3fx)\n", k.Kind, roundRatios(k.RoundCPURatios), medianOf(k.RoundCPURatios))
+	}
 	for _, k := range rep.Kinds {
 		fmt.Fprintf(w, "%-7s metering costs %+.1f %% throughput, %+.1f %% proxy CPU per request (allocs/req off %.0f, on %.0f; bytes/req off %.0f, on %.0f; GC cycles per 10k requests off %.1f, on %.1f; errors off %d, on %d)\n",
 			k.Kind, (1-k.RPSRatio)*100, (k.CPURatio-1)*100, k.Off.Allocs, k.On.Allocs, k.Off.Bytes, k.On.Bytes, k.Off.GCs, k.On.GCs, k.Off.Errors, k.On.Errors)
@@ -405,4 +430,25 @@ func (rep *meterReport) print(w io.Writer) {
 		off.P50ms, off.P99ms, on.P50ms, on.P99ms, on.P50ms-off.P50ms)
 	fmt.Fprintf(w, "counted by the meter: on %.0f of %d requests sent (%.0f tokens, want %d); off %.0f\n",
 		rep.Counted[1], rep.Sent, rep.Tokens, rep.Sent*chatTokens, rep.Counted[0])
+}
+
+// roundRatios lists ratios as "0.98 1.03 ...".
+func roundRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = strconv.FormatFloat(r, 'f', 3, 64)
+	}
+	return strings.Join(parts, " ")
+}
+
+// medianOf is the median of xs (0 for none).
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
