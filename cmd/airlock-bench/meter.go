@@ -179,7 +179,6 @@ func runMeter(args []string) error {
 	if err != nil {
 		return err
 	}
-	rep.AA = o.aa
 	rep.print(stdout)
 	return rep.miscounted()
 }
@@ -188,15 +187,21 @@ func runMeter(args []string) error {
 // request to "on" counted with its tokens, none to "off" (nor to "on" in
 // an A/A run).
 func (rep *meterReport) miscounted() error {
-	sent := rep.Sent
-	if rep.AA {
-		sent = 0
-	}
+	sent := rep.metered()
 	if rep.Counted[1] != float64(sent) || rep.Tokens != float64(sent*chatTokens) || rep.Counted[0] != 0 {
 		return fmt.Errorf("the meter miscounted: on counted %.0f requests and %.0f tokens of %d sent (want %d tokens), off counted %.0f",
 			rep.Counted[1], rep.Tokens, rep.Sent, sent*chatTokens, rep.Counted[0])
 	}
 	return nil
+}
+
+// metered is how many requests "on" should have counted: every one sent,
+// none in an A/A run.
+func (rep *meterReport) metered() int64 {
+	if rep.AA {
+		return 0
+	}
+	return rep.Sent
 }
 
 func meterName(metered bool) string {
@@ -277,7 +282,7 @@ func turn(r, i int) int { return (r + i) % 2 }
 // measureMeter runs both kinds on both proxies, then the first-event
 // probe, then reads what "on" counted.
 func measureMeter(o meterOptions, ts [2]*target, u string) (*meterReport, error) {
-	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks, FlushEach: o.flushEach || o.gap > 0, Gap: o.gap.String()}
+	rep := &meterReport{Machine: machine(), Requests: o.requests, Concurrency: o.conc, Rounds: o.rounds, Chunks: o.chunks, FlushEach: o.flushEach || o.gap > 0, Gap: o.gap.String(), AA: o.aa}
 	var clients [2]*http.Client
 	for i, t := range ts {
 		clients[i] = t.newClient(o.conc)
@@ -429,7 +434,7 @@ func (rep *meterReport) print(w io.Writer) {
 	fmt.Fprintf(w, "SSE first event, one at a time: off p50 %.3f p99 %.3f ms; on p50 %.3f p99 %.3f ms; on-off p50 %+.3f ms\n",
 		off.P50ms, off.P99ms, on.P50ms, on.P99ms, on.P50ms-off.P50ms)
 	fmt.Fprintf(w, "counted by the meter: on %.0f of %d requests sent (%.0f tokens, want %d); off %.0f\n",
-		rep.Counted[1], rep.Sent, rep.Tokens, rep.Sent*chatTokens, rep.Counted[0])
+		rep.Counted[1], rep.Sent, rep.Tokens, rep.metered()*chatTokens, rep.Counted[0])
 }
 
 // roundRatios lists ratios as "0.98 1.03 ...".
